@@ -1,0 +1,282 @@
+//! The command grammar: one definition from which parsing and help are derived.
+//! Pure: no I/O. Platforms hand over the text after the command name, with user
+//! mentions already turned into neutral `<@platform:user>` tokens.
+
+use crate::domain::ticket::TicketId;
+use crate::domain::Actor;
+
+/// Every command. Adding one without usage and help text does not compile:
+/// `usage` and `help_key` match exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    ReleaseNew,
+    ReleaseShow,
+    ReleaseList,
+    ReleaseCancel,
+    ReleaseHelp,
+    RoleAdd,
+    RoleRemove,
+    RoleList,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 8] = [
+        Verb::ReleaseNew,
+        Verb::ReleaseShow,
+        Verb::ReleaseList,
+        Verb::ReleaseCancel,
+        Verb::ReleaseHelp,
+        Verb::RoleAdd,
+        Verb::RoleRemove,
+        Verb::RoleList,
+    ];
+
+    /// The top-level command (`/release`, `/role`).
+    pub fn command(self) -> &'static str {
+        match self {
+            Verb::ReleaseNew | Verb::ReleaseShow | Verb::ReleaseList | Verb::ReleaseCancel | Verb::ReleaseHelp => "release",
+            Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::ReleaseNew => "new",
+            Verb::ReleaseShow => "show",
+            Verb::ReleaseList => "list",
+            Verb::ReleaseCancel => "cancel",
+            Verb::ReleaseHelp => "help",
+            Verb::RoleAdd => "add",
+            Verb::RoleRemove => "remove",
+            Verb::RoleList => "list",
+        }
+    }
+
+    /// Syntax, the same in every language.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Verb::ReleaseNew => "/release new [service]",
+            Verb::ReleaseShow => "/release show REL-ID",
+            Verb::ReleaseList => "/release list [mine|pending|all]",
+            Verb::ReleaseCancel => "/release cancel REL-ID [reason]",
+            Verb::ReleaseHelp => "/release help",
+            Verb::RoleAdd => "/role add ROLE @user [application]",
+            Verb::RoleRemove => "/role remove ROLE @user [application]",
+            Verb::RoleList => "/role list",
+        }
+    }
+
+    /// The template that explains it (`messages/*/help_*.hbs`).
+    pub fn help_key(self) -> &'static str {
+        match self {
+            Verb::ReleaseNew => "help_release_new",
+            Verb::ReleaseShow => "help_release_show",
+            Verb::ReleaseList => "help_release_list",
+            Verb::ReleaseCancel => "help_release_cancel",
+            Verb::ReleaseHelp => "help_release_help",
+            Verb::RoleAdd => "help_role_add",
+            Verb::RoleRemove => "help_role_remove",
+            Verb::RoleList => "help_role_list",
+        }
+    }
+
+    fn find(command: &str, word: &str) -> Option<Verb> {
+        Verb::ALL
+            .into_iter()
+            .find(|v| v.command() == command && v.word().eq_ignore_ascii_case(word))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope {
+    Mine,
+    Pending,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    ReleaseNew { service: Option<String> },
+    ReleaseShow { id: TicketId },
+    ReleaseList { scope: ListScope },
+    ReleaseCancel { id: TicketId, reason: Option<String> },
+    Help { command: String },
+    RoleAdd { role: String, user: Actor, application: Option<String> },
+    RoleRemove { role: String, user: Actor, application: Option<String> },
+    RoleList,
+}
+
+/// What is wrong with a command line; each has a template `usage_<code>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    UnknownCommand(String),
+    UnknownVerb { command: String, word: String },
+    MissingTicket,
+    BadTicket(String),
+    BadScope(String),
+    MissingRole,
+    MissingUser,
+    /// A word that should have been a mention (`@bob` typed as plain text).
+    NotAMention(String),
+    Unexpected(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub verb: Option<Verb>,
+    pub problem: Problem,
+}
+
+impl Problem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::UnknownCommand(_) => "unknown_command",
+            Problem::UnknownVerb { .. } => "unknown_verb",
+            Problem::MissingTicket => "missing_ticket",
+            Problem::BadTicket(_) => "bad_ticket",
+            Problem::BadScope(_) => "bad_scope",
+            Problem::MissingRole => "missing_role",
+            Problem::MissingUser => "missing_user",
+            Problem::NotAMention(_) => "not_a_mention",
+            Problem::Unexpected(_) => "unexpected",
+        }
+    }
+
+    /// The word at fault, for the template.
+    pub fn word(&self) -> &str {
+        match self {
+            Problem::UnknownCommand(w)
+            | Problem::BadTicket(w)
+            | Problem::BadScope(w)
+            | Problem::NotAMention(w)
+            | Problem::Unexpected(w) => w,
+            Problem::UnknownVerb { word, .. } => word,
+            Problem::MissingTicket | Problem::MissingRole | Problem::MissingUser => "",
+        }
+    }
+}
+
+/// Parses a neutral mention token `<@platform:user>`.
+pub fn parse_mention(token: &str) -> Option<Actor> {
+    let inner = token.strip_prefix("<@")?.strip_suffix('>')?;
+    Actor::parse(inner)
+}
+
+fn err(verb: Verb, problem: Problem) -> CommandError {
+    CommandError { verb: Some(verb), problem }
+}
+
+/// Parses `text` given to `/command`.
+pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
+    let command = command.trim().trim_start_matches('/').to_ascii_lowercase();
+    if command != "release" && command != "role" {
+        return Err(CommandError { verb: None, problem: Problem::UnknownCommand(command) });
+    }
+    let mut words = text.split_whitespace();
+    let Some(word) = words.next() else {
+        return Ok(Command::Help { command });
+    };
+    let Some(verb) = Verb::find(&command, word) else {
+        return Err(CommandError { verb: None, problem: Problem::UnknownVerb { command, word: word.to_string() } });
+    };
+    let rest: Vec<&str> = words.collect();
+    let ticket = |w: Option<&&str>| -> Result<TicketId, CommandError> {
+        let w = w.ok_or_else(|| err(verb, Problem::MissingTicket))?;
+        TicketId::parse(w).ok_or_else(|| err(verb, Problem::BadTicket(w.to_string())))
+    };
+    let no_more = |from: usize| -> Result<(), CommandError> {
+        match rest.get(from) {
+            Some(w) => Err(err(verb, Problem::Unexpected(w.to_string()))),
+            None => Ok(()),
+        }
+    };
+    let member = || -> Result<(String, Actor, Option<String>), CommandError> {
+        let role = rest.first().ok_or_else(|| err(verb, Problem::MissingRole))?.to_ascii_lowercase();
+        let user = rest.get(1).ok_or_else(|| err(verb, Problem::MissingUser))?;
+        let user = parse_mention(user).ok_or_else(|| err(verb, Problem::NotAMention(user.to_string())))?;
+        let app = rest.get(2).map(|s| s.to_string());
+        no_more(3)?;
+        Ok((role, user, app))
+    };
+    match verb {
+        Verb::ReleaseNew => Ok(Command::ReleaseNew { service: (!rest.is_empty()).then(|| rest.join(" ")) }),
+        Verb::ReleaseShow => {
+            let id = ticket(rest.first())?;
+            no_more(1)?;
+            Ok(Command::ReleaseShow { id })
+        }
+        Verb::ReleaseList => {
+            let scope = match rest.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+                None | Some("pending") => ListScope::Pending,
+                Some("mine") => ListScope::Mine,
+                Some("all") => ListScope::All,
+                Some(_) => return Err(err(verb, Problem::BadScope(rest[0].to_string()))),
+            };
+            no_more(1)?;
+            Ok(Command::ReleaseList { scope })
+        }
+        Verb::ReleaseCancel => {
+            let id = ticket(rest.first())?;
+            let reason = (rest.len() > 1).then(|| rest[1..].join(" "));
+            Ok(Command::ReleaseCancel { id, reason })
+        }
+        Verb::ReleaseHelp => Ok(Command::Help { command }),
+        Verb::RoleAdd => {
+            let (role, user, application) = member()?;
+            Ok(Command::RoleAdd { role, user, application })
+        }
+        Verb::RoleRemove => {
+            let (role, user, application) = member()?;
+            Ok(Command::RoleRemove { role, user, application })
+        }
+        Verb::RoleList => {
+            no_more(0)?;
+            Ok(Command::RoleList)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_verb() {
+        assert_eq!(parse("/release", "new"), Ok(Command::ReleaseNew { service: None }));
+        assert_eq!(parse("release", "new App release"), Ok(Command::ReleaseNew { service: Some("App release".into()) }));
+        assert_eq!(parse("release", "show REL-4"), Ok(Command::ReleaseShow { id: TicketId(4) }));
+        assert_eq!(parse("release", "list"), Ok(Command::ReleaseList { scope: ListScope::Pending }));
+        assert_eq!(parse("release", "LIST mine"), Ok(Command::ReleaseList { scope: ListScope::Mine }));
+        assert_eq!(parse("release", "cancel 3 wrong build"), Ok(Command::ReleaseCancel { id: TicketId(3), reason: Some("wrong build".into()) }));
+        assert_eq!(parse("release", ""), Ok(Command::Help { command: "release".into() }));
+        assert_eq!(parse("release", "help"), Ok(Command::Help { command: "release".into() }));
+        assert_eq!(
+            parse("role", "add QC <@slack:U1> payments"),
+            Ok(Command::RoleAdd { role: "qc".into(), user: Actor::new("slack", "U1"), application: Some("payments".into()) })
+        );
+        assert_eq!(parse("role", "remove qc <@slack:U1>"), Ok(Command::RoleRemove { role: "qc".into(), user: Actor::new("slack", "U1"), application: None }));
+        assert_eq!(parse("role", "list"), Ok(Command::RoleList));
+    }
+
+    #[test]
+    fn bad_input_names_the_problem_and_the_verb() {
+        let e = |c: &str, t: &str| parse(c, t).unwrap_err();
+        assert_eq!(e("deploy", "x").problem, Problem::UnknownCommand("deploy".into()));
+        assert_eq!(e("release", "ship").problem, Problem::UnknownVerb { command: "release".into(), word: "ship".into() });
+        assert_eq!(e("release", "show"), CommandError { verb: Some(Verb::ReleaseShow), problem: Problem::MissingTicket });
+        assert_eq!(e("release", "show abc").problem, Problem::BadTicket("abc".into()));
+        assert_eq!(e("release", "show REL-1 extra").problem, Problem::Unexpected("extra".into()));
+        assert_eq!(e("release", "list soon").problem, Problem::BadScope("soon".into()));
+        assert_eq!(e("role", "add").problem, Problem::MissingRole);
+        assert_eq!(e("role", "add qc").problem, Problem::MissingUser);
+        assert_eq!(e("role", "add qc @bob").problem, Problem::NotAMention("@bob".into()));
+        assert_eq!(e("role", "list all").problem, Problem::Unexpected("all".into()));
+    }
+
+    #[test]
+    fn every_verb_has_usage_starting_with_its_command() {
+        for v in Verb::ALL {
+            assert!(v.usage().starts_with(&format!("/{} {}", v.command(), v.word())), "{v:?}");
+        }
+    }
+}

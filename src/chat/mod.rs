@@ -1,0 +1,173 @@
+//! The platform-neutral message model, the inbound event model, and the wording
+//! (handlebars templates from `messages/`). One sub-module per platform holds its
+//! signature checks, payload parsing, renderer and API client.
+
+pub mod slack;
+pub mod texts;
+
+use crate::domain::Actor;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub use texts::Texts;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonStyle {
+    Default,
+    Primary,
+    Danger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirm {
+    pub title: String,
+    pub text: String,
+    pub ok: String,
+    pub cancel: String,
+}
+
+/// A button carries a semantic action (see `bot::actions`), never a platform id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub label: String,
+    pub action: String,
+    pub style: ButtonStyle,
+    pub confirm: Option<Confirm>,
+}
+
+/// A chat message. Text may contain mention tokens `<@platform:user>`, which each
+/// renderer turns into its platform's mention; user-supplied text arrives escaped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Message {
+    pub title: String,
+    pub fields: Vec<Field>,
+    pub body: Option<String>,
+    pub context: Option<String>,
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    Text,
+    Multiline,
+    Select { options: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    pub id: String,
+    pub label: String,
+    pub input: InputKind,
+    pub required: bool,
+    pub hint: Option<String>,
+    pub initial: Option<String>,
+}
+
+/// A form (Slack and Discord modal). `callback` names what submitting does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Form {
+    pub title: String,
+    pub submit: String,
+    pub cancel: String,
+    pub callback: String,
+    /// Where answers to the submission go (the channel the form was opened from).
+    pub reply_channel: String,
+    pub intro: Option<String>,
+    pub fields: Vec<FormField>,
+}
+
+/// One outbound effect, as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outbound {
+    /// A new message in a channel; the outbox row's `msg_key` names it for later edits.
+    Post { channel: String, message: Message },
+    /// Replace the message named by the row's `msg_key`.
+    Update { channel: String, message: Message },
+    /// Visible to one user only.
+    Ephemeral { channel: String, user: String, message: Message },
+    /// A direct message to a user.
+    Direct { user: String, message: Message },
+    /// Open a form in answer to an interaction.
+    OpenForm { trigger: String, form: Form },
+}
+
+impl Outbound {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outbound::Post { .. } => "post",
+            Outbound::Update { .. } => "update",
+            Outbound::Ephemeral { .. } => "ephemeral",
+            Outbound::Direct { .. } => "direct",
+            Outbound::OpenForm { .. } => "open_form",
+        }
+    }
+}
+
+/// Where a message lives on its platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub channel: String,
+    pub ts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InboundKind {
+    /// `name` is `release` or `role`; `text` the rest of the line.
+    Command { name: String, text: String },
+    /// A button press.
+    Action { action: String, message: Option<Location> },
+    /// A submitted form.
+    FormSubmit { callback: String, values: BTreeMap<String, String> },
+}
+
+/// A platform-neutral inbound event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub actor: Actor,
+    pub actor_name: String,
+    /// Where answers go.
+    pub channel: String,
+    /// Lets the bot open a form in answer (Slack `trigger_id`).
+    pub trigger: Option<String>,
+    pub kind: InboundKind,
+}
+
+/// The mention token of a user, rendered by each platform.
+pub fn mention(actor: &Actor) -> String {
+    format!("<@{}:{}>", actor.platform, actor.user_id)
+}
+
+/// Cuts `s` to at most `max` characters, ending with `marker` when it had to cut.
+pub fn truncate(s: &str, max: usize, marker: &str) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let keep = max.saturating_sub(marker.chars().count());
+    let mut out: String = s.chars().take(keep).collect();
+    out.push_str(marker);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_is_visible_and_within_limit() {
+        assert_eq!(truncate("hello", 5, "…"), "hello");
+        let t = truncate("hello world", 8, "… (cut)");
+        assert_eq!(t, "h… (cut)");
+        assert_eq!(t.chars().count(), 8);
+        assert_eq!(truncate("日本語テキスト", 4, "…"), "日本語…");
+    }
+}

@@ -1,0 +1,144 @@
+//! All user-facing wording: handlebars templates from `messages/<locale>/<key>.hbs`,
+//! compiled into the binary, registered once, rendered in strict mode.
+
+use anyhow::Context;
+use handlebars::Handlebars;
+use include_dir::{include_dir, Dir};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+static MESSAGES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/messages");
+
+pub const LOCALES: &[&str] = &["en", "zh-CN"];
+
+/// Slack, Discord and DingTalk markdown need only `&`, `<` and `>` escaped.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Clone)]
+pub struct Texts {
+    hb: Arc<Handlebars<'static>>,
+    locale: &'static str,
+}
+
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Texts").field("locale", &self.locale).finish()
+    }
+}
+
+fn registry() -> anyhow::Result<Handlebars<'static>> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(escape);
+    for locale in LOCALES {
+        let dir = MESSAGES.get_dir(locale).with_context(|| format!("messages/{locale} is missing"))?;
+        for file in dir.files() {
+            let path = file.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
+                continue;
+            }
+            let stem = path.file_stem().and_then(|s| s.to_str()).context("template name")?;
+            let text = file.contents_utf8().with_context(|| format!("{} is not UTF-8", path.display()))?;
+            // One trailing newline is the file's, not the message's.
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            hb.register_template_string(&format!("{locale}/{stem}"), text)
+                .with_context(|| format!("messages/{}", path.display()))?;
+        }
+    }
+    Ok(hb)
+}
+
+fn keys(locale: &str) -> BTreeSet<String> {
+    MESSAGES
+        .get_dir(locale)
+        .map(|d| {
+            d.files()
+                .filter_map(|f| f.path().file_stem().and_then(|s| s.to_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Texts {
+    pub fn new(locale: &str) -> anyhow::Result<Self> {
+        let locale = LOCALES
+            .iter()
+            .find(|l| l.eq_ignore_ascii_case(locale))
+            .copied()
+            .with_context(|| format!("unknown locale \"{locale}\" (expected one of {})", LOCALES.join(", ")))?;
+        Ok(Self { hb: Arc::new(registry()?), locale })
+    }
+
+    pub fn locale(&self) -> &'static str {
+        self.locale
+    }
+
+    /// The same templates in another locale.
+    pub fn with_locale(&self, locale: &str) -> anyhow::Result<Self> {
+        let locale = LOCALES.iter().find(|l| **l == locale).copied().with_context(|| format!("unknown locale {locale}"))?;
+        Ok(Self { hb: self.hb.clone(), locale })
+    }
+
+    pub fn render<T: Serialize>(&self, key: &str, data: &T) -> anyhow::Result<String> {
+        self.hb
+            .render(&format!("{}/{key}", self.locale), data)
+            .with_context(|| format!("rendering messages/{}/{key}.hbs", self.locale))
+    }
+
+    /// A template without variables.
+    pub fn plain(&self, key: &str) -> anyhow::Result<String> {
+        self.render(key, &serde_json::json!({}))
+    }
+
+    /// Problems with the message catalogue: a key present in one locale only.
+    pub fn check() -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = registry() {
+            problems.push(format!("{e:#}"));
+        }
+        let base = keys(LOCALES[0]);
+        for locale in &LOCALES[1..] {
+            let other = keys(locale);
+            for k in base.difference(&other) {
+                problems.push(format!("messages/{locale}/{k}.hbs is missing (present in {})", LOCALES[0]));
+            }
+            for k in other.difference(&base) {
+                problems.push(format!("messages/{}/{k}.hbs is missing (present in {locale})", LOCALES[0]));
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_locale_has_every_message() {
+        assert_eq!(Texts::check(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn escaping_keeps_markup_out() {
+        assert_eq!(escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+    }
+
+    #[test]
+    fn unknown_locale_is_refused() {
+        assert!(Texts::new("fr").is_err());
+        assert_eq!(Texts::new("zh-cn").unwrap().locale(), "zh-CN");
+    }
+}

@@ -1,0 +1,425 @@
+//! Settings (command line and environment) and the TOML configuration.
+
+use crate::domain::flow::{FieldKind, Flow, RejectTarget};
+use crate::domain::Actor;
+use anyhow::Context;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret value: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Process settings: every flag can also be given as an environment variable (or in `.env`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// SQLite (`sqlite://file?mode=rwc`) or PostgreSQL (`postgres://…`) URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://releasebot.db?mode=rwc")]
+    pub database_url: String,
+    /// HTTP listen address.
+    #[arg(long, env = "RELEASEBOT_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// Base of links in messages.
+    #[arg(long, env = "RELEASEBOT_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+    pub public_url: String,
+    /// TOML file with roles, flows and services; the built-in defaults when absent.
+    #[arg(long, env = "RELEASEBOT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Language of every message: `en` or `zh-CN`.
+    #[arg(long, env = "RELEASEBOT_LOCALE", default_value = "en")]
+    pub locale: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "RELEASEBOT_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Slack signing secret (Slack is off when unset).
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<Secret>,
+    /// Slack bot token, `xoxb-…` (Slack is off when unset).
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<Secret>,
+    /// Base URL of the Slack Web API.
+    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: String,
+}
+
+impl Settings {
+    /// Settings on the embedded defaults, for tests and the demo.
+    pub fn defaults() -> Self {
+        Self {
+            database_url: "sqlite://releasebot.db?mode=rwc".into(),
+            listen: "127.0.0.1:3000".into(),
+            public_url: "http://127.0.0.1:3000".into(),
+            config: None,
+            locale: "en".into(),
+            log_format: "text".into(),
+            slack_signing_secret: None,
+            slack_bot_token: None,
+            slack_api_url: "https://slack.com/api".into(),
+        }
+    }
+
+    pub fn slack(&self) -> Option<(Secret, Secret)> {
+        match (&self.slack_signing_secret, &self.slack_bot_token) {
+            (Some(s), Some(t)) if !s.expose().is_empty() && !t.expose().is_empty() => Some((s.clone(), t.clone())),
+            _ => None,
+        }
+    }
+}
+
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Platforms a role member may belong to.
+pub const PLATFORMS: &[&str] = &["slack", "discord", "dingtalk"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub flow: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfig {
+    pub name: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceConfig>,
+    #[serde(default)]
+    flows: BTreeMap<String, RawFlow>,
+    #[serde(default)]
+    applications: Vec<ApplicationConfig>,
+    #[serde(default)]
+    default_service: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    name: String,
+    #[serde(default)]
+    separation_of_duties: bool,
+    #[serde(default)]
+    stages: Vec<crate::domain::Stage>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// Members seeded from the file, by role.
+    pub role_members: BTreeMap<String, Vec<Actor>>,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub flows: BTreeMap<String, Flow>,
+    pub applications: Vec<String>,
+    pub default_service: String,
+}
+
+/// Every problem found in a configuration, each with its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl Config {
+    pub fn builtin() -> Self {
+        match Self::parse(DEFAULT_CONFIG) {
+            Ok(c) => c,
+            // The built-in file is covered by a unit test; this cannot happen in a released build.
+            Err(e) => panic!("built-in configuration is invalid: {e}"),
+        }
+    }
+
+    /// Loads the file named by the settings, or the built-in defaults.
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        match path {
+            None => Ok(Self::builtin()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {} problem(s)\n{e}", p.display(), e.0.len()))
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim_end().to_string()]))?;
+        let mut errors = Vec::new();
+        let mut role_members = BTreeMap::new();
+        for (name, role) in &raw.roles {
+            if !valid_name(name) {
+                errors.push(format!("roles.{name}: role names use lowercase letters, digits, '-' and '_'"));
+            }
+            let mut members = Vec::new();
+            for (i, m) in role.members.iter().enumerate() {
+                match Actor::parse(m) {
+                    Some(a) if PLATFORMS.contains(&a.platform.as_str()) => members.push(a),
+                    Some(a) => errors.push(format!(
+                        "roles.{name}.members[{i}]: unknown platform \"{}\" (expected one of {})",
+                        a.platform,
+                        PLATFORMS.join(", ")
+                    )),
+                    None => errors.push(format!("roles.{name}.members[{i}]: \"{m}\" is not of the form platform:user-id (slack:U0123ABCD)")),
+                }
+            }
+            role_members.insert(name.clone(), members);
+        }
+        if !raw.roles.contains_key("admin") {
+            errors.push("roles: the \"admin\" role is required".to_string());
+        }
+        let mut flows = BTreeMap::new();
+        for (id, rf) in &raw.flows {
+            let path = format!("flows.{id}");
+            if !valid_name(id) {
+                errors.push(format!("{path}: flow ids use lowercase letters, digits, '-' and '_'"));
+            }
+            if rf.stages.is_empty() {
+                errors.push(format!("{path}.stages: a flow needs at least one stage (the submission)"));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, st) in rf.stages.iter().enumerate() {
+                let sp = format!("{path}.stages[{i}]");
+                if !valid_name(&st.id) {
+                    errors.push(format!("{sp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'", st.id));
+                }
+                if !seen.insert(st.id.clone()) {
+                    errors.push(format!("{sp}.id: duplicate stage id \"{}\"", st.id));
+                }
+                if !raw.roles.contains_key(&st.role) {
+                    errors.push(format!("{sp}.role: unknown role \"{}\"", st.role));
+                }
+                if st.approvals_required == 0 {
+                    errors.push(format!("{sp}.approvals_required: must be at least 1"));
+                }
+                if i == 0 && st.approvals_required != 1 {
+                    errors.push(format!("{sp}.approvals_required: the submission stage is not approved"));
+                }
+                if let RejectTarget::Stage(target) = &st.on_reject {
+                    match rf.stages.iter().position(|s| &s.id == target) {
+                        None => errors.push(format!("{sp}.on_reject: unknown stage \"{target}\"")),
+                        Some(t) if t >= i => errors.push(format!("{sp}.on_reject: stage \"{target}\" is not earlier than this one")),
+                        Some(_) => {}
+                    }
+                }
+                let mut field_ids = BTreeSet::new();
+                for (j, f) in st.fields.iter().enumerate() {
+                    let fp = format!("{sp}.fields[{j}]");
+                    if !valid_name(&f.id) {
+                        errors.push(format!("{fp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'", f.id));
+                    }
+                    if !field_ids.insert(f.id.clone()) {
+                        errors.push(format!("{fp}.id: duplicate field id \"{}\"", f.id));
+                    }
+                    if f.label.trim().is_empty() {
+                        errors.push(format!("{fp}.label: must not be empty"));
+                    }
+                    match (f.kind, f.options.is_empty()) {
+                        (FieldKind::Select, true) => errors.push(format!("{fp}.options: a select field needs options")),
+                        (FieldKind::Select, false) => {}
+                        (_, false) => errors.push(format!("{fp}.options: only select fields have options")),
+                        (_, true) => {}
+                    }
+                }
+            }
+            let mut flow = Flow { id: id.clone(), name: rf.name.clone(), separation_of_duties: rf.separation_of_duties, stages: rf.stages.clone() };
+            flow.id = id.clone();
+            flows.insert(id.clone(), flow);
+        }
+        for (id, s) in &raw.services {
+            if !valid_name(id) {
+                errors.push(format!("services.{id}: service ids use lowercase letters, digits, '-' and '_'"));
+            }
+            if !raw.flows.contains_key(&s.flow) {
+                errors.push(format!("services.{id}.flow: unknown flow \"{}\"", s.flow));
+            }
+        }
+        let default_service = match &raw.default_service {
+            Some(s) => {
+                if !raw.services.contains_key(s) {
+                    errors.push(format!("default_service: unknown service \"{s}\""));
+                }
+                s.clone()
+            }
+            None => match raw.services.keys().next() {
+                Some(s) => s.clone(),
+                None => {
+                    errors.push("services: at least one service is required".to_string());
+                    String::new()
+                }
+            },
+        };
+        let mut applications = Vec::new();
+        for (i, a) in raw.applications.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                errors.push(format!("applications[{i}].name: must not be empty"));
+            } else if applications.contains(&a.name) {
+                errors.push(format!("applications[{i}].name: duplicate application \"{}\"", a.name));
+            } else {
+                applications.push(a.name.clone());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config { roles: raw.roles, role_members, services: raw.services, flows, applications, default_service })
+    }
+
+    pub fn flow_of_service(&self, service: &str) -> Option<(&ServiceConfig, &Flow)> {
+        let s = self.services.get(service)?;
+        Some((s, self.flows.get(&s.flow)?))
+    }
+
+    /// Finds a service by id or by name, case-insensitively.
+    pub fn find_service(&self, query: &str) -> Option<&str> {
+        let q = query.trim();
+        self.services
+            .iter()
+            .find(|(id, s)| id.eq_ignore_ascii_case(q) || s.name.eq_ignore_ascii_case(q))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_is_the_seed_flow() {
+        let c = Config::builtin();
+        let (service, flow) = c.flow_of_service("app-release").unwrap();
+        assert_eq!(service.name, "App release");
+        let roles: Vec<&str> = flow.stages.iter().map(|s| s.role.as_str()).collect();
+        assert_eq!(roles, ["product", "test", "ops", "ops", "qc"]);
+        assert_eq!(c.find_service("app release"), Some("app-release"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = DEFAULT_CONFIG.replace("role = \"ops\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"", "role = \"opz\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"")
+            + "\n[roles.bad]\nmembers = [\"U123\", \"irc:x\"]\n[services.other]\nname = \"x\"\nflow = \"nope\"\n";
+        let err = Config::parse(&text).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![
+                "roles.bad.members[0]: \"U123\" is not of the form platform:user-id (slack:U0123ABCD)".to_string(),
+                "roles.bad.members[1]: unknown platform \"irc\" (expected one of slack, discord, dingtalk)".to_string(),
+                "flows.app-release.stages[2].role: unknown role \"opz\"".to_string(),
+                "services.other.flow: unknown flow \"nope\"".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_references_are_refused() {
+        let err = Config::parse("[roles.admin]\ncolour = \"red\"\n").unwrap_err();
+        assert!(err.0[0].contains("unknown field `colour`"), "{err}");
+        let text = r#"
+[roles.admin]
+[roles.ops]
+[services.s]
+name = "S"
+flow = "f"
+[flows.f]
+name = "F"
+[[flows.f.stages]]
+id = "submit"
+role = "ops"
+name = "Submit"
+fields = [{ id = "x", label = "X", kind = "select" }, { id = "x", label = "", kind = "md5", options = ["a"] }]
+[[flows.f.stages]]
+id = "a"
+name = "A"
+role = "ops"
+approvals_required = 0
+on_reject = { stage = "b" }
+[[flows.f.stages]]
+id = "b"
+name = "B"
+role = "ops"
+"#;
+        let err = Config::parse(text).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![
+                "flows.f.stages[0].fields[0].options: a select field needs options".to_string(),
+                "flows.f.stages[0].fields[1].id: duplicate field id \"x\"".to_string(),
+                "flows.f.stages[0].fields[1].label: must not be empty".to_string(),
+                "flows.f.stages[0].fields[1].options: only select fields have options".to_string(),
+                "flows.f.stages[1].approvals_required: must be at least 1".to_string(),
+                "flows.f.stages[1].on_reject: stage \"b\" is not earlier than this one".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("xoxb-very-secret");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    }
+}

@@ -1,0 +1,10 @@
+//! Pure types and state machines: no I/O, no async, no platform types.
+
+pub mod actor;
+pub mod fields;
+pub mod flow;
+pub mod ticket;
+
+pub use actor::Actor;
+pub use flow::{FieldDef, FieldKind, Flow, RejectTarget, Stage};
+pub use ticket::{Decision, DecisionKind, Denied, Outcome, Ticket, TicketStatus};

@@ -1,0 +1,10 @@
+//! releasebot: release tickets, approvals and (later) releases, run from chat.
+
+pub mod bot;
+pub mod chat;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod outbox;
+pub mod store;
