@@ -8,3 +8,6 @@ pub mod domain;
 pub mod metrics;
 pub mod outbox;
 pub mod store;
+pub mod cli;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,103 @@
+//! Outbound Slack calls through slack-morphism's Web API client.
+
+use crate::chat::{Location, Outbound, Texts};
+use crate::config::Secret;
+use crate::outbox::{ChatClient, SendError};
+use crate::store::outbox::MessageRef;
+use async_trait::async_trait;
+use serde_json::json;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::time::Duration;
+
+type Connector = SlackClientHyperHttpsConnector;
+
+/// How long one API call may take before it counts as a transient failure.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct SlackChat {
+    client: SlackClient<Connector>,
+    token: SlackApiToken,
+}
+
+impl SlackChat {
+    /// `api_url` is the Web API base (`https://slack.com/api`); tests point it at a fake.
+    pub fn new(api_url: &str, token: &Secret) -> anyhow::Result<Self> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        // A trailing slash would produce `//chat.postMessage`.
+        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
+        let token_value: SlackApiTokenValue = token.expose().to_string().into();
+        Ok(Self { client: SlackClient::new(connector), token: SlackApiToken::new(token_value) })
+    }
+}
+
+fn classify(e: SlackClientError) -> SendError {
+    match e {
+        SlackClientError::RateLimitError(r) => SendError::RateLimited(r.retry_after),
+        SlackClientError::ApiError(a) => match a.code.as_str() {
+            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => SendError::Transient(a.code),
+            _ => SendError::Permanent(a.code),
+        },
+        SlackClientError::HttpError(h) if h.status_code.is_server_error() => SendError::Transient(format!("HTTP {}", h.status_code)),
+        SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
+        SlackClientError::ProtocolError(p) => SendError::Permanent(format!("unexpected answer: {p}")),
+        other => SendError::Transient(other.to_string()),
+    }
+}
+
+fn model<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, SendError> {
+    serde_json::from_value(v).map_err(|e| SendError::Permanent(format!("building the Slack request: {e}")))
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Result<T, SendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(classify),
+        Err(_) => Err(SendError::Transient("timed out".into())),
+    }
+}
+
+#[async_trait]
+impl ChatClient for SlackChat {
+    async fn send(&self, texts: &Texts, out: &Outbound, existing: Option<&MessageRef>) -> Result<Option<Location>, SendError> {
+        let session = self.client.open_session(&self.token);
+        let content = |m: &crate::chat::Message| -> Result<serde_json::Value, SendError> {
+            let blocks = super::render::blocks(m, texts).map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+            Ok(json!({ "text": super::render::fallback_text(m), "blocks": blocks }))
+        };
+        match out {
+            Outbound::Post { channel, message } | Outbound::Direct { user: channel, message } => {
+                let mut req = content(message)?;
+                req["channel"] = json!(channel);
+                let req: SlackApiChatPostMessageRequest = model(req)?;
+                let res = timed(session.chat_post_message(&req)).await?;
+                Ok(Some(Location { channel: res.channel.to_string(), ts: res.ts.to_string() }))
+            }
+            Outbound::Update { message, .. } => {
+                let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
+                let mut req = content(message)?;
+                req["channel"] = json!(r.channel);
+                req["ts"] = json!(r.ts);
+                let req: SlackApiChatUpdateRequest = model(req)?;
+                timed(session.chat_update(&req)).await?;
+                Ok(None)
+            }
+            Outbound::Ephemeral { channel, user, message } => {
+                let mut req = content(message)?;
+                req["channel"] = json!(channel);
+                req["user"] = json!(user);
+                let req: SlackApiChatPostEphemeralRequest = model(req)?;
+                timed(session.chat_post_ephemeral(&req)).await?;
+                Ok(None)
+            }
+            Outbound::OpenForm { trigger, form } => {
+                let req: SlackApiViewsOpenRequest = model(json!({ "trigger_id": trigger, "view": super::render::modal(form) }))?;
+                timed(session.views_open(&req)).await?;
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Startup and wiring: the HTTP routes, the workers, graceful shutdown.
+
+use crate::bot::Bot;
+use crate::chat::slack::{self, parse, verify};
+use crate::chat::Texts;
+use crate::clock::SharedClock;
+use crate::config::{Config, Secret, Settings};
+use crate::metrics::Metrics;
+use crate::outbox::{ChatClient, OutboxWorker};
+use crate::store::{self, Store};
+use anyhow::Context;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Largest inbound body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub bot: Bot,
+    pub slack_secret: Option<Secret>,
+}
+
+/// Everything `serve` runs, built once; tests drive the workers by hand.
+pub struct App {
+    pub state: AppState,
+    pub outbox: OutboxWorker,
+}
+
+impl App {
+    pub async fn build(settings: &Settings, config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let texts = Texts::new(&settings.locale)?;
+        let store = Store::open(&settings.database_url).await?;
+        let metrics = Arc::new(Metrics::default());
+        let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
+        let slack = settings.slack();
+        if let Some((_, token)) = &slack {
+            clients.insert(slack::PLATFORM.to_string(), Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?));
+        }
+        let outbox_notify = Arc::new(Notify::new());
+        let bot = Bot {
+            store: store.clone(),
+            config: Arc::new(config),
+            texts: texts.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            outbox_notify: outbox_notify.clone(),
+            inbox_notify: Arc::new(Notify::new()),
+        };
+        let outbox = OutboxWorker::new(store, clients, texts, clock, metrics, outbox_notify);
+        Ok(Self { state: AppState { bot, slack_secret: slack.map(|(s, _)| s) }, outbox })
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/slack/commands", post(slack_command))
+        .route("/slack/interactions", post(slack_interaction))
+        .route("/slack/events", post(slack_event))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    state.bot.metrics.inc("releasebot_http_requests_total", &[("route", &route), ("status", &status)]);
+    res
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.bot.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let depth = store::outbox::depth(&state.bot.store).await.unwrap_or(-1) as f64;
+    let inbox = store::inbox::pending(&state.bot.store).await.unwrap_or(-1) as f64;
+    let body = state.bot.metrics.render(&[("releasebot_outbox_depth", depth), ("releasebot_inbox_pending", inbox)]);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A Slack request whose signature was checked; the body is not parsed yet.
+pub struct SlackVerified(pub Bytes);
+
+impl FromRequest<AppState> for SlackVerified {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(secret) = &state.slack_secret else {
+            return Err((StatusCode::NOT_FOUND, "Slack is not configured").into_response());
+        };
+        let headers: HeaderMap = req.headers().clone();
+        let body = read_limited(req.into_body()).await?;
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let now = state.bot.clock.now_ms() / 1000;
+        match verify::verify(secret.expose(), header("x-slack-request-timestamp"), header("x-slack-signature"), &body, now) {
+            Ok(()) => Ok(SlackVerified(body)),
+            Err(e) => {
+                tracing::warn!(reason = ?e, "refused a Slack request with a bad signature");
+                Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response())
+            }
+        }
+    }
+}
+
+async fn read_limited(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB").into_response())
+}
+
+fn bad_request(e: parse::ParseError) -> Response {
+    let parse::ParseError::Malformed(why) = e;
+    tracing::warn!(reason = %why, "malformed Slack payload");
+    (StatusCode::BAD_REQUEST, why).into_response()
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    let reference = format!("{:08x}", rand::random::<u32>());
+    tracing::error!(reference = %reference, error = %format!("{e:#}"), "inbound request failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error, ref {reference}")).into_response()
+}
+
+async fn slack_command(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+    let (key, ev) = match parse::command(&body) {
+        Ok(x) => x,
+        Err(e) => return bad_request(e),
+    };
+    match state.bot.accept(&key, &ev).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn slack_interaction(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+    let (key, ev) = match parse::interaction(&body) {
+        Ok(parse::Interaction::Event { key, event }) => (key, event),
+        Ok(parse::Interaction::Ignored) => return StatusCode::OK.into_response(),
+        Err(e) => return bad_request(e),
+    };
+    // Form errors are answered inline, next to the fields, and nothing is recorded.
+    if let crate::chat::InboundKind::FormSubmit { callback, values } = &ev.kind {
+        match state.bot.precheck_form(callback, values).await {
+            Ok(errors) if !errors.is_empty() => {
+                return Json(json!({ "response_action": "errors", "errors": errors })).into_response();
+            }
+            Ok(_) => {}
+            Err(e) => return internal(e),
+        }
+    }
+    match state.bot.accept(&key, &ev).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn slack_event(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+    match parse::event(&body) {
+        Ok(parse::Event::UrlVerification(challenge)) => Json(json!({ "challenge": challenge })).into_response(),
+        Ok(parse::Event::Command { key, event }) => match state.bot.accept(&key, &event).await {
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(e) => internal(e),
+        },
+        Ok(parse::Event::Ignored { .. }) => StatusCode::OK.into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+/// `releasebot serve`: migrations, HTTP server, workers, and a graceful stop on SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let config = Config::load(settings.config.as_deref())?;
+    let app = App::build(&settings, config, Arc::new(crate::clock::SystemClock)).await?;
+    tracing::info!(
+        database = %store::redact_url(&settings.database_url),
+        slack = app.state.slack_secret.is_some(),
+        discord = false,
+        dingtalk = false,
+        locale = %settings.locale,
+        "releasebot starting"
+    );
+    if app.state.slack_secret.is_none() {
+        tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN to enable Slack");
+    }
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let shutdown = CancellationToken::new();
+    let router = app.router();
+    let bot = app.state.bot.clone();
+    let inbox = tokio::spawn(bot.run(shutdown.clone()));
+    let outbox = tokio::spawn(app.outbox.run(shutdown.clone()));
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new requests; finishing what was accepted");
+        signal.cancel();
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    // Accepted events are processed and deliverable messages flushed before exit.
+    let _ = inbox.await;
+    let _ = outbox.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
