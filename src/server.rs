@@ -156,7 +156,7 @@ async fn slack_command(State(state): State<AppState>, SlackVerified(body): Slack
 
 async fn slack_interaction(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
     let (key, ev) = match parse::interaction(&body) {
-        Ok(parse::Interaction::Event { key, event }) => (key, event),
+        Ok(parse::Interaction::Event { key, event }) => (key, *event),
         Ok(parse::Interaction::Ignored) => return StatusCode::OK.into_response(),
         Err(e) => return bad_request(e),
     };

@@ -359,7 +359,7 @@ mod tests {
         let a = Actor::new("slack", "A");
         let b = Actor::new("discord", "A");
         assert_eq!(t.decide(&f, &[], &req(&a, 2, 0, DecisionKind::Approve)), Ok(Outcome::Counted { approvals: 1, required: 2 }));
-        assert_eq!(t.decide(&f, &[a.clone()], &req(&a, 2, 0, DecisionKind::Approve)), Err(Denied::AlreadyApproved));
+        assert_eq!(t.decide(&f, std::slice::from_ref(&a), &req(&a, 2, 0, DecisionKind::Approve)), Err(Denied::AlreadyApproved));
         assert_eq!(t.decide(&f, &[a], &req(&b, 2, 0, DecisionKind::Approve)), Ok(Outcome::Advanced { next: TicketStatus::InApproval(3) }));
     }
 

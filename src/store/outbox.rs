@@ -166,7 +166,8 @@ pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
         "SELECT MIN(CASE WHEN c.next_at IS NOT NULL AND c.next_at > o.next_attempt_at THEN c.next_at ELSE o.next_attempt_at END) AS t
          FROM outbox o LEFT JOIN outbox_channels c ON c.channel_key = o.channel_key
-         WHERE o.status = 'pending'",
+         WHERE o.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel_key = o.channel_key AND p.id < o.id AND p.status IN ('pending', 'sending'))",
     )
     .fetch_one(&store.pool)
     .await?;

@@ -85,7 +85,7 @@ pub fn command(body: &[u8]) -> Result<(String, Inbound), ParseError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Interaction {
     /// To be recorded and processed (`key` dedupes retried deliveries).
-    Event { key: String, event: Inbound },
+    Event { key: String, event: Box<Inbound> },
     /// Ignored kinds (modal closed, select menus we did not send).
     Ignored,
 }
@@ -145,7 +145,7 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
             let message = ts.map(|ts| Location { channel: channel.clone(), ts: ts.to_string() });
             Ok(Interaction::Event {
                 key,
-                event: Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::Action { action: value.to_string(), message } },
+                event: Box::new(Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::Action { action: value.to_string(), message } }),
             })
         }
         Some("view_submission") => {
@@ -154,7 +154,7 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
             let channel = s(view, &["private_metadata"]).unwrap_or_default().to_string();
             Ok(Interaction::Event {
                 key,
-                event: Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::FormSubmit { callback, values: view_values(view) } },
+                event: Box::new(Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::FormSubmit { callback, values: view_values(view) } }),
             })
         }
         _ => Ok(Interaction::Ignored),

@@ -1,0 +1,305 @@
+//! `TestBot`: the app on a fresh database, its Slack client pointed at a fake Slack,
+//! signed requests sent through the real router, workers driven by hand.
+
+#![allow(dead_code)]
+
+pub mod fake_slack;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fake_slack::{Call, FakeSlack};
+use http_body_util::BodyExt;
+use releasebot::chat::slack::verify;
+pub use releasebot::clock::Clock;
+use releasebot::clock::ManualClock;
+use releasebot::config::{Config, Secret, Settings, DEFAULT_CONFIG};
+use releasebot::outbox::Step;
+use releasebot::server::App;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "test-signing-secret";
+pub const CHANNEL: &str = "CREL";
+
+/// 2026-11-21 09:00:00 UTC.
+pub const START_MS: i64 = 1_795_251_600_000;
+
+pub const ALICE: &str = "UALICE"; // product
+pub const TOM: &str = "UTOM"; // test
+pub const TINA: &str = "UTINA"; // test
+pub const OSCAR: &str = "UOSCAR"; // ops
+pub const OLGA: &str = "UOLGA"; // ops
+pub const QUINN: &str = "UQUINN"; // qc
+pub const ADA: &str = "UADA"; // admin
+pub const NOBODY: &str = "UNOBODY"; // no role
+
+/// The built-in configuration with one or two members per role.
+pub fn team_config() -> String {
+    DEFAULT_CONFIG
+        .replace("[roles.product]\n", &format!("[roles.product]\nmembers = [\"slack:{ALICE}\"]\n"))
+        .replace("[roles.test]\n", &format!("[roles.test]\nmembers = [\"slack:{TOM}\", \"slack:{TINA}\"]\n"))
+        .replace("[roles.ops]\n", &format!("[roles.ops]\nmembers = [\"slack:{OSCAR}\", \"slack:{OLGA}\"]\n"))
+        .replace("[roles.qc]\n", &format!("[roles.qc]\nmembers = [\"slack:{QUINN}\"]\n"))
+        .replace("[roles.admin]\n", &format!("[roles.admin]\nmembers = [\"slack:{ADA}\"]\n"))
+}
+
+pub struct TestBot {
+    pub app: App,
+    pub router: axum::Router,
+    pub slack: FakeSlack,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    trigger: std::sync::atomic::AtomicU64,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl TestBot {
+    pub async fn start() -> Self {
+        Self::with("en", &team_config()).await
+    }
+
+    pub async fn with(locale: &str, config: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let slack = FakeSlack::start().await;
+        let mut settings = Settings::defaults();
+        settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("releasebot.db").display());
+        settings.locale = locale.to_string();
+        settings.slack_signing_secret = Some(Secret::new(SECRET));
+        settings.slack_bot_token = Some(Secret::new("xoxb-test-token"));
+        settings.slack_api_url = slack.api_url.clone();
+        let clock = ManualClock::new(START_MS);
+        let config = Config::parse(config).expect("test configuration");
+        let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
+        let router = app.router();
+        Self { app, router, slack, clock, dir, trigger: std::sync::atomic::AtomicU64::new(1) }
+    }
+
+    fn next_trigger(&self) -> String {
+        format!("trigger.{}", self.trigger.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
+
+    pub fn sign(&self, body: &[u8]) -> (String, String) {
+        let ts = (self.clock.now_ms() / 1000).to_string();
+        let sig = verify::sign(SECRET, &ts, body);
+        (ts, sig)
+    }
+
+    /// Sends a request through the router with the given headers.
+    pub async fn raw(&self, path: &str, content_type: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Reply {
+        let mut req = Request::post(path).header("content-type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let res = self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, body: String::from_utf8_lossy(&bytes).to_string() }
+    }
+
+    /// Sends a correctly signed request.
+    pub async fn signed(&self, path: &str, content_type: &str, body: Vec<u8>, extra: &[(&str, String)]) -> Reply {
+        let (ts, sig) = self.sign(&body);
+        let mut headers = vec![("x-slack-request-timestamp", ts), ("x-slack-signature", sig)];
+        headers.extend(extra.iter().cloned());
+        self.raw(path, content_type, body, &headers).await
+    }
+
+    pub fn command_body(&self, user: &str, command: &str, text: &str) -> Vec<u8> {
+        serde_urlencoded::to_string([
+            ("command", command.to_string()),
+            ("text", text.to_string()),
+            ("user_id", user.to_string()),
+            ("user_name", user.to_lowercase()),
+            ("channel_id", CHANNEL.to_string()),
+            ("team_id", "T1".to_string()),
+            ("trigger_id", self.next_trigger()),
+            ("response_url", "https://hooks.slack.invalid/x".to_string()),
+        ])
+        .unwrap()
+        .into_bytes()
+    }
+
+    /// `/release …` or `/role …` typed by `user` in the release channel.
+    pub async fn command(&self, user: &str, line: &str) -> Reply {
+        let (command, text) = line.split_once(' ').unwrap_or((line, ""));
+        let body = self.command_body(user, command, text);
+        self.signed("/slack/commands", "application/x-www-form-urlencoded", body, &[]).await
+    }
+
+    pub fn interaction_body(&self, payload: Value) -> Vec<u8> {
+        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap().into_bytes()
+    }
+
+    /// `user` presses the button carrying `action` on the message at `ts`.
+    pub async fn click(&self, user: &str, action: &str, ts: &str) -> Reply {
+        let payload = json!({
+            "type": "block_actions",
+            "user": { "id": user, "username": user.to_lowercase() },
+            "trigger_id": self.next_trigger(),
+            "channel": { "id": CHANNEL },
+            "container": { "type": "message", "message_ts": ts, "channel_id": CHANNEL },
+            "message": { "ts": ts },
+            "actions": [{ "type": "button", "action_id": action, "value": action, "block_id": "b", "action_ts": "1" }],
+        });
+        let body = self.interaction_body(payload);
+        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[]).await
+    }
+
+    pub fn submission_payload(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Value {
+        let mut state = serde_json::Map::new();
+        for (id, v) in values {
+            let is_select = view["blocks"].as_array().into_iter().flatten().any(|b| b["block_id"] == *id && b["element"]["type"] == "static_select");
+            let entry = if is_select {
+                json!({ "type": "static_select", "selected_option": { "value": v } })
+            } else {
+                json!({ "type": "plain_text_input", "value": v })
+            };
+            state.insert(id.to_string(), json!({ *id: entry }));
+        }
+        json!({
+            "type": "view_submission",
+            "user": { "id": user, "username": user.to_lowercase() },
+            "trigger_id": self.next_trigger(),
+            "view": {
+                "id": "V1", "type": "modal",
+                "callback_id": view["callback_id"], "private_metadata": view["private_metadata"],
+                "state": { "values": state },
+            },
+        })
+    }
+
+    /// `user` submits the modal `view` (as Slack received it in views.open) with these answers.
+    pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Reply {
+        let body = self.interaction_body(self.submission_payload(user, view, values));
+        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[]).await
+    }
+
+    /// Runs the inbox and the outbox until nothing is left, moving the clock over
+    /// pacing and retry delays. Returns the Slack calls made meanwhile.
+    pub async fn settle(&self) -> Vec<Call> {
+        let before = self.slack.calls().len();
+        for _ in 0..10_000 {
+            while self.app.state.bot.step().await.expect("inbox step") {}
+            match self.app.outbox.step().await.expect("outbox step") {
+                Step::Idle => match releasebot::store::outbox::next_wake(&self.app.state.bot.store).await.unwrap() {
+                    Some(t) if t > self.clock.now_ms() => self.clock.set_ms(t),
+                    _ => break,
+                },
+                _ => {}
+            }
+        }
+        self.slack.calls()[before..].to_vec()
+    }
+
+    /// The last modal Slack was asked to open.
+    pub fn last_modal(&self) -> Value {
+        self.slack.calls_of("views.open").last().expect("a modal was opened").body["view"].clone()
+    }
+
+    /// The text of every block of a chat call, joined, for assertions.
+    pub fn text_of(call: &Call) -> String {
+        let mut out = String::new();
+        collect_text(&call.body["blocks"], &mut out);
+        out
+    }
+
+    /// Actions (button values) of a chat call.
+    pub fn buttons_of(call: &Call) -> Vec<String> {
+        call.body["blocks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["value"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Outbox items the platform refused for good, with the reason.
+    pub async fn outbox_failures(&self) -> Vec<String> {
+        use sqlx::Row;
+        sqlx::query("SELECT kind, last_error FROM outbox WHERE status = 'failed'")
+            .fetch_all(&self.app.state.bot.store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}: {}", r.get::<String, _>(0), r.get::<Option<String>, _>(1).unwrap_or_default()))
+            .collect()
+    }
+
+    pub async fn inbox_rows(&self) -> i64 {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox").fetch_one(&self.app.state.bot.store.pool).await.unwrap();
+        row.try_get::<i64, _>("n").unwrap()
+    }
+
+    /// Submits the default release form as `user` and settles; returns the first stage message.
+    pub async fn submit_release(&self, user: &str, md5: &str) -> Call {
+        let r = self.command(user, "/release new").await;
+        assert_eq!(r.status, StatusCode::OK);
+        self.settle().await;
+        let modal = self.last_modal();
+        let r = self.submit(user, &modal, &valid_release(md5)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body, "", "no inline errors");
+        let calls = self.settle().await;
+        calls.into_iter().find(|c| c.method == "chat.postMessage").expect("the first stage is posted")
+    }
+}
+
+fn collect_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(t)) = m.get("text") {
+                out.push_str(t);
+                out.push('\n');
+            }
+            for (k, x) in m {
+                if k != "text" || !x.is_string() {
+                    collect_text(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_text(x, out)),
+        _ => {}
+    }
+}
+
+pub const MD5: &str = "0123456789abcdef0123456789abcdef";
+
+pub fn valid_release(md5: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("application", "payments"),
+        ("version", "2.1.0"),
+        ("package_url", "https://repo.example.com/payments-2.1.0.tgz"),
+        ("md5", md5),
+        ("scope", "web-1,web-2"),
+        ("planned_at", "2030-01-15 22:00"),
+        ("notes", "Fixes <!channel> & the refund bug"),
+    ]
+}
+
+/// Where a posted message landed (its `ts`), or which message an update edits.
+pub fn ts_of(call: &Call) -> String {
+    call.response["ts"].as_str().or_else(|| call.body["ts"].as_str()).map(str::to_string).unwrap_or_default()
+}
+
+impl TestBot {
+    pub async fn raw_get(&self, path: &str) -> String {
+        let res = self.router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&bytes).to_string()
+    }
+}
