@@ -1,0 +1,296 @@
+//! The store suite: every test runs on SQLite, and on PostgreSQL when
+//! `RELEASEBOT_TEST_POSTGRES` names a server (admin URL). In CI (`CI` set) a missing
+//! or unreachable PostgreSQL fails the suite instead of skipping it.
+
+use async_trait::async_trait;
+use releasebot::chat::{Location, Message, Outbound, Texts};
+use releasebot::clock::{Clock, ManualClock};
+use releasebot::domain::ticket::{Decision, DecisionKind, TicketId, TicketStatus};
+use releasebot::domain::Actor;
+use releasebot::metrics::Metrics;
+use releasebot::outbox::{enqueue, ChatClient, OutboxWorker, SendError, Step};
+use releasebot::store::outbox::MessageRef;
+use releasebot::store::{self, audit, inbox, roles, tickets, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    drop_pg: Option<(String, String)>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    Db { store: Store::open(&url).await.unwrap(), _dir: Some(dir), drop_pg: None }
+}
+
+async fn postgres() -> Option<Db> {
+    let admin = match std::env::var("RELEASEBOT_TEST_POSTGRES") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(std::env::var("CI").is_err(), "CI must run the PostgreSQL store suite: set RELEASEBOT_TEST_POSTGRES");
+            eprintln!("RELEASEBOT_TEST_POSTGRES is not set: skipping the PostgreSQL half of the store suite");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable: {e}"));
+    let name = format!("rb_test_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    let store = Store::open(url.as_str()).await.unwrap();
+    assert_eq!(store.backend, store::Backend::Postgres);
+    Some(Db { store, _dir: None, drop_pg: Some((admin, name)) })
+}
+
+impl Db {
+    async fn finish(self) {
+        self.store.pool.close().await;
+        if let Some((admin, name)) = self.drop_pg {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await;
+            }
+        }
+    }
+}
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = super::sqlite().await;
+                super::$name(&db.store).await;
+                db.finish().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(db) = super::postgres().await else { return };
+                super::$name(&db.store).await;
+                db.finish().await;
+            })*
+        }
+    };
+}
+
+store_suite!(
+    migrations_are_idempotent,
+    tickets_round_trip_with_optimistic_concurrency,
+    a_person_decides_a_stage_once,
+    the_audit_log_is_append_only,
+    inbox_dedupes_deliveries_and_leases_each_event_once,
+    outbox_keeps_channel_order_and_paces_channels,
+    outbox_coalesces_edits_of_one_message,
+    outbox_leases_each_item_once_across_workers,
+    role_members_are_unique,
+);
+
+const T0: i64 = 1_795_251_600_000;
+
+async fn migrations_are_idempotent(s: &Store) {
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+    s.ping().await.unwrap();
+}
+
+fn alice() -> Actor {
+    Actor::new("slack", "UALICE")
+}
+
+async fn new_ticket(s: &Store) -> releasebot::domain::ticket::Ticket {
+    let mut fields = BTreeMap::new();
+    fields.insert("version".to_string(), "1.0 — 版本".to_string());
+    let mut conn = s.pool.acquire().await.unwrap();
+    tickets::insert(
+        &mut conn,
+        tickets::NewTicket { flow_id: "app-release", service: "app-release", application: "payments", status: TicketStatus::InApproval(1), submitter: &alice(), fields: &fields, channel: "C1", now: T0 },
+    )
+    .await
+    .unwrap()
+}
+
+async fn tickets_round_trip_with_optimistic_concurrency(s: &Store) {
+    let t = new_ticket(s).await;
+    let t2 = new_ticket(s).await;
+    assert_eq!((t.id, t2.id), (TicketId(1), TicketId(2)));
+    let mut conn = s.pool.acquire().await.unwrap();
+    let loaded = tickets::get(&mut conn, t.id).await.unwrap().unwrap();
+    assert_eq!(loaded, t);
+    assert_eq!(loaded.fields["version"], "1.0 — 版本");
+    // Two writers read version 0; only the first write wins.
+    let mut a = loaded.clone();
+    a.apply(TicketStatus::InApproval(2));
+    let mut b = loaded.clone();
+    b.apply(TicketStatus::Closed);
+    assert!(tickets::update(&mut conn, &a, T0 + 1).await.unwrap());
+    assert!(!tickets::update(&mut conn, &b, T0 + 2).await.unwrap(), "a stale version is refused");
+    let now = tickets::get(&mut conn, t.id).await.unwrap().unwrap();
+    assert_eq!((now.status, now.version, now.updated_at), (TicketStatus::InApproval(2), 1, T0 + 1));
+    assert!(tickets::get(&mut conn, TicketId(99)).await.unwrap().is_none());
+    let pending = tickets::list(&mut conn, tickets::ListFilter::Pending, 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let mine = tickets::list(&mut conn, tickets::ListFilter::Mine(&Actor::new("slack", "UOTHER")), 10).await.unwrap();
+    assert!(mine.is_empty());
+}
+
+async fn a_person_decides_a_stage_once(s: &Store) {
+    let t = new_ticket(s).await;
+    let mut conn = s.pool.acquire().await.unwrap();
+    let d = Decision { round: 0, stage: 1, actor: Actor::new("slack", "UTOM"), actor_name: "tom".into(), kind: DecisionKind::Approve, comment: Some("ok".into()), at: T0 };
+    assert!(tickets::insert_decision(&mut conn, t.id, &d).await.unwrap());
+    let again = Decision { kind: DecisionKind::Reject, ..d.clone() };
+    assert!(!tickets::insert_decision(&mut conn, t.id, &again).await.unwrap(), "a second decision by the same person is refused");
+    let next_round = Decision { round: 1, ..d.clone() };
+    assert!(tickets::insert_decision(&mut conn, t.id, &next_round).await.unwrap());
+    assert_eq!(tickets::decisions(&mut conn, t.id).await.unwrap(), vec![d, next_round]);
+}
+
+async fn the_audit_log_is_append_only(s: &Store) {
+    let t = new_ticket(s).await;
+    let mut conn = s.pool.acquire().await.unwrap();
+    let e = audit::AuditEntry { ticket: Some(t.id), at: T0, platform: "slack".into(), actor: "slack:UALICE".into(), action: "submitted".into(), detail: serde_json::json!({ "stage": 0 }) };
+    audit::append(&mut conn, &e).await.unwrap();
+    assert!(sqlx::query("UPDATE audit_log SET action = 'approved'").execute(&mut *conn).await.is_err());
+    assert!(sqlx::query("DELETE FROM audit_log").execute(&mut *conn).await.is_err());
+    assert_eq!(audit::for_ticket(&mut conn, t.id).await.unwrap(), vec![e]);
+}
+
+async fn inbox_dedupes_deliveries_and_leases_each_event_once(s: &Store) {
+    assert!(inbox::insert(s, "slack", "k1", "{}", T0).await.unwrap().is_some());
+    assert!(inbox::insert(s, "slack", "k1", "{}", T0).await.unwrap().is_none(), "a retried delivery is not recorded twice");
+    let first = inbox::lease_next(s, T0, 1000).await.unwrap().unwrap();
+    assert!(inbox::lease_next(s, T0 + 10, 1000).await.unwrap().is_none(), "leased to one worker");
+    let again = inbox::lease_next(s, T0 + 2000, 1000).await.unwrap().unwrap();
+    assert_eq!(again.id, first.id, "an abandoned lease is taken over");
+    {
+        let mut conn = s.pool.acquire().await.unwrap();
+        inbox::mark_done(&mut conn, first.id, T0).await.unwrap();
+    }
+    assert!(inbox::lease_next(s, T0 + 10_000, 1000).await.unwrap().is_none());
+    assert_eq!(inbox::pending(s).await.unwrap(), 0);
+}
+
+/// A chat client that records what it was asked to send.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl ChatClient for Recorder {
+    async fn send(&self, _: &Texts, out: &Outbound, existing: Option<&MessageRef>) -> Result<Option<Location>, SendError> {
+        let (what, channel) = match out {
+            Outbound::Post { channel, message } => (format!("post {}", message.title), channel.clone()),
+            Outbound::Update { message, .. } => (format!("update {} @{}", message.title, existing.map(|r| r.ts.clone()).unwrap_or_default()), String::new()),
+            other => (other.kind().to_string(), String::new()),
+        };
+        let mut sent = self.sent.lock().unwrap();
+        sent.push((what, channel.clone()));
+        Ok(Some(Location { channel, ts: format!("ts{}", sent.len()) }))
+    }
+}
+
+fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
+    clients.insert("slack".into(), rec.clone());
+    let w = OutboxWorker::new(s.clone(), clients, Texts::new("en").unwrap(), clock, Arc::new(Metrics::default()), Arc::new(tokio::sync::Notify::new()));
+    (w, rec)
+}
+
+fn msg(title: &str) -> Message {
+    Message { title: title.into(), ..Default::default() }
+}
+
+async fn put(s: &Store, out: Outbound, key: Option<&str>) {
+    let mut tx = s.begin().await.unwrap();
+    enqueue(&mut tx, "slack", &out, key, T0).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn post(channel: &str, title: &str) -> Outbound {
+    Outbound::Post { channel: channel.into(), message: msg(title) }
+}
+
+async fn outbox_keeps_channel_order_and_paces_channels(s: &Store) {
+    let clock = ManualClock::new(T0);
+    let (w, rec) = worker(s, clock.clone());
+    put(s, post("A", "a1"), None).await;
+    put(s, post("A", "a2"), None).await;
+    put(s, post("B", "b1"), None).await;
+    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    assert_eq!(w.step().await.unwrap(), Step::Idle, "channel A waits a second after a1");
+    assert_eq!(store::outbox::next_wake(s).await.unwrap(), Some(T0 + 1000));
+    clock.advance_ms(1000);
+    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    let sent: Vec<String> = rec.sent.lock().unwrap().iter().map(|(w, _)| w.clone()).collect();
+    assert_eq!(sent, ["post a1", "post b1", "post a2"]);
+    assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
+}
+
+async fn outbox_coalesces_edits_of_one_message(s: &Store) {
+    let clock = ManualClock::new(T0);
+    let (w, rec) = worker(s, clock.clone());
+    // Edits before the post is delivered become the post.
+    put(s, post("A", "v1"), Some("m")).await;
+    put(s, Outbound::Update { channel: "A".into(), message: msg("v2") }, Some("m")).await;
+    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    assert_eq!(w.step().await.unwrap(), Step::Idle);
+    // Later edits coalesce into the latest one, sent to the posted message.
+    for v in ["v3", "v4", "v5"] {
+        put(s, Outbound::Update { channel: "A".into(), message: msg(v) }, Some("m")).await;
+    }
+    clock.advance_ms(1000);
+    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    clock.advance_ms(1000);
+    assert_eq!(w.step().await.unwrap(), Step::Idle);
+    let sent: Vec<String> = rec.sent.lock().unwrap().iter().map(|(w, _)| w.clone()).collect();
+    assert_eq!(sent, ["post v2", "update v5 @ts1"]);
+}
+
+async fn outbox_leases_each_item_once_across_workers(s: &Store) {
+    for i in 0..30 {
+        put(s, post(&format!("C{i}"), &format!("m{i}")), None).await;
+    }
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(item) = store::outbox::lease_next(&s, T0, 60_000).await.unwrap() {
+                got.push(item.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!((n, all.len()), (30, 30), "every item leased exactly once");
+    let clock = ManualClock::new(T0);
+    assert_eq!(clock.now_ms(), T0);
+}
+
+async fn role_members_are_unique(s: &Store) {
+    let mut conn = s.pool.acquire().await.unwrap();
+    let m = roles::Member { role: "qc".into(), actor: Actor::new("slack", "U1"), application: "".into() };
+    assert!(roles::add(&mut conn, &m, &alice(), T0).await.unwrap());
+    assert!(!roles::add(&mut conn, &m, &alice(), T0).await.unwrap());
+    let scoped = roles::Member { application: "payments".into(), ..m.clone() };
+    assert!(roles::add(&mut conn, &scoped, &alice(), T0).await.unwrap());
+    assert_eq!(roles::all(&mut conn).await.unwrap().len(), 2);
+    assert!(roles::remove(&mut conn, &m).await.unwrap());
+    assert!(!roles::remove(&mut conn, &m).await.unwrap());
+}
