@@ -46,13 +46,22 @@ pub fn check(settings: &Settings) -> Vec<String> {
         problems.push(format!("RELEASEBOT_LOCALE: {e}"));
     }
     if settings.listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!("RELEASEBOT_LISTEN: \"{}\" is not an address like 127.0.0.1:3000", settings.listen));
+        problems.push(format!(
+            "RELEASEBOT_LISTEN: \"{}\" is not an address like 127.0.0.1:3000",
+            settings.listen
+        ));
     }
-    if !(settings.database_url.starts_with("sqlite:") || settings.database_url.starts_with("postgres://") || settings.database_url.starts_with("postgresql://")) {
+    if !(settings.database_url.starts_with("sqlite:")
+        || settings.database_url.starts_with("postgres://")
+        || settings.database_url.starts_with("postgresql://"))
+    {
         problems.push("DATABASE_URL: must start with sqlite: or postgres://".to_string());
     }
     if url::Url::parse(&settings.public_url).is_err() {
-        problems.push(format!("RELEASEBOT_PUBLIC_URL: \"{}\" is not a URL", settings.public_url));
+        problems.push(format!(
+            "RELEASEBOT_PUBLIC_URL: \"{}\" is not a URL",
+            settings.public_url
+        ));
     }
     match (&settings.slack_signing_secret, &settings.slack_bot_token) {
         (Some(_), None) => problems.push("SLACK_BOT_TOKEN: required when SLACK_SIGNING_SECRET is set".to_string()),
@@ -67,8 +76,16 @@ pub fn slack_manifest(public_url: &str) -> serde_json::Value {
     let base = public_url.trim_end_matches('/');
     let mut commands: Vec<serde_json::Value> = Vec::new();
     for command in ["release", "role"] {
-        let usages: Vec<&str> = Verb::ALL.iter().filter(|v| v.command() == command).map(|v| v.usage()).collect();
-        let hint = usages.iter().map(|u| u.trim_start_matches(&format!("/{command} "))).collect::<Vec<_>>().join(" | ");
+        let usages: Vec<&str> = Verb::ALL
+            .iter()
+            .filter(|v| v.command() == command)
+            .map(|v| v.usage())
+            .collect();
+        let hint = usages
+            .iter()
+            .map(|u| u.trim_start_matches(&format!("/{command} ")))
+            .collect::<Vec<_>>()
+            .join(" | ");
         commands.push(serde_json::json!({
             "command": format!("/{command}"),
             "url": format!("{base}/slack/commands"),
@@ -110,7 +127,10 @@ pub fn main() -> ExitCode {
             Cmd::Serve => crate::server::serve(cli.settings).await.map(|_| ExitCode::SUCCESS),
             Cmd::Migrate => {
                 Store::open(&cli.settings.database_url).await?;
-                println!("migrations applied to {}", crate::store::redact_url(&cli.settings.database_url));
+                println!(
+                    "migrations applied to {}",
+                    crate::store::redact_url(&cli.settings.database_url)
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Check => {
@@ -127,7 +147,10 @@ pub fn main() -> ExitCode {
                 }
             }
             Cmd::SlackManifest => {
-                println!("{}", serde_json::to_string_pretty(&slack_manifest(&cli.settings.public_url))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&slack_manifest(&cli.settings.public_url))?
+                );
                 Ok(ExitCode::SUCCESS)
             }
         }

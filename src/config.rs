@@ -185,7 +185,8 @@ impl std::error::Error for ConfigErrors {}
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 impl Config {
@@ -209,12 +210,15 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim_end().to_string()]))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim_end().to_string()]))?;
         let mut errors = Vec::new();
         let mut role_members = BTreeMap::new();
         for (name, role) in &raw.roles {
             if !valid_name(name) {
-                errors.push(format!("roles.{name}: role names use lowercase letters, digits, '-' and '_'"));
+                errors.push(format!(
+                    "roles.{name}: role names use lowercase letters, digits, '-' and '_'"
+                ));
             }
             let mut members = Vec::new();
             for (i, m) in role.members.iter().enumerate() {
@@ -225,7 +229,9 @@ impl Config {
                         a.platform,
                         PLATFORMS.join(", ")
                     )),
-                    None => errors.push(format!("roles.{name}.members[{i}]: \"{m}\" is not of the form platform:user-id (slack:U0123ABCD)")),
+                    None => errors.push(format!(
+                        "roles.{name}.members[{i}]: \"{m}\" is not of the form platform:user-id (slack:U0123ABCD)"
+                    )),
                 }
             }
             role_members.insert(name.clone(), members);
@@ -240,13 +246,18 @@ impl Config {
                 errors.push(format!("{path}: flow ids use lowercase letters, digits, '-' and '_'"));
             }
             if rf.stages.is_empty() {
-                errors.push(format!("{path}.stages: a flow needs at least one stage (the submission)"));
+                errors.push(format!(
+                    "{path}.stages: a flow needs at least one stage (the submission)"
+                ));
             }
             let mut seen = BTreeSet::new();
             for (i, st) in rf.stages.iter().enumerate() {
                 let sp = format!("{path}.stages[{i}]");
                 if !valid_name(&st.id) {
-                    errors.push(format!("{sp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'", st.id));
+                    errors.push(format!(
+                        "{sp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'",
+                        st.id
+                    ));
                 }
                 if !seen.insert(st.id.clone()) {
                     errors.push(format!("{sp}.id: duplicate stage id \"{}\"", st.id));
@@ -263,7 +274,9 @@ impl Config {
                 if let RejectTarget::Stage(target) = &st.on_reject {
                     match rf.stages.iter().position(|s| &s.id == target) {
                         None => errors.push(format!("{sp}.on_reject: unknown stage \"{target}\"")),
-                        Some(t) if t >= i => errors.push(format!("{sp}.on_reject: stage \"{target}\" is not earlier than this one")),
+                        Some(t) if t >= i => errors.push(format!(
+                            "{sp}.on_reject: stage \"{target}\" is not earlier than this one"
+                        )),
                         Some(_) => {}
                     }
                 }
@@ -271,7 +284,10 @@ impl Config {
                 for (j, f) in st.fields.iter().enumerate() {
                     let fp = format!("{sp}.fields[{j}]");
                     if !valid_name(&f.id) {
-                        errors.push(format!("{fp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'", f.id));
+                        errors.push(format!(
+                            "{fp}.id: \"{}\" must use lowercase letters, digits, '-' and '_'",
+                            f.id
+                        ));
                     }
                     if !field_ids.insert(f.id.clone()) {
                         errors.push(format!("{fp}.id: duplicate field id \"{}\"", f.id));
@@ -287,13 +303,20 @@ impl Config {
                     }
                 }
             }
-            let mut flow = Flow { id: id.clone(), name: rf.name.clone(), separation_of_duties: rf.separation_of_duties, stages: rf.stages.clone() };
+            let mut flow = Flow {
+                id: id.clone(),
+                name: rf.name.clone(),
+                separation_of_duties: rf.separation_of_duties,
+                stages: rf.stages.clone(),
+            };
             flow.id = id.clone();
             flows.insert(id.clone(), flow);
         }
         for (id, s) in &raw.services {
             if !valid_name(id) {
-                errors.push(format!("services.{id}: service ids use lowercase letters, digits, '-' and '_'"));
+                errors.push(format!(
+                    "services.{id}: service ids use lowercase letters, digits, '-' and '_'"
+                ));
             }
             if !raw.flows.contains_key(&s.flow) {
                 errors.push(format!("services.{id}.flow: unknown flow \"{}\"", s.flow));
@@ -327,7 +350,14 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(Config { roles: raw.roles, role_members, services: raw.services, flows, applications, default_service })
+        Ok(Config {
+            roles: raw.roles,
+            role_members,
+            services: raw.services,
+            flows,
+            applications,
+            default_service,
+        })
     }
 
     pub fn flow_of_service(&self, service: &str) -> Option<(&ServiceConfig, &Flow)> {
@@ -361,7 +391,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_path() {
-        let text = DEFAULT_CONFIG.replace("role = \"ops\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"", "role = \"opz\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"")
+        let text = DEFAULT_CONFIG.replace(
+            "role = \"ops\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"",
+            "role = \"opz\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"",
+        )
             + "\n[roles.bad]\nmembers = [\"U123\", \"irc:x\"]\n[services.other]\nname = \"x\"\nflow = \"nope\"\n";
         let err = Config::parse(&text).unwrap_err();
         assert_eq!(

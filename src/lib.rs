@@ -2,12 +2,12 @@
 
 pub mod bot;
 pub mod chat;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod outbox;
-pub mod store;
-pub mod cli;
 pub mod server;
+pub mod store;
 pub mod telemetry;

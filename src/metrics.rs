@@ -25,7 +25,12 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     }
     let inner: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+            )
+        })
         .collect();
     format!("{{{}}}", inner.join(","))
 }
@@ -39,7 +44,10 @@ impl Metrics {
 
     pub fn observe(&self, name: &str, value: f64) {
         if let Ok(mut h) = self.histograms.lock() {
-            let h = h.entry(name.to_string()).or_insert_with(|| Histogram { counts: vec![0; BUCKETS.len()], ..Default::default() });
+            let h = h.entry(name.to_string()).or_insert_with(|| Histogram {
+                counts: vec![0; BUCKETS.len()],
+                ..Default::default()
+            });
             for (i, b) in BUCKETS.iter().enumerate() {
                 if value <= *b {
                     h.counts[i] += 1;
@@ -100,8 +108,14 @@ mod tests {
         m.inc("req_total", &[("route", "/x"), ("status", "200")]);
         m.observe("lat_seconds", 0.3);
         let text = m.render(&[("depth", 3.0)]);
-        assert!(text.contains("# TYPE req_total counter\nreq_total{route=\"/x\",status=\"200\"} 2\n"), "{text}");
-        assert!(text.contains("lat_seconds_bucket{le=\"0.25\"} 0\nlat_seconds_bucket{le=\"0.5\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE req_total counter\nreq_total{route=\"/x\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lat_seconds_bucket{le=\"0.25\"} 0\nlat_seconds_bucket{le=\"0.5\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("lat_seconds_count 1\n"));
         assert!(text.contains("# TYPE depth gauge\ndepth 3\n"));
         assert_eq!(m.counter("req_total", &[("route", "/x"), ("status", "200")]), 2);

@@ -29,7 +29,12 @@ pub enum SendError {
 pub trait ChatClient: Send + Sync {
     /// Delivers one item. `existing` is where the message to edit lives (updates only).
     /// Returns where a new message was posted.
-    async fn send(&self, texts: &Texts, out: &Outbound, existing: Option<&MessageRef>) -> Result<Option<Location>, SendError>;
+    async fn send(
+        &self,
+        texts: &Texts,
+        out: &Outbound,
+        existing: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError>;
 }
 
 /// Minimum gap between two messages in one channel (Slack: ~1 message/s/channel).
@@ -55,7 +60,13 @@ fn paced(out_kind: &str) -> bool {
 /// Writes an outbound effect into the outbox, in the caller's transaction.
 /// An edit replaces earlier undelivered edits of the same message (or the
 /// undelivered post itself), so that only the latest state is sent.
-pub async fn enqueue(conn: &mut Conn, platform: &str, out: &Outbound, msg_key: Option<&str>, now: i64) -> anyhow::Result<()> {
+pub async fn enqueue(
+    conn: &mut Conn,
+    platform: &str,
+    out: &Outbound,
+    msg_key: Option<&str>,
+    now: i64,
+) -> anyhow::Result<()> {
     if let (Outbound::Update { message, .. }, Some(key)) = (out, msg_key) {
         if let Some((id, payload)) = q::pending_for_message(conn, key, "post").await? {
             let mut post: Outbound = serde_json::from_str(&payload)?;
@@ -70,7 +81,18 @@ pub async fn enqueue(conn: &mut Conn, platform: &str, out: &Outbound, msg_key: O
     let payload = serde_json::to_string(out)?;
     let hint = format!("{now}-{}", rand::random::<u32>());
     let key = channel_key(platform, out, &hint);
-    q::insert(conn, &NewItem { platform, channel_key: &key, kind: out.kind(), msg_key, payload: &payload }, now).await?;
+    q::insert(
+        conn,
+        &NewItem {
+            platform,
+            channel_key: &key,
+            kind: out.kind(),
+            msg_key,
+            payload: &payload,
+        },
+        now,
+    )
+    .await?;
     Ok(())
 }
 
@@ -93,8 +115,22 @@ pub enum Step {
 }
 
 impl OutboxWorker {
-    pub fn new(store: Store, clients: HashMap<String, Arc<dyn ChatClient>>, texts: Texts, clock: SharedClock, metrics: Arc<Metrics>, notify: Arc<Notify>) -> Self {
-        Self { store, clients, texts, clock, metrics, notify }
+    pub fn new(
+        store: Store,
+        clients: HashMap<String, Arc<dyn ChatClient>>,
+        texts: Texts,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+        notify: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            clients,
+            texts,
+            clock,
+            metrics,
+            notify,
+        }
     }
 
     /// Delivers at most one item.
@@ -104,8 +140,15 @@ impl OutboxWorker {
             return Ok(Step::Idle);
         };
         let Some(client) = self.clients.get(&item.platform) else {
-            q::mark_failed(&self.store, item.id, now, &format!("platform {} is not configured", item.platform)).await?;
-            self.metrics.inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
+            q::mark_failed(
+                &self.store,
+                item.id,
+                now,
+                &format!("platform {} is not configured", item.platform),
+            )
+            .await?;
+            self.metrics
+                .inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
             return Ok(Step::Failed);
         };
         let out: Outbound = match serde_json::from_str(&item.payload) {
@@ -120,7 +163,8 @@ impl OutboxWorker {
                 Some(r) => Some(r),
                 None => {
                     q::mark_failed(&self.store, item.id, now, "the message to edit was never posted").await?;
-                    self.metrics.inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
+                    self.metrics
+                        .inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
                     return Ok(Step::Failed);
                 }
             },
@@ -131,36 +175,56 @@ impl OutboxWorker {
         match result {
             Ok(location) => {
                 if let (Some(loc), Some(key)) = (location, &item.msg_key) {
-                    let r = MessageRef { platform: item.platform.clone(), channel: loc.channel, ts: loc.ts };
+                    let r = MessageRef {
+                        platform: item.platform.clone(),
+                        channel: loc.channel,
+                        ts: loc.ts,
+                    };
                     q::put_ref(&self.store, key, &r, now).await?;
                 }
                 q::mark_sent(&self.store, item.id, now).await?;
                 if paced(&item.kind) {
                     q::pace_channel(&self.store, &item.channel_key, now + CHANNEL_PACE_MS).await?;
                 }
-                self.metrics.inc("releasebot_outbox_delivered_total", &[("platform", &item.platform), ("kind", &item.kind)]);
-                self.metrics.observe("releasebot_outbox_delivery_latency_seconds", (now - item.created_at).max(0) as f64 / 1000.0);
+                self.metrics.inc(
+                    "releasebot_outbox_delivered_total",
+                    &[("platform", &item.platform), ("kind", &item.kind)],
+                );
+                self.metrics.observe(
+                    "releasebot_outbox_delivery_latency_seconds",
+                    (now - item.created_at).max(0) as f64 / 1000.0,
+                );
                 Ok(Step::Delivered)
             }
             Err(SendError::RateLimited(after)) => {
-                let wait = after.map(|d| d.as_millis() as i64).unwrap_or(DEFAULT_RETRY_AFTER_MS).max(1);
+                let wait = after
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(DEFAULT_RETRY_AFTER_MS)
+                    .max(1);
                 tracing::warn!(outbox_id = item.id, platform = %item.platform, wait_ms = wait, "rate limited; holding the channel");
                 q::pace_channel(&self.store, &item.channel_key, now + wait).await?;
                 q::reschedule(&self.store, item.id, now + wait, "rate limited").await?;
-                self.metrics.inc("releasebot_outbox_retries_total", &[("platform", &item.platform), ("reason", "rate_limited")]);
+                self.metrics.inc(
+                    "releasebot_outbox_retries_total",
+                    &[("platform", &item.platform), ("reason", "rate_limited")],
+                );
                 Ok(Step::Retrying)
             }
             Err(SendError::Transient(e)) => {
                 let backoff = (1_000i64 << item.attempts.clamp(0, 16)).min(MAX_BACKOFF_MS);
                 tracing::warn!(outbox_id = item.id, platform = %item.platform, error = %e, backoff_ms = backoff, "delivery failed; will retry");
                 q::reschedule(&self.store, item.id, now + backoff, &e).await?;
-                self.metrics.inc("releasebot_outbox_retries_total", &[("platform", &item.platform), ("reason", "transient")]);
+                self.metrics.inc(
+                    "releasebot_outbox_retries_total",
+                    &[("platform", &item.platform), ("reason", "transient")],
+                );
                 Ok(Step::Retrying)
             }
             Err(SendError::Permanent(e)) => {
                 tracing::error!(outbox_id = item.id, platform = %item.platform, error = %e, "the platform refused a message");
                 q::mark_failed(&self.store, item.id, now, &e).await?;
-                self.metrics.inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
+                self.metrics
+                    .inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
                 Ok(Step::Failed)
             }
         }

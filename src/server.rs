@@ -45,7 +45,10 @@ impl App {
         let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
         let slack = settings.slack();
         if let Some((_, token)) = &slack {
-            clients.insert(slack::PLATFORM.to_string(), Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?));
+            clients.insert(
+                slack::PLATFORM.to_string(),
+                Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?),
+            );
         }
         let outbox_notify = Arc::new(Notify::new());
         let bot = Bot {
@@ -58,7 +61,13 @@ impl App {
             inbox_notify: Arc::new(Notify::new()),
         };
         let outbox = OutboxWorker::new(store, clients, texts, clock, metrics, outbox_notify);
-        Ok(Self { state: AppState { bot, slack_secret: slack.map(|(s, _)| s) }, outbox })
+        Ok(Self {
+            state: AppState {
+                bot,
+                slack_secret: slack.map(|(s, _)| s),
+            },
+            outbox,
+        })
     }
 
     pub fn router(&self) -> Router {
@@ -79,10 +88,17 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    state.bot.metrics.inc("releasebot_http_requests_total", &[("route", &route), ("status", &status)]);
+    state.bot.metrics.inc(
+        "releasebot_http_requests_total",
+        &[("route", &route), ("status", &status)],
+    );
     res
 }
 
@@ -99,7 +115,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let depth = store::outbox::depth(&state.bot.store).await.unwrap_or(-1) as f64;
     let inbox = store::inbox::pending(&state.bot.store).await.unwrap_or(-1) as f64;
-    let body = state.bot.metrics.render(&[("releasebot_outbox_depth", depth), ("releasebot_inbox_pending", inbox)]);
+    let body = state
+        .bot
+        .metrics
+        .render(&[("releasebot_outbox_depth", depth), ("releasebot_inbox_pending", inbox)]);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -117,7 +136,13 @@ impl FromRequest<AppState> for SlackVerified {
         let body = read_limited(req.into_body()).await?;
         let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let now = state.bot.clock.now_ms() / 1000;
-        match verify::verify(secret.expose(), header("x-slack-request-timestamp"), header("x-slack-signature"), &body, now) {
+        match verify::verify(
+            secret.expose(),
+            header("x-slack-request-timestamp"),
+            header("x-slack-signature"),
+            &body,
+            now,
+        ) {
             Ok(()) => Ok(SlackVerified(body)),
             Err(e) => {
                 tracing::warn!(reason = ?e, "refused a Slack request with a bad signature");
@@ -128,7 +153,9 @@ impl FromRequest<AppState> for SlackVerified {
 }
 
 async fn read_limited(body: Body) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB").into_response())
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB").into_response())
 }
 
 fn bad_request(e: parse::ParseError) -> Response {
@@ -140,7 +167,11 @@ fn bad_request(e: parse::ParseError) -> Response {
 fn internal(e: anyhow::Error) -> Response {
     let reference = format!("{:08x}", rand::random::<u32>());
     tracing::error!(reference = %reference, error = %format!("{e:#}"), "inbound request failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error, ref {reference}")).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error, ref {reference}"),
+    )
+        .into_response()
 }
 
 async fn slack_command(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
@@ -203,7 +234,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if app.state.slack_secret.is_none() {
         tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN to enable Slack");
     }
-    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let shutdown = CancellationToken::new();
     let router = app.router();
@@ -216,7 +249,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new requests; finishing what was accepted");
         signal.cancel();
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
     // Accepted events are processed and deliverable messages flushed before exit.
     let _ = inbox.await;
     let _ = outbox.await;

@@ -23,28 +23,44 @@ struct Db {
 async fn sqlite() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    Db { store: Store::open(&url).await.unwrap(), _dir: Some(dir), drop_pg: None }
+    Db {
+        store: Store::open(&url).await.unwrap(),
+        _dir: Some(dir),
+        drop_pg: None,
+    }
 }
 
 async fn postgres() -> Option<Db> {
     let admin = match std::env::var("RELEASEBOT_TEST_POSTGRES") {
         Ok(u) if !u.is_empty() => u,
         _ => {
-            assert!(std::env::var("CI").is_err(), "CI must run the PostgreSQL store suite: set RELEASEBOT_TEST_POSTGRES");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the PostgreSQL store suite: set RELEASEBOT_TEST_POSTGRES"
+            );
             eprintln!("RELEASEBOT_TEST_POSTGRES is not set: skipping the PostgreSQL half of the store suite");
             return None;
         }
     };
     sqlx::any::install_default_drivers();
     use sqlx::Connection;
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable: {e}"));
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable: {e}"));
     let name = format!("rb_test_{:016x}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path(&format!("/{name}"));
     let store = Store::open(url.as_str()).await.unwrap();
     assert_eq!(store.backend, store::Backend::Postgres);
-    Some(Db { store, _dir: None, drop_pg: Some((admin, name)) })
+    Some(Db {
+        store,
+        _dir: None,
+        drop_pg: Some((admin, name)),
+    })
 }
 
 impl Db {
@@ -53,7 +69,9 @@ impl Db {
         if let Some((admin, name)) = self.drop_pg {
             use sqlx::Connection;
             if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut conn)
+                    .await;
             }
         }
     }
@@ -110,7 +128,16 @@ async fn new_ticket(s: &Store) -> releasebot::domain::ticket::Ticket {
     let mut conn = s.pool.acquire().await.unwrap();
     tickets::insert(
         &mut conn,
-        tickets::NewTicket { flow_id: "app-release", service: "app-release", application: "payments", status: TicketStatus::InApproval(1), submitter: &alice(), fields: &fields, channel: "C1", now: T0 },
+        tickets::NewTicket {
+            flow_id: "app-release",
+            service: "app-release",
+            application: "payments",
+            status: TicketStatus::InApproval(1),
+            submitter: &alice(),
+            fields: &fields,
+            channel: "C1",
+            now: T0,
+        },
     )
     .await
     .unwrap()
@@ -130,23 +157,47 @@ async fn tickets_round_trip_with_optimistic_concurrency(s: &Store) {
     let mut b = loaded.clone();
     b.apply(TicketStatus::Closed);
     assert!(tickets::update(&mut conn, &a, T0 + 1).await.unwrap());
-    assert!(!tickets::update(&mut conn, &b, T0 + 2).await.unwrap(), "a stale version is refused");
+    assert!(
+        !tickets::update(&mut conn, &b, T0 + 2).await.unwrap(),
+        "a stale version is refused"
+    );
     let now = tickets::get(&mut conn, t.id).await.unwrap().unwrap();
-    assert_eq!((now.status, now.version, now.updated_at), (TicketStatus::InApproval(2), 1, T0 + 1));
+    assert_eq!(
+        (now.status, now.version, now.updated_at),
+        (TicketStatus::InApproval(2), 1, T0 + 1)
+    );
     assert!(tickets::get(&mut conn, TicketId(99)).await.unwrap().is_none());
-    let pending = tickets::list(&mut conn, tickets::ListFilter::Pending, 10).await.unwrap();
+    let pending = tickets::list(&mut conn, tickets::ListFilter::Pending, 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 2);
-    let mine = tickets::list(&mut conn, tickets::ListFilter::Mine(&Actor::new("slack", "UOTHER")), 10).await.unwrap();
+    let mine = tickets::list(&mut conn, tickets::ListFilter::Mine(&Actor::new("slack", "UOTHER")), 10)
+        .await
+        .unwrap();
     assert!(mine.is_empty());
 }
 
 async fn a_person_decides_a_stage_once(s: &Store) {
     let t = new_ticket(s).await;
     let mut conn = s.pool.acquire().await.unwrap();
-    let d = Decision { round: 0, stage: 1, actor: Actor::new("slack", "UTOM"), actor_name: "tom".into(), kind: DecisionKind::Approve, comment: Some("ok".into()), at: T0 };
+    let d = Decision {
+        round: 0,
+        stage: 1,
+        actor: Actor::new("slack", "UTOM"),
+        actor_name: "tom".into(),
+        kind: DecisionKind::Approve,
+        comment: Some("ok".into()),
+        at: T0,
+    };
     assert!(tickets::insert_decision(&mut conn, t.id, &d).await.unwrap());
-    let again = Decision { kind: DecisionKind::Reject, ..d.clone() };
-    assert!(!tickets::insert_decision(&mut conn, t.id, &again).await.unwrap(), "a second decision by the same person is refused");
+    let again = Decision {
+        kind: DecisionKind::Reject,
+        ..d.clone()
+    };
+    assert!(
+        !tickets::insert_decision(&mut conn, t.id, &again).await.unwrap(),
+        "a second decision by the same person is refused"
+    );
     let next_round = Decision { round: 1, ..d.clone() };
     assert!(tickets::insert_decision(&mut conn, t.id, &next_round).await.unwrap());
     assert_eq!(tickets::decisions(&mut conn, t.id).await.unwrap(), vec![d, next_round]);
@@ -155,18 +206,34 @@ async fn a_person_decides_a_stage_once(s: &Store) {
 async fn the_audit_log_is_append_only(s: &Store) {
     let t = new_ticket(s).await;
     let mut conn = s.pool.acquire().await.unwrap();
-    let e = audit::AuditEntry { ticket: Some(t.id), at: T0, platform: "slack".into(), actor: "slack:UALICE".into(), action: "submitted".into(), detail: serde_json::json!({ "stage": 0 }) };
+    let e = audit::AuditEntry {
+        ticket: Some(t.id),
+        at: T0,
+        platform: "slack".into(),
+        actor: "slack:UALICE".into(),
+        action: "submitted".into(),
+        detail: serde_json::json!({ "stage": 0 }),
+    };
     audit::append(&mut conn, &e).await.unwrap();
-    assert!(sqlx::query("UPDATE audit_log SET action = 'approved'").execute(&mut *conn).await.is_err());
+    assert!(sqlx::query("UPDATE audit_log SET action = 'approved'")
+        .execute(&mut *conn)
+        .await
+        .is_err());
     assert!(sqlx::query("DELETE FROM audit_log").execute(&mut *conn).await.is_err());
     assert_eq!(audit::for_ticket(&mut conn, t.id).await.unwrap(), vec![e]);
 }
 
 async fn inbox_dedupes_deliveries_and_leases_each_event_once(s: &Store) {
     assert!(inbox::insert(s, "slack", "k1", "{}", T0).await.unwrap().is_some());
-    assert!(inbox::insert(s, "slack", "k1", "{}", T0).await.unwrap().is_none(), "a retried delivery is not recorded twice");
+    assert!(
+        inbox::insert(s, "slack", "k1", "{}", T0).await.unwrap().is_none(),
+        "a retried delivery is not recorded twice"
+    );
     let first = inbox::lease_next(s, T0, 1000).await.unwrap().unwrap();
-    assert!(inbox::lease_next(s, T0 + 10, 1000).await.unwrap().is_none(), "leased to one worker");
+    assert!(
+        inbox::lease_next(s, T0 + 10, 1000).await.unwrap().is_none(),
+        "leased to one worker"
+    );
     let again = inbox::lease_next(s, T0 + 2000, 1000).await.unwrap().unwrap();
     assert_eq!(again.id, first.id, "an abandoned lease is taken over");
     {
@@ -185,15 +252,30 @@ struct Recorder {
 
 #[async_trait]
 impl ChatClient for Recorder {
-    async fn send(&self, _: &Texts, out: &Outbound, existing: Option<&MessageRef>) -> Result<Option<Location>, SendError> {
+    async fn send(
+        &self,
+        _: &Texts,
+        out: &Outbound,
+        existing: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError> {
         let (what, channel) = match out {
             Outbound::Post { channel, message } => (format!("post {}", message.title), channel.clone()),
-            Outbound::Update { message, .. } => (format!("update {} @{}", message.title, existing.map(|r| r.ts.clone()).unwrap_or_default()), String::new()),
+            Outbound::Update { message, .. } => (
+                format!(
+                    "update {} @{}",
+                    message.title,
+                    existing.map(|r| r.ts.clone()).unwrap_or_default()
+                ),
+                String::new(),
+            ),
             other => (other.kind().to_string(), String::new()),
         };
         let mut sent = self.sent.lock().unwrap();
         sent.push((what, channel.clone()));
-        Ok(Some(Location { channel, ts: format!("ts{}", sent.len()) }))
+        Ok(Some(Location {
+            channel,
+            ts: format!("ts{}", sent.len()),
+        }))
     }
 }
 
@@ -201,12 +283,22 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
     clients.insert("slack".into(), rec.clone());
-    let w = OutboxWorker::new(s.clone(), clients, Texts::new("en").unwrap(), clock, Arc::new(Metrics::default()), Arc::new(tokio::sync::Notify::new()));
+    let w = OutboxWorker::new(
+        s.clone(),
+        clients,
+        Texts::new("en").unwrap(),
+        clock,
+        Arc::new(Metrics::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
     (w, rec)
 }
 
 fn msg(title: &str) -> Message {
-    Message { title: title.into(), ..Default::default() }
+    Message {
+        title: title.into(),
+        ..Default::default()
+    }
 }
 
 async fn put(s: &Store, out: Outbound, key: Option<&str>) {
@@ -216,7 +308,10 @@ async fn put(s: &Store, out: Outbound, key: Option<&str>) {
 }
 
 fn post(channel: &str, title: &str) -> Outbound {
-    Outbound::Post { channel: channel.into(), message: msg(title) }
+    Outbound::Post {
+        channel: channel.into(),
+        message: msg(title),
+    }
 }
 
 async fn outbox_keeps_channel_order_and_paces_channels(s: &Store) {
@@ -241,12 +336,28 @@ async fn outbox_coalesces_edits_of_one_message(s: &Store) {
     let (w, rec) = worker(s, clock.clone());
     // Edits before the post is delivered become the post.
     put(s, post("A", "v1"), Some("m")).await;
-    put(s, Outbound::Update { channel: "A".into(), message: msg("v2") }, Some("m")).await;
+    put(
+        s,
+        Outbound::Update {
+            channel: "A".into(),
+            message: msg("v2"),
+        },
+        Some("m"),
+    )
+    .await;
     assert_eq!(w.step().await.unwrap(), Step::Delivered);
     assert_eq!(w.step().await.unwrap(), Step::Idle);
     // Later edits coalesce into the latest one, sent to the posted message.
     for v in ["v3", "v4", "v5"] {
-        put(s, Outbound::Update { channel: "A".into(), message: msg(v) }, Some("m")).await;
+        put(
+            s,
+            Outbound::Update {
+                channel: "A".into(),
+                message: msg(v),
+            },
+            Some("m"),
+        )
+        .await;
     }
     clock.advance_ms(1000);
     assert_eq!(w.step().await.unwrap(), Step::Delivered);
@@ -285,10 +396,17 @@ async fn outbox_leases_each_item_once_across_workers(s: &Store) {
 
 async fn role_members_are_unique(s: &Store) {
     let mut conn = s.pool.acquire().await.unwrap();
-    let m = roles::Member { role: "qc".into(), actor: Actor::new("slack", "U1"), application: "".into() };
+    let m = roles::Member {
+        role: "qc".into(),
+        actor: Actor::new("slack", "U1"),
+        application: "".into(),
+    };
     assert!(roles::add(&mut conn, &m, &alice(), T0).await.unwrap());
     assert!(!roles::add(&mut conn, &m, &alice(), T0).await.unwrap());
-    let scoped = roles::Member { application: "payments".into(), ..m.clone() };
+    let scoped = roles::Member {
+        application: "payments".into(),
+        ..m.clone()
+    };
     assert!(roles::add(&mut conn, &scoped, &alice(), T0).await.unwrap());
     assert_eq!(roles::all(&mut conn).await.unwrap().len(), 2);
     assert!(roles::remove(&mut conn, &m).await.unwrap());

@@ -6,7 +6,12 @@ use crate::domain::ticket::{DecisionKind, TicketId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Approve or reject stage `stage` of round `round`.
-    Decide { ticket: TicketId, stage: usize, round: u32, kind: DecisionKind },
+    Decide {
+        ticket: TicketId,
+        stage: usize,
+        round: u32,
+        kind: DecisionKind,
+    },
     /// Edit and resubmit a ticket sent back to its submitter.
     Resubmit { ticket: TicketId, round: u32 },
     /// Withdraw a ticket.
@@ -17,16 +22,31 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormCallback {
     /// Create a ticket of this service.
-    New { service: String },
+    New {
+        service: String,
+    },
     /// Record a decision with the stage's inputs or the rejection reason.
-    Decide { ticket: TicketId, stage: usize, round: u32, kind: DecisionKind },
-    Resubmit { ticket: TicketId, round: u32 },
+    Decide {
+        ticket: TicketId,
+        stage: usize,
+        round: u32,
+        kind: DecisionKind,
+    },
+    Resubmit {
+        ticket: TicketId,
+        round: u32,
+    },
 }
 
 impl Action {
     pub fn encode(&self) -> String {
         match self {
-            Action::Decide { ticket, stage, round, kind } => format!("{}:{}:{stage}:{round}", kind.as_str(), ticket.0),
+            Action::Decide {
+                ticket,
+                stage,
+                round,
+                kind,
+            } => format!("{}:{}:{stage}:{round}", kind.as_str(), ticket.0),
             Action::Resubmit { ticket, round } => format!("resubmit:{}:{round}", ticket.0),
             Action::Withdraw { ticket } => format!("withdraw:{}", ticket.0),
         }
@@ -43,7 +63,10 @@ impl Action {
                 round: num(3)?,
                 kind: DecisionKind::parse(k)?,
             }),
-            (Some("resubmit"), 3) => Some(Action::Resubmit { ticket: id(1)?, round: num(2)? }),
+            (Some("resubmit"), 3) => Some(Action::Resubmit {
+                ticket: id(1)?,
+                round: num(2)?,
+            }),
             (Some("withdraw"), 2) => Some(Action::Withdraw { ticket: id(1)? }),
             _ => None,
         }
@@ -54,19 +77,44 @@ impl FormCallback {
     pub fn encode(&self) -> String {
         match self {
             FormCallback::New { service } => format!("new:{service}"),
-            FormCallback::Decide { ticket, stage, round, kind } => {
-                Action::Decide { ticket: *ticket, stage: *stage, round: *round, kind: *kind }.encode()
+            FormCallback::Decide {
+                ticket,
+                stage,
+                round,
+                kind,
+            } => Action::Decide {
+                ticket: *ticket,
+                stage: *stage,
+                round: *round,
+                kind: *kind,
             }
-            FormCallback::Resubmit { ticket, round } => Action::Resubmit { ticket: *ticket, round: *round }.encode(),
+            .encode(),
+            FormCallback::Resubmit { ticket, round } => Action::Resubmit {
+                ticket: *ticket,
+                round: *round,
+            }
+            .encode(),
         }
     }
 
     pub fn decode(s: &str) -> Option<Self> {
         if let Some(service) = s.strip_prefix("new:") {
-            return (!service.is_empty()).then(|| FormCallback::New { service: service.to_string() });
+            return (!service.is_empty()).then(|| FormCallback::New {
+                service: service.to_string(),
+            });
         }
         match Action::decode(s)? {
-            Action::Decide { ticket, stage, round, kind } => Some(FormCallback::Decide { ticket, stage, round, kind }),
+            Action::Decide {
+                ticket,
+                stage,
+                round,
+                kind,
+            } => Some(FormCallback::Decide {
+                ticket,
+                stage,
+                round,
+                kind,
+            }),
             Action::Resubmit { ticket, round } => Some(FormCallback::Resubmit { ticket, round }),
             Action::Withdraw { .. } => None,
         }
@@ -80,9 +128,22 @@ mod tests {
     #[test]
     fn round_trips() {
         let all = [
-            Action::Decide { ticket: TicketId(42), stage: 3, round: 1, kind: DecisionKind::Approve },
-            Action::Decide { ticket: TicketId(1), stage: 1, round: 0, kind: DecisionKind::Reject },
-            Action::Resubmit { ticket: TicketId(7), round: 2 },
+            Action::Decide {
+                ticket: TicketId(42),
+                stage: 3,
+                round: 1,
+                kind: DecisionKind::Approve,
+            },
+            Action::Decide {
+                ticket: TicketId(1),
+                stage: 1,
+                round: 0,
+                kind: DecisionKind::Reject,
+            },
+            Action::Resubmit {
+                ticket: TicketId(7),
+                round: 2,
+            },
             Action::Withdraw { ticket: TicketId(9) },
         ];
         for a in all {
@@ -90,7 +151,9 @@ mod tests {
             assert!(s.len() <= 100);
             assert_eq!(Action::decode(&s), Some(a));
         }
-        let f = FormCallback::New { service: "app-release".into() };
+        let f = FormCallback::New {
+            service: "app-release".into(),
+        };
         assert_eq!(FormCallback::decode(&f.encode()), Some(f));
         assert_eq!(Action::decode("approve:x:1:0"), None);
         assert_eq!(Action::decode("approve:1:1"), None);

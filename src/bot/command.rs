@@ -34,7 +34,9 @@ impl Verb {
     /// The top-level command (`/release`, `/role`).
     pub fn command(self) -> &'static str {
         match self {
-            Verb::ReleaseNew | Verb::ReleaseShow | Verb::ReleaseList | Verb::ReleaseCancel | Verb::ReleaseHelp => "release",
+            Verb::ReleaseNew | Verb::ReleaseShow | Verb::ReleaseList | Verb::ReleaseCancel | Verb::ReleaseHelp => {
+                "release"
+            }
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
         }
     }
@@ -96,13 +98,32 @@ pub enum ListScope {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    ReleaseNew { service: Option<String> },
-    ReleaseShow { id: TicketId },
-    ReleaseList { scope: ListScope },
-    ReleaseCancel { id: TicketId, reason: Option<String> },
-    Help { command: String },
-    RoleAdd { role: String, user: Actor, application: Option<String> },
-    RoleRemove { role: String, user: Actor, application: Option<String> },
+    ReleaseNew {
+        service: Option<String>,
+    },
+    ReleaseShow {
+        id: TicketId,
+    },
+    ReleaseList {
+        scope: ListScope,
+    },
+    ReleaseCancel {
+        id: TicketId,
+        reason: Option<String>,
+    },
+    Help {
+        command: String,
+    },
+    RoleAdd {
+        role: String,
+        user: Actor,
+        application: Option<String>,
+    },
+    RoleRemove {
+        role: String,
+        user: Actor,
+        application: Option<String>,
+    },
     RoleList,
 }
 
@@ -110,7 +131,10 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     UnknownCommand(String),
-    UnknownVerb { command: String, word: String },
+    UnknownVerb {
+        command: String,
+        word: String,
+    },
     MissingTicket,
     BadTicket(String),
     BadScope(String),
@@ -163,21 +187,33 @@ pub fn parse_mention(token: &str) -> Option<Actor> {
 }
 
 fn err(verb: Verb, problem: Problem) -> CommandError {
-    CommandError { verb: Some(verb), problem }
+    CommandError {
+        verb: Some(verb),
+        problem,
+    }
 }
 
 /// Parses `text` given to `/command`.
 pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
     let command = command.trim().trim_start_matches('/').to_ascii_lowercase();
     if command != "release" && command != "role" {
-        return Err(CommandError { verb: None, problem: Problem::UnknownCommand(command) });
+        return Err(CommandError {
+            verb: None,
+            problem: Problem::UnknownCommand(command),
+        });
     }
     let mut words = text.split_whitespace();
     let Some(word) = words.next() else {
         return Ok(Command::Help { command });
     };
     let Some(verb) = Verb::find(&command, word) else {
-        return Err(CommandError { verb: None, problem: Problem::UnknownVerb { command, word: word.to_string() } });
+        return Err(CommandError {
+            verb: None,
+            problem: Problem::UnknownVerb {
+                command,
+                word: word.to_string(),
+            },
+        });
     };
     let rest: Vec<&str> = words.collect();
     let ticket = |w: Option<&&str>| -> Result<TicketId, CommandError> {
@@ -191,7 +227,10 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         }
     };
     let member = || -> Result<(String, Actor, Option<String>), CommandError> {
-        let role = rest.first().ok_or_else(|| err(verb, Problem::MissingRole))?.to_ascii_lowercase();
+        let role = rest
+            .first()
+            .ok_or_else(|| err(verb, Problem::MissingRole))?
+            .to_ascii_lowercase();
         let user = rest.get(1).ok_or_else(|| err(verb, Problem::MissingUser))?;
         let user = parse_mention(user).ok_or_else(|| err(verb, Problem::NotAMention(user.to_string())))?;
         let app = rest.get(2).map(|s| s.to_string());
@@ -199,7 +238,9 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         Ok((role, user, app))
     };
     match verb {
-        Verb::ReleaseNew => Ok(Command::ReleaseNew { service: (!rest.is_empty()).then(|| rest.join(" ")) }),
+        Verb::ReleaseNew => Ok(Command::ReleaseNew {
+            service: (!rest.is_empty()).then(|| rest.join(" ")),
+        }),
         Verb::ReleaseShow => {
             let id = ticket(rest.first())?;
             no_more(1)?;
@@ -223,11 +264,19 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         Verb::ReleaseHelp => Ok(Command::Help { command }),
         Verb::RoleAdd => {
             let (role, user, application) = member()?;
-            Ok(Command::RoleAdd { role, user, application })
+            Ok(Command::RoleAdd {
+                role,
+                user,
+                application,
+            })
         }
         Verb::RoleRemove => {
             let (role, user, application) = member()?;
-            Ok(Command::RoleRemove { role, user, application })
+            Ok(Command::RoleRemove {
+                role,
+                user,
+                application,
+            })
         }
         Verb::RoleList => {
             no_more(0)?;
@@ -243,18 +292,61 @@ mod tests {
     #[test]
     fn parses_every_verb() {
         assert_eq!(parse("/release", "new"), Ok(Command::ReleaseNew { service: None }));
-        assert_eq!(parse("release", "new App release"), Ok(Command::ReleaseNew { service: Some("App release".into()) }));
-        assert_eq!(parse("release", "show REL-4"), Ok(Command::ReleaseShow { id: TicketId(4) }));
-        assert_eq!(parse("release", "list"), Ok(Command::ReleaseList { scope: ListScope::Pending }));
-        assert_eq!(parse("release", "LIST mine"), Ok(Command::ReleaseList { scope: ListScope::Mine }));
-        assert_eq!(parse("release", "cancel 3 wrong build"), Ok(Command::ReleaseCancel { id: TicketId(3), reason: Some("wrong build".into()) }));
-        assert_eq!(parse("release", ""), Ok(Command::Help { command: "release".into() }));
-        assert_eq!(parse("release", "help"), Ok(Command::Help { command: "release".into() }));
+        assert_eq!(
+            parse("release", "new App release"),
+            Ok(Command::ReleaseNew {
+                service: Some("App release".into())
+            })
+        );
+        assert_eq!(
+            parse("release", "show REL-4"),
+            Ok(Command::ReleaseShow { id: TicketId(4) })
+        );
+        assert_eq!(
+            parse("release", "list"),
+            Ok(Command::ReleaseList {
+                scope: ListScope::Pending
+            })
+        );
+        assert_eq!(
+            parse("release", "LIST mine"),
+            Ok(Command::ReleaseList { scope: ListScope::Mine })
+        );
+        assert_eq!(
+            parse("release", "cancel 3 wrong build"),
+            Ok(Command::ReleaseCancel {
+                id: TicketId(3),
+                reason: Some("wrong build".into())
+            })
+        );
+        assert_eq!(
+            parse("release", ""),
+            Ok(Command::Help {
+                command: "release".into()
+            })
+        );
+        assert_eq!(
+            parse("release", "help"),
+            Ok(Command::Help {
+                command: "release".into()
+            })
+        );
         assert_eq!(
             parse("role", "add QC <@slack:U1> payments"),
-            Ok(Command::RoleAdd { role: "qc".into(), user: Actor::new("slack", "U1"), application: Some("payments".into()) })
+            Ok(Command::RoleAdd {
+                role: "qc".into(),
+                user: Actor::new("slack", "U1"),
+                application: Some("payments".into())
+            })
         );
-        assert_eq!(parse("role", "remove qc <@slack:U1>"), Ok(Command::RoleRemove { role: "qc".into(), user: Actor::new("slack", "U1"), application: None }));
+        assert_eq!(
+            parse("role", "remove qc <@slack:U1>"),
+            Ok(Command::RoleRemove {
+                role: "qc".into(),
+                user: Actor::new("slack", "U1"),
+                application: None
+            })
+        );
         assert_eq!(parse("role", "list"), Ok(Command::RoleList));
     }
 
@@ -262,10 +354,25 @@ mod tests {
     fn bad_input_names_the_problem_and_the_verb() {
         let e = |c: &str, t: &str| parse(c, t).unwrap_err();
         assert_eq!(e("deploy", "x").problem, Problem::UnknownCommand("deploy".into()));
-        assert_eq!(e("release", "ship").problem, Problem::UnknownVerb { command: "release".into(), word: "ship".into() });
-        assert_eq!(e("release", "show"), CommandError { verb: Some(Verb::ReleaseShow), problem: Problem::MissingTicket });
+        assert_eq!(
+            e("release", "ship").problem,
+            Problem::UnknownVerb {
+                command: "release".into(),
+                word: "ship".into()
+            }
+        );
+        assert_eq!(
+            e("release", "show"),
+            CommandError {
+                verb: Some(Verb::ReleaseShow),
+                problem: Problem::MissingTicket
+            }
+        );
         assert_eq!(e("release", "show abc").problem, Problem::BadTicket("abc".into()));
-        assert_eq!(e("release", "show REL-1 extra").problem, Problem::Unexpected("extra".into()));
+        assert_eq!(
+            e("release", "show REL-1 extra").problem,
+            Problem::Unexpected("extra".into())
+        );
         assert_eq!(e("release", "list soon").problem, Problem::BadScope("soon".into()));
         assert_eq!(e("role", "add").problem, Problem::MissingRole);
         assert_eq!(e("role", "add qc").problem, Problem::MissingUser);
@@ -276,7 +383,10 @@ mod tests {
     #[test]
     fn every_verb_has_usage_starting_with_its_command() {
         for v in Verb::ALL {
-            assert!(v.usage().starts_with(&format!("/{} {}", v.command(), v.word())), "{v:?}");
+            assert!(
+                v.usage().starts_with(&format!("/{} {}", v.command(), v.word())),
+                "{v:?}"
+            );
         }
     }
 }

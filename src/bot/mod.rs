@@ -63,7 +63,10 @@ impl Bot {
         if id.is_some() {
             self.inbox_notify.notify_one();
         } else {
-            self.metrics.inc("releasebot_inbound_duplicates_total", &[("platform", &ev.actor.platform)]);
+            self.metrics.inc(
+                "releasebot_inbound_duplicates_total",
+                &[("platform", &ev.actor.platform)],
+            );
         }
         Ok(id.is_some())
     }
@@ -106,7 +109,12 @@ impl Bot {
                 }
             }
         }
-        self.fail(inbox_id, ev, anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes")).await
+        self.fail(
+            inbox_id,
+            ev,
+            anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
+        )
+        .await
     }
 
     /// An internal error: logged with a reference the user is given; nothing else changes.
@@ -116,8 +124,18 @@ impl Bot {
         self.metrics.inc("releasebot_internal_errors_total", &[]);
         let mut tx = self.store.begin().await?;
         inbox::mark_failed(&mut tx, inbox_id, &format!("ref {reference}: {e:#}"), self.now()).await?;
-        let text = self.texts.render("internal_error", &serde_json::json!({ "ref": reference }))?;
-        self.ephemeral(&mut tx, ev, Message { title: text, ..Default::default() }).await?;
+        let text = self
+            .texts
+            .render("internal_error", &serde_json::json!({ "ref": reference }))?;
+        self.ephemeral(
+            &mut tx,
+            ev,
+            Message {
+                title: text,
+                ..Default::default()
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,8 +179,16 @@ impl Bot {
                 self.ephemeral(tx, ev, msg).await?;
                 Ok(Handled::Done)
             }
-            C::RoleAdd { role, user, application } => roles::add(self, tx, ev, &role, &user, application.as_deref()).await,
-            C::RoleRemove { role, user, application } => roles::remove(self, tx, ev, &role, &user, application.as_deref()).await,
+            C::RoleAdd {
+                role,
+                user,
+                application,
+            } => roles::add(self, tx, ev, &role, &user, application.as_deref()).await,
+            C::RoleRemove {
+                role,
+                user,
+                application,
+            } => roles::remove(self, tx, ev, &role, &user, application.as_deref()).await,
             C::RoleList => roles::list(self, tx, ev).await,
         }
     }
@@ -174,19 +200,35 @@ impl Bot {
 
     /// Answers the actor privately.
     pub async fn ephemeral(&self, tx: &mut Tx, ev: &Inbound, message: Message) -> anyhow::Result<()> {
-        let out = Outbound::Ephemeral { channel: ev.channel.clone(), user: ev.actor.user_id.clone(), message };
+        let out = Outbound::Ephemeral {
+            channel: ev.channel.clone(),
+            user: ev.actor.user_id.clone(),
+            message,
+        };
         self.send(tx, &ev.actor.platform, out, None).await
     }
 
     /// Answers the actor privately with one template.
     pub async fn say(&self, tx: &mut Tx, ev: &Inbound, key: &str, data: serde_json::Value) -> anyhow::Result<()> {
         let title = self.texts.render(key, &data)?;
-        self.ephemeral(tx, ev, Message { title, ..Default::default() }).await
+        self.ephemeral(
+            tx,
+            ev,
+            Message {
+                title,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Checks a submitted form before it is accepted, so that the platform can show the
     /// errors next to the fields. Returns localized errors by field id.
-    pub async fn precheck_form(&self, callback: &str, values: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, String>> {
+    pub async fn precheck_form(
+        &self,
+        callback: &str,
+        values: &BTreeMap<String, String>,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
         tickets::precheck_form(self, callback, values).await
     }
 

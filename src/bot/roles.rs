@@ -12,14 +12,23 @@ use serde_json::json;
 pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) -> anyhow::Result<Vec<Actor>> {
     let mut out: Vec<Actor> = bot.config.role_members.get(role).cloned().unwrap_or_default();
     for m in q::all(conn).await? {
-        if m.role == role && (m.application.is_empty() || m.application.eq_ignore_ascii_case(application)) && !out.contains(&m.actor) {
+        if m.role == role
+            && (m.application.is_empty() || m.application.eq_ignore_ascii_case(application))
+            && !out.contains(&m.actor)
+        {
             out.push(m.actor);
         }
     }
     Ok(out)
 }
 
-pub async fn has_role(bot: &Bot, conn: &mut Conn, actor: &Actor, role: &str, application: &str) -> anyhow::Result<bool> {
+pub async fn has_role(
+    bot: &Bot,
+    conn: &mut Conn,
+    actor: &Actor,
+    role: &str,
+    application: &str,
+) -> anyhow::Result<bool> {
     Ok(members(bot, conn, role, application).await?.contains(actor))
 }
 
@@ -33,10 +42,30 @@ pub async fn is_admin(bot: &Bot, conn: &mut Conn, actor: &Actor) -> anyhow::Resu
     has_role(bot, conn, actor, "admin", "").await
 }
 
-async fn reply(bot: &Bot, tx: &mut Tx, ev: &Inbound, key: &str, data: serde_json::Value, bootstrap: bool) -> anyhow::Result<()> {
+async fn reply(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    key: &str,
+    data: serde_json::Value,
+    bootstrap: bool,
+) -> anyhow::Result<()> {
     let title = bot.texts.render(key, &data)?;
-    let context = if bootstrap { Some(bot.texts.plain("role_bootstrap")?) } else { None };
-    bot.ephemeral(tx, ev, Message { title, context, ..Default::default() }).await
+    let context = if bootstrap {
+        Some(bot.texts.plain("role_bootstrap")?)
+    } else {
+        None
+    };
+    bot.ephemeral(
+        tx,
+        ev,
+        Message {
+            title,
+            context,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Refuses non-admins and unknown roles; `Some(bootstrap)` when the command may go on.
@@ -48,27 +77,66 @@ async fn checked(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: Option<&str>) -> an
     }
     if let Some(role) = role.filter(|r| !bot.config.roles.contains_key(*r)) {
         let roles: Vec<&str> = bot.config.roles.keys().map(String::as_str).collect();
-        bot.say(tx, ev, "role_unknown", json!({ "role": role, "roles": roles.join(", ") })).await?;
+        bot.say(
+            tx,
+            ev,
+            "role_unknown",
+            json!({ "role": role, "roles": roles.join(", ") }),
+        )
+        .await?;
         return Ok(None);
     }
     Ok(Some(bootstrap))
 }
 
-pub async fn add(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: &str, user: &Actor, application: Option<&str>) -> anyhow::Result<Handled> {
+pub async fn add(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    role: &str,
+    user: &Actor,
+    application: Option<&str>,
+) -> anyhow::Result<Handled> {
     let Some(bootstrap) = checked(bot, tx, ev, Some(role)).await? else {
         return Ok(Handled::Done);
     };
-    let m = Member { role: role.to_string(), actor: user.clone(), application: application.unwrap_or("").to_string() };
+    let m = Member {
+        role: role.to_string(),
+        actor: user.clone(),
+        application: application.unwrap_or("").to_string(),
+    };
     let data = json!({ "role": role, "user": mention(user), "application": application });
     let added = q::add(tx, &m, &ev.actor, bot.now()).await?;
     if added {
-        audit(bot, tx, ev, "role_added", json!({ "role": role, "user": user.to_string(), "application": application })).await?;
+        audit(
+            bot,
+            tx,
+            ev,
+            "role_added",
+            json!({ "role": role, "user": user.to_string(), "application": application }),
+        )
+        .await?;
     }
-    reply(bot, tx, ev, if added { "role_added" } else { "role_already" }, data, bootstrap && role != "admin").await?;
+    reply(
+        bot,
+        tx,
+        ev,
+        if added { "role_added" } else { "role_already" },
+        data,
+        bootstrap && role != "admin",
+    )
+    .await?;
     Ok(Handled::Done)
 }
 
-pub async fn remove(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: &str, user: &Actor, application: Option<&str>) -> anyhow::Result<Handled> {
+pub async fn remove(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    role: &str,
+    user: &Actor,
+    application: Option<&str>,
+) -> anyhow::Result<Handled> {
     let Some(bootstrap) = checked(bot, tx, ev, Some(role)).await? else {
         return Ok(Handled::Done);
     };
@@ -77,12 +145,31 @@ pub async fn remove(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: &str, user: &Act
         reply(bot, tx, ev, "role_config_member", data, bootstrap).await?;
         return Ok(Handled::Done);
     }
-    let m = Member { role: role.to_string(), actor: user.clone(), application: application.unwrap_or("").to_string() };
+    let m = Member {
+        role: role.to_string(),
+        actor: user.clone(),
+        application: application.unwrap_or("").to_string(),
+    };
     let removed = q::remove(tx, &m).await?;
     if removed {
-        audit(bot, tx, ev, "role_removed", json!({ "role": role, "user": user.to_string(), "application": application })).await?;
+        audit(
+            bot,
+            tx,
+            ev,
+            "role_removed",
+            json!({ "role": role, "user": user.to_string(), "application": application }),
+        )
+        .await?;
     }
-    reply(bot, tx, ev, if removed { "role_removed" } else { "role_not_member" }, data, bootstrap).await?;
+    reply(
+        bot,
+        tx,
+        ev,
+        if removed { "role_removed" } else { "role_not_member" },
+        data,
+        bootstrap,
+    )
+    .await?;
     Ok(Handled::Done)
 }
 
@@ -93,22 +180,52 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
     let stored = q::all(tx).await?;
     let mut fields = Vec::new();
     for (name, role) in &bot.config.roles {
-        let mut who: Vec<String> = bot.config.role_members.get(name).map(|m| m.iter().map(mention).collect()).unwrap_or_default();
+        let mut who: Vec<String> = bot
+            .config
+            .role_members
+            .get(name)
+            .map(|m| m.iter().map(mention).collect())
+            .unwrap_or_default();
         for m in stored.iter().filter(|m| &m.role == name) {
             let entry = if m.application.is_empty() {
                 mention(&m.actor)
             } else {
-                bot.texts.render("role_member_scoped", &json!({ "user": mention(&m.actor), "application": m.application }))?
+                bot.texts.render(
+                    "role_member_scoped",
+                    &json!({ "user": mention(&m.actor), "application": m.application }),
+                )?
             };
             who.push(entry);
         }
-        let value = if who.is_empty() { bot.texts.plain("role_list_nobody")? } else { who.join(", ") };
-        let label = if role.description.is_empty() { name.clone() } else { format!("{name} — {}", role.description) };
+        let value = if who.is_empty() {
+            bot.texts.plain("role_list_nobody")?
+        } else {
+            who.join(", ")
+        };
+        let label = if role.description.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} — {}", role.description)
+        };
         fields.push(crate::chat::Field { label, value });
     }
     let title = bot.texts.plain("role_list_title")?;
-    let context = if bootstrap { Some(bot.texts.plain("role_bootstrap")?) } else { None };
-    bot.ephemeral(tx, ev, Message { title, fields, context, ..Default::default() }).await?;
+    let context = if bootstrap {
+        Some(bot.texts.plain("role_bootstrap")?)
+    } else {
+        None
+    };
+    bot.ephemeral(
+        tx,
+        ev,
+        Message {
+            title,
+            fields,
+            context,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(Handled::Done)
 }
 

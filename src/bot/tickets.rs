@@ -8,7 +8,9 @@ use crate::chat::{Inbound, Message, Outbound};
 use crate::config::ServiceConfig;
 use crate::domain::fields::{self, FieldError, ValidationContext};
 use crate::domain::flow::{FieldDef, Flow};
-use crate::domain::ticket::{initial_status, DecideRequest, Decision, DecisionKind, Denied, Outcome, Ticket, TicketId, TicketStatus};
+use crate::domain::ticket::{
+    initial_status, DecideRequest, Decision, DecisionKind, Denied, Outcome, Ticket, TicketId, TicketStatus,
+};
 use crate::domain::Actor;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::tickets::{self as q, ListFilter, NewTicket};
@@ -32,9 +34,19 @@ struct Loaded<'a> {
 }
 
 async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
-    let Some(ticket) = q::get(tx, id).await? else { return Ok(None) };
-    let flow = bot.config.flows.get(&ticket.flow_id).ok_or_else(|| anyhow::anyhow!("{id} uses flow {} which is no longer configured", ticket.flow_id))?;
-    let service = bot.config.services.get(&ticket.service).ok_or_else(|| anyhow::anyhow!("{id} uses service {} which is no longer configured", ticket.service))?;
+    let Some(ticket) = q::get(tx, id).await? else {
+        return Ok(None);
+    };
+    let flow = bot
+        .config
+        .flows
+        .get(&ticket.flow_id)
+        .ok_or_else(|| anyhow::anyhow!("{id} uses flow {} which is no longer configured", ticket.flow_id))?;
+    let service = bot
+        .config
+        .services
+        .get(&ticket.service)
+        .ok_or_else(|| anyhow::anyhow!("{id} uses service {} which is no longer configured", ticket.service))?;
     Ok(Some(Loaded { ticket, flow, service }))
 }
 
@@ -42,72 +54,168 @@ async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Opt
 async fn load_or_say<'a>(bot: &'a Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
     let l = load(bot, tx, id).await?;
     if l.is_none() {
-        bot.say(tx, ev, "ticket_not_found", json!({ "ticket": id.to_string() })).await?;
+        bot.say(tx, ev, "ticket_not_found", json!({ "ticket": id.to_string() }))
+            .await?;
     }
     Ok(l)
 }
 
-async fn record(bot: &Bot, tx: &mut Tx, ev: &Inbound, ticket: TicketId, action: &str, detail: serde_json::Value) -> anyhow::Result<()> {
+async fn record(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    ticket: TicketId,
+    action: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
     bot.metrics.inc("releasebot_transitions_total", &[("action", action)]);
-    audit::append(tx, &AuditEntry { ticket: Some(ticket), at: bot.now(), platform: ev.actor.platform.clone(), actor: ev.actor.to_string(), action: action.to_string(), detail }).await
+    audit::append(
+        tx,
+        &AuditEntry {
+            ticket: Some(ticket),
+            at: bot.now(),
+            platform: ev.actor.platform.clone(),
+            actor: ev.actor.to_string(),
+            action: action.to_string(),
+            detail,
+        },
+    )
+    .await
 }
 
 fn stage_channel(flow: &Flow, ticket: &Ticket, stage: usize) -> String {
-    flow.stages.get(stage).and_then(|s| s.channel.clone()).unwrap_or_else(|| ticket.channel.clone())
+    flow.stages
+        .get(stage)
+        .and_then(|s| s.channel.clone())
+        .unwrap_or_else(|| ticket.channel.clone())
 }
 
 /// Posts the message asking a stage's role to decide.
 async fn post_stage(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, stage: usize) -> anyhow::Result<()> {
     let st = &l.flow.stages[stage];
     let platform = l.ticket.submitter.platform.clone();
-    let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application).await?.into_iter().filter(|a| a.platform == platform).collect();
-    let msg = views::stage_message(&bot.texts, &l.ticket, l.flow, &l.service.name, stage, StageState::Waiting { members: &members, approvals: &[] })?;
+    let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application)
+        .await?
+        .into_iter()
+        .filter(|a| a.platform == platform)
+        .collect();
+    let msg = views::stage_message(
+        &bot.texts,
+        &l.ticket,
+        l.flow,
+        &l.service.name,
+        stage,
+        StageState::Waiting {
+            members: &members,
+            approvals: &[],
+        },
+    )?;
     let channel = stage_channel(l.flow, &l.ticket, stage);
     let key = stage_key(l.ticket.id, l.ticket.round, stage);
-    bot.send(tx, &platform, Outbound::Post { channel, message: msg }, Some(&key)).await
+    bot.send(tx, &platform, Outbound::Post { channel, message: msg }, Some(&key))
+        .await
 }
 
 /// Edits a stage message in place.
-async fn edit_stage(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, stage: usize, round: u32, message: Message) -> anyhow::Result<()> {
+async fn edit_stage(
+    bot: &Bot,
+    tx: &mut Tx,
+    l: &Loaded<'_>,
+    stage: usize,
+    round: u32,
+    message: Message,
+) -> anyhow::Result<()> {
     let channel = stage_channel(l.flow, &l.ticket, stage);
     let key = stage_key(l.ticket.id, round, stage);
-    bot.send(tx, &l.ticket.submitter.platform, Outbound::Update { channel, message }, Some(&key)).await
+    bot.send(
+        tx,
+        &l.ticket.submitter.platform,
+        Outbound::Update { channel, message },
+        Some(&key),
+    )
+    .await
 }
 
-async fn post_to_ticket_channel(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, message: Message, key: Option<&str>) -> anyhow::Result<()> {
-    bot.send(tx, &l.ticket.submitter.platform, Outbound::Post { channel: l.ticket.channel.clone(), message }, key).await
+async fn post_to_ticket_channel(
+    bot: &Bot,
+    tx: &mut Tx,
+    l: &Loaded<'_>,
+    message: Message,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    bot.send(
+        tx,
+        &l.ticket.submitter.platform,
+        Outbound::Post {
+            channel: l.ticket.channel.clone(),
+            message,
+        },
+        key,
+    )
+    .await
 }
 
-fn field_errors_localized(bot: &Bot, defs: &[FieldDef], errors: &BTreeMap<String, FieldError>) -> anyhow::Result<BTreeMap<String, String>> {
+fn field_errors_localized(
+    bot: &Bot,
+    defs: &[FieldDef],
+    errors: &BTreeMap<String, FieldError>,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (id, e) in errors {
         let mut data = e.params();
         if let Some(label) = defs.iter().find(|d| &d.id == id).map(|d| d.label.clone()) {
             data["label"] = json!(label);
         }
-        out.insert(id.clone(), bot.texts.render(&format!("field_error_{}", e.code()), &data)?);
+        out.insert(
+            id.clone(),
+            bot.texts.render(&format!("field_error_{}", e.code()), &data)?,
+        );
     }
     Ok(out)
 }
 
-fn validate(bot: &Bot, defs: &[FieldDef], values: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, BTreeMap<String, FieldError>> {
-    let ctx = ValidationContext { now_ms: bot.now(), applications: &bot.config.applications };
+fn validate(
+    bot: &Bot,
+    defs: &[FieldDef],
+    values: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, BTreeMap<String, FieldError>> {
+    let ctx = ValidationContext {
+        now_ms: bot.now(),
+        applications: &bot.config.applications,
+    };
     fields::validate(defs, values, &ctx)
 }
 
 /// See [`Bot::precheck_form`]. Unknown callbacks and tickets pass here; processing
 /// answers them.
-pub async fn precheck_form(bot: &Bot, callback: &str, values: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, String>> {
-    let Some(cb) = FormCallback::decode(callback) else { return Ok(BTreeMap::new()) };
+pub async fn precheck_form(
+    bot: &Bot,
+    callback: &str,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let Some(cb) = FormCallback::decode(callback) else {
+        return Ok(BTreeMap::new());
+    };
     let (ticket, stage) = match &cb {
         FormCallback::New { service } => {
-            let defs = bot.config.flow_of_service(service).and_then(|(_, f)| f.submission()).map(|s| s.fields.clone()).unwrap_or_default();
+            let defs = bot
+                .config
+                .flow_of_service(service)
+                .and_then(|(_, f)| f.submission())
+                .map(|s| s.fields.clone())
+                .unwrap_or_default();
             return localized_errors(bot, &defs, values);
         }
-        FormCallback::Decide { kind: DecisionKind::Reject, .. } => {
+        FormCallback::Decide {
+            kind: DecisionKind::Reject,
+            ..
+        } => {
             let mut errors = BTreeMap::new();
             if values.get(COMMENT_FIELD).is_none_or(|v| v.trim().is_empty()) {
-                errors.insert(COMMENT_FIELD.to_string(), bot.texts.plain("field_error_reason_required")?);
+                errors.insert(
+                    COMMENT_FIELD.to_string(),
+                    bot.texts.plain("field_error_reason_required")?,
+                );
             }
             return Ok(errors);
         }
@@ -115,12 +223,24 @@ pub async fn precheck_form(bot: &Bot, callback: &str, values: &BTreeMap<String, 
         FormCallback::Resubmit { ticket, .. } => (*ticket, 0),
     };
     let mut conn = bot.store.pool.acquire().await?;
-    let Some(t) = q::get(&mut conn, ticket).await? else { return Ok(BTreeMap::new()) };
-    let defs = bot.config.flows.get(&t.flow_id).and_then(|f| f.stages.get(stage)).map(|s| s.fields.clone()).unwrap_or_default();
+    let Some(t) = q::get(&mut conn, ticket).await? else {
+        return Ok(BTreeMap::new());
+    };
+    let defs = bot
+        .config
+        .flows
+        .get(&t.flow_id)
+        .and_then(|f| f.stages.get(stage))
+        .map(|s| s.fields.clone())
+        .unwrap_or_default();
     localized_errors(bot, &defs, values)
 }
 
-fn localized_errors(bot: &Bot, defs: &[FieldDef], values: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, String>> {
+fn localized_errors(
+    bot: &Bot,
+    defs: &[FieldDef],
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
     match validate(bot, defs, values) {
         Ok(_) => Ok(BTreeMap::new()),
         Err(e) => field_errors_localized(bot, defs, &e),
@@ -128,14 +248,32 @@ fn localized_errors(bot: &Bot, defs: &[FieldDef], values: &BTreeMap<String, Stri
 }
 
 /// Tells the user about form errors found when processing (the platform could not show them inline).
-async fn say_form_errors(bot: &Bot, tx: &mut Tx, ev: &Inbound, defs: &[FieldDef], errors: &BTreeMap<String, FieldError>) -> anyhow::Result<()> {
+async fn say_form_errors(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    defs: &[FieldDef],
+    errors: &BTreeMap<String, FieldError>,
+) -> anyhow::Result<()> {
     let localized = field_errors_localized(bot, defs, errors)?;
     let fields = localized
         .into_iter()
-        .map(|(id, e)| crate::chat::Field { label: defs.iter().find(|d| d.id == id).map(|d| d.label.clone()).unwrap_or(id), value: e })
+        .map(|(id, e)| crate::chat::Field {
+            label: defs.iter().find(|d| d.id == id).map(|d| d.label.clone()).unwrap_or(id),
+            value: e,
+        })
         .collect();
     let title = bot.texts.plain("form_rejected")?;
-    bot.ephemeral(tx, ev, Message { title, fields, ..Default::default() }).await
+    bot.ephemeral(
+        tx,
+        ev,
+        Message {
+            title,
+            fields,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>) -> anyhow::Result<Handled> {
@@ -143,14 +281,31 @@ pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>)
         None => Some(bot.config.default_service.as_str()),
         Some(q) => bot.config.find_service(q),
     };
-    let Some((service_id, (service, flow))) = service_id.and_then(|id| Some((id, bot.config.flow_of_service(id)?))) else {
+    let Some((service_id, (service, flow))) = service_id.and_then(|id| Some((id, bot.config.flow_of_service(id)?)))
+    else {
         let names: Vec<&str> = bot.config.services.values().map(|s| s.name.as_str()).collect();
-        bot.say(tx, ev, "unknown_service", json!({ "service": query, "services": names.join(", ") })).await?;
+        bot.say(
+            tx,
+            ev,
+            "unknown_service",
+            json!({ "service": query, "services": names.join(", ") }),
+        )
+        .await?;
         return Ok(Handled::Done);
     };
-    let Some(submit) = flow.submission() else { anyhow::bail!("flow {} has no stages", flow.id) };
-    if !roles::has_role(bot, tx, &ev.actor, &submit.role, "").await? && !has_any_scoped_role(tx, &ev.actor, &submit.role).await? {
-        bot.say(tx, ev, "denied_submit_role", json!({ "role": submit.role, "service": service.name })).await?;
+    let Some(submit) = flow.submission() else {
+        anyhow::bail!("flow {} has no stages", flow.id)
+    };
+    if !roles::has_role(bot, tx, &ev.actor, &submit.role, "").await?
+        && !has_any_scoped_role(tx, &ev.actor, &submit.role).await?
+    {
+        bot.say(
+            tx,
+            ev,
+            "denied_submit_role",
+            json!({ "role": submit.role, "service": service.name }),
+        )
+        .await?;
         return Ok(Handled::Done);
     }
     let Some(trigger) = ev.trigger.clone() else {
@@ -158,22 +313,40 @@ pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>)
         return Ok(Handled::Done);
     };
     let form = views::submission_form(&bot.texts, flow, service_id, &service.name, &ev.channel, None)?;
-    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None).await?;
+    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
+        .await?;
     Ok(Handled::Done)
 }
 
 /// Holds the role for at least one application (the form asks which).
 async fn has_any_scoped_role(tx: &mut Tx, actor: &Actor, role: &str) -> anyhow::Result<bool> {
-    Ok(crate::store::roles::all(tx).await?.iter().any(|m| m.role == role && &m.actor == actor))
+    Ok(crate::store::roles::all(tx)
+        .await?
+        .iter()
+        .any(|m| m.role == role && &m.actor == actor))
 }
 
-async fn submit(bot: &Bot, tx: &mut Tx, ev: &Inbound, service_id: &str, values: &BTreeMap<String, String>) -> anyhow::Result<Handled> {
+async fn submit(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    service_id: &str,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
     let Some((service, flow)) = bot.config.flow_of_service(service_id) else {
         let names: Vec<&str> = bot.config.services.values().map(|s| s.name.as_str()).collect();
-        bot.say(tx, ev, "unknown_service", json!({ "service": service_id, "services": names.join(", ") })).await?;
+        bot.say(
+            tx,
+            ev,
+            "unknown_service",
+            json!({ "service": service_id, "services": names.join(", ") }),
+        )
+        .await?;
         return Ok(Handled::Done);
     };
-    let Some(stage0) = flow.submission() else { anyhow::bail!("flow {} has no stages", flow.id) };
+    let Some(stage0) = flow.submission() else {
+        anyhow::bail!("flow {} has no stages", flow.id)
+    };
     let answers = match validate(bot, &stage0.fields, values) {
         Ok(a) => a,
         Err(e) => {
@@ -183,23 +356,52 @@ async fn submit(bot: &Bot, tx: &mut Tx, ev: &Inbound, service_id: &str, values: 
     };
     let application = answers.get("application").cloned().unwrap_or_default();
     if !roles::has_role(bot, tx, &ev.actor, &stage0.role, &application).await? {
-        bot.say(tx, ev, "denied_submit_role", json!({ "role": stage0.role, "service": service.name, "application": application })).await?;
+        bot.say(
+            tx,
+            ev,
+            "denied_submit_role",
+            json!({ "role": stage0.role, "service": service.name, "application": application }),
+        )
+        .await?;
         return Ok(Handled::Done);
     }
     let status = initial_status(flow);
     let ticket = q::insert(
         tx,
-        NewTicket { flow_id: &flow.id, service: service_id, application: &application, status, submitter: &ev.actor, fields: &answers, channel: &ev.channel, now: bot.now() },
+        NewTicket {
+            flow_id: &flow.id,
+            service: service_id,
+            application: &application,
+            status,
+            submitter: &ev.actor,
+            fields: &answers,
+            channel: &ev.channel,
+            now: bot.now(),
+        },
     )
     .await?;
-    record(bot, tx, ev, ticket.id, "submitted", json!({ "stage": 0, "stage_name": stage0.name, "fields": answers })).await?;
+    record(
+        bot,
+        tx,
+        ev,
+        ticket.id,
+        "submitted",
+        json!({ "stage": 0, "stage_name": stage0.name, "fields": answers }),
+    )
+    .await?;
     let l = Loaded { ticket, flow, service };
     advance_to(bot, tx, ev, &l, None).await?;
     let next = match l.ticket.status {
         TicketStatus::InApproval(i) => Some(flow.stages[i].name.clone()),
         _ => None,
     };
-    bot.say(tx, ev, "submitted", json!({ "ticket": l.ticket.id.to_string(), "stage": next })).await?;
+    bot.say(
+        tx,
+        ev,
+        "submitted",
+        json!({ "ticket": l.ticket.id.to_string(), "stage": next }),
+    )
+    .await?;
     Ok(Handled::Done)
 }
 
@@ -216,38 +418,99 @@ async fn advance_to(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>, reason
 }
 
 /// Tells the actor why nothing changed.
-async fn refuse(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>, denied: Denied, stage: usize, round: u32) -> anyhow::Result<()> {
+async fn refuse(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    l: &Loaded<'_>,
+    denied: Denied,
+    stage: usize,
+    round: u32,
+) -> anyhow::Result<()> {
     let t = l.ticket.id.to_string();
     let stage_name = l.flow.stages.get(stage).map(|s| s.name.clone());
-    bot.metrics.inc("releasebot_refusals_total", &[("reason", denied_code(&denied))]);
+    bot.metrics
+        .inc("releasebot_refusals_total", &[("reason", denied_code(&denied))]);
     match denied {
         Denied::Stale => {
             let decisions = q::decisions(tx, l.ticket.id).await?;
-            let decided = decisions.iter().rev().find(|d| d.round == round && d.stage == stage && (d.kind == DecisionKind::Reject || is_stage_complete(l, &decisions, round, stage)));
+            let decided = decisions.iter().rev().find(|d| {
+                d.round == round
+                    && d.stage == stage
+                    && (d.kind == DecisionKind::Reject || is_stage_complete(l, &decisions, round, stage))
+            });
             match decided {
                 Some(d) => {
-                    bot.say(tx, ev, "denied_stale_decided", json!({
-                        "ticket": t, "stage": stage_name, "approved": d.kind == DecisionKind::Approve,
-                        "actor": crate::chat::mention(&d.actor), "at": fields::format_ms(d.at),
-                    })).await
+                    bot.say(
+                        tx,
+                        ev,
+                        "denied_stale_decided",
+                        json!({
+                            "ticket": t, "stage": stage_name, "approved": d.kind == DecisionKind::Approve,
+                            "actor": crate::chat::mention(&d.actor), "at": fields::format_ms(d.at),
+                        }),
+                    )
+                    .await
                 }
-                None => bot.say(tx, ev, "denied_stale", json!({ "ticket": t, "status": views::status_text(&bot.texts, &l.ticket, l.flow)? })).await,
+                None => {
+                    bot.say(
+                        tx,
+                        ev,
+                        "denied_stale",
+                        json!({ "ticket": t, "status": views::status_text(&bot.texts, &l.ticket, l.flow)? }),
+                    )
+                    .await
+                }
             }
         }
-        Denied::NeedRole(role) => bot.say(tx, ev, "denied_need_role", json!({ "ticket": t, "role": role, "stage": stage_name, "application": l.ticket.application })).await,
+        Denied::NeedRole(role) => {
+            bot.say(
+                tx,
+                ev,
+                "denied_need_role",
+                json!({ "ticket": t, "role": role, "stage": stage_name, "application": l.ticket.application }),
+            )
+            .await
+        }
         Denied::OwnTicket => bot.say(tx, ev, "denied_own_ticket", json!({ "ticket": t })).await,
         Denied::AlreadyApproved => {
             let required = l.flow.stages.get(stage).map(|s| s.approvals_required).unwrap_or(1);
-            bot.say(tx, ev, "denied_already_approved", json!({ "ticket": t, "required": required })).await
+            bot.say(
+                tx,
+                ev,
+                "denied_already_approved",
+                json!({ "ticket": t, "required": required }),
+            )
+            .await
         }
-        Denied::NotSubmitter => bot.say(tx, ev, "denied_not_submitter", json!({ "ticket": t, "submitter": crate::chat::mention(&l.ticket.submitter) })).await,
-        Denied::NotOpen(_) => bot.say(tx, ev, "denied_not_open", json!({ "ticket": t, "status": views::status_text(&bot.texts, &l.ticket, l.flow)? })).await,
+        Denied::NotSubmitter => {
+            bot.say(
+                tx,
+                ev,
+                "denied_not_submitter",
+                json!({ "ticket": t, "submitter": crate::chat::mention(&l.ticket.submitter) }),
+            )
+            .await
+        }
+        Denied::NotOpen(_) => {
+            bot.say(
+                tx,
+                ev,
+                "denied_not_open",
+                json!({ "ticket": t, "status": views::status_text(&bot.texts, &l.ticket, l.flow)? }),
+            )
+            .await
+        }
     }
 }
 
 fn is_stage_complete(l: &Loaded<'_>, decisions: &[Decision], round: u32, stage: usize) -> bool {
     let required = l.flow.stages.get(stage).map(|s| s.approvals_required).unwrap_or(1) as usize;
-    decisions.iter().filter(|d| d.round == round && d.stage == stage && d.kind == DecisionKind::Approve).count() >= required
+    decisions
+        .iter()
+        .filter(|d| d.round == round && d.stage == stage && d.kind == DecisionKind::Approve)
+        .count()
+        >= required
 }
 
 fn denied_code(d: &Denied) -> &'static str {
@@ -262,22 +525,54 @@ fn denied_code(d: &Denied) -> &'static str {
 }
 
 fn approvals_of(decisions: &[Decision], round: u32, stage: usize) -> Vec<Decision> {
-    decisions.iter().filter(|d| d.round == round && d.stage == stage && d.kind == DecisionKind::Approve).cloned().collect()
+    decisions
+        .iter()
+        .filter(|d| d.round == round && d.stage == stage && d.kind == DecisionKind::Approve)
+        .cloned()
+        .collect()
 }
 
 /// Checks a decision without recording it.
-async fn check_decision(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>, stage: usize, round: u32, kind: DecisionKind) -> anyhow::Result<Result<Outcome, Denied>> {
+async fn check_decision(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    l: &Loaded<'_>,
+    stage: usize,
+    round: u32,
+    kind: DecisionKind,
+) -> anyhow::Result<Result<Outcome, Denied>> {
     let role = l.flow.stages.get(stage).map(|s| s.role.clone()).unwrap_or_default();
     let has_role = roles::has_role(bot, tx, &ev.actor, &role, &l.ticket.application).await?;
     let decisions = q::decisions(tx, l.ticket.id).await?;
-    let approvals: Vec<Actor> = approvals_of(&decisions, round, stage).into_iter().map(|d| d.actor).collect();
-    Ok(l.ticket.decide(l.flow, &approvals, &DecideRequest { actor: &ev.actor, has_role, stage, round, kind }))
+    let approvals: Vec<Actor> = approvals_of(&decisions, round, stage)
+        .into_iter()
+        .map(|d| d.actor)
+        .collect();
+    Ok(l.ticket.decide(
+        l.flow,
+        &approvals,
+        &DecideRequest {
+            actor: &ev.actor,
+            has_role,
+            stage,
+            round,
+            kind,
+        },
+    ))
 }
 
 pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> anyhow::Result<Handled> {
     match action {
-        Action::Decide { ticket, stage, round, kind } => {
-            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else { return Ok(Handled::Done) };
+        Action::Decide {
+            ticket,
+            stage,
+            round,
+            kind,
+        } => {
+            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
+                return Ok(Handled::Done);
+            };
             if let Err(denied) = check_decision(bot, tx, ev, &l, stage, round, kind).await? {
                 refuse(bot, tx, ev, &l, denied, stage, round).await?;
                 return Ok(Handled::Done);
@@ -286,7 +581,8 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             match (needs_form, ev.trigger.clone()) {
                 (true, Some(trigger)) => {
                     let form = views::decision_form(&bot.texts, &l.ticket, l.flow, stage, kind, &ev.channel)?;
-                    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None).await?;
+                    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
+                        .await?;
                     Ok(Handled::Done)
                 }
                 (true, None) => {
@@ -297,8 +593,14 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             }
         }
         Action::Resubmit { ticket, round } => {
-            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else { return Ok(Handled::Done) };
-            let check = if l.ticket.round != round { Err(Denied::Stale) } else { l.ticket.resubmit(l.flow, &ev.actor) };
+            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
+                return Ok(Handled::Done);
+            };
+            let check = if l.ticket.round != round {
+                Err(Denied::Stale)
+            } else {
+                l.ticket.resubmit(l.flow, &ev.actor)
+            };
             if let Err(denied) = check {
                 refuse(bot, tx, ev, &l, denied, 0, round).await?;
                 return Ok(Handled::Done);
@@ -307,26 +609,56 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
                 bot.say(tx, ev, "form_needs_command", json!({})).await?;
                 return Ok(Handled::Done);
             };
-            let form = views::submission_form(&bot.texts, l.flow, &l.ticket.service, &l.service.name, &ev.channel, Some(&l.ticket))?;
-            bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None).await?;
+            let form = views::submission_form(
+                &bot.texts,
+                l.flow,
+                &l.ticket.service,
+                &l.service.name,
+                &ev.channel,
+                Some(&l.ticket),
+            )?;
+            bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
+                .await?;
             Ok(Handled::Done)
         }
         Action::Withdraw { ticket } => close(bot, tx, ev, ticket, None).await,
     }
 }
 
-pub async fn on_form(bot: &Bot, tx: &mut Tx, ev: &Inbound, cb: FormCallback, values: &BTreeMap<String, String>) -> anyhow::Result<Handled> {
+pub async fn on_form(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    cb: FormCallback,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
     match cb {
         FormCallback::New { service } => submit(bot, tx, ev, &service, values).await,
-        FormCallback::Decide { ticket, stage, round, kind } => decide(bot, tx, ev, ticket, stage, round, kind, values).await,
+        FormCallback::Decide {
+            ticket,
+            stage,
+            round,
+            kind,
+        } => decide(bot, tx, ev, ticket, stage, round, kind, values).await,
         FormCallback::Resubmit { ticket, round } => resubmit(bot, tx, ev, ticket, round, values).await,
     }
 }
 
 /// Records an approval or rejection: the one place where a stage is decided.
 #[allow(clippy::too_many_arguments)]
-async fn decide(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, stage: usize, round: u32, kind: DecisionKind, values: &BTreeMap<String, String>) -> anyhow::Result<Handled> {
-    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else { return Ok(Handled::Done) };
+async fn decide(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+    stage: usize,
+    round: u32,
+    kind: DecisionKind,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
+    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
     let outcome = match check_decision(bot, tx, ev, &l, stage, round, kind).await? {
         Ok(o) => o,
         Err(denied) => {
@@ -335,7 +667,10 @@ async fn decide(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, stage: usize
         }
     };
     let st = l.flow.stages[stage].clone();
-    let comment = values.get(COMMENT_FIELD).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    let comment = values
+        .get(COMMENT_FIELD)
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
     let mut inputs = BTreeMap::new();
     match kind {
         DecisionKind::Approve => match validate(bot, &st.fields, values) {
@@ -352,7 +687,15 @@ async fn decide(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, stage: usize
         DecisionKind::Reject => {}
     }
     let now = bot.now();
-    let decision = Decision { round, stage, actor: ev.actor.clone(), actor_name: ev.actor_name.clone(), kind, comment: comment.clone(), at: now };
+    let decision = Decision {
+        round,
+        stage,
+        actor: ev.actor.clone(),
+        actor_name: ev.actor_name.clone(),
+        kind,
+        comment: comment.clone(),
+        at: now,
+    };
     if !q::insert_decision(tx, l.ticket.id, &decision).await? {
         // The same person decided meanwhile (a double click): the second click is told.
         return Ok(Handled::Conflict);
@@ -375,20 +718,49 @@ async fn decide(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, stage: usize
         (_, DecisionKind::Approve) => "approved",
         (_, DecisionKind::Reject) => "rejected",
     };
-    record(bot, tx, ev, l.ticket.id, action, json!({ "stage": stage, "stage_name": st.name, "comment": comment, "inputs": inputs })).await?;
+    record(
+        bot,
+        tx,
+        ev,
+        l.ticket.id,
+        action,
+        json!({ "stage": stage, "stage_name": st.name, "comment": comment, "inputs": inputs }),
+    )
+    .await?;
 
     match outcome {
         Outcome::Counted { .. } => {
             let decisions = q::decisions(tx, l.ticket.id).await?;
             let approvals = approvals_of(&decisions, round, stage);
             let platform = l.ticket.submitter.platform.clone();
-            let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application).await?.into_iter().filter(|a| a.platform == platform).collect();
-            let msg = views::stage_message(&bot.texts, &before, l.flow, &l.service.name, stage, StageState::Waiting { members: &members, approvals: &approvals })?;
+            let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application)
+                .await?
+                .into_iter()
+                .filter(|a| a.platform == platform)
+                .collect();
+            let msg = views::stage_message(
+                &bot.texts,
+                &before,
+                l.flow,
+                &l.service.name,
+                stage,
+                StageState::Waiting {
+                    members: &members,
+                    approvals: &approvals,
+                },
+            )?;
             edit_stage(bot, tx, &l, stage, round, msg).await?;
             bot.say(tx, ev, "approval_counted", json!({ "ticket": l.ticket.id.to_string(), "approvals": approvals.len(), "required": st.approvals_required })).await?;
         }
         Outcome::Advanced { .. } | Outcome::SentBack { .. } => {
-            let msg = views::stage_message(&bot.texts, &before, l.flow, &l.service.name, stage, StageState::Decided(&decision))?;
+            let msg = views::stage_message(
+                &bot.texts,
+                &before,
+                l.flow,
+                &l.service.name,
+                stage,
+                StageState::Decided(&decision),
+            )?;
             edit_stage(bot, tx, &l, stage, round, msg).await?;
             if l.ticket.status == TicketStatus::Draft {
                 let msg = views::sent_back(&bot.texts, &l.ticket, l.flow, &l.service.name, &st.name, &decision)?;
@@ -402,9 +774,22 @@ async fn decide(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, stage: usize
     Ok(Handled::Done)
 }
 
-async fn resubmit(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, round: u32, values: &BTreeMap<String, String>) -> anyhow::Result<Handled> {
-    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else { return Ok(Handled::Done) };
-    let check = if l.ticket.round != round { Err(Denied::Stale) } else { l.ticket.resubmit(l.flow, &ev.actor) };
+async fn resubmit(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+    round: u32,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
+    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
+    let check = if l.ticket.round != round {
+        Err(Denied::Stale)
+    } else {
+        l.ticket.resubmit(l.flow, &ev.actor)
+    };
     let next = match check {
         Ok(n) => n,
         Err(denied) => {
@@ -412,7 +797,9 @@ async fn resubmit(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, round: u32
             return Ok(Handled::Done);
         }
     };
-    let Some(stage0) = l.flow.submission() else { anyhow::bail!("flow {} has no stages", l.flow.id) };
+    let Some(stage0) = l.flow.submission() else {
+        anyhow::bail!("flow {} has no stages", l.flow.id)
+    };
     let answers = match validate(bot, &stage0.fields, values) {
         Ok(a) => a,
         Err(e) => {
@@ -428,18 +815,47 @@ async fn resubmit(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, round: u32
     if !q::update(tx, &l.ticket, now).await? {
         return Ok(Handled::Conflict);
     }
-    record(bot, tx, ev, l.ticket.id, "resubmitted", json!({ "stage": 0, "stage_name": stage0.name, "fields": answers })).await?;
-    let done = views::sent_back_done(&bot.texts, &l.ticket, &l.service.name, "sent_back_resubmitted", &ev.actor, now)?;
+    record(
+        bot,
+        tx,
+        ev,
+        l.ticket.id,
+        "resubmitted",
+        json!({ "stage": 0, "stage_name": stage0.name, "fields": answers }),
+    )
+    .await?;
+    let done = views::sent_back_done(
+        &bot.texts,
+        &l.ticket,
+        &l.service.name,
+        "sent_back_resubmitted",
+        &ev.actor,
+        now,
+    )?;
     let channel = l.ticket.channel.clone();
-    bot.send(tx, &l.ticket.submitter.platform, Outbound::Update { channel, message: done }, Some(&sent_back_key(id, round))).await?;
+    bot.send(
+        tx,
+        &l.ticket.submitter.platform,
+        Outbound::Update { channel, message: done },
+        Some(&sent_back_key(id, round)),
+    )
+    .await?;
     advance_to(bot, tx, ev, &l, None).await?;
-    bot.say(tx, ev, "submitted", json!({ "ticket": id.to_string(), "stage": l.flow.stages.get(1).map(|s| s.name.clone()) })).await?;
+    bot.say(
+        tx,
+        ev,
+        "submitted",
+        json!({ "ticket": id.to_string(), "stage": l.flow.stages.get(1).map(|s| s.name.clone()) }),
+    )
+    .await?;
     Ok(Handled::Done)
 }
 
 /// Withdraw (submitter) or cancel (admin) before release.
 async fn close(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, reason: Option<String>) -> anyhow::Result<Handled> {
-    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else { return Ok(Handled::Done) };
+    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
     let is_admin = roles::is_admin(bot, tx, &ev.actor).await?;
     let next = match l.ticket.cancel(&ev.actor, is_admin) {
         Ok(n) => n,
@@ -458,13 +874,33 @@ async fn close(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, reason: Optio
     // The message that was waiting for someone loses its buttons.
     match before.status {
         TicketStatus::InApproval(stage) => {
-            let msg = views::stage_message(&bot.texts, &before, l.flow, &l.service.name, stage, StageState::Closed { by: &ev.actor, at: now })?;
+            let msg = views::stage_message(
+                &bot.texts,
+                &before,
+                l.flow,
+                &l.service.name,
+                stage,
+                StageState::Closed { by: &ev.actor, at: now },
+            )?;
             edit_stage(bot, tx, &l, stage, before.round, msg).await?;
         }
         TicketStatus::Draft => {
-            let done = views::sent_back_done(&bot.texts, &before, &l.service.name, "sent_back_withdrawn", &ev.actor, now)?;
+            let done = views::sent_back_done(
+                &bot.texts,
+                &before,
+                &l.service.name,
+                "sent_back_withdrawn",
+                &ev.actor,
+                now,
+            )?;
             let channel = l.ticket.channel.clone();
-            bot.send(tx, &l.ticket.submitter.platform, Outbound::Update { channel, message: done }, Some(&sent_back_key(id, before.round))).await?;
+            bot.send(
+                tx,
+                &l.ticket.submitter.platform,
+                Outbound::Update { channel, message: done },
+                Some(&sent_back_key(id, before.round)),
+            )
+            .await?;
         }
         _ => {}
     }
@@ -472,12 +908,20 @@ async fn close(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, reason: Optio
     Ok(Handled::Done)
 }
 
-pub async fn cancel(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, reason: Option<String>) -> anyhow::Result<Handled> {
+pub async fn cancel(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+    reason: Option<String>,
+) -> anyhow::Result<Handled> {
     close(bot, tx, ev, id, reason).await
 }
 
 pub async fn show(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
-    let Some(l) = load_or_say(bot, tx, ev, id).await? else { return Ok(Handled::Done) };
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
     let entries = audit::for_ticket(tx, id).await?;
     let msg = views::show(&bot.texts, &l.ticket, l.flow, &l.service.name, &entries)?;
     bot.ephemeral(tx, ev, msg).await?;

@@ -16,7 +16,10 @@ pub fn input_key(flow: &Flow, stage: usize, field: &str) -> String {
     if stage == 0 {
         field.to_string()
     } else {
-        format!("{}.{field}", flow.stages.get(stage).map(|s| s.id.as_str()).unwrap_or("?"))
+        format!(
+            "{}.{field}",
+            flow.stages.get(stage).map(|s| s.id.as_str()).unwrap_or("?")
+        )
     }
 }
 
@@ -26,7 +29,10 @@ pub fn ticket_fields(ticket: &Ticket, flow: &Flow, upto: usize) -> Vec<Field> {
     for (i, stage) in flow.stages.iter().enumerate().take(upto) {
         for f in &stage.fields {
             if let Some(v) = ticket.fields.get(&input_key(flow, i, &f.id)) {
-                out.push(Field { label: escape(&f.label), value: escape(v) });
+                out.push(Field {
+                    label: escape(&f.label),
+                    value: escape(v),
+                });
             }
         }
     }
@@ -38,19 +44,47 @@ fn mentions(actors: &[Actor]) -> String {
 }
 
 pub enum StageState<'a> {
-    Waiting { members: &'a [Actor], approvals: &'a [Decision] },
+    Waiting {
+        members: &'a [Actor],
+        approvals: &'a [Decision],
+    },
     Decided(&'a Decision),
-    Closed { by: &'a Actor, at: i64 },
+    Closed {
+        by: &'a Actor,
+        at: i64,
+    },
 }
 
-pub fn stage_message(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str, stage: usize, state: StageState<'_>) -> anyhow::Result<Message> {
-    let st = flow.stages.get(stage).ok_or_else(|| anyhow::anyhow!("flow {} has no stage {stage}", flow.id))?;
-    let title = texts.render("stage_title", &json!({ "ticket": ticket.id.to_string(), "service": service, "stage": st.name }))?;
+pub fn stage_message(
+    texts: &Texts,
+    ticket: &Ticket,
+    flow: &Flow,
+    service: &str,
+    stage: usize,
+    state: StageState<'_>,
+) -> anyhow::Result<Message> {
+    let st = flow
+        .stages
+        .get(stage)
+        .ok_or_else(|| anyhow::anyhow!("flow {} has no stage {stage}", flow.id))?;
+    let title = texts.render(
+        "stage_title",
+        &json!({ "ticket": ticket.id.to_string(), "service": service, "stage": st.name }),
+    )?;
     let mut fields = ticket_fields(ticket, flow, stage);
-    fields.insert(0, Field { label: texts.plain("label_requested_by")?, value: mention(&ticket.submitter) });
+    fields.insert(
+        0,
+        Field {
+            label: texts.plain("label_requested_by")?,
+            value: mention(&ticket.submitter),
+        },
+    );
     let (context, buttons) = match state {
         StageState::Waiting { members, approvals } => {
-            let mut context = texts.render("stage_waiting", &json!({ "role": st.role, "members": mentions(members) }))?;
+            let mut context = texts.render(
+                "stage_waiting",
+                &json!({ "role": st.role, "members": mentions(members) }),
+            )?;
             if st.approvals_required > 1 {
                 let who: Vec<Actor> = approvals.iter().map(|d| d.actor.clone()).collect();
                 context.push('\n');
@@ -59,17 +93,44 @@ pub fn stage_message(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str,
                     &json!({ "approvals": approvals.len(), "required": st.approvals_required, "approvers": mentions(&who) }),
                 )?);
             }
-            let action = |kind| Action::Decide { ticket: ticket.id, stage, round: ticket.round, kind }.encode();
+            let action = |kind| {
+                Action::Decide {
+                    ticket: ticket.id,
+                    stage,
+                    round: ticket.round,
+                    kind,
+                }
+                .encode()
+            };
             let buttons = vec![
-                Button { label: texts.plain("btn_approve")?, action: action(DecisionKind::Approve), style: ButtonStyle::Primary, confirm: None },
-                Button { label: texts.plain("btn_reject")?, action: action(DecisionKind::Reject), style: ButtonStyle::Danger, confirm: None },
+                Button {
+                    label: texts.plain("btn_approve")?,
+                    action: action(DecisionKind::Approve),
+                    style: ButtonStyle::Primary,
+                    confirm: None,
+                },
+                Button {
+                    label: texts.plain("btn_reject")?,
+                    action: action(DecisionKind::Reject),
+                    style: ButtonStyle::Danger,
+                    confirm: None,
+                },
             ];
             (context, buttons)
         }
         StageState::Decided(d) => (decision_line(texts, d)?, vec![]),
-        StageState::Closed { by, at } => (texts.render("stage_closed", &json!({ "actor": mention(by), "at": format_ms(at) }))?, vec![]),
+        StageState::Closed { by, at } => (
+            texts.render("stage_closed", &json!({ "actor": mention(by), "at": format_ms(at) }))?,
+            vec![],
+        ),
     };
-    Ok(Message { title, fields, body: None, context: Some(context), buttons })
+    Ok(Message {
+        title,
+        fields,
+        body: None,
+        context: Some(context),
+        buttons,
+    })
 }
 
 pub fn decision_line(texts: &Texts, d: &Decision) -> anyhow::Result<String> {
@@ -77,24 +138,49 @@ pub fn decision_line(texts: &Texts, d: &Decision) -> anyhow::Result<String> {
         DecisionKind::Approve => "stage_approved",
         DecisionKind::Reject => "stage_rejected",
     };
-    texts.render(key, &json!({ "actor": mention(&d.actor), "at": format_ms(d.at), "comment": d.comment }))
+    texts.render(
+        key,
+        &json!({ "actor": mention(&d.actor), "at": format_ms(d.at), "comment": d.comment }),
+    )
 }
 
 /// Posted to the ticket's channel when a rejection sends the ticket back to its submitter.
-pub fn sent_back(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str, stage_name: &str, d: &Decision) -> anyhow::Result<Message> {
+pub fn sent_back(
+    texts: &Texts,
+    ticket: &Ticket,
+    flow: &Flow,
+    service: &str,
+    stage_name: &str,
+    d: &Decision,
+) -> anyhow::Result<Message> {
     let data = json!({
         "ticket": ticket.id.to_string(), "service": service, "stage": stage_name,
         "submitter": mention(&ticket.submitter), "actor": mention(&d.actor), "reason": d.comment,
     });
     let mut fields = ticket_fields(ticket, flow, 1);
-    fields.insert(0, Field { label: texts.plain("label_requested_by")?, value: mention(&ticket.submitter) });
+    fields.insert(
+        0,
+        Field {
+            label: texts.plain("label_requested_by")?,
+            value: mention(&ticket.submitter),
+        },
+    );
     Ok(Message {
         title: texts.render("sent_back_title", &data)?,
         fields,
         body: Some(texts.render("sent_back_body", &data)?),
         context: None,
         buttons: vec![
-            Button { label: texts.plain("btn_resubmit")?, action: Action::Resubmit { ticket: ticket.id, round: ticket.round }.encode(), style: ButtonStyle::Primary, confirm: None },
+            Button {
+                label: texts.plain("btn_resubmit")?,
+                action: Action::Resubmit {
+                    ticket: ticket.id,
+                    round: ticket.round,
+                }
+                .encode(),
+                style: ButtonStyle::Primary,
+                confirm: None,
+            },
             withdraw_button(texts, ticket)?,
         ],
     })
@@ -116,13 +202,32 @@ fn withdraw_button(texts: &Texts, ticket: &Ticket) -> anyhow::Result<Button> {
 }
 
 /// The sent-back message once the submitter acted on it.
-pub fn sent_back_done(texts: &Texts, ticket: &Ticket, service: &str, key: &str, actor: &Actor, at: i64) -> anyhow::Result<Message> {
-    let data = json!({ "ticket": ticket.id.to_string(), "service": service, "actor": mention(actor), "at": format_ms(at) });
-    Ok(Message { title: texts.render("sent_back_done_title", &data)?, context: Some(texts.render(key, &data)?), ..Default::default() })
+pub fn sent_back_done(
+    texts: &Texts,
+    ticket: &Ticket,
+    service: &str,
+    key: &str,
+    actor: &Actor,
+    at: i64,
+) -> anyhow::Result<Message> {
+    let data =
+        json!({ "ticket": ticket.id.to_string(), "service": service, "actor": mention(actor), "at": format_ms(at) });
+    Ok(Message {
+        title: texts.render("sent_back_done_title", &data)?,
+        context: Some(texts.render(key, &data)?),
+        ..Default::default()
+    })
 }
 
 /// Posted when a ticket ends: every stage approved, rejected for good, or closed.
-pub fn outcome(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str, actor: &Actor, reason: Option<&str>) -> anyhow::Result<Message> {
+pub fn outcome(
+    texts: &Texts,
+    ticket: &Ticket,
+    flow: &Flow,
+    service: &str,
+    actor: &Actor,
+    reason: Option<&str>,
+) -> anyhow::Result<Message> {
     let key = match ticket.status {
         TicketStatus::Ready => "outcome_ready",
         TicketStatus::Rejected => "outcome_rejected",
@@ -130,8 +235,18 @@ pub fn outcome(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str, actor
     };
     let data = json!({ "ticket": ticket.id.to_string(), "service": service, "actor": mention(actor), "submitter": mention(&ticket.submitter), "reason": reason });
     let mut fields = ticket_fields(ticket, flow, flow.stages.len());
-    fields.insert(0, Field { label: texts.plain("label_requested_by")?, value: mention(&ticket.submitter) });
-    Ok(Message { title: texts.render(key, &data)?, fields, ..Default::default() })
+    fields.insert(
+        0,
+        Field {
+            label: texts.plain("label_requested_by")?,
+            value: mention(&ticket.submitter),
+        },
+    );
+    Ok(Message {
+        title: texts.render(key, &data)?,
+        fields,
+        ..Default::default()
+    })
 }
 
 pub fn status_text(texts: &Texts, ticket: &Ticket, flow: &Flow) -> anyhow::Result<String> {
@@ -142,14 +257,22 @@ pub fn status_text(texts: &Texts, ticket: &Ticket, flow: &Flow) -> anyhow::Resul
     texts.render(&format!("status_{}", ticket.status.key()), &json!({ "stage": stage }))
 }
 
-pub fn show(texts: &Texts, ticket: &Ticket, flow: &Flow, service: &str, audit: &[AuditEntry]) -> anyhow::Result<Message> {
+pub fn show(
+    texts: &Texts,
+    ticket: &Ticket,
+    flow: &Flow,
+    service: &str,
+    audit: &[AuditEntry],
+) -> anyhow::Result<Message> {
     let data = json!({
         "ticket": ticket.id.to_string(), "service": service, "status": status_text(texts, ticket, flow)?,
         "submitter": mention(&ticket.submitter), "at": format_ms(ticket.created_at),
     });
     let mut lines = Vec::new();
     for e in audit {
-        let actor = crate::domain::Actor::parse(&e.actor).map(|a| mention(&a)).unwrap_or_else(|| escape(&e.actor));
+        let actor = crate::domain::Actor::parse(&e.actor)
+            .map(|a| mention(&a))
+            .unwrap_or_else(|| escape(&e.actor));
         let d = json!({
             "at": format_ms(e.at), "actor": actor, "platform": e.platform,
             "stage": e.detail.get("stage_name"), "comment": e.detail.get("comment"),
@@ -176,29 +299,56 @@ pub fn list(texts: &Texts, scope_key: &str, rows: &[(Ticket, String)]) -> anyhow
             }),
         )?);
     }
-    let body = if lines.is_empty() { texts.plain("list_empty")? } else { lines.join("\n") };
-    Ok(Message { title: texts.plain(&format!("list_title_{scope_key}"))?, body: Some(body), ..Default::default() })
+    let body = if lines.is_empty() {
+        texts.plain("list_empty")?
+    } else {
+        lines.join("\n")
+    };
+    Ok(Message {
+        title: texts.plain(&format!("list_title_{scope_key}"))?,
+        body: Some(body),
+        ..Default::default()
+    })
 }
 
 pub fn help(texts: &Texts, command: &str) -> anyhow::Result<Message> {
     let mut lines = Vec::new();
     for v in Verb::ALL.into_iter().filter(|v| v.command() == command) {
-        lines.push(texts.render("help_line", &json!({ "usage": v.usage(), "text": texts.plain(v.help_key())? }))?);
+        lines.push(texts.render(
+            "help_line",
+            &json!({ "usage": v.usage(), "text": texts.plain(v.help_key())? }),
+        )?);
     }
-    Ok(Message { title: texts.render("help_title", &json!({ "command": command }))?, body: Some(lines.join("\n")), ..Default::default() })
+    Ok(Message {
+        title: texts.render("help_title", &json!({ "command": command }))?,
+        body: Some(lines.join("\n")),
+        ..Default::default()
+    })
 }
 
 pub fn command_error(texts: &Texts, e: &CommandError) -> anyhow::Result<Message> {
     let (command, word) = match &e.problem {
         super::command::Problem::UnknownVerb { command, word } => (command.clone(), word.clone()),
-        p => (e.verb.map(|v| v.command().to_string()).unwrap_or_else(|| "release".into()), p.word().to_string()),
+        p => (
+            e.verb
+                .map(|v| v.command().to_string())
+                .unwrap_or_else(|| "release".into()),
+            p.word().to_string(),
+        ),
     };
-    let title = texts.render(&format!("usage_{}", e.problem.code()), &json!({ "word": word, "command": command }))?;
+    let title = texts.render(
+        &format!("usage_{}", e.problem.code()),
+        &json!({ "word": word, "command": command }),
+    )?;
     let context = match e.verb {
         Some(v) => texts.render("usage_line", &json!({ "usage": v.usage() }))?,
         None => texts.render("usage_see_help", &json!({ "command": command }))?,
     };
-    Ok(Message { title, context: Some(context), ..Default::default() })
+    Ok(Message {
+        title,
+        context: Some(context),
+        ..Default::default()
+    })
 }
 
 fn form_field(def: &FieldDef, initial: Option<&String>) -> FormField {
@@ -207,7 +357,9 @@ fn form_field(def: &FieldDef, initial: Option<&String>) -> FormField {
         label: def.label.clone(),
         input: match def.kind {
             FieldKind::Multiline => InputKind::Multiline,
-            FieldKind::Select => InputKind::Select { options: def.options.clone() },
+            FieldKind::Select => InputKind::Select {
+                options: def.options.clone(),
+            },
             _ => InputKind::Text,
         },
         required: def.required,
@@ -217,11 +369,31 @@ fn form_field(def: &FieldDef, initial: Option<&String>) -> FormField {
 }
 
 /// The submission form of a service; `ticket` pre-fills it for a resubmission.
-pub fn submission_form(texts: &Texts, flow: &Flow, service_id: &str, service: &str, reply_channel: &str, ticket: Option<&Ticket>) -> anyhow::Result<Form> {
-    let stage = flow.submission().ok_or_else(|| anyhow::anyhow!("flow {} has no stages", flow.id))?;
+pub fn submission_form(
+    texts: &Texts,
+    flow: &Flow,
+    service_id: &str,
+    service: &str,
+    reply_channel: &str,
+    ticket: Option<&Ticket>,
+) -> anyhow::Result<Form> {
+    let stage = flow
+        .submission()
+        .ok_or_else(|| anyhow::anyhow!("flow {} has no stages", flow.id))?;
     let (title, callback) = match ticket {
-        None => (texts.render("form_new_title", &json!({ "service": service }))?, FormCallback::New { service: service_id.to_string() }),
-        Some(t) => (texts.render("form_resubmit_title", &json!({ "ticket": t.id.to_string() }))?, FormCallback::Resubmit { ticket: t.id, round: t.round }),
+        None => (
+            texts.render("form_new_title", &json!({ "service": service }))?,
+            FormCallback::New {
+                service: service_id.to_string(),
+            },
+        ),
+        Some(t) => (
+            texts.render("form_resubmit_title", &json!({ "ticket": t.id.to_string() }))?,
+            FormCallback::Resubmit {
+                ticket: t.id,
+                round: t.round,
+            },
+        ),
     };
     Ok(Form {
         title,
@@ -230,7 +402,11 @@ pub fn submission_form(texts: &Texts, flow: &Flow, service_id: &str, service: &s
         callback: callback.encode(),
         reply_channel: reply_channel.to_string(),
         intro: None,
-        fields: stage.fields.iter().map(|f| form_field(f, ticket.and_then(|t| t.fields.get(&f.id)))).collect(),
+        fields: stage
+            .fields
+            .iter()
+            .map(|f| form_field(f, ticket.and_then(|t| t.fields.get(&f.id))))
+            .collect(),
     })
 }
 
@@ -238,14 +414,31 @@ pub fn submission_form(texts: &Texts, flow: &Flow, service_id: &str, service: &s
 pub const COMMENT_FIELD: &str = "comment";
 
 /// The form asked before a decision: the stage's inputs and a comment, or a rejection reason.
-pub fn decision_form(texts: &Texts, ticket: &Ticket, flow: &Flow, stage: usize, kind: DecisionKind, reply_channel: &str) -> anyhow::Result<Form> {
-    let st = flow.stages.get(stage).ok_or_else(|| anyhow::anyhow!("flow {} has no stage {stage}", flow.id))?;
+pub fn decision_form(
+    texts: &Texts,
+    ticket: &Ticket,
+    flow: &Flow,
+    stage: usize,
+    kind: DecisionKind,
+    reply_channel: &str,
+) -> anyhow::Result<Form> {
+    let st = flow
+        .stages
+        .get(stage)
+        .ok_or_else(|| anyhow::anyhow!("flow {} has no stage {stage}", flow.id))?;
     let data = json!({ "ticket": ticket.id.to_string(), "stage": st.name, "application": ticket.application, "version": ticket.fields.get("version") });
     let mut fields = Vec::new();
     let (title, submit) = match kind {
         DecisionKind::Approve => {
             fields.extend(st.fields.iter().map(|f| form_field(f, None)));
-            fields.push(FormField { id: COMMENT_FIELD.into(), label: texts.plain("form_comment_label")?, input: InputKind::Multiline, required: false, hint: None, initial: None });
+            fields.push(FormField {
+                id: COMMENT_FIELD.into(),
+                label: texts.plain("form_comment_label")?,
+                input: InputKind::Multiline,
+                required: false,
+                hint: None,
+                initial: None,
+            });
             (texts.render("form_approve_title", &data)?, texts.plain("btn_approve")?)
         }
         DecisionKind::Reject => {
@@ -264,7 +457,13 @@ pub fn decision_form(texts: &Texts, ticket: &Ticket, flow: &Flow, stage: usize, 
         title,
         submit,
         cancel: texts.plain("form_cancel")?,
-        callback: FormCallback::Decide { ticket: ticket.id, stage, round: ticket.round, kind }.encode(),
+        callback: FormCallback::Decide {
+            ticket: ticket.id,
+            stage,
+            round: ticket.round,
+            kind,
+        }
+        .encode(),
         reply_channel: reply_channel.to_string(),
         intro: Some(texts.render("form_decide_intro", &data)?),
         fields,

@@ -93,7 +93,11 @@ pub enum Outbound {
     /// Replace the message named by the row's `msg_key`.
     Update { channel: String, message: Message },
     /// Visible to one user only.
-    Ephemeral { channel: String, user: String, message: Message },
+    Ephemeral {
+        channel: String,
+        user: String,
+        message: Message,
+    },
     /// A direct message to a user.
     Direct { user: String, message: Message },
     /// Open a form in answer to an interaction.
@@ -127,7 +131,10 @@ pub enum InboundKind {
     /// A button press.
     Action { action: String, message: Option<Location> },
     /// A submitted form.
-    FormSubmit { callback: String, values: BTreeMap<String, String> },
+    FormSubmit {
+        callback: String,
+        values: BTreeMap<String, String>,
+    },
 }
 
 /// A platform-neutral inbound event.

@@ -43,14 +43,18 @@ fn registry() -> anyhow::Result<Handlebars<'static>> {
     hb.set_strict_mode(true);
     hb.register_escape_fn(escape);
     for locale in LOCALES {
-        let dir = MESSAGES.get_dir(locale).with_context(|| format!("messages/{locale} is missing"))?;
+        let dir = MESSAGES
+            .get_dir(locale)
+            .with_context(|| format!("messages/{locale} is missing"))?;
         for file in dir.files() {
             let path = file.path();
             if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
                 continue;
             }
             let stem = path.file_stem().and_then(|s| s.to_str()).context("template name")?;
-            let text = file.contents_utf8().with_context(|| format!("{} is not UTF-8", path.display()))?;
+            let text = file
+                .contents_utf8()
+                .with_context(|| format!("{} is not UTF-8", path.display()))?;
             // One trailing newline is the file's, not the message's.
             let text = text.strip_suffix('\n').unwrap_or(text);
             hb.register_template_string(&format!("{locale}/{stem}"), text)
@@ -78,7 +82,10 @@ impl Texts {
             .find(|l| l.eq_ignore_ascii_case(locale))
             .copied()
             .with_context(|| format!("unknown locale \"{locale}\" (expected one of {})", LOCALES.join(", ")))?;
-        Ok(Self { hb: Arc::new(registry()?), locale })
+        Ok(Self {
+            hb: Arc::new(registry()?),
+            locale,
+        })
     }
 
     pub fn locale(&self) -> &'static str {
@@ -87,8 +94,15 @@ impl Texts {
 
     /// The same templates in another locale.
     pub fn with_locale(&self, locale: &str) -> anyhow::Result<Self> {
-        let locale = LOCALES.iter().find(|l| **l == locale).copied().with_context(|| format!("unknown locale {locale}"))?;
-        Ok(Self { hb: self.hb.clone(), locale })
+        let locale = LOCALES
+            .iter()
+            .find(|l| **l == locale)
+            .copied()
+            .with_context(|| format!("unknown locale {locale}"))?;
+        Ok(Self {
+            hb: self.hb.clone(),
+            locale,
+        })
     }
 
     pub fn render<T: Serialize>(&self, key: &str, data: &T) -> anyhow::Result<String> {
@@ -112,10 +126,16 @@ impl Texts {
         for locale in &LOCALES[1..] {
             let other = keys(locale);
             for k in base.difference(&other) {
-                problems.push(format!("messages/{locale}/{k}.hbs is missing (present in {})", LOCALES[0]));
+                problems.push(format!(
+                    "messages/{locale}/{k}.hbs is missing (present in {})",
+                    LOCALES[0]
+                ));
             }
             for k in other.difference(&base) {
-                problems.push(format!("messages/{}/{k}.hbs is missing (present in {locale})", LOCALES[0]));
+                problems.push(format!(
+                    "messages/{}/{k}.hbs is missing (present in {locale})",
+                    LOCALES[0]
+                ));
             }
         }
         problems

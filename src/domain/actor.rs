@@ -21,10 +21,7 @@ impl Actor {
         let (platform, user) = s.split_once(':')?;
         let platform = platform.trim();
         let user = user.trim();
-        if platform.is_empty()
-            || user.is_empty()
-            || !platform.chars().all(|c| c.is_ascii_lowercase())
-        {
+        if platform.is_empty() || user.is_empty() || !platform.chars().all(|c| c.is_ascii_lowercase()) {
             return None;
         }
         Some(Self::new(platform, user))

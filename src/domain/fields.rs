@@ -100,9 +100,7 @@ fn validate_one(def: &FieldDef, raw: &str, ctx: &ValidationContext<'_>) -> Resul
             }
         }
         FieldKind::Url => match url::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(raw.to_string())
-            }
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(raw.to_string()),
             _ => Err(FieldError::Url),
         },
         FieldKind::DateTime => {
@@ -141,7 +139,12 @@ pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     let raw = raw.trim_end_matches(" UTC").trim_end_matches('Z');
-    for fmt in ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(raw, fmt) {
             return Some(Utc.from_utc_datetime(&n));
         }
@@ -191,9 +194,18 @@ mod tests {
 
     #[test]
     fn md5_must_be_32_hex() {
-        assert_eq!(check(FieldKind::Md5, "D41D8CD98F00B204E9800998ECF8427E").as_deref(), Ok("d41d8cd98f00b204e9800998ecf8427e"));
-        assert_eq!(check(FieldKind::Md5, "d41d8cd98f00b204e9800998ecf8427"), Err(FieldError::Md5));
-        assert_eq!(check(FieldKind::Md5, "z41d8cd98f00b204e9800998ecf8427e"), Err(FieldError::Md5));
+        assert_eq!(
+            check(FieldKind::Md5, "D41D8CD98F00B204E9800998ECF8427E").as_deref(),
+            Ok("d41d8cd98f00b204e9800998ecf8427e")
+        );
+        assert_eq!(
+            check(FieldKind::Md5, "d41d8cd98f00b204e9800998ecf8427"),
+            Err(FieldError::Md5)
+        );
+        assert_eq!(
+            check(FieldKind::Md5, "z41d8cd98f00b204e9800998ecf8427e"),
+            Err(FieldError::Md5)
+        );
     }
 
     #[test]
@@ -207,25 +219,46 @@ mod tests {
 
     #[test]
     fn datetime_must_parse_and_be_in_the_future() {
-        assert_eq!(check(FieldKind::DateTime, "2030-01-02 03:04").as_deref(), Ok("2030-01-02 03:04 UTC"));
-        assert_eq!(check(FieldKind::DateTime, "2030-01-02T03:04:00+08:00").as_deref(), Ok("2030-01-01 19:04 UTC"));
-        assert_eq!(check(FieldKind::DateTime, "2020-01-02 03:04"), Err(FieldError::DateTimePast));
+        assert_eq!(
+            check(FieldKind::DateTime, "2030-01-02 03:04").as_deref(),
+            Ok("2030-01-02 03:04 UTC")
+        );
+        assert_eq!(
+            check(FieldKind::DateTime, "2030-01-02T03:04:00+08:00").as_deref(),
+            Ok("2030-01-01 19:04 UTC")
+        );
+        assert_eq!(
+            check(FieldKind::DateTime, "2020-01-02 03:04"),
+            Err(FieldError::DateTimePast)
+        );
         assert_eq!(check(FieldKind::DateTime, "tomorrow"), Err(FieldError::DateTimeFormat));
     }
 
     #[test]
     fn select_and_application() {
         assert_eq!(check(FieldKind::Select, "PASS").as_deref(), Ok("pass"));
-        assert!(matches!(check(FieldKind::Select, "maybe"), Err(FieldError::UnknownOption { .. })));
+        assert!(matches!(
+            check(FieldKind::Select, "maybe"),
+            Err(FieldError::UnknownOption { .. })
+        ));
         assert_eq!(check(FieldKind::Application, "Payments").as_deref(), Ok("payments"));
-        assert!(matches!(check(FieldKind::Application, "billing"), Err(FieldError::UnknownApplication { .. })));
+        assert!(matches!(
+            check(FieldKind::Application, "billing"),
+            Err(FieldError::UnknownApplication { .. })
+        ));
     }
 
     #[test]
     fn required_and_length() {
         assert_eq!(check(FieldKind::Text, "   "), Err(FieldError::Required));
-        assert_eq!(check(FieldKind::Text, &"x".repeat(MAX_FIELD_LEN + 1)), Err(FieldError::TooLong { max: MAX_FIELD_LEN }));
-        let ctx = ValidationContext { now_ms: 0, applications: &[] };
+        assert_eq!(
+            check(FieldKind::Text, &"x".repeat(MAX_FIELD_LEN + 1)),
+            Err(FieldError::TooLong { max: MAX_FIELD_LEN })
+        );
+        let ctx = ValidationContext {
+            now_ms: 0,
+            applications: &[],
+        };
         let mut d = def("opt", FieldKind::Text);
         d.required = false;
         assert_eq!(validate(&[d], &BTreeMap::new(), &ctx), Ok(BTreeMap::new()));
@@ -233,7 +266,10 @@ mod tests {
 
     #[test]
     fn any_application_when_none_registered() {
-        let ctx = ValidationContext { now_ms: 0, applications: &[] };
+        let ctx = ValidationContext {
+            now_ms: 0,
+            applications: &[],
+        };
         let mut answers = BTreeMap::new();
         answers.insert("app".to_string(), "anything".to_string());
         assert!(validate(&[def("app", FieldKind::Application)], &answers, &ctx).is_ok());

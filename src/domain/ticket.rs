@@ -21,7 +21,10 @@ pub enum TicketStatus {
 
 impl TicketStatus {
     pub fn is_open(self) -> bool {
-        matches!(self, TicketStatus::Draft | TicketStatus::InApproval(_) | TicketStatus::Ready)
+        matches!(
+            self,
+            TicketStatus::Draft | TicketStatus::InApproval(_) | TicketStatus::Ready
+        )
     }
 
     /// `(status, stage)` as stored.
@@ -174,7 +177,11 @@ impl Ticket {
     /// Approve or reject the current stage. `approvals` are this round's approvals of that stage.
     pub fn decide(&self, flow: &Flow, approvals: &[Actor], req: &DecideRequest<'_>) -> Result<Outcome, Denied> {
         let TicketStatus::InApproval(current) = self.status else {
-            return Err(if self.status.is_open() { Denied::Stale } else { Denied::NotOpen(self.status) });
+            return Err(if self.status.is_open() {
+                Denied::Stale
+            } else {
+                Denied::NotOpen(self.status)
+            });
         };
         if req.stage != current || req.round != self.round {
             return Err(Denied::Stale);
@@ -231,12 +238,20 @@ impl Ticket {
     /// The submitter sends a ticket that was returned to them back into approval.
     pub fn resubmit(&self, flow: &Flow, actor: &Actor) -> Result<TicketStatus, Denied> {
         if self.status != TicketStatus::Draft {
-            return Err(if self.status.is_open() { Denied::Stale } else { Denied::NotOpen(self.status) });
+            return Err(if self.status.is_open() {
+                Denied::Stale
+            } else {
+                Denied::NotOpen(self.status)
+            });
         }
         if *actor != self.submitter {
             return Err(Denied::NotSubmitter);
         }
-        Ok(if flow.stages.len() > 1 { TicketStatus::InApproval(1) } else { TicketStatus::Ready })
+        Ok(if flow.stages.len() > 1 {
+            TicketStatus::InApproval(1)
+        } else {
+            TicketStatus::Ready
+        })
     }
 
     /// Withdraw (submitter) or cancel (admin) before release.
@@ -285,7 +300,13 @@ mod tests {
     }
 
     fn req(actor: &Actor, stage: usize, round: u32, kind: DecisionKind) -> DecideRequest<'_> {
-        DecideRequest { actor, has_role: true, stage, round, kind }
+        DecideRequest {
+            actor,
+            has_role: true,
+            stage,
+            round,
+            kind,
+        }
     }
 
     #[test]
@@ -309,7 +330,9 @@ mod tests {
         for stage in 1..f.stages.len() {
             assert_eq!(t.status, TicketStatus::InApproval(stage));
             let out = t.decide(&f, &[], &req(&u, stage, 0, DecisionKind::Approve)).unwrap();
-            let Outcome::Advanced { next } = out else { panic!("{out:?}") };
+            let Outcome::Advanced { next } = out else {
+                panic!("{out:?}")
+            };
             t.apply(next);
         }
         assert_eq!(t.status, TicketStatus::Ready);
@@ -333,7 +356,10 @@ mod tests {
         let p = t.submitter.clone();
         assert!(t.decide(&f, &[], &req(&p, 1, 0, DecisionKind::Approve)).is_ok());
         f.separation_of_duties = true;
-        assert_eq!(t.decide(&f, &[], &req(&p, 1, 0, DecisionKind::Approve)), Err(Denied::OwnTicket));
+        assert_eq!(
+            t.decide(&f, &[], &req(&p, 1, 0, DecisionKind::Approve)),
+            Err(Denied::OwnTicket)
+        );
         // Rejecting your own ticket is allowed.
         assert!(t.decide(&f, &[], &req(&p, 1, 0, DecisionKind::Reject)).is_ok());
     }
@@ -344,10 +370,19 @@ mod tests {
         let mut t = ticket(&f);
         let u = Actor::new("slack", "U");
         t.apply(TicketStatus::InApproval(2));
-        assert_eq!(t.decide(&f, &[], &req(&u, 1, 0, DecisionKind::Approve)), Err(Denied::Stale));
-        assert_eq!(t.decide(&f, &[], &req(&u, 2, 1, DecisionKind::Approve)), Err(Denied::Stale));
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 1, 0, DecisionKind::Approve)),
+            Err(Denied::Stale)
+        );
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 2, 1, DecisionKind::Approve)),
+            Err(Denied::Stale)
+        );
         t.apply(TicketStatus::Closed);
-        assert_eq!(t.decide(&f, &[], &req(&u, 2, 0, DecisionKind::Approve)), Err(Denied::NotOpen(TicketStatus::Closed)));
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 2, 0, DecisionKind::Approve)),
+            Err(Denied::NotOpen(TicketStatus::Closed))
+        );
     }
 
     #[test]
@@ -358,9 +393,23 @@ mod tests {
         t.apply(TicketStatus::InApproval(2));
         let a = Actor::new("slack", "A");
         let b = Actor::new("discord", "A");
-        assert_eq!(t.decide(&f, &[], &req(&a, 2, 0, DecisionKind::Approve)), Ok(Outcome::Counted { approvals: 1, required: 2 }));
-        assert_eq!(t.decide(&f, std::slice::from_ref(&a), &req(&a, 2, 0, DecisionKind::Approve)), Err(Denied::AlreadyApproved));
-        assert_eq!(t.decide(&f, &[a], &req(&b, 2, 0, DecisionKind::Approve)), Ok(Outcome::Advanced { next: TicketStatus::InApproval(3) }));
+        assert_eq!(
+            t.decide(&f, &[], &req(&a, 2, 0, DecisionKind::Approve)),
+            Ok(Outcome::Counted {
+                approvals: 1,
+                required: 2
+            })
+        );
+        assert_eq!(
+            t.decide(&f, std::slice::from_ref(&a), &req(&a, 2, 0, DecisionKind::Approve)),
+            Err(Denied::AlreadyApproved)
+        );
+        assert_eq!(
+            t.decide(&f, &[a], &req(&b, 2, 0, DecisionKind::Approve)),
+            Ok(Outcome::Advanced {
+                next: TicketStatus::InApproval(3)
+            })
+        );
     }
 
     #[test]
@@ -370,14 +419,26 @@ mod tests {
         f.stages[3].on_reject = RejectTarget::End;
         let u = Actor::new("slack", "U");
         let mut t = ticket(&f);
-        assert_eq!(t.decide(&f, &[], &req(&u, 1, 0, DecisionKind::Reject)), Ok(Outcome::SentBack { next: TicketStatus::Draft }));
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 1, 0, DecisionKind::Reject)),
+            Ok(Outcome::SentBack {
+                next: TicketStatus::Draft
+            })
+        );
         t.apply(TicketStatus::InApproval(2));
-        let Ok(Outcome::SentBack { next }) = t.decide(&f, &[], &req(&u, 2, 0, DecisionKind::Reject)) else { panic!() };
+        let Ok(Outcome::SentBack { next }) = t.decide(&f, &[], &req(&u, 2, 0, DecisionKind::Reject)) else {
+            panic!()
+        };
         assert_eq!(next, TicketStatus::InApproval(1));
         t.apply(next);
         assert_eq!(t.round, 1, "going back starts a new round");
         t.apply(TicketStatus::InApproval(3));
-        assert_eq!(t.decide(&f, &[], &req(&u, 3, 1, DecisionKind::Reject)), Ok(Outcome::SentBack { next: TicketStatus::Rejected }));
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 3, 1, DecisionKind::Reject)),
+            Ok(Outcome::SentBack {
+                next: TicketStatus::Rejected
+            })
+        );
     }
 
     #[test]
@@ -399,15 +460,31 @@ mod tests {
 
     #[test]
     fn single_stage_flow_is_ready_at_once() {
-        let f = Flow { id: "x".into(), name: "x".into(), separation_of_duties: false, stages: vec![stage("submit", "product")] };
+        let f = Flow {
+            id: "x".into(),
+            name: "x".into(),
+            separation_of_duties: false,
+            stages: vec![stage("submit", "product")],
+        };
         assert_eq!(initial_status(&f), TicketStatus::Ready);
     }
 
     #[derive(Debug, Clone)]
     enum Act {
-        Decide { user: u8, stage: usize, round_delta: u8, approve: bool, has_role: bool },
-        Resubmit { user: u8 },
-        Cancel { user: u8, admin: bool },
+        Decide {
+            user: u8,
+            stage: usize,
+            round_delta: u8,
+            approve: bool,
+            has_role: bool,
+        },
+        Resubmit {
+            user: u8,
+        },
+        Cancel {
+            user: u8,
+            admin: bool,
+        },
     }
 
     fn act() -> impl Strategy<Value = Act> {

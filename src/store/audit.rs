@@ -17,23 +17,27 @@ pub struct AuditEntry {
 }
 
 pub async fn append(conn: &mut Conn, e: &AuditEntry) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO audit_log (ticket_id, at, platform, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(e.ticket.map(|t| t.0))
-        .bind(e.at)
-        .bind(&e.platform)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(e.detail.to_string())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO audit_log (ticket_id, at, platform, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(e.ticket.map(|t| t.0))
+    .bind(e.at)
+    .bind(&e.platform)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(e.detail.to_string())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
 pub async fn for_ticket(conn: &mut Conn, ticket: TicketId) -> anyhow::Result<Vec<AuditEntry>> {
-    let rows = sqlx::query("SELECT ticket_id, at, platform, actor, action, detail FROM audit_log WHERE ticket_id = $1 ORDER BY id")
-        .bind(ticket.0)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT ticket_id, at, platform, actor, action, detail FROM audit_log WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(ticket.0)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
         .map(|r| {
             let detail: String = r.try_get("detail")?;

@@ -12,7 +12,13 @@ pub struct InboxRow {
 }
 
 /// Records an event; `None` when the same delivery was already recorded.
-pub async fn insert(store: &Store, platform: &str, dedupe_key: &str, payload: &str, now: i64) -> anyhow::Result<Option<i64>> {
+pub async fn insert(
+    store: &Store,
+    platform: &str,
+    dedupe_key: &str,
+    payload: &str,
+    now: i64,
+) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
         "INSERT INTO inbox (platform, dedupe_key, payload, status, received_at) VALUES ($1, $2, $3, 'pending', $4)
          ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
@@ -42,7 +48,11 @@ pub async fn lease_next(store: &Store, now: i64, lease_ms: i64) -> anyhow::Resul
         tx.commit().await?;
         return Ok(None);
     };
-    let item = InboxRow { id: get_i64(&row, "id")?, platform: row.try_get("platform")?, payload: row.try_get("payload")? };
+    let item = InboxRow {
+        id: get_i64(&row, "id")?,
+        platform: row.try_get("platform")?,
+        payload: row.try_get("payload")?,
+    };
     sqlx::query("UPDATE inbox SET status = 'processing', attempts = attempts + 1, lease_until = $1 WHERE id = $2")
         .bind(now + lease_ms)
         .bind(item.id)

@@ -39,7 +39,10 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:// (got {})", redact_url(url));
+            anyhow::bail!(
+                "DATABASE_URL must start with sqlite: or postgres:// (got {})",
+                redact_url(url)
+            );
         };
         // SQLite allows one writer: a single connection serialises writes instead of failing them.
         let max = match backend {
@@ -106,7 +109,9 @@ pub fn redact_url(url: &str) -> String {
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation() || db.message().contains("UNIQUE constraint failed") || db.code().as_deref() == Some("23505")
+            db.is_unique_violation()
+                || db.message().contains("UNIQUE constraint failed")
+                || db.code().as_deref() == Some("23505")
         }
         _ => false,
     }
@@ -120,7 +125,10 @@ pub(crate) fn get_i64(row: &AnyRow, col: &str) -> Result<i64, sqlx::Error> {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:redacted@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:redacted@h/db"
+        );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

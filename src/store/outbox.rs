@@ -64,11 +64,12 @@ pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> anyhow::Res
 
 /// Marks not-yet-sent edits of `msg_key` as replaced by a newer one.
 pub async fn supersede_pending(conn: &mut Conn, msg_key: &str, kind: &str) -> anyhow::Result<u64> {
-    let res = sqlx::query("UPDATE outbox SET status = 'superseded' WHERE msg_key = $1 AND kind = $2 AND status = 'pending'")
-        .bind(msg_key)
-        .bind(kind)
-        .execute(&mut *conn)
-        .await?;
+    let res =
+        sqlx::query("UPDATE outbox SET status = 'superseded' WHERE msg_key = $1 AND kind = $2 AND status = 'pending'")
+            .bind(msg_key)
+            .bind(kind)
+            .execute(&mut *conn)
+            .await?;
     Ok(res.rows_affected())
 }
 
@@ -202,8 +203,14 @@ pub async fn get_ref(store: &Store, msg_key: &str) -> anyhow::Result<Option<Mess
         .bind(msg_key)
         .fetch_optional(&store.pool)
         .await?;
-    row.map(|r| Ok(MessageRef { platform: r.try_get("platform")?, channel: r.try_get("channel")?, ts: r.try_get("ts")? }))
-        .transpose()
+    row.map(|r| {
+        Ok(MessageRef {
+            platform: r.try_get("platform")?,
+            channel: r.try_get("channel")?,
+            ts: r.try_get("ts")?,
+        })
+    })
+    .transpose()
 }
 
 /// Finds which message key a platform message is, from its location.

@@ -34,13 +34,14 @@ pub async fn add(conn: &mut Conn, m: &Member, added_by: &Actor, now: i64) -> any
 
 /// False when there was no such member.
 pub async fn remove(conn: &mut Conn, m: &Member) -> anyhow::Result<bool> {
-    let res = sqlx::query("DELETE FROM role_members WHERE role = $1 AND platform = $2 AND user_id = $3 AND application = $4")
-        .bind(&m.role)
-        .bind(&m.actor.platform)
-        .bind(&m.actor.user_id)
-        .bind(&m.application)
-        .execute(&mut *conn)
-        .await?;
+    let res =
+        sqlx::query("DELETE FROM role_members WHERE role = $1 AND platform = $2 AND user_id = $3 AND application = $4")
+            .bind(&m.role)
+            .bind(&m.actor.platform)
+            .bind(&m.actor.user_id)
+            .bind(&m.application)
+            .execute(&mut *conn)
+            .await?;
     Ok(res.rows_affected() > 0)
 }
 

@@ -55,7 +55,10 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Ticket> {
         application: row.try_get("application")?,
         status: TicketStatus::from_db(&status, stage).with_context(|| format!("unknown ticket status {status}"))?,
         round: u32::try_from(get_i64(row, "round")?)?,
-        submitter: Actor::new(row.try_get::<String, _>("submitter_platform")?, row.try_get::<String, _>("submitter_id")?),
+        submitter: Actor::new(
+            row.try_get::<String, _>("submitter_platform")?,
+            row.try_get::<String, _>("submitter_id")?,
+        ),
         fields: serde_json::from_str(&fields).context("ticket fields")?,
         channel: row.try_get("channel")?,
         version: get_i64(row, "version")?,

@@ -43,19 +43,31 @@ pub struct FakeSlack {
 
 impl FakeSlack {
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner { next_ts: 1, ..Default::default() }));
-        let app = Router::new().route("/api/{method}", any(handle)).with_state(inner.clone());
+        let inner = Arc::new(Mutex::new(Inner {
+            next_ts: 1,
+            ..Default::default()
+        }));
+        let app = Router::new()
+            .route("/api/{method}", any(handle))
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { inner, api_url: format!("http://{addr}/api") }
+        Self {
+            inner,
+            api_url: format!("http://{addr}/api"),
+        }
     }
 
     /// The next call of `method` fails this way (once).
     pub fn fail_next(&self, method: &str, failure: Failure) {
-        self.inner.lock().unwrap().failures.push_back((method.to_string(), failure));
+        self.inner
+            .lock()
+            .unwrap()
+            .failures
+            .push_back((method.to_string(), failure));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -82,17 +94,33 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Value {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path(method): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = parse_body(&headers, &body);
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut g = inner.lock().unwrap();
-    g.calls.push(Call { method: method.clone(), body: body.clone(), auth, response: Value::Null });
+    g.calls.push(Call {
+        method: method.clone(),
+        body: body.clone(),
+        auth,
+        response: Value::Null,
+    });
     if let Some(pos) = g.failures.iter().position(|(m, _)| *m == method) {
         let (_, failure) = g.failures.remove(pos).unwrap();
         return match failure {
             Failure::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", retry_after_secs.to_string()), ("content-type", "application/json".to_string())],
+                [
+                    ("retry-after", retry_after_secs.to_string()),
+                    ("content-type", "application/json".to_string()),
+                ],
                 json!({ "ok": false, "error": "ratelimited" }).to_string(),
             )
                 .into_response(),
@@ -107,7 +135,9 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Path(method): Path<Strin
             g.next_ts += 1;
             json!({ "ok": true, "channel": channel, "ts": ts, "message": { "ts": ts, "text": body.get("text") } })
         }
-        "chat.update" => json!({ "ok": true, "channel": channel, "ts": body.get("ts"), "message": { "text": body.get("text") } }),
+        "chat.update" => {
+            json!({ "ok": true, "channel": channel, "ts": body.get("ts"), "message": { "text": body.get("text") } })
+        }
         "chat.postEphemeral" => json!({ "ok": true, "message_ts": "1.1" }),
         "views.open" => {
             let mut view = body.get("view").cloned().unwrap_or(json!({}));

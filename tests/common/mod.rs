@@ -37,11 +37,23 @@ pub const NOBODY: &str = "UNOBODY"; // no role
 /// The built-in configuration with one or two members per role.
 pub fn team_config() -> String {
     DEFAULT_CONFIG
-        .replace("[roles.product]\n", &format!("[roles.product]\nmembers = [\"slack:{ALICE}\"]\n"))
-        .replace("[roles.test]\n", &format!("[roles.test]\nmembers = [\"slack:{TOM}\", \"slack:{TINA}\"]\n"))
-        .replace("[roles.ops]\n", &format!("[roles.ops]\nmembers = [\"slack:{OSCAR}\", \"slack:{OLGA}\"]\n"))
+        .replace(
+            "[roles.product]\n",
+            &format!("[roles.product]\nmembers = [\"slack:{ALICE}\"]\n"),
+        )
+        .replace(
+            "[roles.test]\n",
+            &format!("[roles.test]\nmembers = [\"slack:{TOM}\", \"slack:{TINA}\"]\n"),
+        )
+        .replace(
+            "[roles.ops]\n",
+            &format!("[roles.ops]\nmembers = [\"slack:{OSCAR}\", \"slack:{OLGA}\"]\n"),
+        )
         .replace("[roles.qc]\n", &format!("[roles.qc]\nmembers = [\"slack:{QUINN}\"]\n"))
-        .replace("[roles.admin]\n", &format!("[roles.admin]\nmembers = [\"slack:{ADA}\"]\n"))
+        .replace(
+            "[roles.admin]\n",
+            &format!("[roles.admin]\nmembers = [\"slack:{ADA}\"]\n"),
+        )
 }
 
 pub struct TestBot {
@@ -83,11 +95,21 @@ impl TestBot {
         let config = Config::parse(config).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
         let router = app.router();
-        Self { app, router, slack, clock, dir, trigger: std::sync::atomic::AtomicU64::new(1) }
+        Self {
+            app,
+            router,
+            slack,
+            clock,
+            dir,
+            trigger: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     fn next_trigger(&self) -> String {
-        format!("trigger.{}", self.trigger.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        format!(
+            "trigger.{}",
+            self.trigger.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        )
     }
 
     pub fn sign(&self, body: &[u8]) -> (String, String) {
@@ -102,10 +124,18 @@ impl TestBot {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let res = self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, body: String::from_utf8_lossy(&bytes).to_string() }
+        Reply {
+            status,
+            body: String::from_utf8_lossy(&bytes).to_string(),
+        }
     }
 
     /// Sends a correctly signed request.
@@ -135,11 +165,14 @@ impl TestBot {
     pub async fn command(&self, user: &str, line: &str) -> Reply {
         let (command, text) = line.split_once(' ').unwrap_or((line, ""));
         let body = self.command_body(user, command, text);
-        self.signed("/slack/commands", "application/x-www-form-urlencoded", body, &[]).await
+        self.signed("/slack/commands", "application/x-www-form-urlencoded", body, &[])
+            .await
     }
 
     pub fn interaction_body(&self, payload: Value) -> Vec<u8> {
-        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap().into_bytes()
+        serde_urlencoded::to_string([("payload", payload.to_string())])
+            .unwrap()
+            .into_bytes()
     }
 
     /// `user` presses the button carrying `action` on the message at `ts`.
@@ -154,13 +187,18 @@ impl TestBot {
             "actions": [{ "type": "button", "action_id": action, "value": action, "block_id": "b", "action_ts": "1" }],
         });
         let body = self.interaction_body(payload);
-        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[]).await
+        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[])
+            .await
     }
 
     pub fn submission_payload(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Value {
         let mut state = serde_json::Map::new();
         for (id, v) in values {
-            let is_select = view["blocks"].as_array().into_iter().flatten().any(|b| b["block_id"] == *id && b["element"]["type"] == "static_select");
+            let is_select = view["blocks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|b| b["block_id"] == *id && b["element"]["type"] == "static_select");
             let entry = if is_select {
                 json!({ "type": "static_select", "selected_option": { "value": v } })
             } else {
@@ -183,7 +221,8 @@ impl TestBot {
     /// `user` submits the modal `view` (as Slack received it in views.open) with these answers.
     pub async fn submit(&self, user: &str, view: &Value, values: &[(&str, &str)]) -> Reply {
         let body = self.interaction_body(self.submission_payload(user, view, values));
-        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[]).await
+        self.signed("/slack/interactions", "application/x-www-form-urlencoded", body, &[])
+            .await
     }
 
     /// Runs the inbox and the outbox until nothing is left, moving the clock over
@@ -192,12 +231,14 @@ impl TestBot {
         let before = self.slack.calls().len();
         for _ in 0..10_000 {
             while self.app.state.bot.step().await.expect("inbox step") {}
-            match self.app.outbox.step().await.expect("outbox step") {
-                Step::Idle => match releasebot::store::outbox::next_wake(&self.app.state.bot.store).await.unwrap() {
+            if self.app.outbox.step().await.expect("outbox step") == Step::Idle {
+                match releasebot::store::outbox::next_wake(&self.app.state.bot.store)
+                    .await
+                    .unwrap()
+                {
                     Some(t) if t > self.clock.now_ms() => self.clock.set_ms(t),
                     _ => break,
-                },
-                _ => {}
+                }
             }
         }
         self.slack.calls()[before..].to_vec()
@@ -205,7 +246,12 @@ impl TestBot {
 
     /// The last modal Slack was asked to open.
     pub fn last_modal(&self) -> Value {
-        self.slack.calls_of("views.open").last().expect("a modal was opened").body["view"].clone()
+        self.slack
+            .calls_of("views.open")
+            .last()
+            .expect("a modal was opened")
+            .body["view"]
+            .clone()
     }
 
     /// The text of every block of a chat call, joined, for assertions.
@@ -235,13 +281,22 @@ impl TestBot {
             .await
             .unwrap()
             .iter()
-            .map(|r| format!("{}: {}", r.get::<String, _>(0), r.get::<Option<String>, _>(1).unwrap_or_default()))
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r.get::<String, _>(0),
+                    r.get::<Option<String>, _>(1).unwrap_or_default()
+                )
+            })
             .collect()
     }
 
     pub async fn inbox_rows(&self) -> i64 {
         use sqlx::Row;
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox").fetch_one(&self.app.state.bot.store.pool).await.unwrap();
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
+            .fetch_one(&self.app.state.bot.store.pool)
+            .await
+            .unwrap();
         row.try_get::<i64, _>("n").unwrap()
     }
 
@@ -255,7 +310,10 @@ impl TestBot {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body, "", "no inline errors");
         let calls = self.settle().await;
-        calls.into_iter().find(|c| c.method == "chat.postMessage").expect("the first stage is posted")
+        calls
+            .into_iter()
+            .find(|c| c.method == "chat.postMessage")
+            .expect("the first stage is posted")
     }
 }
 
@@ -293,12 +351,21 @@ pub fn valid_release(md5: &str) -> Vec<(&'static str, &str)> {
 
 /// Where a posted message landed (its `ts`), or which message an update edits.
 pub fn ts_of(call: &Call) -> String {
-    call.response["ts"].as_str().or_else(|| call.body["ts"].as_str()).map(str::to_string).unwrap_or_default()
+    call.response["ts"]
+        .as_str()
+        .or_else(|| call.body["ts"].as_str())
+        .map(str::to_string)
+        .unwrap_or_default()
 }
 
 impl TestBot {
     pub async fn raw_get(&self, path: &str) -> String {
-        let res = self.router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let res = self
+            .router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8_lossy(&bytes).to_string()
     }

@@ -29,9 +29,13 @@ impl SlackChat {
             .enable_http1()
             .build();
         // A trailing slash would produce `//chat.postMessage`.
-        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
         let token_value: SlackApiTokenValue = token.expose().to_string().into();
-        Ok(Self { client: SlackClient::new(connector), token: SlackApiToken::new(token_value) })
+        Ok(Self {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(token_value),
+        })
     }
 }
 
@@ -39,10 +43,14 @@ fn classify(e: SlackClientError) -> SendError {
     match e {
         SlackClientError::RateLimitError(r) => SendError::RateLimited(r.retry_after),
         SlackClientError::ApiError(a) => match a.code.as_str() {
-            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => SendError::Transient(a.code),
+            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
+                SendError::Transient(a.code)
+            }
             _ => SendError::Permanent(a.code),
         },
-        SlackClientError::HttpError(h) if h.status_code.is_server_error() => SendError::Transient(format!("HTTP {}", h.status_code)),
+        SlackClientError::HttpError(h) if h.status_code.is_server_error() => {
+            SendError::Transient(format!("HTTP {}", h.status_code))
+        }
         SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
         SlackClientError::ProtocolError(p) => SendError::Permanent(format!("unexpected answer: {p}")),
         other => SendError::Transient(other.to_string()),
@@ -62,7 +70,12 @@ async fn timed<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Resu
 
 #[async_trait]
 impl ChatClient for SlackChat {
-    async fn send(&self, texts: &Texts, out: &Outbound, existing: Option<&MessageRef>) -> Result<Option<Location>, SendError> {
+    async fn send(
+        &self,
+        texts: &Texts,
+        out: &Outbound,
+        existing: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError> {
         let session = self.client.open_session(&self.token);
         let content = |m: &crate::chat::Message| -> Result<serde_json::Value, SendError> {
             let blocks = super::render::blocks(m, texts).map_err(|e| SendError::Permanent(format!("{e:#}")))?;
@@ -74,7 +87,10 @@ impl ChatClient for SlackChat {
                 req["channel"] = json!(channel);
                 let req: SlackApiChatPostMessageRequest = model(req)?;
                 let res = timed(session.chat_post_message(&req)).await?;
-                Ok(Some(Location { channel: res.channel.to_string(), ts: res.ts.to_string() }))
+                Ok(Some(Location {
+                    channel: res.channel.to_string(),
+                    ts: res.ts.to_string(),
+                }))
             }
             Outbound::Update { message, .. } => {
                 let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
@@ -94,7 +110,8 @@ impl ChatClient for SlackChat {
                 Ok(None)
             }
             Outbound::OpenForm { trigger, form } => {
-                let req: SlackApiViewsOpenRequest = model(json!({ "trigger_id": trigger, "view": super::render::modal(form) }))?;
+                let req: SlackApiViewsOpenRequest =
+                    model(json!({ "trigger_id": trigger, "view": super::render::modal(form) }))?;
                 timed(session.views_open(&req)).await?;
                 Ok(None)
             }

@@ -76,7 +76,10 @@ pub fn command(body: &[u8]) -> Result<(String, Inbound), ParseError> {
         actor_name: f.user_name,
         channel: f.channel_id,
         trigger: f.trigger_id.filter(|t| !t.is_empty()),
-        kind: InboundKind::Command { name: f.command.trim_start_matches('/').to_string(), text: neutral_mentions(&f.text) },
+        kind: InboundKind::Command {
+            name: f.command.trim_start_matches('/').to_string(),
+            text: neutral_mentions(&f.text),
+        },
     };
     Ok((key, ev))
 }
@@ -106,16 +109,21 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// Values of a submitted modal: `state.values[block_id][action_id]`, keyed by block id.
 pub fn view_values(view: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Some(blocks) = view.get("state").and_then(|s| s.get("values")).and_then(Value::as_object) else {
+    let Some(blocks) = view
+        .get("state")
+        .and_then(|s| s.get("values"))
+        .and_then(Value::as_object)
+    else {
         return out;
     };
     for (block_id, actions) in blocks {
         let Some(actions) = actions.as_object() else { continue };
         for (_, v) in actions {
-            let value = v
-                .get("value")
-                .and_then(Value::as_str)
-                .or_else(|| v.get("selected_option").and_then(|o| o.get("value")).and_then(Value::as_str));
+            let value = v.get("value").and_then(Value::as_str).or_else(|| {
+                v.get("selected_option")
+                    .and_then(|o| o.get("value"))
+                    .and_then(Value::as_str)
+            });
             if let Some(value) = value {
                 out.insert(block_id.clone(), value.to_string());
             }
@@ -129,7 +137,10 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
     let env: Envelope = serde_urlencoded::from_bytes(body).map_err(|e| malformed(format!("interaction: {e}")))?;
     let p: Value = serde_json::from_str(&env.payload).map_err(|e| malformed(format!("interaction payload: {e}")))?;
     let user = s(&p, &["user", "id"]).ok_or_else(|| malformed("interaction without user.id"))?;
-    let name = s(&p, &["user", "username"]).or_else(|| s(&p, &["user", "name"])).unwrap_or(user).to_string();
+    let name = s(&p, &["user", "username"])
+        .or_else(|| s(&p, &["user", "name"]))
+        .unwrap_or(user)
+        .to_string();
     let actor = Actor::new(PLATFORM, user);
     let trigger = s(&p, &["trigger_id"]).map(str::to_string);
     let key = match &trigger {
@@ -138,14 +149,34 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
     };
     match s(&p, &["type"]) {
         Some("block_actions") => {
-            let action = p.get("actions").and_then(|a| a.get(0)).ok_or_else(|| malformed("block_actions without actions"))?;
-            let value = s(action, &["value"]).or_else(|| s(action, &["action_id"])).ok_or_else(|| malformed("action without value"))?;
-            let channel = s(&p, &["channel", "id"]).or_else(|| s(&p, &["container", "channel_id"])).unwrap_or_default().to_string();
+            let action = p
+                .get("actions")
+                .and_then(|a| a.get(0))
+                .ok_or_else(|| malformed("block_actions without actions"))?;
+            let value = s(action, &["value"])
+                .or_else(|| s(action, &["action_id"]))
+                .ok_or_else(|| malformed("action without value"))?;
+            let channel = s(&p, &["channel", "id"])
+                .or_else(|| s(&p, &["container", "channel_id"]))
+                .unwrap_or_default()
+                .to_string();
             let ts = s(&p, &["container", "message_ts"]).or_else(|| s(&p, &["message", "ts"]));
-            let message = ts.map(|ts| Location { channel: channel.clone(), ts: ts.to_string() });
+            let message = ts.map(|ts| Location {
+                channel: channel.clone(),
+                ts: ts.to_string(),
+            });
             Ok(Interaction::Event {
                 key,
-                event: Box::new(Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::Action { action: value.to_string(), message } }),
+                event: Box::new(Inbound {
+                    actor,
+                    actor_name: name,
+                    channel,
+                    trigger,
+                    kind: InboundKind::Action {
+                        action: value.to_string(),
+                        message,
+                    },
+                }),
             })
         }
         Some("view_submission") => {
@@ -154,7 +185,16 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
             let channel = s(view, &["private_metadata"]).unwrap_or_default().to_string();
             Ok(Interaction::Event {
                 key,
-                event: Box::new(Inbound { actor, actor_name: name, channel, trigger, kind: InboundKind::FormSubmit { callback, values: view_values(view) } }),
+                event: Box::new(Inbound {
+                    actor,
+                    actor_name: name,
+                    channel,
+                    trigger,
+                    kind: InboundKind::FormSubmit {
+                        callback,
+                        values: view_values(view),
+                    },
+                }),
             })
         }
         _ => Ok(Interaction::Ignored),
@@ -166,21 +206,31 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
 pub enum Event {
     UrlVerification(String),
     /// A command addressed to the bot by mention (`@releasebot release show REL-1`).
-    Command { key: String, event: Inbound },
-    Ignored { key: Option<String> },
+    Command {
+        key: String,
+        event: Inbound,
+    },
+    Ignored {
+        key: Option<String>,
+    },
 }
 
 pub fn event(body: &[u8]) -> Result<Event, ParseError> {
     let p: Value = serde_json::from_slice(body).map_err(|e| malformed(format!("event: {e}")))?;
     match s(&p, &["type"]) {
-        Some("url_verification") => Ok(Event::UrlVerification(s(&p, &["challenge"]).unwrap_or_default().to_string())),
+        Some("url_verification") => Ok(Event::UrlVerification(
+            s(&p, &["challenge"]).unwrap_or_default().to_string(),
+        )),
         Some("event_callback") => {
             let key = s(&p, &["event_id"]).map(|id| format!("slack:event:{id}"));
-            let ev = p.get("event").ok_or_else(|| malformed("event_callback without event"))?;
+            let ev = p
+                .get("event")
+                .ok_or_else(|| malformed("event_callback without event"))?;
             if s(ev, &["type"]) != Some("app_mention") || ev.get("bot_id").is_some() {
                 return Ok(Event::Ignored { key });
             }
-            let (Some(user), Some(channel), Some(text)) = (s(ev, &["user"]), s(ev, &["channel"]), s(ev, &["text"])) else {
+            let (Some(user), Some(channel), Some(text)) = (s(ev, &["user"]), s(ev, &["channel"]), s(ev, &["text"]))
+            else {
                 return Ok(Event::Ignored { key });
             };
             // Drop the bot's own mention, then `release …` or `role …`.
@@ -225,7 +275,13 @@ mod tests {
         let body = b"command=%2Frelease&text=show+REL-1&user_id=U1&user_name=alice&channel_id=C1&trigger_id=T.1";
         let (key, ev) = command(body).unwrap();
         assert_eq!(key, "slack:command:T.1");
-        assert_eq!(ev.kind, InboundKind::Command { name: "release".into(), text: "show REL-1".into() });
+        assert_eq!(
+            ev.kind,
+            InboundKind::Command {
+                name: "release".into(),
+                text: "show REL-1".into()
+            }
+        );
         assert_eq!(ev.actor, Actor::new("slack", "U1"));
         assert!(command(b"text=x").is_err());
     }
@@ -238,9 +294,20 @@ mod tests {
             "actions": [{"action_id": "approve:1:1:0", "value": "approve:1:1:0"}]
         });
         let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        let Interaction::Event { key, event } = interaction(body.as_bytes()).unwrap() else { panic!() };
+        let Interaction::Event { key, event } = interaction(body.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(key, "slack:interaction:T.2");
-        assert_eq!(event.kind, InboundKind::Action { action: "approve:1:1:0".into(), message: Some(Location { channel: "C1".into(), ts: "1.2".into() }) });
+        assert_eq!(
+            event.kind,
+            InboundKind::Action {
+                action: "approve:1:1:0".into(),
+                message: Some(Location {
+                    channel: "C1".into(),
+                    ts: "1.2".into()
+                })
+            }
+        );
 
         let payload = serde_json::json!({
             "type": "view_submission", "user": {"id": "U2"}, "trigger_id": "T.3",
@@ -251,9 +318,13 @@ mod tests {
             }}}
         });
         let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        let Interaction::Event { event, .. } = interaction(body.as_bytes()).unwrap() else { panic!() };
+        let Interaction::Event { event, .. } = interaction(body.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(event.channel, "C9");
-        let InboundKind::FormSubmit { callback, values } = event.kind else { panic!() };
+        let InboundKind::FormSubmit { callback, values } = event.kind else {
+            panic!()
+        };
         assert_eq!(callback, "new:app-release");
         assert_eq!(values.get("version").map(String::as_str), Some("1.0"));
         assert_eq!(values.get("evaluation").map(String::as_str), Some("pass"));
@@ -262,12 +333,26 @@ mod tests {
 
     #[test]
     fn parses_events() {
-        assert_eq!(event(br#"{"type":"url_verification","challenge":"abc"}"#), Ok(Event::UrlVerification("abc".into())));
+        assert_eq!(
+            event(br#"{"type":"url_verification","challenge":"abc"}"#),
+            Ok(Event::UrlVerification("abc".into()))
+        );
         let body = br#"{"type":"event_callback","event_id":"Ev1","event":{"type":"app_mention","user":"U1","channel":"C1","text":"<@UBOT> release show REL-2"}}"#;
-        let Ok(Event::Command { key, event: ev }) = event(body) else { panic!() };
+        let Ok(Event::Command { key, event: ev }) = event(body) else {
+            panic!()
+        };
         assert_eq!(key, "slack:event:Ev1");
-        assert_eq!(ev.kind, InboundKind::Command { name: "release".into(), text: "show REL-2".into() });
-        assert!(matches!(event(br#"{"type":"event_callback","event_id":"Ev2","event":{"type":"message"}}"#), Ok(Event::Ignored { .. })));
+        assert_eq!(
+            ev.kind,
+            InboundKind::Command {
+                name: "release".into(),
+                text: "show REL-2".into()
+            }
+        );
+        assert!(matches!(
+            event(br#"{"type":"event_callback","event_id":"Ev2","event":{"type":"message"}}"#),
+            Ok(Event::Ignored { .. })
+        ));
         assert!(event(b"not json").is_err());
     }
 }

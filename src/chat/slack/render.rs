@@ -53,7 +53,10 @@ fn plain(text: &str, max: usize) -> Value {
 
 /// Plain-text contexts show text as is: undo our escaping and name mentioned users.
 fn plain_text(text: &str) -> String {
-    slack_mentions(text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    slack_mentions(text)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The notification text shown where blocks are not (push notifications, old clients).
@@ -63,9 +66,13 @@ pub fn fallback_text(m: &Message) -> String {
 
 pub fn blocks(m: &Message, texts: &Texts) -> anyhow::Result<Vec<Value>> {
     let marker = texts.plain("truncated")?;
-    let mut blocks = vec![json!({ "type": "section", "text": mrkdwn(&format!("*{}*", m.title), MAX_SECTION_TEXT, &marker) })];
+    let mut blocks =
+        vec![json!({ "type": "section", "text": mrkdwn(&format!("*{}*", m.title), MAX_SECTION_TEXT, &marker) })];
     for chunk in m.fields.chunks(MAX_FIELDS_PER_SECTION) {
-        let fields: Vec<Value> = chunk.iter().map(|f| mrkdwn(&format!("*{}*\n{}", f.label, f.value), MAX_FIELD_TEXT, &marker)).collect();
+        let fields: Vec<Value> = chunk
+            .iter()
+            .map(|f| mrkdwn(&format!("*{}*\n{}", f.label, f.value), MAX_FIELD_TEXT, &marker))
+            .collect();
         blocks.push(json!({ "type": "section", "fields": fields }));
     }
     if let Some(body) = m.body.as_deref().filter(|b| !b.is_empty()) {
@@ -107,7 +114,9 @@ pub fn blocks(m: &Message, texts: &Texts) -> anyhow::Result<Vec<Value>> {
     let room = MAX_BLOCKS.saturating_sub(tail.len());
     if blocks.len() > room {
         blocks.truncate(room.saturating_sub(1));
-        blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": texts.plain("truncated_blocks")? }] }));
+        blocks.push(
+            json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": texts.plain("truncated_blocks")? }] }),
+        );
     }
     blocks.extend(tail);
     Ok(blocks)
@@ -128,7 +137,11 @@ pub fn modal(f: &Form) -> Value {
                     .map(|o| json!({ "text": plain(o, MAX_OPTION_TEXT), "value": o }))
                     .collect();
                 let mut e = json!({ "type": "static_select", "action_id": field.id, "options": opts });
-                if let Some(init) = field.initial.as_ref().and_then(|i| opts.iter().find(|o| o["value"] == json!(i))) {
+                if let Some(init) = field
+                    .initial
+                    .as_ref()
+                    .and_then(|i| opts.iter().find(|o| o["value"] == json!(i)))
+                {
                     e["initial_option"] = init.clone();
                 }
                 e
@@ -165,7 +178,10 @@ mod tests {
 
     #[test]
     fn mentions_render_per_platform() {
-        assert_eq!(slack_mentions("hi <@slack:U1> and <@discord:42>"), "hi <@U1> and @42 (discord)");
+        assert_eq!(
+            slack_mentions("hi <@slack:U1> and <@discord:42>"),
+            "hi <@U1> and @42 (discord)"
+        );
     }
 
     #[test]
@@ -173,17 +189,30 @@ mod tests {
         let texts = Texts::new("en").unwrap();
         let m = Message {
             title: "t".repeat(5000),
-            fields: (0..600).map(|i| Field { label: format!("f{i}"), value: "v".repeat(3000) }).collect(),
+            fields: (0..600)
+                .map(|i| Field {
+                    label: format!("f{i}"),
+                    value: "v".repeat(3000),
+                })
+                .collect(),
             body: Some("b".repeat(10_000)),
             context: Some("c".into()),
-            buttons: vec![Button { label: "x".repeat(100), action: "a".repeat(300), style: ButtonStyle::Primary, confirm: None }],
+            buttons: vec![Button {
+                label: "x".repeat(100),
+                action: "a".repeat(300),
+                style: ButtonStyle::Primary,
+                confirm: None,
+            }],
         };
         let blocks = blocks(&m, &texts).unwrap();
         assert_eq!(blocks.len(), MAX_BLOCKS);
         let json = serde_json::to_string(&blocks).unwrap();
         assert!(json.contains(&texts.plain("truncated").unwrap()));
         assert!(json.contains(&texts.plain("truncated_blocks").unwrap()));
-        assert_eq!(blocks[0]["text"]["text"].as_str().unwrap().chars().count(), MAX_SECTION_TEXT);
+        assert_eq!(
+            blocks[0]["text"]["text"].as_str().unwrap().chars().count(),
+            MAX_SECTION_TEXT
+        );
         for f in blocks[1]["fields"].as_array().unwrap() {
             assert!(f["text"].as_str().unwrap().chars().count() <= MAX_FIELD_TEXT);
         }

@@ -1,0 +1,203 @@
+//! The real binary: `check`, `migrate`, `slack-manifest`, and a smoke test of `serve`
+//! over a real TCP socket with a graceful SIGTERM stop.
+
+mod common;
+
+use common::fake_slack::FakeSlack;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_releasebot");
+
+fn releasebot(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn check_accepts_the_defaults_and_reports_every_problem_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = releasebot(&["check"], &[("HOME", dir.path().display().to_string())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "configuration OK\n");
+
+    let bad = dir.path().join("bad.toml");
+    let text = releasebot::config::DEFAULT_CONFIG.replacen("role = \"ops\"", "role = \"opz\"", 1)
+        + "\n[services.x]\nname = \"X\"\nflow = \"nope\"\n";
+    std::fs::write(&bad, text).unwrap();
+    let out = releasebot(
+        &["check"],
+        &[
+            ("RELEASEBOT_CONFIG", bad.display().to_string()),
+            ("RELEASEBOT_LOCALE", "fr".into()),
+            ("SLACK_BOT_TOKEN", "xoxb-1".into()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = bad.display().to_string();
+    for want in [
+        format!("{path}: flows.app-release.stages[2].role: unknown role \"opz\""),
+        format!("{path}: services.x.flow: unknown flow \"nope\""),
+        "RELEASEBOT_LOCALE: unknown locale \"fr\" (expected one of en, zh-CN)".to_string(),
+        "SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set".to_string(),
+        "4 problem(s) found".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("xoxb-1"), "secrets never reach the output");
+}
+
+#[test]
+fn migrate_creates_the_database_and_the_manifest_points_at_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rb.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let out = releasebot(&["migrate"], &[("DATABASE_URL", url.clone())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.exists());
+    let out = releasebot(&["migrate"], &[("DATABASE_URL", url)]);
+    assert!(out.status.success(), "migrations apply once");
+    let out = releasebot(&["migrate"], &[("DATABASE_URL", "mysql://x".into())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL must start with sqlite: or postgres://"));
+
+    let out = releasebot(
+        &["slack-manifest"],
+        &[("RELEASEBOT_PUBLIC_URL", "https://rb.example.com/".into())],
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        manifest["settings"]["interactivity"]["request_url"],
+        "https://rb.example.com/slack/interactions"
+    );
+    assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/release");
+    assert_eq!(manifest["features"]["slash_commands"][0]["should_escape"], true);
+}
+
+/// Waits for a condition that another process makes true, within a bound.
+async fn eventually<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(what: &str, mut f: F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn serve_answers_over_tcp_and_stops_gracefully() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let secret = "smoke-signing-secret-0123";
+    let token = "xoxb-smoke-token-4567";
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("rb.db").display()),
+        )
+        .env("RELEASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLACK_SIGNING_SECRET", secret)
+        .env("SLACK_BOT_TOKEN", token)
+        .env("SLACK_API_URL", &slack.api_url)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    eventually("/healthz", || {
+        let http = http.clone();
+        let url = format!("{base}/healthz");
+        async move { http.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false) }
+    })
+    .await;
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ready"
+    );
+
+    // A signed slash command over the socket is acknowledged, then answered in Slack.
+    let body = "command=%2Frelease&text=help&user_id=U1&user_name=u&channel_id=C1&trigger_id=t.1";
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = releasebot::chat::slack::verify::sign(secret, &ts, body.as_bytes());
+    let res = http
+        .post(format!("{base}/slack/commands"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", &sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let unsigned = http
+        .post(format!("{base}/slack/commands"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    eventually("the help answer in Slack", || {
+        let slack = slack.clone();
+        async move { !slack.calls_of("chat.postEphemeral").is_empty() }
+    })
+    .await;
+    let help = common::TestBot::text_of(&slack.calls_of("chat.postEphemeral")[0]);
+    assert!(help.contains("/release new [service]"), "{help}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("releasebot_http_requests_total{route=\"/slack/commands\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+
+    // SIGTERM: the server stops accepting and exits cleanly.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("slack=true"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(
+        !log.contains(secret) && !log.contains(token),
+        "secrets never reach the logs"
+    );
+}
