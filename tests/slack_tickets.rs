@@ -689,3 +689,69 @@ async fn url_verification_and_ops_endpoints() {
         assert!(metrics.contains(needle), "{needle} in {metrics}");
     }
 }
+
+#[tokio::test]
+async fn private_answers_fall_back_to_a_direct_message_outside_the_bots_channels() {
+    let bot = TestBot::start().await;
+    bot.slack
+        .fail_next("chat.postEphemeral", common::fake_slack::Failure::Api("not_in_channel"));
+    bot.command(ALICE, "/release list").await;
+    let calls = bot.settle().await;
+    let dm = posts(&calls);
+    assert_eq!(dm.len(), 1, "{calls:?}");
+    assert_eq!(dm[0].body["channel"], ALICE);
+    assert!(TestBot::text_of(dm[0]).contains("Tickets waiting for a decision"));
+    assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn countersign_stages_need_two_different_approvers() {
+    let config = team_config().replace(
+        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
+        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\napprovals_required = 2\n",
+    );
+    assert_ne!(config, team_config());
+    let bot = TestBot::with("en", &config).await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let coordinate = posts(&calls)[0].clone();
+    assert!(TestBot::text_of(&coordinate).contains("0 of 2 approvals"));
+
+    let calls = approve(&bot, OSCAR, &coordinate, &[]).await;
+    assert!(posts(&calls).is_empty(), "the stage still waits");
+    let edited = updates(&calls)[0];
+    assert!(TestBot::text_of(edited).contains(&format!("1 of 2 approvals: <@{OSCAR}>")));
+    assert_eq!(
+        TestBot::buttons_of(edited),
+        vec!["approve:1:2:0", "reject:1:2:0"],
+        "buttons stay for the second approver"
+    );
+    assert!(ephemerals_to(&calls, OSCAR)[0].contains("Your approval of REL-1 is recorded (1 of 2)."));
+
+    let calls = approve(&bot, OSCAR, &coordinate, &[]).await;
+    assert!(ephemerals_to(&calls, OSCAR)[0]
+        .contains("You already approved this stage of REL-1; it needs 2 different approvers."));
+
+    let calls = approve(&bot, OLGA, &coordinate, &[]).await;
+    assert!(TestBot::buttons_of(updates(&calls)[0]).is_empty());
+    assert!(TestBot::text_of(posts(&calls)[0]).contains("— Release"));
+}
+
+#[tokio::test]
+async fn internal_errors_give_the_user_a_reference_and_change_nothing() {
+    let mut bot = TestBot::start().await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    // The flow of REL-1 disappears from the configuration.
+    bot.restart_with(
+        &team_config()
+            .replace("flow = \"app-release\"", "flow = \"renamed\"")
+            .replace("[flows.app-release]", "[flows.renamed]")
+            .replace("[[flows.app-release.stages]]", "[[flows.renamed.stages]]"),
+    )
+    .await;
+    bot.click(TOM, "approve:1:1:0", &ts_of(&test_msg)).await;
+    let calls = bot.settle().await;
+    let answer = &ephemerals_to(&calls, TOM)[0];
+    assert!(answer.contains("Something went wrong on our side (ref `"), "{answer}");
+    assert_eq!(updates(&calls).len(), 0);
+}

@@ -84,7 +84,7 @@ impl Bot {
                 return Ok(true);
             }
         };
-        let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id);
+        let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
         self.process(row.id, &ev).instrument(span).await?;
         self.outbox_notify.notify_one();
         Ok(true)

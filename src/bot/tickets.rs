@@ -34,6 +34,7 @@ struct Loaded<'a> {
 }
 
 async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
+    tracing::Span::current().record("ticket", tracing::field::display(id));
     let Some(ticket) = q::get(tx, id).await? else {
         return Ok(None);
     };

@@ -57,6 +57,7 @@ pub fn team_config() -> String {
 }
 
 pub struct TestBot {
+    pub settings: Settings,
     pub app: App,
     pub router: axum::Router,
     pub slack: FakeSlack,
@@ -96,6 +97,7 @@ impl TestBot {
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
         let router = app.router();
         Self {
+            settings,
             app,
             router,
             slack,
@@ -103,6 +105,15 @@ impl TestBot {
             dir,
             trigger: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// Restarts the app on the same database with another configuration.
+    pub async fn restart_with(&mut self, config: &str) {
+        let config = Config::parse(config).expect("test configuration");
+        self.app = App::build(&self.settings, config, self.clock.clone())
+            .await
+            .expect("app restarts");
+        self.router = self.app.router();
     }
 
     fn next_trigger(&self) -> String {

@@ -15,6 +15,9 @@ type Connector = SlackClientHyperHttpsConnector;
 /// How long one API call may take before it counts as a transient failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Errors of `chat.postEphemeral` that a direct message avoids.
+const NOT_IN_CHANNEL: &[&str] = &["not_in_channel", "channel_not_found", "user_not_in_channel"];
+
 pub struct SlackChat {
     client: SlackClient<Connector>,
     token: SlackApiToken,
@@ -105,9 +108,17 @@ impl ChatClient for SlackChat {
                 let mut req = content(message)?;
                 req["channel"] = json!(channel);
                 req["user"] = json!(user);
-                let req: SlackApiChatPostEphemeralRequest = model(req)?;
-                timed(session.chat_post_ephemeral(&req)).await?;
-                Ok(None)
+                let eph: SlackApiChatPostEphemeralRequest = model(req.clone())?;
+                match timed(session.chat_post_ephemeral(&eph)).await {
+                    // The bot is not in that conversation: answer in the user's DM instead.
+                    Err(SendError::Permanent(code)) if NOT_IN_CHANNEL.contains(&code.as_str()) => {
+                        req["channel"] = json!(user);
+                        let dm: SlackApiChatPostMessageRequest = model(req)?;
+                        timed(session.chat_post_message(&dm)).await?;
+                        Ok(None)
+                    }
+                    other => other.map(|_| None),
+                }
             }
             Outbound::OpenForm { trigger, form } => {
                 let req: SlackApiViewsOpenRequest =
