@@ -1,8 +1,10 @@
 //! Pure types and state machines: no I/O, no async, no platform types.
 
 pub mod actor;
+pub mod execution;
 pub mod fields;
 pub mod flow;
+pub mod plan;
 pub mod ticket;
 
 pub use actor::Actor;
