@@ -115,6 +115,9 @@ pub struct RoleConfig {
 pub struct ServiceConfig {
     pub name: String,
     pub flow: String,
+    /// The release plan its `starts_execution` stage runs.
+    #[serde(default)]
+    pub plan: Option<String>,
     #[serde(default)]
     pub description: String,
 }
@@ -140,6 +143,8 @@ struct RawConfig {
     applications: Vec<ApplicationConfig>,
     #[serde(default)]
     default_service: Option<String>,
+    #[serde(default)]
+    plans: BTreeMap<String, crate::domain::plan::Plan>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +167,7 @@ pub struct Config {
     pub flows: BTreeMap<String, Flow>,
     pub applications: Vec<String>,
     pub default_service: String,
+    pub plans: BTreeMap<String, crate::domain::plan::Plan>,
 }
 
 /// Every problem found in a configuration, each with its path.
@@ -312,6 +318,19 @@ impl Config {
             flow.id = id.clone();
             flows.insert(id.clone(), flow);
         }
+        let role_names: BTreeSet<String> = raw.roles.keys().cloned().collect();
+        let mut plans = BTreeMap::new();
+        for (id, plan) in &raw.plans {
+            if !valid_name(id) {
+                errors.push(format!(
+                    "plans.{id}: plan ids use lowercase letters, digits, '-' and '_'"
+                ));
+            }
+            let mut plan = plan.clone();
+            plan.id = id.clone();
+            errors.extend(plan.problems(&format!("plans.{id}"), &role_names));
+            plans.insert(id.clone(), plan);
+        }
         for (id, s) in &raw.services {
             if !valid_name(id) {
                 errors.push(format!(
@@ -320,6 +339,9 @@ impl Config {
             }
             if !raw.flows.contains_key(&s.flow) {
                 errors.push(format!("services.{id}.flow: unknown flow \"{}\"", s.flow));
+            }
+            if let Some(p) = s.plan.as_ref().filter(|p| !raw.plans.contains_key(*p)) {
+                errors.push(format!("services.{id}.plan: unknown plan \"{p}\""));
             }
         }
         let default_service = match &raw.default_service {
@@ -357,7 +379,13 @@ impl Config {
             flows,
             applications,
             default_service,
+            plans,
         })
+    }
+
+    /// The release plan a service runs, if it has one.
+    pub fn plan_of_service(&self, service: &str) -> Option<&crate::domain::plan::Plan> {
+        self.plans.get(self.services.get(service)?.plan.as_ref()?)
     }
 
     pub fn flow_of_service(&self, service: &str) -> Option<(&ServiceConfig, &Flow)> {
@@ -387,6 +415,14 @@ mod tests {
         let roles: Vec<&str> = flow.stages.iter().map(|s| s.role.as_str()).collect();
         assert_eq!(roles, ["product", "test", "ops", "ops", "qc"]);
         assert_eq!(c.find_service("app release"), Some("app-release"));
+        let canary = c.plan_of_service("app-release").unwrap();
+        let weights: Vec<u8> = canary.steps.iter().filter_map(|s| s.weight).collect();
+        assert_eq!(weights, [10, 50, 100], "the seed's 10% → 50% → 100%");
+        assert_eq!(
+            canary.expected_secs(),
+            30 * 60 + 15 * 60 + 30 + 300 + 60 + 180 + 90 + 60 + 1
+        );
+        assert_eq!(c.plans.len(), 3);
     }
 
     #[test]

@@ -755,3 +755,32 @@ async fn internal_errors_give_the_user_a_reference_and_change_nothing() {
     assert!(answer.contains("Something went wrong on our side (ref `"), "{answer}");
     assert_eq!(updates(&calls).len(), 0);
 }
+
+#[tokio::test]
+async fn the_dry_run_shows_steps_gates_thresholds_targets_and_duration() {
+    for (locale, name) in [("en", "en_dry_run"), ("zh-CN", "zh_dry_run")] {
+        let bot = TestBot::with(locale, &team_config()).await;
+        bot.submit_release(ALICE, MD5).await;
+        bot.command(TOM, "/release plan REL-1").await;
+        let calls = bot.settle().await;
+        let text = TestBot::text_of(&calls[0]);
+        insta::assert_snapshot!(name, text);
+    }
+    let bot = TestBot::start().await;
+    bot.submit_release(ALICE, MD5).await;
+    bot.command(TOM, "/release plan REL-1").await;
+    let text = TestBot::text_of(&bot.settle().await[0]);
+    for want in [
+        "dry run of Canary release (CANARY)",
+        "5. *Shift 10% of traffic* — TRAFFIC_SHIFT via sim (simulated) · new version at 10%",
+        "observe 5m · success ≥ 99.5%, p95 ≤ 800 ms, at most 0.5 points below the old version",
+        "retry 2× (30s apart, doubling), then pause and alert",
+        "web-1,web-2",
+        "about 57m 1s, plus the time people take at approval gates",
+        "not on your servers",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    bot.command(TOM, "/release plan REL-7").await;
+    assert!(TestBot::text_of(&bot.settle().await[0]).contains("There is no ticket REL-7."));
+}

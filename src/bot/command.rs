@@ -13,6 +13,7 @@ pub enum Verb {
     ReleaseShow,
     ReleaseList,
     ReleaseCancel,
+    ReleasePlan,
     ReleaseHelp,
     RoleAdd,
     RoleRemove,
@@ -20,11 +21,12 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 8] = [
+    pub const ALL: [Verb; 9] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
         Verb::ReleaseCancel,
+        Verb::ReleasePlan,
         Verb::ReleaseHelp,
         Verb::RoleAdd,
         Verb::RoleRemove,
@@ -34,9 +36,12 @@ impl Verb {
     /// The top-level command (`/release`, `/role`).
     pub fn command(self) -> &'static str {
         match self {
-            Verb::ReleaseNew | Verb::ReleaseShow | Verb::ReleaseList | Verb::ReleaseCancel | Verb::ReleaseHelp => {
-                "release"
-            }
+            Verb::ReleaseNew
+            | Verb::ReleaseShow
+            | Verb::ReleaseList
+            | Verb::ReleaseCancel
+            | Verb::ReleasePlan
+            | Verb::ReleaseHelp => "release",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
         }
     }
@@ -47,6 +52,7 @@ impl Verb {
             Verb::ReleaseShow => "show",
             Verb::ReleaseList => "list",
             Verb::ReleaseCancel => "cancel",
+            Verb::ReleasePlan => "plan",
             Verb::ReleaseHelp => "help",
             Verb::RoleAdd => "add",
             Verb::RoleRemove => "remove",
@@ -61,6 +67,7 @@ impl Verb {
             Verb::ReleaseShow => "/release show REL-ID",
             Verb::ReleaseList => "/release list [mine|pending|all]",
             Verb::ReleaseCancel => "/release cancel REL-ID [reason]",
+            Verb::ReleasePlan => "/release plan REL-ID",
             Verb::ReleaseHelp => "/release help",
             Verb::RoleAdd => "/role add ROLE @user [application]",
             Verb::RoleRemove => "/role remove ROLE @user [application]",
@@ -75,6 +82,7 @@ impl Verb {
             Verb::ReleaseShow => "help_release_show",
             Verb::ReleaseList => "help_release_list",
             Verb::ReleaseCancel => "help_release_cancel",
+            Verb::ReleasePlan => "help_release_plan",
             Verb::ReleaseHelp => "help_release_help",
             Verb::RoleAdd => "help_role_add",
             Verb::RoleRemove => "help_role_remove",
@@ -110,6 +118,9 @@ pub enum Command {
     ReleaseCancel {
         id: TicketId,
         reason: Option<String>,
+    },
+    ReleasePlan {
+        id: TicketId,
     },
     Help {
         command: String,
@@ -260,6 +271,11 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             let id = ticket(rest.first())?;
             let reason = (rest.len() > 1).then(|| rest[1..].join(" "));
             Ok(Command::ReleaseCancel { id, reason })
+        }
+        Verb::ReleasePlan => {
+            let id = ticket(rest.first())?;
+            no_more(1)?;
+            Ok(Command::ReleasePlan { id })
         }
         Verb::ReleaseHelp => Ok(Command::Help { command }),
         Verb::RoleAdd => {

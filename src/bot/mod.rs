@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod command;
+pub mod releases;
 pub mod roles;
 pub mod tickets;
 pub mod views;
@@ -174,6 +175,7 @@ impl Bot {
             C::ReleaseShow { id } => tickets::show(self, tx, ev, id).await,
             C::ReleaseList { scope } => tickets::list(self, tx, ev, scope).await,
             C::ReleaseCancel { id, reason } => tickets::cancel(self, tx, ev, id, reason).await,
+            C::ReleasePlan { id } => releases::dry_run(self, tx, ev, id).await,
             C::Help { command } => {
                 let msg = views::help(&self.texts, &command)?;
                 self.ephemeral(tx, ev, msg).await?;

@@ -27,10 +27,10 @@ fn sent_back_key(t: TicketId, round: u32) -> String {
     format!("t{}:r{round}:back", t.0)
 }
 
-struct Loaded<'a> {
-    ticket: Ticket,
-    flow: &'a Flow,
-    service: &'a ServiceConfig,
+pub(crate) struct Loaded<'a> {
+    pub ticket: Ticket,
+    pub flow: &'a Flow,
+    pub service: &'a ServiceConfig,
 }
 
 async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
@@ -52,7 +52,12 @@ async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Opt
 }
 
 /// Loads a ticket or tells the user it does not exist.
-async fn load_or_say<'a>(bot: &'a Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
+pub(crate) async fn load_or_say<'a>(
+    bot: &'a Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+) -> anyhow::Result<Option<Loaded<'a>>> {
     let l = load(bot, tx, id).await?;
     if l.is_none() {
         bot.say(tx, ev, "ticket_not_found", json!({ "ticket": id.to_string() }))
