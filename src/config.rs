@@ -145,6 +145,8 @@ struct RawConfig {
     default_service: Option<String>,
     #[serde(default)]
     plans: BTreeMap<String, crate::domain::plan::Plan>,
+    #[serde(default)]
+    sim: crate::executor::providers::SimConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +170,8 @@ pub struct Config {
     pub applications: Vec<String>,
     pub default_service: String,
     pub plans: BTreeMap<String, crate::domain::plan::Plan>,
+    /// The simulated fleet of the `sim` provider.
+    pub sim: crate::executor::providers::SimConfig,
 }
 
 /// Every problem found in a configuration, each with its path.
@@ -380,6 +384,7 @@ impl Config {
             applications,
             default_service,
             plans,
+            sim: raw.sim,
         })
     }
 

@@ -35,6 +35,7 @@ pub struct AppState {
 pub struct App {
     pub state: AppState,
     pub outbox: OutboxWorker,
+    pub executor: crate::executor::Executor,
 }
 
 impl App {
@@ -51,6 +52,15 @@ impl App {
             );
         }
         let outbox_notify = Arc::new(Notify::new());
+        let executor_notify = Arc::new(Notify::new());
+        if store.backend == store::Backend::Sqlite {
+            // This process is the database's only user: leases of a previous run are stale.
+            let freed = store::executions::release_all_leases(&store).await?;
+            if freed > 0 {
+                tracing::warn!(executions = freed, "resuming executions left running by a previous run");
+            }
+        }
+        let sim = config.sim.clone();
         let bot = Bot {
             store: store.clone(),
             config: Arc::new(config),
@@ -59,6 +69,12 @@ impl App {
             metrics: metrics.clone(),
             outbox_notify: outbox_notify.clone(),
             inbox_notify: Arc::new(Notify::new()),
+            executor_notify: executor_notify.clone(),
+        };
+        let executor = crate::executor::Executor {
+            bot: bot.clone(),
+            sim,
+            notify: executor_notify,
         };
         let outbox = OutboxWorker::new(store, clients, texts, clock, metrics, outbox_notify);
         Ok(Self {
@@ -67,6 +83,7 @@ impl App {
                 slack_secret: slack.map(|(s, _)| s),
             },
             outbox,
+            executor,
         })
     }
 
@@ -243,6 +260,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bot = app.state.bot.clone();
     let inbox = tokio::spawn(bot.run(shutdown.clone()));
     let outbox = tokio::spawn(app.outbox.run(shutdown.clone()));
+    let executor = tokio::spawn(app.executor.clone().run(shutdown.clone()));
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -254,6 +272,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await?;
     // Accepted events are processed and deliverable messages flushed before exit.
     let _ = inbox.await;
+    let _ = executor.await;
     let _ = outbox.await;
     tracing::info!("stopped");
     Ok(())

@@ -126,25 +126,31 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
         &[("release_summary", "Rolled to 2 hosts, no errors")],
     )
     .await;
-    let qc = posts(&calls)[0].clone();
-    assert!(TestBot::text_of(&qc).contains("QC evaluation"));
+    // The approved release stage runs the canary plan (on the simulated fleet) to the end.
+    let progress = posts(&calls)[0].clone();
+    assert!(TestBot::text_of(&progress).contains("🚀 REL-1 · payments 2.1.0 — Canary release (simulated)"));
+    let report = posts(&calls).into_iter().find(|c| TestBot::text_of(c).contains("release report") || TestBot::text_of(c).contains("📋")).expect("a report");
+    assert!(TestBot::text_of(report).contains("📋 REL-1 · payments 2.1.0 released (simulated)"), "{}", TestBot::text_of(report));
+    let qc = posts(&calls).last().copied().unwrap().clone();
+    assert!(TestBot::text_of(&qc).contains("QC evaluation"), "{}", TestBot::text_of(&qc));
 
     // QC signs off: the ticket is complete.
     let calls = approve(&bot, QUINN, &qc, &[("qc_evaluation", "good")]).await;
     let done = posts(&calls)[0].clone();
     assert!(
-        TestBot::text_of(&done).contains("REL-1 · App release: every stage is approved"),
+        TestBot::text_of(&done).contains("REL-1 · App release: released, and every stage is approved"),
         "{}",
         TestBot::text_of(&done)
     );
-    insta::assert_json_snapshot!("en_outcome_ready", done.body);
+    insta::assert_json_snapshot!("en_outcome_released", done.body);
 
     // The audit trail shows every step.
     bot.command(ALICE, "/release show REL-1").await;
     let calls = bot.settle().await;
     let show = ephemerals_to(&calls, ALICE).pop().unwrap();
-    assert!(show.contains("all stages approved"), "{show}");
+    assert!(show.contains("REL-1 · App release — released"), "{show}");
     for line in [
+        "2026-11-21 09:45 UTC · the release completed".to_string(),
         format!("<@{ALICE}> submitted the request (slack)"),
         format!("<@{TOM}> approved Test confirmation: ship it (slack)"),
         format!("<@{OSCAR}> approved Resource coordination (slack)"),

@@ -16,6 +16,8 @@ pub enum Action {
     Resubmit { ticket: TicketId, round: u32 },
     /// Withdraw a ticket.
     Withdraw { ticket: TicketId },
+    /// Pause / Resume / Retry / Skip / Rollback / Abort / Continue the ticket's release.
+    Exec { ticket: TicketId, cmd: String },
 }
 
 /// What submitting a form does.
@@ -49,6 +51,7 @@ impl Action {
             } => format!("{}:{}:{stage}:{round}", kind.as_str(), ticket.0),
             Action::Resubmit { ticket, round } => format!("resubmit:{}:{round}", ticket.0),
             Action::Withdraw { ticket } => format!("withdraw:{}", ticket.0),
+            Action::Exec { ticket, cmd } => format!("exec:{cmd}:{}", ticket.0),
         }
     }
 
@@ -68,6 +71,10 @@ impl Action {
                 round: num(2)?,
             }),
             (Some("withdraw"), 2) => Some(Action::Withdraw { ticket: id(1)? }),
+            (Some("exec"), 3) if crate::executor::Command::parse(parts[1]).is_some() => Some(Action::Exec {
+                ticket: id(2)?,
+                cmd: parts[1].to_string(),
+            }),
             _ => None,
         }
     }
@@ -116,7 +123,7 @@ impl FormCallback {
                 kind,
             }),
             Action::Resubmit { ticket, round } => Some(FormCallback::Resubmit { ticket, round }),
-            Action::Withdraw { .. } => None,
+            Action::Withdraw { .. } | Action::Exec { .. } => None,
         }
     }
 }
@@ -145,6 +152,10 @@ mod tests {
                 round: 2,
             },
             Action::Withdraw { ticket: TicketId(9) },
+            Action::Exec {
+                ticket: TicketId(3),
+                cmd: "rollback".into(),
+            },
         ];
         for a in all {
             let s = a.encode();
@@ -158,6 +169,7 @@ mod tests {
         assert_eq!(Action::decode("approve:x:1:0"), None);
         assert_eq!(Action::decode("approve:1:1"), None);
         assert_eq!(Action::decode("launch:1"), None);
+        assert_eq!(Action::decode("exec:launch:1"), None);
         assert_eq!(FormCallback::decode("withdraw:1"), None);
         assert_eq!(FormCallback::decode("new:"), None);
     }

@@ -14,6 +14,7 @@ pub enum Verb {
     ReleaseList,
     ReleaseCancel,
     ReleasePlan,
+    ReleaseStatus,
     ReleaseHelp,
     RoleAdd,
     RoleRemove,
@@ -21,12 +22,13 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 9] = [
+    pub const ALL: [Verb; 10] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
         Verb::ReleaseCancel,
         Verb::ReleasePlan,
+        Verb::ReleaseStatus,
         Verb::ReleaseHelp,
         Verb::RoleAdd,
         Verb::RoleRemove,
@@ -41,6 +43,7 @@ impl Verb {
             | Verb::ReleaseList
             | Verb::ReleaseCancel
             | Verb::ReleasePlan
+            | Verb::ReleaseStatus
             | Verb::ReleaseHelp => "release",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
         }
@@ -53,6 +56,7 @@ impl Verb {
             Verb::ReleaseList => "list",
             Verb::ReleaseCancel => "cancel",
             Verb::ReleasePlan => "plan",
+            Verb::ReleaseStatus => "status",
             Verb::ReleaseHelp => "help",
             Verb::RoleAdd => "add",
             Verb::RoleRemove => "remove",
@@ -68,6 +72,7 @@ impl Verb {
             Verb::ReleaseList => "/release list [mine|pending|all]",
             Verb::ReleaseCancel => "/release cancel REL-ID [reason]",
             Verb::ReleasePlan => "/release plan REL-ID",
+            Verb::ReleaseStatus => "/release status REL-ID",
             Verb::ReleaseHelp => "/release help",
             Verb::RoleAdd => "/role add ROLE @user [application]",
             Verb::RoleRemove => "/role remove ROLE @user [application]",
@@ -83,6 +88,7 @@ impl Verb {
             Verb::ReleaseList => "help_release_list",
             Verb::ReleaseCancel => "help_release_cancel",
             Verb::ReleasePlan => "help_release_plan",
+            Verb::ReleaseStatus => "help_release_status",
             Verb::ReleaseHelp => "help_release_help",
             Verb::RoleAdd => "help_role_add",
             Verb::RoleRemove => "help_role_remove",
@@ -120,6 +126,9 @@ pub enum Command {
         reason: Option<String>,
     },
     ReleasePlan {
+        id: TicketId,
+    },
+    ReleaseStatus {
         id: TicketId,
     },
     Help {
@@ -276,6 +285,11 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             let id = ticket(rest.first())?;
             no_more(1)?;
             Ok(Command::ReleasePlan { id })
+        }
+        Verb::ReleaseStatus => {
+            let id = ticket(rest.first())?;
+            no_more(1)?;
+            Ok(Command::ReleaseStatus { id })
         }
         Verb::ReleaseHelp => Ok(Command::Help { command }),
         Verb::RoleAdd => {

@@ -42,6 +42,8 @@ pub struct Bot {
     pub outbox_notify: Arc<Notify>,
     /// Wakes the inbox worker after an event is recorded.
     pub inbox_notify: Arc<Notify>,
+    /// Wakes the executor after a person steers a release.
+    pub executor_notify: Arc<Notify>,
 }
 
 const INBOX_LEASE_MS: i64 = 60_000;
@@ -176,6 +178,7 @@ impl Bot {
             C::ReleaseList { scope } => tickets::list(self, tx, ev, scope).await,
             C::ReleaseCancel { id, reason } => tickets::cancel(self, tx, ev, id, reason).await,
             C::ReleasePlan { id } => releases::dry_run(self, tx, ev, id).await,
+            C::ReleaseStatus { id } => releases::status(self, tx, ev, id).await,
             C::Help { command } => {
                 let msg = views::help(&self.texts, &command)?;
                 self.ephemeral(tx, ev, msg).await?;

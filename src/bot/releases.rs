@@ -26,3 +26,108 @@ pub async fn dry_run(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyh
     bot.ephemeral(tx, ev, msg).await?;
     Ok(Handled::Done)
 }
+
+/// The role that may steer a ticket's release: the release stage's role, or `ops`.
+fn may_steer(bot: &Bot, flow: &crate::domain::Flow) -> Vec<String> {
+    let mut roles: Vec<String> = flow
+        .stages
+        .iter()
+        .filter(|s| s.starts_execution)
+        .map(|s| s.role.clone())
+        .collect();
+    roles.push("ops".to_string());
+    roles.dedup();
+    let _ = bot;
+    roles
+}
+
+/// A button on the progress message, an alert or a gate.
+pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd: &str) -> anyhow::Result<Handled> {
+    let Some(cmd) = crate::executor::Command::parse(cmd) else {
+        bot.say(tx, ev, "unknown_action", json!({})).await?;
+        return Ok(Handled::Done);
+    };
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
+    let Some((row, plan)) = crate::executor::load(tx, id).await? else {
+        bot.say(tx, ev, "exec_none", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    };
+    let roles = match cmd {
+        crate::executor::Command::Continue => row
+            .state
+            .exec
+            .steps
+            .iter()
+            .position(|s| s.status == crate::domain::execution::StepStatus::Running)
+            .and_then(|i| plan.steps[i].role.clone())
+            .into_iter()
+            .collect(),
+        _ => may_steer(bot, l.flow),
+    };
+    let mut allowed = false;
+    for r in &roles {
+        allowed |= super::roles::has_role(bot, tx, &ev.actor, r, &l.ticket.application).await?;
+    }
+    if !allowed {
+        bot.metrics.inc("releasebot_refusals_total", &[("reason", "need_role")]);
+        bot.say(tx, ev, "exec_denied_role", json!({ "ticket": id.to_string(), "roles": roles.join(" / "), "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? })).await?;
+        return Ok(Handled::Done);
+    }
+    let mut run = row.state.clone();
+    let now = bot.now();
+    if let Err(refused) = cmd.apply(&mut run, &plan, now) {
+        let status = bot.texts.plain(&format!(
+            "exec_status_{}",
+            if row.state.exec.rolling_back && !row.state.exec.status.is_final() {
+                "ROLLING_BACK"
+            } else {
+                row.status.as_str()
+            }
+        ))?;
+        let key = match refused {
+            crate::domain::execution::Refused::Finished => "exec_refused_finished",
+            crate::domain::execution::Refused::NotNow => "exec_refused_now",
+        };
+        bot.say(tx, ev, key, json!({ "ticket": id.to_string(), "status": status, "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? })).await?;
+        return Ok(Handled::Done);
+    }
+    if !crate::executor::save_command(bot, tx, &row, &plan, &l.ticket, run).await? {
+        return Ok(Handled::Conflict);
+    }
+    crate::executor::audit_command(bot, tx, id, &ev.actor, cmd).await?;
+    bot.metrics
+        .inc("releasebot_exec_commands_total", &[("command", cmd.as_str())]);
+    bot.say(
+        tx,
+        ev,
+        "exec_done",
+        json!({ "ticket": id.to_string(), "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? }),
+    )
+    .await?;
+    bot.executor_notify.notify_one();
+    Ok(Handled::Done)
+}
+
+/// `/release status REL-ID`: the execution as its progress message shows it.
+pub async fn status(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
+    let Some((row, plan)) = crate::executor::load(tx, id).await? else {
+        let status = views::status_text(&bot.texts, &l.ticket, l.flow)?;
+        bot.say(
+            tx,
+            ev,
+            "exec_not_started",
+            json!({ "ticket": id.to_string(), "status": status }),
+        )
+        .await?;
+        return Ok(Handled::Done);
+    };
+    let msg = crate::executor::progress::message(&bot.texts, &row, &plan, &l.ticket, &l.service.name, bot.now())?;
+    bot.ephemeral(tx, ev, msg).await?;
+    Ok(Handled::Done)
+}

@@ -411,16 +411,73 @@ async fn submit(
     Ok(Handled::Done)
 }
 
-/// Announces the ticket's current status: the next stage's message, or the outcome.
+/// Announces the ticket's current status: the next stage's message, the start of the
+/// release, or the outcome.
 async fn advance_to(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>, reason: Option<&str>) -> anyhow::Result<()> {
+    announce(bot, tx, &ev.actor, l, reason).await
+}
+
+async fn announce(bot: &Bot, tx: &mut Tx, actor: &Actor, l: &Loaded<'_>, reason: Option<&str>) -> anyhow::Result<()> {
     match l.ticket.status {
         TicketStatus::InApproval(i) => post_stage(bot, tx, l, i).await,
-        TicketStatus::Ready | TicketStatus::Rejected | TicketStatus::Closed => {
-            let msg = views::outcome(&bot.texts, &l.ticket, l.flow, &l.service.name, &ev.actor, reason)?;
+        TicketStatus::Releasing(_) => match bot.config.plan_of_service(&l.ticket.service) {
+            Some(plan) => crate::executor::start(bot, tx, &l.ticket, plan, &l.service.name)
+                .await
+                .map(|_| ()),
+            // A flow whose release stage has no plan: the release is recorded as done by hand.
+            None => release_finished(bot, tx, l.ticket.id, crate::domain::ticket::ReleaseOutcome::Released).await,
+        },
+        TicketStatus::Ready
+        | TicketStatus::Released
+        | TicketStatus::ReleaseFailed
+        | TicketStatus::RolledBack
+        | TicketStatus::Rejected
+        | TicketStatus::Closed => {
+            let msg = views::outcome(&bot.texts, &l.ticket, l.flow, &l.service.name, actor, reason)?;
             post_to_ticket_channel(bot, tx, l, msg, None).await
         }
         TicketStatus::Draft => Ok(()),
     }
+}
+
+/// The executor finished a ticket's release: record the outcome and move the ticket on
+/// (to QC evaluation in the default flow), in the executor's transaction.
+pub async fn release_finished(
+    bot: &Bot,
+    tx: &mut Tx,
+    id: TicketId,
+    outcome: crate::domain::ticket::ReleaseOutcome,
+) -> anyhow::Result<()> {
+    let Some(mut l) = load(bot, tx, id).await? else {
+        anyhow::bail!("{id} vanished during its release")
+    };
+    let Some(next) = l.ticket.finish_release(l.flow, outcome) else {
+        anyhow::bail!("{id} is {:?}, not releasing", l.ticket.status)
+    };
+    l.ticket.outcome = Some(outcome);
+    l.ticket.apply(next);
+    if !q::update(tx, &l.ticket, bot.now()).await? {
+        anyhow::bail!("{id} changed while its release finished");
+    }
+    l.ticket.version += 1;
+    let system = Actor::new(l.ticket.submitter.platform.clone(), "releasebot");
+    audit::append(
+        tx,
+        &AuditEntry {
+            ticket: Some(id),
+            at: bot.now(),
+            platform: l.ticket.submitter.platform.clone(),
+            actor: "system".into(),
+            action: format!("release_{}", outcome.as_str()),
+            detail: json!({}),
+        },
+    )
+    .await?;
+    bot.metrics.inc(
+        "releasebot_transitions_total",
+        &[("action", &format!("release_{}", outcome.as_str()))],
+    );
+    Box::pin(announce(bot, tx, &system, &l, None)).await
 }
 
 /// Tells the actor why nothing changed.
@@ -507,6 +564,7 @@ async fn refuse(
             )
             .await
         }
+        Denied::Released => bot.say(tx, ev, "denied_released", json!({ "ticket": t })).await,
     }
 }
 
@@ -527,6 +585,7 @@ fn denied_code(d: &Denied) -> &'static str {
         Denied::AlreadyApproved => "already_approved",
         Denied::NotSubmitter => "not_submitter",
         Denied::NotOpen(_) => "not_open",
+        Denied::Released => "released",
     }
 }
 
@@ -628,6 +687,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             Ok(Handled::Done)
         }
         Action::Withdraw { ticket } => close(bot, tx, ev, ticket, None).await,
+        Action::Exec { ticket, cmd } => super::releases::on_command(bot, tx, ev, ticket, &cmd).await,
     }
 }
 

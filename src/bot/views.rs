@@ -230,6 +230,9 @@ pub fn outcome(
 ) -> anyhow::Result<Message> {
     let key = match ticket.status {
         TicketStatus::Ready => "outcome_ready",
+        TicketStatus::Released => "outcome_released",
+        TicketStatus::ReleaseFailed => "outcome_release_failed",
+        TicketStatus::RolledBack => "outcome_rolled_back",
         TicketStatus::Rejected => "outcome_rejected",
         _ => "outcome_closed",
     };
@@ -254,6 +257,16 @@ pub fn status_text(texts: &Texts, ticket: &Ticket, flow: &Flow) -> anyhow::Resul
         TicketStatus::InApproval(i) => flow.stages.get(i).map(|s| s.name.clone()),
         _ => None,
     };
+    let outcome = ticket
+        .outcome
+        .map(|o| texts.plain(&format!("release_outcome_{}", o.as_str())))
+        .transpose()?;
+    if let (Some(stage), Some(outcome)) = (&stage, &outcome) {
+        return texts.render(
+            "status_in_approval_after_release",
+            &json!({ "stage": stage, "outcome": outcome }),
+        );
+    }
     texts.render(&format!("status_{}", ticket.status.key()), &json!({ "stage": stage }))
 }
 

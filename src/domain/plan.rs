@@ -13,6 +13,9 @@ pub enum Template {
     Custom,
 }
 
+/// Providers this build can run; the others are refused by `releasebot check`.
+pub const AVAILABLE_PROVIDERS: &[&str] = &["sim", "script", "builtin"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepType {
@@ -62,7 +65,7 @@ impl StepType {
     /// Providers that can carry out this step type.
     pub fn providers(self) -> &'static [&'static str] {
         match self {
-            StepType::VerifyPackage => &["builtin", "sim"],
+            StepType::VerifyPackage => &["script", "sim"],
             StepType::Deploy => &["script", "http", "sim"],
             StepType::HealthCheck => &["health", "sim"],
             StepType::Test => &["script", "http", "sim"],
@@ -201,7 +204,8 @@ impl StepDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    #[serde(skip_deserializing)]
+    /// The key in `[plans.*]` (set from it; kept in stored snapshots of the plan).
+    #[serde(default)]
     pub id: String,
     pub name: String,
     pub template: Template,
@@ -248,6 +252,14 @@ impl Plan {
                     Some(j) if j >= i => out.push(format!("{sp}.requires: step \"{r}\" does not come before this one")),
                     Some(_) => {}
                 }
+            }
+            if !AVAILABLE_PROVIDERS.contains(&s.provider.as_str()) && s.kind.providers().contains(&s.provider.as_str())
+            {
+                out.push(format!(
+                    "{sp}.provider: the \"{}\" provider is not available in this version (available: {})",
+                    s.provider,
+                    AVAILABLE_PROVIDERS.join(", ")
+                ));
             }
             if !s.kind.providers().contains(&s.provider.as_str()) {
                 out.push(format!(
@@ -415,6 +427,7 @@ provider = "nginx"
                 "plans.p.steps[0].on_failure.retry.times: must be at least 1",
                 "plans.p.steps[1].weight: 40 does not increase on the previous shift (50)",
                 "plans.p.steps[2].id: duplicate step id \"b\"",
+                "plans.p.steps[2].provider: the \"prometheus\" provider is not available in this version (available: sim, script, builtin)",
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[2].url: the prometheus provider needs a url",
                 "plans.p.steps[3].role: unknown role \"opz\"",

@@ -12,18 +12,63 @@ use std::fmt;
 pub enum TicketStatus {
     Draft,
     InApproval(usize),
-    /// Every stage approved.
+    /// Every stage approved (a flow without a release plan).
     Ready,
+    /// The executor runs the plan; the ticket then goes on to this stage (or ends).
+    Releasing(usize),
+    /// Every stage approved after a release that completed.
+    Released,
+    /// Every stage approved after a release that failed.
+    ReleaseFailed,
+    /// Every stage approved after a release that was rolled back.
+    RolledBack,
     Rejected,
     /// Withdrawn or cancelled.
     Closed,
+}
+
+/// How a ticket's release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseOutcome {
+    Released,
+    Failed,
+    RolledBack,
+}
+
+impl ReleaseOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseOutcome::Released => "released",
+            ReleaseOutcome::Failed => "failed",
+            ReleaseOutcome::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "released" => Some(ReleaseOutcome::Released),
+            "failed" => Some(ReleaseOutcome::Failed),
+            "rolled_back" => Some(ReleaseOutcome::RolledBack),
+            _ => None,
+        }
+    }
+
+    /// The ticket's final status once every stage is approved.
+    pub fn final_status(self) -> TicketStatus {
+        match self {
+            ReleaseOutcome::Released => TicketStatus::Released,
+            ReleaseOutcome::Failed => TicketStatus::ReleaseFailed,
+            ReleaseOutcome::RolledBack => TicketStatus::RolledBack,
+        }
+    }
 }
 
 impl TicketStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            TicketStatus::Draft | TicketStatus::InApproval(_) | TicketStatus::Ready
+            TicketStatus::Draft | TicketStatus::InApproval(_) | TicketStatus::Ready | TicketStatus::Releasing(_)
         )
     }
 
@@ -33,6 +78,10 @@ impl TicketStatus {
             TicketStatus::Draft => ("draft", 0),
             TicketStatus::InApproval(i) => ("in_approval", i as i64),
             TicketStatus::Ready => ("ready", 0),
+            TicketStatus::Releasing(i) => ("releasing", i as i64),
+            TicketStatus::Released => ("released", 0),
+            TicketStatus::ReleaseFailed => ("release_failed", 0),
+            TicketStatus::RolledBack => ("rolled_back", 0),
             TicketStatus::Rejected => ("rejected", 0),
             TicketStatus::Closed => ("closed", 0),
         }
@@ -43,6 +92,10 @@ impl TicketStatus {
             "draft" => TicketStatus::Draft,
             "in_approval" => TicketStatus::InApproval(usize::try_from(stage).ok()?),
             "ready" => TicketStatus::Ready,
+            "releasing" => TicketStatus::Releasing(usize::try_from(stage).ok()?),
+            "released" => TicketStatus::Released,
+            "release_failed" => TicketStatus::ReleaseFailed,
+            "rolled_back" => TicketStatus::RolledBack,
             "rejected" => TicketStatus::Rejected,
             "closed" => TicketStatus::Closed,
             _ => return None,
@@ -96,6 +149,8 @@ pub struct Ticket {
     pub fields: BTreeMap<String, String>,
     /// Where the ticket was opened; stages without a channel of their own post here.
     pub channel: String,
+    /// Set once, when the ticket's release ends: a ticket is released at most once.
+    pub outcome: Option<ReleaseOutcome>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -161,6 +216,8 @@ pub enum Denied {
     NotSubmitter,
     /// The ticket is no longer open.
     NotOpen(TicketStatus),
+    /// The release has started (or happened): withdrawing is no longer possible.
+    Released,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,10 +260,14 @@ impl Ticket {
                 if approvals < required {
                     return Ok(Outcome::Counted { approvals, required });
                 }
-                let next = if current + 1 < flow.stages.len() {
+                let next = if stage.starts_execution && self.outcome.is_none() {
+                    TicketStatus::Releasing(current + 1)
+                } else if current + 1 < flow.stages.len() {
                     TicketStatus::InApproval(current + 1)
                 } else {
-                    TicketStatus::Ready
+                    self.outcome
+                        .map(ReleaseOutcome::final_status)
+                        .unwrap_or(TicketStatus::Ready)
                 };
                 Ok(Outcome::Advanced { next })
             }
@@ -254,10 +315,25 @@ impl Ticket {
         })
     }
 
+    /// The release ended: the ticket goes on to the stage after the release (QC), or ends.
+    pub fn finish_release(&self, flow: &Flow, outcome: ReleaseOutcome) -> Option<TicketStatus> {
+        let TicketStatus::Releasing(next) = self.status else {
+            return None;
+        };
+        Some(if next < flow.stages.len() {
+            TicketStatus::InApproval(next)
+        } else {
+            outcome.final_status()
+        })
+    }
+
     /// Withdraw (submitter) or cancel (admin) before release.
     pub fn cancel(&self, actor: &Actor, is_admin: bool) -> Result<TicketStatus, Denied> {
         if !self.status.is_open() {
             return Err(Denied::NotOpen(self.status));
+        }
+        if self.outcome.is_some() || matches!(self.status, TicketStatus::Releasing(_)) {
+            return Err(Denied::Released);
         }
         if *actor != self.submitter && !is_admin {
             return Err(Denied::NotSubmitter);
@@ -293,6 +369,7 @@ mod tests {
             application: "app".into(),
             fields: BTreeMap::new(),
             channel: "C".into(),
+            outcome: None,
             version: 0,
             created_at: 0,
             updated_at: 0,
@@ -456,6 +533,59 @@ mod tests {
         assert_eq!(t.cancel(&p, false), Ok(TicketStatus::Closed));
         t.apply(TicketStatus::Closed);
         assert_eq!(t.cancel(&p, false), Err(Denied::NotOpen(TicketStatus::Closed)));
+    }
+
+    #[test]
+    fn a_release_stage_starts_the_executor_once_and_the_outcome_is_final() {
+        let mut f = flow();
+        f.stages[2].starts_execution = true;
+        let mut t = ticket(&f);
+        let u = Actor::new("slack", "U");
+        t.apply(TicketStatus::InApproval(2));
+        let Ok(Outcome::Advanced { next }) = t.decide(&f, &[], &req(&u, 2, 0, DecisionKind::Approve)) else {
+            panic!()
+        };
+        assert_eq!(next, TicketStatus::Releasing(3));
+        t.apply(next);
+        assert_eq!(t.cancel(&t.submitter.clone(), true), Err(Denied::Released));
+        assert_eq!(
+            t.decide(&f, &[], &req(&u, 3, 0, DecisionKind::Approve)),
+            Err(Denied::Stale),
+            "QC waits for the release"
+        );
+        assert_eq!(
+            t.finish_release(&f, ReleaseOutcome::RolledBack),
+            Some(TicketStatus::InApproval(3))
+        );
+        t.apply(TicketStatus::InApproval(3));
+        t.outcome = Some(ReleaseOutcome::RolledBack);
+        let Ok(Outcome::Advanced { next }) = t.decide(&f, &[], &req(&u, 3, 0, DecisionKind::Approve)) else {
+            panic!()
+        };
+        assert_eq!(
+            next,
+            TicketStatus::RolledBack,
+            "QC's sign-off ends the ticket with the release's outcome"
+        );
+        // Sent back to the release stage after a release: approving it does not release again.
+        t.apply(TicketStatus::InApproval(2));
+        let Ok(Outcome::Advanced { next }) = t.decide(&f, &[], &req(&u, 2, 1, DecisionKind::Approve)) else {
+            panic!()
+        };
+        assert_eq!(next, TicketStatus::InApproval(3));
+        // The last stage may itself start the release.
+        let mut g = flow();
+        g.stages[3].starts_execution = true;
+        let mut t = ticket(&g);
+        t.apply(TicketStatus::InApproval(3));
+        let Ok(Outcome::Advanced { next }) = t.decide(&g, &[], &req(&u, 3, 0, DecisionKind::Approve)) else {
+            panic!()
+        };
+        t.apply(next);
+        assert_eq!(
+            t.finish_release(&g, ReleaseOutcome::Released),
+            Some(TicketStatus::Released)
+        );
     }
 
     #[test]

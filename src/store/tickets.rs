@@ -1,7 +1,7 @@
 //! Tickets and their stage decisions.
 
 use super::{get_i64, is_unique_violation, Conn};
-use crate::domain::ticket::{Decision, DecisionKind, Ticket, TicketId, TicketStatus};
+use crate::domain::ticket::{Decision, DecisionKind, ReleaseOutcome, Ticket, TicketId, TicketStatus};
 use crate::domain::Actor;
 use anyhow::Context;
 use sqlx::any::AnyRow;
@@ -19,7 +19,7 @@ pub struct NewTicket<'a> {
     pub now: i64,
 }
 
-const COLUMNS: &str = "id, flow_id, service, application, status, stage, round, submitter_platform, submitter_id, fields, channel, version, created_at, updated_at";
+const COLUMNS: &str = "id, flow_id, service, application, status, stage, round, submitter_platform, submitter_id, fields, channel, outcome, version, created_at, updated_at";
 
 pub async fn insert(conn: &mut Conn, t: NewTicket<'_>) -> anyhow::Result<Ticket> {
     let (status, stage) = t.status.to_db();
@@ -61,6 +61,10 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Ticket> {
         ),
         fields: serde_json::from_str(&fields).context("ticket fields")?,
         channel: row.try_get("channel")?,
+        outcome: match row.try_get::<Option<String>, _>("outcome")? {
+            Some(o) => Some(ReleaseOutcome::parse(&o).with_context(|| format!("unknown release outcome {o}"))?),
+            None => None,
+        },
         version: get_i64(row, "version")?,
         created_at: get_i64(row, "created_at")?,
         updated_at: get_i64(row, "updated_at")?,
@@ -80,13 +84,14 @@ pub async fn get(conn: &mut Conn, id: TicketId) -> anyhow::Result<Option<Ticket>
 pub async fn update(conn: &mut Conn, ticket: &Ticket, now: i64) -> anyhow::Result<bool> {
     let (status, stage) = ticket.status.to_db();
     let res = sqlx::query(
-        "UPDATE tickets SET status = $1, stage = $2, round = $3, fields = $4, version = version + 1, updated_at = $5
-         WHERE id = $6 AND version = $7",
+        "UPDATE tickets SET status = $1, stage = $2, round = $3, fields = $4, outcome = $5, version = version + 1, updated_at = $6
+         WHERE id = $7 AND version = $8",
     )
     .bind(status)
     .bind(stage)
     .bind(i64::from(ticket.round))
     .bind(serde_json::to_string(&ticket.fields)?)
+    .bind(ticket.outcome.map(ReleaseOutcome::as_str))
     .bind(now)
     .bind(ticket.id.0)
     .bind(ticket.version)

@@ -240,13 +240,14 @@ impl TestBot {
     /// pacing and retry delays. Returns the Slack calls made meanwhile.
     pub async fn settle(&self) -> Vec<Call> {
         let before = self.slack.calls().len();
-        for _ in 0..10_000 {
+        for _ in 0..100_000 {
             while self.app.state.bot.step().await.expect("inbox step") {}
+            while self.app.executor.step().await.expect("executor step") {}
             if self.app.outbox.step().await.expect("outbox step") == Step::Idle {
-                match releasebot::store::outbox::next_wake(&self.app.state.bot.store)
-                    .await
-                    .unwrap()
-                {
+                let store = &self.app.state.bot.store;
+                let outbox = releasebot::store::outbox::next_wake(store).await.unwrap();
+                let executions = releasebot::store::executions::next_wake(store).await.unwrap();
+                match [outbox, executions].into_iter().flatten().min() {
                     Some(t) if t > self.clock.now_ms() => self.clock.set_ms(t),
                     _ => break,
                 }

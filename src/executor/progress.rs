@@ -1,0 +1,331 @@
+//! The chat side of an execution: one progress message edited in place, alerts that
+//! mention the on-call role, gate prompts, notices and the final report.
+
+use super::{Command, Row, Run};
+use crate::bot::actions::Action;
+use crate::bot::views::duration;
+use crate::chat::texts::escape;
+use crate::chat::{mention, Button, ButtonStyle, Confirm, Field, Message, Texts};
+use crate::domain::execution::{ExecStatus, Reaction, StepStatus};
+use crate::domain::plan::Plan;
+use crate::domain::ticket::{ReleaseOutcome, Ticket};
+use crate::domain::Actor;
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+fn hhmm(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn simulated(plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| s.provider == "sim")
+}
+
+fn header(texts: &Texts, plan: &Plan, ticket: &Ticket, service: &str) -> serde_json::Value {
+    json!({
+        "ticket": ticket.id.to_string(), "service": service, "plan": plan.name,
+        "application": ticket.application, "version": ticket.fields.get("version"), "simulated": simulated(plan),
+        "_": texts.locale(),
+    })
+}
+
+fn icon(run: &Run, i: usize) -> &'static str {
+    match run.exec.steps[i].status {
+        StepStatus::Completed => "✅",
+        StepStatus::Running if run.exec.status == ExecStatus::Paused => "⏸",
+        StepStatus::Running => "🔵",
+        StepStatus::Pending if run.exec.status == ExecStatus::Paused => "⚪",
+        StepStatus::Pending => "⚪",
+        StepStatus::Failed => "❌",
+        StepStatus::Skipped => "⏭",
+        StepStatus::Interrupted => "⚠️",
+    }
+}
+
+fn step_lines(texts: &Texts, run: &Run, plan: &Plan) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let info = &run.steps[i];
+        let time = match (info.started_at, info.ended_at) {
+            (Some(a), Some(b)) => Some(format!("{}–{}", hhmm(a), hhmm(b))),
+            (Some(a), None) => Some(format!("{}–", hhmm(a))),
+            _ => None,
+        };
+        lines.push(texts.render(
+            "exec_step",
+            &json!({ "icon": icon(run, i), "name": s.name, "time": time, "result": info.result, "attempts": (run.exec.steps[i].attempts > 1).then_some(run.exec.steps[i].attempts) }),
+        )?);
+    }
+    if let Some(r) = &run.rollback_result {
+        lines.push(texts.render("exec_rollback_line", &json!({ "result": r }))?);
+    }
+    Ok(lines)
+}
+
+fn button(texts: &Texts, ticket: &Ticket, cmd: Command, style: ButtonStyle) -> anyhow::Result<Button> {
+    let confirm = match cmd {
+        Command::Rollback | Command::Abort => {
+            let data = json!({ "ticket": ticket.id.to_string() });
+            Some(Confirm {
+                title: texts.render(&format!("confirm_{}_title", cmd.as_str()), &data)?,
+                text: texts.render(&format!("confirm_{}_text", cmd.as_str()), &data)?,
+                ok: texts.plain(&format!("btn_{}", cmd.as_str()))?,
+                cancel: texts.plain("form_cancel")?,
+            })
+        }
+        _ => None,
+    };
+    Ok(Button {
+        label: texts.plain(&format!("btn_{}", cmd.as_str()))?,
+        action: Action::Exec {
+            ticket: ticket.id,
+            cmd: cmd.as_str().to_string(),
+        }
+        .encode(),
+        style,
+        confirm,
+    })
+}
+
+/// The buttons that fit the execution's state.
+fn controls(texts: &Texts, run: &Run, ticket: &Ticket) -> anyhow::Result<Vec<Button>> {
+    let e = &run.exec;
+    if e.status.is_final() || e.rolling_back {
+        return Ok(vec![]);
+    }
+    let cmds: &[(Command, ButtonStyle)] = match (e.status, e.blocked_on) {
+        (ExecStatus::Paused, Some(_)) => &[
+            (Command::Retry, ButtonStyle::Primary),
+            (Command::Skip, ButtonStyle::Default),
+            (Command::Rollback, ButtonStyle::Danger),
+            (Command::Abort, ButtonStyle::Default),
+        ],
+        (ExecStatus::Paused, None) => &[
+            (Command::Resume, ButtonStyle::Primary),
+            (Command::Rollback, ButtonStyle::Danger),
+        ],
+        _ => &[
+            (Command::Pause, ButtonStyle::Default),
+            (Command::Rollback, ButtonStyle::Danger),
+        ],
+    };
+    cmds.iter().map(|(c, s)| button(texts, ticket, *c, *s)).collect()
+}
+
+fn remaining_secs(run: &Run, plan: &Plan, now: i64) -> u64 {
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match run.exec.steps[i].status {
+            StepStatus::Pending => s.expected_secs(),
+            StepStatus::Running => {
+                let elapsed = run.steps[i]
+                    .started_at
+                    .map(|t| ((now - t) / 1000).max(0) as u64)
+                    .unwrap_or(0);
+                s.expected_secs().saturating_sub(elapsed)
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The live progress message.
+pub fn message(
+    texts: &Texts,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    service: &str,
+    now: i64,
+) -> anyhow::Result<Message> {
+    let run = &row.state;
+    let status_key = if run.exec.rolling_back && !run.exec.status.is_final() {
+        "ROLLING_BACK".to_string()
+    } else {
+        row.status.clone()
+    };
+    let mut fields = vec![
+        Field {
+            label: texts.plain("label_status")?,
+            value: texts.plain(&format!("exec_status_{status_key}"))?,
+        },
+        Field {
+            label: texts.plain("label_traffic")?,
+            value: texts.render("exec_traffic", &json!({ "new": run.traffic, "old": 100 - run.traffic }))?,
+        },
+    ];
+    if let Some(s) = &run.sample {
+        fields.push(Field {
+            label: texts.plain("label_success")?,
+            value: texts.render(
+                "exec_success",
+                &json!({ "new": format!("{:.1}", s.new_success), "old": format!("{:.1}", s.old_success) }),
+            )?,
+        });
+        fields.push(Field {
+            label: texts.plain("label_latency")?,
+            value: texts.render("exec_latency", &json!({ "new": s.new_p95, "old": s.old_p95 }))?,
+        });
+    }
+    let end = row.finished_at.unwrap_or(now);
+    fields.push(Field {
+        label: texts.plain("label_elapsed")?,
+        value: duration(texts, ((end - row.started_at) / 1000).max(0) as u64)?,
+    });
+    if !run.exec.status.is_final() {
+        fields.push(Field {
+            label: texts.plain("label_remaining")?,
+            value: texts.render(
+                "exec_remaining",
+                &json!({ "duration": duration(texts, remaining_secs(run, plan, now))? }),
+            )?,
+        });
+    }
+    Ok(Message {
+        title: texts.render("exec_title", &header(texts, plan, ticket, service))?,
+        fields,
+        body: Some(step_lines(texts, run, plan)?.join("\n")),
+        context: simulated(plan).then(|| texts.plain("exec_simulated")).transpose()?,
+        buttons: controls(texts, run, ticket)?,
+    })
+}
+
+fn oncall(members: &[Actor]) -> String {
+    members.iter().map(mention).collect::<Vec<_>>().join(" ")
+}
+
+/// A failed step: the evidence, what happens now, and the buttons if a person must choose.
+#[allow(clippy::too_many_arguments)]
+pub fn alert(
+    texts: &Texts,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    i: usize,
+    reaction: Reaction,
+    evidence: &str,
+    members: &[Actor],
+) -> anyhow::Result<Message> {
+    let step = &plan.steps[i];
+    let key = match reaction {
+        Reaction::RollingBack => "alert_rolling_back",
+        Reaction::Paused => "alert_paused",
+        Reaction::Aborted => "alert_aborted",
+        Reaction::Skipped => "alert_skipped",
+        Reaction::Retrying { .. } => "alert_paused",
+    };
+    let data = json!({ "ticket": ticket.id.to_string(), "step": step.name, "oncall": oncall(members), "type": serde_json::to_value(step.kind)? });
+    let log = &row.state.steps[i].log;
+    let body = if log.is_empty() {
+        None
+    } else {
+        Some(format!("```\n{}\n```", escape(&log.join("\n"))))
+    };
+    Ok(Message {
+        title: texts.render("alert_title", &data)?,
+        fields: vec![
+            Field {
+                label: texts.plain("label_evidence")?,
+                value: escape(evidence),
+            },
+            Field {
+                label: texts.plain("label_next")?,
+                value: texts.render(key, &data)?,
+            },
+        ],
+        body,
+        context: Some(texts.render("alert_oncall", &data)?),
+        buttons: if reaction == Reaction::Paused {
+            controls(texts, &row.state, ticket)?
+        } else {
+            vec![]
+        },
+    })
+}
+
+/// A non-idempotent step was running when the process stopped.
+pub fn interrupted(
+    texts: &Texts,
+    _row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    i: usize,
+    members: &[Actor],
+) -> anyhow::Result<Message> {
+    let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "oncall": oncall(members) });
+    Ok(Message {
+        title: texts.render("interrupted_title", &data)?,
+        body: Some(texts.render("interrupted_body", &data)?),
+        context: Some(texts.render("alert_oncall", &data)?),
+        buttons: vec![
+            button(texts, ticket, Command::Retry, ButtonStyle::Primary)?,
+            button(texts, ticket, Command::Skip, ButtonStyle::Default)?,
+            button(texts, ticket, Command::Rollback, ButtonStyle::Danger)?,
+        ],
+        ..Default::default()
+    })
+}
+
+/// An approval gate waits for its role to press Continue.
+pub fn gate(texts: &Texts, _row: &Row, plan: &Plan, ticket: &Ticket, i: usize) -> anyhow::Result<Message> {
+    let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "role": plan.steps[i].role });
+    Ok(Message {
+        title: texts.render("gate_title", &data)?,
+        buttons: vec![
+            button(texts, ticket, Command::Continue, ButtonStyle::Primary)?,
+            button(texts, ticket, Command::Rollback, ButtonStyle::Danger)?,
+        ],
+        ..Default::default()
+    })
+}
+
+/// A step's post-action: its result announced in the channel.
+pub fn notice(texts: &Texts, row: &Row, plan: &Plan, ticket: &Ticket, i: usize) -> anyhow::Result<Message> {
+    let data =
+        json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "result": row.state.steps[i].result });
+    Ok(Message {
+        title: texts.render("notice_title", &data)?,
+        ..Default::default()
+    })
+}
+
+/// Posted when the execution ends.
+pub fn report(
+    texts: &Texts,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    service: &str,
+    outcome: ReleaseOutcome,
+    now: i64,
+) -> anyhow::Result<Message> {
+    let data = header(texts, plan, ticket, service);
+    let took = duration(texts, ((now - row.started_at) / 1000).max(0) as u64)?;
+    Ok(Message {
+        title: texts.render(&format!("report_title_{}", outcome.as_str()), &data)?,
+        fields: vec![
+            Field {
+                label: texts.plain("label_plan")?,
+                value: escape(&plan.name),
+            },
+            Field {
+                label: texts.plain("label_duration")?,
+                value: took,
+            },
+            Field {
+                label: texts.plain("label_traffic")?,
+                value: texts.render(
+                    "exec_traffic",
+                    &json!({ "new": row.state.traffic, "old": 100 - row.state.traffic }),
+                )?,
+            },
+        ],
+        body: Some(step_lines(texts, &row.state, plan)?.join("\n")),
+        context: simulated(plan).then(|| texts.plain("exec_simulated")).transpose()?,
+        buttons: vec![],
+    })
+}

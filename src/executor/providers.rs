@@ -1,0 +1,379 @@
+//! Step providers. `sim` is a simulated fleet (deterministic, with injectable faults);
+//! `script` runs a shell command with the ticket's fields in its environment; `builtin`
+//! covers approval gates and notifications.
+
+use super::{Run, Sample};
+use crate::domain::plan::{StepDef, StepType, Thresholds};
+use crate::domain::ticket::Ticket;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Faults and numbers of the simulated fleet (`[sim]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    #[serde(default = "four")]
+    pub hosts: u32,
+    /// Percent of requests the new version fails.
+    #[serde(default)]
+    pub new_error_rate: f64,
+    #[serde(default = "old_error_rate")]
+    pub old_error_rate: f64,
+    #[serde(default = "new_p95")]
+    pub new_p95_ms: u64,
+    #[serde(default = "old_p95")]
+    pub old_p95_ms: u64,
+    /// Steps (by id) that fail.
+    #[serde(default)]
+    pub fail_steps: Vec<String>,
+    /// Steps (by id) that never finish (their timeout fails them).
+    #[serde(default)]
+    pub hang_steps: Vec<String>,
+}
+
+fn four() -> u32 {
+    4
+}
+fn old_error_rate() -> f64 {
+    0.1
+}
+fn new_p95() -> u64 {
+    120
+}
+fn old_p95() -> u64 {
+    130
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            hosts: 4,
+            new_error_rate: 0.0,
+            old_error_rate: old_error_rate(),
+            new_p95_ms: new_p95(),
+            old_p95_ms: old_p95(),
+            fail_steps: vec![],
+            hang_steps: vec![],
+        }
+    }
+}
+
+/// How often a MONITOR step samples (and updates the progress message).
+pub const MONITOR_TICK_MS: i64 = 60_000;
+/// "Never" for a step that waits for a person.
+pub const NEVER: i64 = i64::MAX / 4;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Done {
+        ok: bool,
+        summary: String,
+        log: Vec<String>,
+    },
+    /// Still going: look again at `next_at`.
+    Continue { next_at: i64 },
+}
+
+pub struct StepCtx<'a> {
+    pub step: &'a StepDef,
+    pub ticket: &'a Ticket,
+    pub run: &'a mut Run,
+    pub sim: &'a SimConfig,
+    pub started_at: i64,
+    pub now: i64,
+}
+
+fn done(ok: bool, summary: impl Into<String>) -> StepOutcome {
+    StepOutcome::Done {
+        ok,
+        summary: summary.into(),
+        log: vec![],
+    }
+}
+
+/// Whether a sample breaks the thresholds; the evidence when it does.
+pub fn anomaly(t: &Thresholds, s: &Sample) -> Option<String> {
+    if s.new_success < t.min_success_rate {
+        return Some(format!(
+            "new version success {:.1}% < {:.1}% (old {:.1}%)",
+            s.new_success, t.min_success_rate, s.old_success
+        ));
+    }
+    if let Some(max) = t.max_p95_ms.filter(|m| s.new_p95 > *m) {
+        return Some(format!(
+            "new version p95 {} ms > {} ms (old {} ms)",
+            s.new_p95, max, s.old_p95
+        ));
+    }
+    if let Some(drop) = t.max_success_rate_drop.filter(|d| s.old_success - s.new_success > *d) {
+        return Some(format!(
+            "new version success {:.1}% trails the old {:.1}% by more than {drop} points",
+            s.new_success, s.old_success
+        ));
+    }
+    None
+}
+
+fn sim_sample(sim: &SimConfig) -> Sample {
+    Sample {
+        new_success: 100.0 - sim.new_error_rate,
+        old_success: 100.0 - sim.old_error_rate,
+        new_p95: sim.new_p95_ms,
+        old_p95: sim.old_p95_ms,
+    }
+}
+
+/// Runs (or polls) one step.
+pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
+    let deadline = ctx.step.timeout_secs.map(|t| ctx.started_at + (t as i64) * 1000);
+    if deadline.is_some_and(|d| ctx.now >= d) {
+        return done(
+            false,
+            format!("timed out after {}s", ctx.step.timeout_secs.unwrap_or(0)),
+        );
+    }
+    match ctx.step.provider.as_str() {
+        "sim" => sim(ctx, deadline),
+        "script" => script(ctx, deadline).await,
+        _ => builtin(ctx),
+    }
+}
+
+fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
+    let StepCtx {
+        step,
+        run,
+        sim,
+        started_at,
+        now,
+        ticket,
+    } = ctx;
+    if sim.hang_steps.contains(&step.id) {
+        return StepOutcome::Continue {
+            next_at: deadline.unwrap_or(NEVER),
+        };
+    }
+    if sim.fail_steps.contains(&step.id) {
+        return done(false, "simulated failure (sim.fail_steps)");
+    }
+    let version = ticket.fields.get("version").cloned().unwrap_or_default();
+    match step.kind {
+        StepType::TrafficShift => {
+            let w = step.weight.unwrap_or(100);
+            run.traffic = w;
+            done(true, format!("traffic: new {w}% · old {}%", 100 - w))
+        }
+        StepType::Monitor => {
+            let sample = sim_sample(sim);
+            run.sample = Some(sample);
+            if run.traffic > 0 {
+                if let Some(evidence) = step.thresholds.as_ref().and_then(|t| anomaly(t, &sample)) {
+                    return done(false, evidence);
+                }
+            }
+            let end = started_at + (step.duration_secs.unwrap_or(0) as i64) * 1000;
+            if now >= end {
+                done(
+                    true,
+                    format!(
+                        "healthy: new {:.1}% / {} ms · old {:.1}% / {} ms",
+                        sample.new_success, sample.new_p95, sample.old_success, sample.old_p95
+                    ),
+                )
+            } else {
+                StepOutcome::Continue {
+                    next_at: end.min(now + MONITOR_TICK_MS),
+                }
+            }
+        }
+        StepType::Deploy => {
+            let targets = targets(ticket, sim);
+            let batches = match &step.batches {
+                Some(b) => batch_plan(targets.len() as u32, b.first, b.size),
+                None => vec![targets.len() as u32],
+            };
+            run.deployed = true;
+            StepOutcome::Done {
+                ok: true,
+                summary: format!(
+                    "deployed {version} to {} simulated target(s) in {} batch(es)",
+                    targets.len(),
+                    batches.len()
+                ),
+                log: batches
+                    .iter()
+                    .scan(0usize, |from, n| {
+                        let slice = targets[*from..(*from + *n as usize).min(targets.len())].join(", ");
+                        *from += *n as usize;
+                        Some(format!("batch: {slice} ✓"))
+                    })
+                    .collect(),
+            }
+        }
+        StepType::Rollback => {
+            run.traffic = 0;
+            done(true, "traffic back to the old version")
+        }
+        _ => done(true, "ok (simulated)"),
+    }
+}
+
+/// Hosts the release covers: the ticket's scope (`web-1,web-2`) or every simulated host.
+pub fn targets(ticket: &Ticket, sim: &SimConfig) -> Vec<String> {
+    match ticket
+        .fields
+        .get("scope")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && !s.ends_with('%'))
+    {
+        Some(scope) => scope
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => (1..=sim.hosts).map(|i| format!("sim-{i}")).collect(),
+    }
+}
+
+/// Batch sizes: `first`, then `size` at a time.
+pub fn batch_plan(total: u32, first: u32, size: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut left = total;
+    let mut next = first.max(1);
+    while left > 0 {
+        let n = next.min(left);
+        out.push(n);
+        left -= n;
+        next = size.max(1);
+    }
+    out
+}
+
+/// Ticket fields as environment variables: never spliced into the command line.
+pub fn script_env(ticket: &Ticket, step: &StepDef, run: &Run, sim: &SimConfig) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("RELEASEBOT_TICKET".to_string(), ticket.id.to_string()),
+        ("RELEASEBOT_APPLICATION".to_string(), ticket.application.clone()),
+        ("RELEASEBOT_STEP".to_string(), step.id.clone()),
+        ("RELEASEBOT_TRAFFIC".to_string(), run.traffic.to_string()),
+        ("RELEASEBOT_TARGETS".to_string(), targets(ticket, sim).join(",")),
+    ];
+    if let Some(w) = step.weight {
+        env.push(("RELEASEBOT_WEIGHT".to_string(), w.to_string()));
+    }
+    for (k, v) in &ticket.fields {
+        let name: String = k
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        env.push((format!("RELEASEBOT_FIELD_{name}"), v.clone()));
+    }
+    env
+}
+
+const LOG_TAIL: usize = 20;
+
+async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
+    let Some(command) = ctx.step.command.clone() else {
+        return done(false, "no command configured");
+    };
+    let env = script_env(ctx.ticket, ctx.step, ctx.run, ctx.sim);
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(&command)
+        .envs(env)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    let limit = deadline
+        .map(|d| Duration::from_millis((d - ctx.now).max(1) as u64))
+        .unwrap_or(Duration::from_secs(3600));
+    match tokio::time::timeout(limit, cmd.output()).await {
+        Err(_) => done(
+            false,
+            format!("timed out after {}s", ctx.step.timeout_secs.unwrap_or(3600)),
+        ),
+        Ok(Err(e)) => done(false, format!("could not start: {e}")),
+        Ok(Ok(out)) => {
+            let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stderr).lines())
+                .map(str::to_string)
+                .collect();
+            if lines.len() > LOG_TAIL {
+                lines.drain(..lines.len() - LOG_TAIL);
+            }
+            let code = out
+                .status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "signal".into());
+            StepOutcome::Done {
+                ok: out.status.success(),
+                summary: format!("exit code {code}"),
+                log: lines,
+            }
+        }
+    }
+}
+
+fn builtin(ctx: StepCtx<'_>) -> StepOutcome {
+    match ctx.step.kind {
+        // Completed by a person pressing Continue.
+        StepType::ApprovalGate => StepOutcome::Continue { next_at: NEVER },
+        _ => done(true, "done"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_start_small() {
+        assert_eq!(batch_plan(10, 1, 4), vec![1, 4, 4, 1]);
+        assert_eq!(batch_plan(2, 1, 5), vec![1, 1]);
+        assert_eq!(batch_plan(0, 1, 5), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn thresholds_name_the_evidence() {
+        let t = Thresholds {
+            min_success_rate: 99.5,
+            max_p95_ms: Some(800),
+            max_success_rate_drop: Some(0.5),
+        };
+        let ok = Sample {
+            new_success: 99.9,
+            old_success: 99.9,
+            new_p95: 120,
+            old_p95: 130,
+        };
+        assert_eq!(anomaly(&t, &ok), None);
+        let bad = Sample {
+            new_success: 92.0,
+            ..ok
+        };
+        assert_eq!(
+            anomaly(&t, &bad).unwrap(),
+            "new version success 92.0% < 99.5% (old 99.9%)"
+        );
+        let slow = Sample { new_p95: 900, ..ok };
+        assert!(anomaly(&t, &slow).unwrap().contains("p95 900 ms > 800 ms"));
+        let trailing = Sample {
+            new_success: 99.6,
+            old_success: 100.0,
+            ..ok
+        };
+        let strict = Thresholds {
+            max_success_rate_drop: Some(0.3),
+            ..t
+        };
+        assert!(anomaly(&strict, &trailing).unwrap().contains("trails the old"));
+    }
+}
