@@ -5,46 +5,6 @@ mod common;
 use axum::http::StatusCode;
 use common::*;
 
-fn ephemerals_to(calls: &[common::fake_slack::Call], user: &str) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
-        .map(TestBot::text_of)
-        .collect()
-}
-
-fn posts(calls: &[common::fake_slack::Call]) -> Vec<&common::fake_slack::Call> {
-    calls.iter().filter(|c| c.method == "chat.postMessage").collect()
-}
-
-fn updates(calls: &[common::fake_slack::Call]) -> Vec<&common::fake_slack::Call> {
-    calls.iter().filter(|c| c.method == "chat.update").collect()
-}
-
-/// Approves the stage message `stage_msg` as `user`, answering its form if it has one.
-async fn approve(
-    bot: &TestBot,
-    user: &str,
-    stage_msg: &common::fake_slack::Call,
-    answers: &[(&str, &str)],
-) -> Vec<common::fake_slack::Call> {
-    let approve = TestBot::buttons_of(stage_msg)
-        .into_iter()
-        .find(|b| b.starts_with("approve:"))
-        .expect("an Approve button");
-    let r = bot.click(user, &approve, &ts_of(stage_msg)).await;
-    assert_eq!(r.status, StatusCode::OK);
-    let calls = bot.settle().await;
-    if calls.iter().any(|c| c.method == "views.open") {
-        let modal = bot.last_modal();
-        let r = bot.submit(user, &modal, answers).await;
-        assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.body, "", "the form is accepted");
-        return bot.settle().await;
-    }
-    calls
-}
-
 #[tokio::test]
 async fn the_default_flow_from_submission_to_qc_sign_off() {
     let bot = TestBot::start().await;
@@ -129,10 +89,21 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
     // The approved release stage runs the canary plan (on the simulated fleet) to the end.
     let progress = posts(&calls)[0].clone();
     assert!(TestBot::text_of(&progress).contains("🚀 REL-1 · payments 2.1.0 — Canary release (simulated)"));
-    let report = posts(&calls).into_iter().find(|c| TestBot::text_of(c).contains("release report") || TestBot::text_of(c).contains("📋")).expect("a report");
-    assert!(TestBot::text_of(report).contains("📋 REL-1 · payments 2.1.0 released (simulated)"), "{}", TestBot::text_of(report));
+    let report = posts(&calls)
+        .into_iter()
+        .find(|c| TestBot::text_of(c).contains("release report") || TestBot::text_of(c).contains("📋"))
+        .expect("a report");
+    assert!(
+        TestBot::text_of(report).contains("📋 REL-1 · payments 2.1.0 released (simulated)"),
+        "{}",
+        TestBot::text_of(report)
+    );
     let qc = posts(&calls).last().copied().unwrap().clone();
-    assert!(TestBot::text_of(&qc).contains("QC evaluation"), "{}", TestBot::text_of(&qc));
+    assert!(
+        TestBot::text_of(&qc).contains("QC evaluation"),
+        "{}",
+        TestBot::text_of(&qc)
+    );
 
     // QC signs off: the ticket is complete.
     let calls = approve(&bot, QUINN, &qc, &[("qc_evaluation", "good")]).await;

@@ -209,7 +209,7 @@ impl Executor {
                 };
                 run.steps[i].log.push(note.to_string());
                 tracing::warn!(step = %plan.steps[i].id, interrupted = interrupted.is_some(), "recovered a step after a restart");
-                let alert = interrupted.map(|i| Alert::Interrupted(i));
+                let alert = interrupted.map(Alert::Interrupted);
                 self.commit(&row, &plan, &ticket, run, now, alert).await?;
                 return Ok(true);
             }

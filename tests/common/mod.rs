@@ -382,3 +382,43 @@ impl TestBot {
         String::from_utf8_lossy(&bytes).to_string()
     }
 }
+
+pub fn ephemerals_to(calls: &[fake_slack::Call], user: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.postEphemeral" && c.body["user"] == user)
+        .map(TestBot::text_of)
+        .collect()
+}
+
+pub fn posts(calls: &[fake_slack::Call]) -> Vec<&fake_slack::Call> {
+    calls.iter().filter(|c| c.method == "chat.postMessage").collect()
+}
+
+pub fn updates(calls: &[fake_slack::Call]) -> Vec<&fake_slack::Call> {
+    calls.iter().filter(|c| c.method == "chat.update").collect()
+}
+
+/// Approves the stage message `stage_msg` as `user`, answering its form if it has one.
+pub async fn approve(
+    bot: &TestBot,
+    user: &str,
+    stage_msg: &fake_slack::Call,
+    answers: &[(&str, &str)],
+) -> Vec<fake_slack::Call> {
+    let approve = TestBot::buttons_of(stage_msg)
+        .into_iter()
+        .find(|b| b.starts_with("approve:"))
+        .expect("an Approve button");
+    let r = bot.click(user, &approve, &ts_of(stage_msg)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let calls = bot.settle().await;
+    if calls.iter().any(|c| c.method == "views.open") {
+        let modal = bot.last_modal();
+        let r = bot.submit(user, &modal, answers).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, "", "the form is accepted");
+        return bot.settle().await;
+    }
+    calls
+}

@@ -1,0 +1,241 @@
+//! Transcript tests of the release executor through the fake Slack: canaries on the
+//! simulated fleet that succeed, fail and roll back, and the buttons that steer them.
+
+mod common;
+
+use common::fake_slack::Call;
+use common::*;
+
+/// Walks REL-1 up to the release stage and approves it; returns what Slack received after.
+async fn release(bot: &TestBot) -> Vec<Call> {
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let coordinate = posts(&calls)[0].clone();
+    let calls = approve(bot, OSCAR, &coordinate, &[]).await;
+    let release = posts(&calls)[0].clone();
+    approve(bot, OLGA, &release, &[("release_summary", "go")]).await
+}
+
+fn progress_updates<'a>(calls: &'a [Call], progress: &Call) -> Vec<&'a Call> {
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.update" && ts_of(c) == ts_of(progress))
+        .collect()
+}
+
+/// The latest state of the progress message: its last edit, or the post itself when
+/// every change happened before it was delivered (edits coalesce into the post).
+fn latest(calls: &[Call], progress: &Call) -> Call {
+    progress_updates(calls, progress)
+        .last()
+        .copied()
+        .unwrap_or(progress)
+        .clone()
+}
+
+fn find<'a>(calls: &'a [Call], needle: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && TestBot::text_of(c).contains(needle))
+        .unwrap_or_else(|| panic!("no message with {needle:?}"))
+}
+
+fn with_sim(sim: &str) -> String {
+    format!("{}\n[sim]\n{sim}\n", team_config())
+}
+
+#[tokio::test]
+async fn a_canary_on_the_simulated_fleet_succeeds_with_one_live_progress_message() {
+    let bot = TestBot::start().await;
+    let calls = release(&bot).await;
+    let progress = find(&calls, "— Canary release (simulated)");
+    let edits = progress_updates(&calls, progress);
+    assert!(edits.len() > 10, "progress is shown as it happens: {}", edits.len());
+    assert!(
+        edits.len() < 120,
+        "edits are bounded, not one per second: {}",
+        edits.len()
+    );
+    assert_eq!(
+        posts(&calls)
+            .iter()
+            .filter(|c| TestBot::text_of(c).contains("— Canary release"))
+            .count(),
+        1,
+        "one progress message"
+    );
+    // The seed's 10% → 50% → 100%, each followed by monitoring.
+    let texts: Vec<String> = edits.iter().map(|c| TestBot::text_of(c)).collect();
+    let mid = texts
+        .iter()
+        .find(|t| t.contains("new 10% · old 90%") && t.contains("🔵 Monitor 5 minutes"))
+        .expect("monitoring at 10%");
+    assert!(mid.contains("✅ Shift 10% of traffic"), "{mid}");
+    assert!(mid.contains("new 100.0% · old 99.9%"), "old-vs-new success rate: {mid}");
+    assert!(mid.contains("p95 new 120 ms · old 130 ms"), "{mid}");
+    assert!(texts.iter().any(|t| t.contains("new 50% · old 50%")));
+    let last = edits.last().unwrap();
+    insta::assert_json_snapshot!("en_progress_completed", last.body);
+    assert!(TestBot::buttons_of(last).is_empty(), "no controls once finished");
+    assert!(TestBot::buttons_of(edits[0]).contains(&"exec:pause:1".to_string()));
+    // Notices for the traffic shifts, the report, then QC.
+    find(&calls, "📣 REL-1 · Shift 50% of traffic: traffic: new 50% · old 50%");
+    let report = find(&calls, "📋 REL-1 · payments 2.1.0 released (simulated)");
+    insta::assert_json_snapshot!("en_report", report.body);
+    let qc = posts(&calls).last().copied().unwrap().clone();
+    assert!(TestBot::text_of(&qc).contains("QC evaluation"));
+    bot.command(OSCAR, "/release status REL-1").await;
+    let status = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        status.contains("✅ completed") && status.contains("new 100% · old 0%"),
+        "{status}"
+    );
+    assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_new_version_failing_at_10_percent_is_rolled_back_with_an_alert() {
+    let bot = TestBot::with("en", &with_sim("new_error_rate = 8.0")).await;
+    let calls = release(&bot).await;
+    let alert = find(&calls, "🚨 REL-1 · Monitor 5 minutes failed");
+    let text = TestBot::text_of(alert);
+    assert!(
+        text.contains("new version success 92.0% &lt; 99.5% (old 99.9%)"),
+        "the evidence (escaped for Slack): {text}"
+    );
+    assert!(text.contains("Rolling back automatically"), "{text}");
+    assert!(
+        text.contains(&format!("On call: <@{OSCAR}> <@{OLGA}>")),
+        "mentions the on-call role: {text}"
+    );
+    insta::assert_json_snapshot!("en_alert_rollback", alert.body);
+    let progress = find(&calls, "— Canary release (simulated)");
+    let text = TestBot::text_of(&latest(&calls, progress));
+    assert!(
+        text.contains("↩️ rolled back") && text.contains("new 0% · old 100%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("❌ Monitor 5 minutes") && text.contains("⚪ Shift 50% of traffic"),
+        "{text}"
+    );
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("new 50%")),
+        "traffic never reached 50%"
+    );
+    find(&calls, "📋 REL-1 · payments 2.1.0: release rolled back (simulated)");
+    // QC still evaluates; the ticket ends as rolled back.
+    let qc = posts(&calls).last().copied().unwrap().clone();
+    let calls = approve(&bot, QUINN, &qc, &[("qc_evaluation", "poor")]).await;
+    assert!(TestBot::text_of(posts(&calls)[0]).contains("the release was rolled back; every stage is signed off"));
+    bot.command(QUINN, "/release show REL-1").await;
+    let show = ephemerals_to(&bot.settle().await, QUINN).pop().unwrap();
+    assert!(
+        show.contains("— rolled back") && show.contains("the release was rolled back"),
+        "{show}"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_failure_waits_for_the_role_and_a_skip_carries_on() {
+    let bot = TestBot::with("en", &with_sim("fail_steps = [\"test\"]")).await;
+    let calls = release(&bot).await;
+    let alert = find(&calls, "🚨 REL-1 · Automated tests failed").clone();
+    assert!(TestBot::text_of(&alert).contains("Paused: choose Retry, Skip, Rollback or Abort."));
+    assert_eq!(
+        TestBot::buttons_of(&alert),
+        vec!["exec:retry:1", "exec:skip:1", "exec:rollback:1", "exec:abort:1"]
+    );
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("QC evaluation")),
+        "the release waits"
+    );
+
+    // Someone without the role is refused, and nothing changes.
+    for user in [NOBODY, ALICE] {
+        bot.click(user, "exec:skip:1", &ts_of(&alert)).await;
+        let calls = bot.settle().await;
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(ephemerals_to(&calls, user)[0].contains("You need the *ops* role to press Skip on REL-1's release."));
+    }
+    // Resume does not apply to a failed step.
+    bot.click(OSCAR, "exec:resume:1", &ts_of(&alert)).await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, OSCAR)[0].contains("Resume does not apply to REL-1's release now (⏸ paused)."));
+
+    bot.click(OSCAR, "exec:skip:1", &ts_of(&alert)).await;
+    let calls = bot.settle().await;
+    let progress = progress_updates(
+        &calls,
+        &calls.iter().find(|c| c.method == "chat.update").unwrap().clone(),
+    )
+    .last()
+    .copied()
+    .unwrap()
+    .clone();
+    assert!(
+        TestBot::text_of(&progress).contains("⏭ Automated tests"),
+        "{}",
+        TestBot::text_of(&progress)
+    );
+    // The shift requires the tests to have passed: a skipped precondition stops it.
+    let alert = find(&calls, "🚨 REL-1 · Shift 10% of traffic failed");
+    assert!(TestBot::text_of(alert).contains("precondition not met: needs health, test"));
+    assert!(TestBot::text_of(alert).contains("Rolling back automatically"));
+    bot.command(OSCAR, "/release show REL-1").await;
+    let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        show.contains(&format!("<@{OSCAR}> skipped a failed step (slack)")),
+        "{show}"
+    );
+}
+
+#[tokio::test]
+async fn pause_resume_and_an_approval_gate_from_buttons() {
+    let config = team_config().replace("plan = \"canary\"", "plan = \"blue-green\"");
+    let bot = TestBot::with("en", &config).await;
+    let calls = release(&bot).await;
+    let gate = find(&calls, "✋ REL-1 · Confirm the switch: waiting for *ops* to continue").clone();
+    assert_eq!(TestBot::buttons_of(&gate), vec!["exec:continue:1", "exec:rollback:1"]);
+    let progress = find(&calls, "— Blue-green release (simulated)").clone();
+
+    bot.click(OSCAR, "exec:pause:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    let edit = progress_updates(&calls, &progress).last().copied().unwrap().clone();
+    assert!(TestBot::text_of(&edit).contains("⏸ paused"));
+    assert_eq!(TestBot::buttons_of(&edit), vec!["exec:resume:1", "exec:rollback:1"]);
+
+    bot.click(QUINN, "exec:continue:1", &ts_of(&gate)).await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, QUINN)[0].contains("You need the *ops* role to press Continue"));
+    bot.click(OLGA, "exec:continue:1", &ts_of(&gate)).await;
+    let calls = bot.settle().await;
+    assert!(
+        !calls
+            .iter()
+            .any(|c| TestBot::text_of(c).contains("Switch all traffic: traffic")),
+        "still paused"
+    );
+    let edit = progress_updates(&calls, &progress).last().copied().unwrap().clone();
+    assert!(TestBot::text_of(&edit).contains("✅ Confirm the switch"));
+
+    bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    find(&calls, "📋 REL-1 · payments 2.1.0 released (simulated)");
+    bot.click(OSCAR, "exec:rollback:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, OSCAR)[0]
+        .contains("REL-1's release has ended (✅ completed); Rollback no longer applies."));
+}
+
+#[tokio::test]
+async fn a_rollback_button_returns_traffic_to_the_old_version() {
+    let config = team_config().replace("plan = \"canary\"", "plan = \"blue-green\"");
+    let bot = TestBot::with("en", &config).await;
+    let calls = release(&bot).await;
+    let gate = find(&calls, "✋ REL-1 · Confirm the switch").clone();
+    bot.click(OSCAR, "exec:rollback:1", &ts_of(&gate)).await;
+    let calls = bot.settle().await;
+    find(&calls, "📋 REL-1 · payments 2.1.0: release rolled back (simulated)");
+    assert!(TestBot::text_of(posts(&calls).last().unwrap()).contains("QC evaluation"));
+}
