@@ -191,7 +191,11 @@ impl Executor {
             serde_json::from_str(&q::plan_json(&mut conn, row.id).await?)?
         };
         let span = tracing::info_span!("execution", id = row.id, ticket = %row.ticket);
-        let _guard = span.enter();
+        tracing::Instrument::instrument(self.advance(row, plan, now), span).await
+    }
+
+    /// One move of a leased execution.
+    async fn advance(&self, row: Row, plan: Plan, now: i64) -> anyhow::Result<bool> {
         let ticket = {
             let mut conn = self.bot.store.pool.acquire().await?;
             tickets::get(&mut conn, row.ticket)
