@@ -39,7 +39,8 @@ pub trait ChatClient: Send + Sync {
 
 /// Minimum gap between two messages in one channel (Slack: ~1 message/s/channel).
 pub const CHANNEL_PACE_MS: i64 = 1_000;
-const LEASE_MS: i64 = 60_000;
+/// Longer than a platform call may take (calls time out after 15 s), so a dead worker's items return soon.
+const LEASE_MS: i64 = 20_000;
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
 
