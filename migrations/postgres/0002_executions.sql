@@ -20,7 +20,7 @@ CREATE TABLE executions (
     updated_at BIGINT NOT NULL,
     finished_at BIGINT
 );
-CREATE INDEX executions_due ON executions (status, next_wake);
+CREATE INDEX executions_due ON executions (finished_at, next_wake);
 
 CREATE TABLE baselines (
     id BIGSERIAL PRIMARY KEY,

@@ -20,7 +20,7 @@ CREATE TABLE executions (
     updated_at INTEGER NOT NULL,
     finished_at INTEGER
 );
-CREATE INDEX executions_due ON executions (status, next_wake);
+CREATE INDEX executions_due ON executions (finished_at, next_wake);
 
 CREATE TABLE baselines (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -53,12 +53,21 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL with synchronous=NORMAL: a crash loses no committed transaction
+                        // and cannot corrupt the file; only a power cut may lose the last ones.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact_url(url)))?;
-        if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
-        }
         Ok(Self { pool, backend })
     }
 
