@@ -40,7 +40,11 @@ steps = [
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -61,7 +65,12 @@ fn main() -> anyhow::Result<()> {
         let config = Config::parse(&format!("{DEFAULT_CONFIG}\n{PLAN}")).map_err(|e| anyhow::anyhow!("{e}"))?;
         let app = App::build(&settings, config, Arc::new(SystemClock)).await?;
         let bot = &app.state.bot;
-        let plan = bot.config.plans.get("bench").cloned().ok_or_else(|| anyhow::anyhow!("no bench plan"))?;
+        let plan = bot
+            .config
+            .plans
+            .get("bench")
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no bench plan"))?;
         let submitter = Actor::new("slack", "UBENCH");
         let mut fields = BTreeMap::new();
         fields.insert("version".to_string(), "2.0.0".to_string());
@@ -71,7 +80,16 @@ fn main() -> anyhow::Result<()> {
             let mut tx = bot.store.begin().await?;
             let t = tickets::insert(
                 &mut tx,
-                NewTicket { flow_id: "app-release", service: "bench", application: "bench", status: TicketStatus::Releasing(4), submitter: &submitter, fields: &fields, channel: "CBENCH", now: bot.now() },
+                NewTicket {
+                    flow_id: "app-release",
+                    service: "bench",
+                    application: "bench",
+                    status: TicketStatus::Releasing(4),
+                    submitter: &submitter,
+                    fields: &fields,
+                    channel: "CBENCH",
+                    now: bot.now(),
+                },
             )
             .await?;
             releasebot::executor::start(bot, &mut tx, &t, &plan, "Bench").await?;
@@ -90,14 +108,30 @@ fn main() -> anyhow::Result<()> {
         let total = start.elapsed().as_secs_f64();
         moves.sort_by(|a, b| a.total_cmp(b));
         let per_step = total * 1000.0 / (n * plan.steps.len()) as f64;
-        println!("executions: {n} × {} steps (sim, instant), SQLite, {} runner moves", plan.steps.len(), moves.len());
+        println!(
+            "executions: {n} × {} steps (sim, instant), SQLite, {} runner moves",
+            plan.steps.len(),
+            moves.len()
+        );
         println!("setup (tickets + executions created): {:.2}s", setup.as_secs_f64());
-        println!("wall time: {total:.2}s → {:.1} executions/s, {:.1} steps/s, {per_step:.2} ms per step", n as f64 / total, (n * plan.steps.len()) as f64 / total);
-        println!("runner move latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", percentile(&moves, 0.5), percentile(&moves, 0.99), moves.last().copied().unwrap_or(0.0));
+        println!(
+            "wall time: {total:.2}s → {:.1} executions/s, {:.1} steps/s, {per_step:.2} ms per step",
+            n as f64 / total,
+            (n * plan.steps.len()) as f64 / total
+        );
+        println!(
+            "runner move latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&moves, 0.5),
+            percentile(&moves, 0.99),
+            moves.last().copied().unwrap_or(0.0)
+        );
         println!("peak memory (VmHWM): {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
         let mut conn = bot.store.pool.acquire().await?;
         use sqlx::Row;
-        let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM executions WHERE status = 'COMPLETED'").fetch_one(&mut *conn).await?.try_get("n")?;
+        let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM executions WHERE status = 'COMPLETED'")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
         anyhow::ensure!(done as usize == n, "only {done} of {n} executions completed");
         println!("all {n} executions COMPLETED");
         Ok(())

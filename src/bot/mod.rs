@@ -203,6 +203,26 @@ impl Bot {
         outbox::enqueue(tx, platform, &out, msg_key, self.now()).await
     }
 
+    /// Appends to the audit trail (a ticket's, or the global one for role changes).
+    pub async fn audit(
+        &self,
+        tx: &mut Tx,
+        actor: &crate::domain::Actor,
+        ticket: Option<crate::domain::ticket::TicketId>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let entry = crate::store::audit::AuditEntry {
+            ticket,
+            at: self.now(),
+            platform: actor.platform.clone(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+        };
+        crate::store::audit::append(tx, &entry).await
+    }
+
     /// Answers the actor privately.
     pub async fn ephemeral(&self, tx: &mut Tx, ev: &Inbound, message: Message) -> anyhow::Result<()> {
         let out = Outbound::Ephemeral {

@@ -107,16 +107,7 @@ pub async fn add(
     };
     let data = json!({ "role": role, "user": mention(user), "application": application });
     let added = q::add(tx, &m, &ev.actor, bot.now()).await?;
-    if added {
-        audit(
-            bot,
-            tx,
-            ev,
-            "role_added",
-            json!({ "role": role, "user": user.to_string(), "application": application }),
-        )
-        .await?;
-    }
+    changed(bot, tx, ev, &m, added, ["role_added", "role_already"]).await?;
     reply(
         bot,
         tx,
@@ -151,16 +142,7 @@ pub async fn remove(
         application: application.unwrap_or("").to_string(),
     };
     let removed = q::remove(tx, &m).await?;
-    if removed {
-        audit(
-            bot,
-            tx,
-            ev,
-            "role_removed",
-            json!({ "role": role, "user": user.to_string(), "application": application }),
-        )
-        .await?;
-    }
+    changed(bot, tx, ev, &m, removed, ["role_removed", "role_not_member"]).await?;
     reply(
         bot,
         tx,
@@ -229,17 +211,19 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
     Ok(Handled::Done)
 }
 
-async fn audit(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: &str, detail: serde_json::Value) -> anyhow::Result<()> {
-    crate::store::audit::append(
-        tx,
-        &crate::store::audit::AuditEntry {
-            ticket: None,
-            at: bot.now(),
-            platform: ev.actor.platform.clone(),
-            actor: ev.actor.to_string(),
-            action: action.to_string(),
-            detail,
-        },
-    )
-    .await
+/// Audits a membership change that happened (`keys[0]`); nothing for a no-op.
+async fn changed(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    m: &Member,
+    happened: bool,
+    keys: [&str; 2],
+) -> anyhow::Result<()> {
+    if !happened {
+        return Ok(());
+    }
+    let application = (!m.application.is_empty()).then_some(m.application.as_str());
+    let detail = json!({ "role": m.role, "user": m.actor.to_string(), "application": application });
+    bot.audit(tx, &ev.actor, None, keys[0], detail).await
 }

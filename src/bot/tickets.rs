@@ -12,7 +12,7 @@ use crate::domain::ticket::{
     initial_status, DecideRequest, Decision, DecisionKind, Denied, Outcome, Ticket, TicketId, TicketStatus,
 };
 use crate::domain::Actor;
-use crate::store::audit::{self, AuditEntry};
+use crate::store::audit;
 use crate::store::tickets::{self as q, ListFilter, NewTicket};
 use crate::store::Tx;
 use serde_json::json;
@@ -75,18 +75,7 @@ async fn record(
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
     bot.metrics.inc("releasebot_transitions_total", &[("action", action)]);
-    audit::append(
-        tx,
-        &AuditEntry {
-            ticket: Some(ticket),
-            at: bot.now(),
-            platform: ev.actor.platform.clone(),
-            actor: ev.actor.to_string(),
-            action: action.to_string(),
-            detail,
-        },
-    )
-    .await
+    bot.audit(tx, &ev.actor, Some(ticket), action, detail).await
 }
 
 fn stage_channel(flow: &Flow, ticket: &Ticket, stage: usize) -> String {
@@ -282,6 +271,18 @@ async fn say_form_errors(
     .await
 }
 
+async fn say_unknown_service(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>) -> anyhow::Result<Handled> {
+    let names: Vec<&str> = bot.config.services.values().map(|s| s.name.as_str()).collect();
+    bot.say(
+        tx,
+        ev,
+        "unknown_service",
+        json!({ "service": query, "services": names.join(", ") }),
+    )
+    .await?;
+    Ok(Handled::Done)
+}
+
 pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>) -> anyhow::Result<Handled> {
     let service_id = match query {
         None => Some(bot.config.default_service.as_str()),
@@ -289,15 +290,7 @@ pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>)
     };
     let Some((service_id, (service, flow))) = service_id.and_then(|id| Some((id, bot.config.flow_of_service(id)?)))
     else {
-        let names: Vec<&str> = bot.config.services.values().map(|s| s.name.as_str()).collect();
-        bot.say(
-            tx,
-            ev,
-            "unknown_service",
-            json!({ "service": query, "services": names.join(", ") }),
-        )
-        .await?;
-        return Ok(Handled::Done);
+        return say_unknown_service(bot, tx, ev, query).await;
     };
     let Some(submit) = flow.submission() else {
         anyhow::bail!("flow {} has no stages", flow.id)
@@ -340,15 +333,7 @@ async fn submit(
     values: &BTreeMap<String, String>,
 ) -> anyhow::Result<Handled> {
     let Some((service, flow)) = bot.config.flow_of_service(service_id) else {
-        let names: Vec<&str> = bot.config.services.values().map(|s| s.name.as_str()).collect();
-        bot.say(
-            tx,
-            ev,
-            "unknown_service",
-            json!({ "service": service_id, "services": names.join(", ") }),
-        )
-        .await?;
-        return Ok(Handled::Done);
+        return say_unknown_service(bot, tx, ev, Some(service_id)).await;
     };
     let Some(stage0) = flow.submission() else {
         anyhow::bail!("flow {} has no stages", flow.id)
@@ -461,16 +446,12 @@ pub async fn release_finished(
     }
     l.ticket.version += 1;
     let system = Actor::new(l.ticket.submitter.platform.clone(), "releasebot");
-    audit::append(
+    bot.audit(
         tx,
-        &AuditEntry {
-            ticket: Some(id),
-            at: bot.now(),
-            platform: l.ticket.submitter.platform.clone(),
-            actor: "system".into(),
-            action: format!("release_{}", outcome.as_str()),
-            detail: json!({}),
-        },
+        &system,
+        Some(id),
+        &format!("release_{}", outcome.as_str()),
+        json!({}),
     )
     .await?;
     bot.metrics.inc(

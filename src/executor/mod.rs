@@ -404,31 +404,11 @@ impl Executor {
             tx.rollback().await?;
             return Ok(None);
         }
-        let service = bot
-            .config
-            .services
-            .get(&ticket.service)
-            .map(|s| s.name.clone())
-            .unwrap_or_else(|| ticket.service.clone());
         let saved_row = Row {
-            version: row.version + 1,
-            status: status_str(run.exec.status).into(),
-            state: run.clone(),
-            next_wake,
             finished_at,
             ..row.clone()
         };
-        let msg = progress::message(&bot.texts, &saved_row, plan, ticket, &service, now)?;
-        bot.send(
-            &mut tx,
-            &row.platform,
-            Outbound::Update {
-                channel: row.channel.clone(),
-                message: msg,
-            },
-            Some(&progress_key(row.id)),
-        )
-        .await?;
+        let saved_row = edit_progress(bot, &mut tx, &saved_row, plan, ticket, run.clone(), next_wake, now).await?;
         if let Some(alert) = alert {
             let members = crate::bot::roles::members(bot, &mut tx, "ops", &ticket.application).await?;
             let members: Vec<_> = members.into_iter().filter(|a| a.platform == row.platform).collect();
@@ -492,13 +472,7 @@ impl Executor {
             },
         )
         .await?;
-        let service = bot
-            .config
-            .services
-            .get(&ticket.service)
-            .map(|s| s.name.clone())
-            .unwrap_or_else(|| ticket.service.clone());
-        let report = progress::report(&bot.texts, row, plan, ticket, &service, outcome, now)?;
+        let report = progress::report(&bot.texts, row, plan, ticket, &service_name(bot, ticket), outcome, now)?;
         bot.send(
             tx,
             &row.platform,
@@ -681,12 +655,31 @@ pub async fn save_command(
     {
         return Ok(false);
     }
-    let service = bot
-        .config
+    edit_progress(bot, tx, row, plan, ticket, run, next_wake, now).await?;
+    Ok(true)
+}
+
+/// The display name of a ticket's service.
+fn service_name(bot: &Bot, ticket: &Ticket) -> String {
+    bot.config
         .services
         .get(&ticket.service)
         .map(|s| s.name.clone())
-        .unwrap_or_else(|| ticket.service.clone());
+        .unwrap_or_else(|| ticket.service.clone())
+}
+
+/// After a save: the row as stored, and its progress message edited in the same transaction.
+#[allow(clippy::too_many_arguments)]
+async fn edit_progress(
+    bot: &Bot,
+    tx: &mut Tx,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    run: Run,
+    next_wake: i64,
+    now: i64,
+) -> anyhow::Result<Row> {
     let saved = Row {
         version: row.version + 1,
         status: status_str(run.exec.status).into(),
@@ -694,18 +687,13 @@ pub async fn save_command(
         next_wake,
         ..row.clone()
     };
-    let msg = progress::message(&bot.texts, &saved, plan, ticket, &service, now)?;
-    bot.send(
-        tx,
-        &row.platform,
-        Outbound::Update {
-            channel: row.channel.clone(),
-            message: msg,
-        },
-        Some(&progress_key(row.id)),
-    )
-    .await?;
-    Ok(true)
+    let msg = progress::message(&bot.texts, &saved, plan, ticket, &service_name(bot, ticket), now)?;
+    let out = Outbound::Update {
+        channel: row.channel.clone(),
+        message: msg,
+    };
+    bot.send(tx, &row.platform, out, Some(&progress_key(row.id))).await?;
+    Ok(saved)
 }
 
 /// Appends to a ticket's audit trail for an execution event.
