@@ -354,6 +354,17 @@ mod tests {
             batches: None,
             notify: false,
             expected_secs: None,
+            old_url: None,
+            new_url: None,
+            requests: None,
+            successes: None,
+            interval_secs: None,
+            status_url: None,
+            upstream_file: None,
+            upstream_name: None,
+            old_server: None,
+            new_server: None,
+            reload_command: None,
         }
     }
 

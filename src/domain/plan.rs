@@ -14,7 +14,7 @@ pub enum Template {
 }
 
 /// Providers this build can run; the others are refused by `releasebot check`.
-pub const AVAILABLE_PROVIDERS: &[&str] = &["sim", "script", "builtin"];
+pub const AVAILABLE_PROVIDERS: &[&str] = &["sim", "script", "builtin", "http", "health", "nginx", "probe"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -187,6 +187,35 @@ pub struct StepDef {
     /// Dry-run estimate; the step type's default when absent.
     #[serde(default)]
     pub expected_secs: Option<u64>,
+    /// probe: the old and the new version's endpoints, compared.
+    #[serde(default)]
+    pub old_url: Option<String>,
+    #[serde(default)]
+    pub new_url: Option<String>,
+    /// probe: requests per endpoint and sample (default 20).
+    #[serde(default)]
+    pub requests: Option<u32>,
+    /// health: consecutive successes needed (default 3).
+    #[serde(default)]
+    pub successes: Option<u32>,
+    /// health / http status polling: seconds between tries (default 5).
+    #[serde(default)]
+    pub interval_secs: Option<u64>,
+    /// http: polled until its JSON `status` is `succeeded` or `failed`.
+    #[serde(default)]
+    pub status_url: Option<String>,
+    /// nginx: the upstream file written with the weights, its upstream name, the two
+    /// servers (`host:port`) and the reload command.
+    #[serde(default)]
+    pub upstream_file: Option<String>,
+    #[serde(default)]
+    pub upstream_name: Option<String>,
+    #[serde(default)]
+    pub old_server: Option<String>,
+    #[serde(default)]
+    pub new_server: Option<String>,
+    #[serde(default)]
+    pub reload_command: Option<String>,
 }
 
 fn default_provider() -> String {
@@ -305,8 +334,23 @@ impl Plan {
                 }
                 _ => {}
             }
-            if matches!(s.provider.as_str(), "http" | "health" | "probe" | "prometheus") && s.url.is_none() {
+            if matches!(s.provider.as_str(), "http" | "health" | "prometheus") && s.url.is_none() {
                 out.push(format!("{sp}.url: the {} provider needs a url", s.provider));
+            }
+            if s.provider == "probe" && (s.old_url.is_none() || s.new_url.is_none()) {
+                out.push(format!("{sp}.old_url: the probe provider needs old_url and new_url"));
+            }
+            if s.provider == "nginx" {
+                for (name, v) in [
+                    ("upstream_file", &s.upstream_file),
+                    ("old_server", &s.old_server),
+                    ("new_server", &s.new_server),
+                    ("reload_command", &s.reload_command),
+                ] {
+                    if v.as_deref().unwrap_or("").trim().is_empty() {
+                        out.push(format!("{sp}.{name}: the nginx provider needs {name}"));
+                    }
+                }
             }
             if let Some(b) = &s.batches {
                 if b.first == 0 || b.size == 0 {
@@ -427,7 +471,7 @@ provider = "nginx"
                 "plans.p.steps[0].on_failure.retry.times: must be at least 1",
                 "plans.p.steps[1].weight: 40 does not increase on the previous shift (50)",
                 "plans.p.steps[2].id: duplicate step id \"b\"",
-                "plans.p.steps[2].provider: the \"prometheus\" provider is not available in this version (available: sim, script, builtin)",
+                "plans.p.steps[2].provider: the \"prometheus\" provider is not available in this version (available: sim, script, builtin, http, health, nginx, probe)",
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[2].url: the prometheus provider needs a url",
                 "plans.p.steps[3].role: unknown role \"opz\"",

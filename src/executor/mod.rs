@@ -3,6 +3,7 @@
 //! (`domain::execution`), commits the step's start before any side effect, runs the
 //! provider, and commits the result together with the chat messages announcing it.
 
+pub mod net;
 pub mod progress;
 pub mod providers;
 
@@ -34,6 +35,9 @@ pub struct StepInfo {
     pub log: Vec<String>,
     /// A long-running step (monitor) that the runner polls.
     pub polling: bool,
+    /// Provider scratch: consecutive health successes, or "submitted" for a polled webhook.
+    #[serde(default)]
+    pub counter: u32,
 }
 
 /// Everything about one execution, stored as one JSON document.
@@ -228,12 +232,9 @@ impl Executor {
                 None => Commit::Save,
             },
             Next::Rollback => {
-                run.traffic = 0;
-                run.rollback_result = Some(format!(
-                    "traffic back to the old version{}",
-                    if run.deployed { "; old version restored" } else { "" }
-                ));
-                let _ = run.exec.rollback_finished(true);
+                let (ok, result) = self.rollback_traffic(&plan, &ticket, &mut run, now).await;
+                run.rollback_result = Some(result);
+                let _ = run.exec.rollback_finished(ok);
                 Commit::Save
             }
             Next::Run(i) => {
@@ -287,9 +288,47 @@ impl Executor {
         Ok(true)
     }
 
+    /// Returns all traffic to the old version with the provider of the plan's traffic
+    /// steps (weight 0), or on the simulated fleet.
+    async fn rollback_traffic(&self, plan: &Plan, ticket: &Ticket, run: &mut Run, now: i64) -> (bool, String) {
+        let shift = plan
+            .steps
+            .iter()
+            .rposition(|s| s.kind == StepType::TrafficShift && s.provider != "sim");
+        let Some(j) = shift else {
+            run.traffic = 0;
+            let restored = if run.deployed { "; old version restored" } else { "" };
+            return (true, format!("traffic back to the old version{restored}"));
+        };
+        let mut step = plan.steps[j].clone();
+        step.kind = StepType::Rollback;
+        step.weight = Some(0);
+        let outcome = providers::run(StepCtx {
+            index: j,
+            step: &step,
+            ticket,
+            run,
+            sim: &self.sim,
+            started_at: now,
+            now,
+        })
+        .await;
+        match outcome {
+            StepOutcome::Done { ok: true, .. } => {
+                run.traffic = 0;
+                (true, "traffic back to the old version".to_string())
+            }
+            StepOutcome::Done { summary, .. } => {
+                (false, format!("could not return traffic to the old version: {summary}"))
+            }
+            StepOutcome::Continue { .. } => (false, "the traffic provider did not finish".to_string()),
+        }
+    }
+
     async fn call(&self, plan: &Plan, i: usize, ticket: &Ticket, run: &mut Run, now: i64) -> StepOutcome {
         let started_at = run.steps[i].started_at.unwrap_or(now);
         providers::run(StepCtx {
+            index: i,
             step: &plan.steps[i],
             ticket,
             run,

@@ -75,6 +75,7 @@ pub enum StepOutcome {
 }
 
 pub struct StepCtx<'a> {
+    pub index: usize,
     pub step: &'a StepDef,
     pub ticket: &'a Ticket,
     pub run: &'a mut Run,
@@ -83,7 +84,7 @@ pub struct StepCtx<'a> {
     pub now: i64,
 }
 
-fn done(ok: bool, summary: impl Into<String>) -> StepOutcome {
+pub(crate) fn done(ok: bool, summary: impl Into<String>) -> StepOutcome {
     StepOutcome::Done {
         ok,
         summary: summary.into(),
@@ -132,15 +133,60 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
             format!("timed out after {}s", ctx.step.timeout_secs.unwrap_or(0)),
         );
     }
+    let sim_config = ctx.sim;
     match ctx.step.provider.as_str() {
         "sim" => sim(ctx, deadline),
         "script" => script(ctx, deadline).await,
+        "health" => super::net::health(ctx).await,
+        "probe" => super::net::probe(ctx).await,
+        "http" => super::net::http(ctx).await,
+        "nginx" => {
+            let weight = if ctx.step.kind == StepType::Rollback {
+                0
+            } else {
+                ctx.step.weight.unwrap_or(100)
+            };
+            super::net::nginx(ctx, weight, sim_config).await
+        }
         _ => builtin(ctx),
+    }
+}
+
+/// A MONITOR tick: record the sample, fail on an anomaly (once the new version has
+/// traffic), succeed at the end of the window, otherwise look again at the next tick.
+pub(crate) fn monitor(ctx: StepCtx<'_>, sample: Sample) -> StepOutcome {
+    let StepCtx {
+        step,
+        run,
+        started_at,
+        now,
+        ..
+    } = ctx;
+    run.sample = Some(sample);
+    if run.traffic > 0 {
+        if let Some(evidence) = step.thresholds.as_ref().and_then(|t| anomaly(t, &sample)) {
+            return done(false, evidence);
+        }
+    }
+    let end = started_at + (step.duration_secs.unwrap_or(0) as i64) * 1000;
+    if now >= end {
+        done(
+            true,
+            format!(
+                "healthy: new {:.1}% / {} ms · old {:.1}% / {} ms",
+                sample.new_success, sample.new_p95, sample.old_success, sample.old_p95
+            ),
+        )
+    } else {
+        StepOutcome::Continue {
+            next_at: end.min(now + MONITOR_TICK_MS),
+        }
     }
 }
 
 fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     let StepCtx {
+        index,
         step,
         run,
         sim,
@@ -163,29 +209,18 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
             run.traffic = w;
             done(true, format!("traffic: new {w}% · old {}%", 100 - w))
         }
-        StepType::Monitor => {
-            let sample = sim_sample(sim);
-            run.sample = Some(sample);
-            if run.traffic > 0 {
-                if let Some(evidence) = step.thresholds.as_ref().and_then(|t| anomaly(t, &sample)) {
-                    return done(false, evidence);
-                }
-            }
-            let end = started_at + (step.duration_secs.unwrap_or(0) as i64) * 1000;
-            if now >= end {
-                done(
-                    true,
-                    format!(
-                        "healthy: new {:.1}% / {} ms · old {:.1}% / {} ms",
-                        sample.new_success, sample.new_p95, sample.old_success, sample.old_p95
-                    ),
-                )
-            } else {
-                StepOutcome::Continue {
-                    next_at: end.min(now + MONITOR_TICK_MS),
-                }
-            }
-        }
+        StepType::Monitor => monitor(
+            StepCtx {
+                index,
+                step,
+                ticket,
+                run,
+                sim,
+                started_at,
+                now,
+            },
+            sim_sample(sim),
+        ),
         StepType::Deploy => {
             let targets = targets(ticket, sim);
             let batches = match &step.batches {

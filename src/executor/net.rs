@@ -1,0 +1,232 @@
+//! Providers that reach real systems: `health` (HTTP probe until N consecutive
+//! successes), `probe` (measures old and new endpoints: success rate and p95), `http`
+//! (webhook with an idempotency key, optional status polling) and `nginx` (weighted
+//! upstream file + reload command).
+
+use super::providers::{done, monitor, script_env, SimConfig, StepCtx, StepOutcome};
+use super::Sample;
+use crate::domain::plan::StepDef;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+fn interval_ms(step: &StepDef) -> i64 {
+    step.interval_secs.unwrap_or(5) as i64 * 1000
+}
+
+/// One probe of `url`: whether it answered 2xx, and how long it took.
+async fn hit(url: &str) -> (bool, u64) {
+    let t = Instant::now();
+    let ok = client()
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    (ok, t.elapsed().as_millis() as u64)
+}
+
+/// `health`: polled; done after `successes` consecutive 2xx answers.
+pub async fn health(ctx: StepCtx<'_>) -> StepOutcome {
+    let Some(url) = ctx.step.url.clone() else {
+        return done(false, "no url configured");
+    };
+    let need = ctx.step.successes.unwrap_or(3).max(1);
+    let (ok, ms) = hit(&url).await;
+    let info = &mut ctx.run.steps[ctx.index];
+    info.counter = if ok { info.counter + 1 } else { 0 };
+    info.log.push(format!(
+        "GET {url}: {} in {ms} ms ({}/{need})",
+        if ok { "ok" } else { "failed" },
+        info.counter
+    ));
+    let keep = info.log.len().saturating_sub(20);
+    info.log.drain(..keep);
+    if info.counter >= need {
+        done(true, format!("{need} consecutive successes"))
+    } else {
+        StepOutcome::Continue {
+            next_at: ctx.now + interval_ms(ctx.step),
+        }
+    }
+}
+
+fn p95(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(((v.len() as f64 - 1.0) * 0.95).round() as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+async fn measure(url: &str, n: u32) -> (f64, u64) {
+    let mut ok = 0u32;
+    let mut times = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (good, ms) = hit(url).await;
+        ok += u32::from(good);
+        times.push(ms);
+    }
+    (f64::from(ok) * 100.0 / f64::from(n.max(1)), p95(times))
+}
+
+/// `probe` (MONITOR): sends requests to the old and the new version and compares them.
+pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
+    let (Some(old), Some(new)) = (ctx.step.old_url.clone(), ctx.step.new_url.clone()) else {
+        return done(false, "the probe needs old_url and new_url");
+    };
+    let n = ctx.step.requests.unwrap_or(20).max(1);
+    let (old_success, old_p95) = measure(&old, n).await;
+    let (new_success, new_p95) = measure(&new, n).await;
+    monitor(
+        ctx,
+        Sample {
+            new_success,
+            old_success,
+            new_p95,
+            old_p95,
+        },
+    )
+}
+
+/// `http`: POSTs the ticket to a webhook with an idempotency key; polls `status_url` if set.
+pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
+    let Some(url) = ctx.step.url.clone() else {
+        return done(false, "no url configured");
+    };
+    let polling = ctx.run.steps[ctx.index].counter > 0;
+    if !polling {
+        let key = format!(
+            "{}-{}-{}",
+            ctx.ticket.id, ctx.step.id, ctx.run.exec.steps[ctx.index].attempts
+        );
+        let body = serde_json::json!({
+            "ticket": ctx.ticket.id.to_string(), "application": ctx.ticket.application, "step": ctx.step.id,
+            "weight": ctx.step.weight.or(Some(ctx.run.traffic)), "fields": ctx.ticket.fields,
+        });
+        let res = client()
+            .post(&url)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => return done(false, format!("HTTP {}", r.status())),
+            Err(e) => return done(false, format!("request failed: {e}")),
+        }
+        if ctx.step.status_url.is_none() {
+            return done(true, "accepted");
+        }
+        ctx.run.steps[ctx.index].counter = 1;
+    }
+    let Some(status_url) = ctx.step.status_url.clone() else {
+        return done(true, "accepted");
+    };
+    let status = match client().get(&status_url).send().await {
+        Ok(r) => r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string)),
+        Err(_) => None,
+    };
+    match status.as_deref() {
+        Some("succeeded" | "success" | "done") => done(true, "succeeded"),
+        Some("failed" | "error") => done(false, "the job reported failure"),
+        _ => StepOutcome::Continue {
+            next_at: ctx.now + interval_ms(ctx.step),
+        },
+    }
+}
+
+/// The upstream block for a share of `weight` percent on the new server.
+pub fn upstream(name: &str, old: &str, new: &str, weight: u8) -> String {
+    let mut out = format!("upstream {name} {{\n");
+    if weight < 100 {
+        out.push_str(&format!("    server {old} weight={};\n", 100 - u32::from(weight)));
+    }
+    if weight > 0 {
+        out.push_str(&format!("    server {new} weight={weight};\n"));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// `nginx`: writes the weighted upstream file atomically, then runs the reload command.
+pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome {
+    let s = ctx.step;
+    let (Some(file), Some(old), Some(new), Some(reload)) =
+        (&s.upstream_file, &s.old_server, &s.new_server, &s.reload_command)
+    else {
+        return done(
+            false,
+            "the nginx provider needs upstream_file, old_server, new_server and reload_command",
+        );
+    };
+    let text = upstream(s.upstream_name.as_deref().unwrap_or("app"), old, new, weight);
+    let tmp = format!("{file}.releasebot.tmp");
+    if let Err(e) = tokio::fs::write(&tmp, &text)
+        .await
+        .and(tokio::fs::rename(&tmp, file).await)
+    {
+        return done(false, format!("writing {file}: {e}"));
+    }
+    let env = script_env(ctx.ticket, s, ctx.run, sim);
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(reload)
+        .env_clear()
+        .envs(env)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {
+            ctx.run.traffic = weight;
+            done(true, format!("traffic: new {weight}% · old {}%", 100 - weight))
+        }
+        Ok(o) => StepOutcome::Done {
+            ok: false,
+            summary: format!(
+                "reload failed (exit code {})",
+                o.status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "signal".into())
+            ),
+            log: String::from_utf8_lossy(&o.stderr).lines().map(str::to_string).collect(),
+        },
+        Err(e) => done(false, format!("could not run the reload command: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_files_carry_the_weights() {
+        assert_eq!(
+            upstream("app", "old:1", "new:2", 10),
+            "upstream app {\n    server old:1 weight=90;\n    server new:2 weight=10;\n}\n"
+        );
+        assert_eq!(
+            upstream("app", "old:1", "new:2", 0),
+            "upstream app {\n    server old:1 weight=100;\n}\n"
+        );
+        assert_eq!(
+            upstream("app", "old:1", "new:2", 100),
+            "upstream app {\n    server new:2 weight=100;\n}\n"
+        );
+        assert_eq!(p95(vec![5, 1, 3, 2, 4]), 5);
+    }
+}

@@ -1,0 +1,118 @@
+//! The `http` and `health` providers against local services, through a whole release.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Json;
+use common::*;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Backend {
+    webhooks: Mutex<Vec<(Option<String>, Value)>>,
+    status_polls: AtomicU32,
+    health_hits: AtomicU32,
+}
+
+async fn backend() -> (String, Arc<Backend>) {
+    let state = Arc::new(Backend::default());
+    let app = axum::Router::new()
+        .route(
+            "/deploy",
+            post(
+                |State(s): State<Arc<Backend>>, headers: HeaderMap, Json(body): Json<Value>| async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    s.webhooks.lock().unwrap().push((key, body));
+                    StatusCode::ACCEPTED
+                },
+            ),
+        )
+        .route(
+            "/deploy/status",
+            get(|State(s): State<Arc<Backend>>| async move {
+                let n = s.status_polls.fetch_add(1, Ordering::SeqCst);
+                Json(json!({ "status": if n < 2 { "running" } else { "succeeded" } }))
+            }),
+        )
+        .route(
+            "/health",
+            get(|State(s): State<Arc<Backend>>| async move {
+                // Down for the first two probes, then up.
+                if s.health_hits.fetch_add(1, Ordering::SeqCst) < 2 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
+            }),
+        )
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+#[tokio::test]
+async fn a_webhook_deploy_is_polled_to_completion_and_health_needs_consecutive_successes() {
+    let (base, state) = backend().await;
+    let plan = format!(
+        r#"
+[plans.hooks]
+name = "Webhook release"
+template = "CUSTOM"
+steps = [
+  {{ id = "deploy", name = "Deploy via Jenkins", type = "DEPLOY", provider = "http", url = "{base}/deploy", status_url = "{base}/deploy/status", interval_secs = 10, timeout_secs = 600 }},
+  {{ id = "health", name = "Health", type = "HEALTH_CHECK", provider = "health", url = "{base}/health", successes = 2, interval_secs = 5, requires = ["deploy"], timeout_secs = 300 }},
+  {{ id = "shift", name = "All traffic", type = "TRAFFIC_SHIFT", weight = 100 }},
+]
+"#
+    );
+    let config = team_config().replace("plan = \"canary\"", "plan = \"hooks\"") + &plan;
+    let bot = TestBot::with("en", &config).await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let start = bot.clock.now_ms();
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    assert!(
+        TestBot::text_of(report).contains("released"),
+        "{}",
+        TestBot::text_of(report)
+    );
+    let text = TestBot::text_of(report);
+    assert!(
+        text.contains("Deploy via Jenkins") && text.contains("— succeeded"),
+        "{text}"
+    );
+    assert!(text.contains("— 2 consecutive successes"), "{text}");
+
+    let hooks = state.webhooks.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1, "one webhook call");
+    assert_eq!(hooks[0].0.as_deref(), Some("REL-1-deploy-1"), "with an idempotency key");
+    assert_eq!(hooks[0].1["application"], "payments");
+    assert_eq!(hooks[0].1["fields"]["md5"], MD5);
+    assert_eq!(
+        state.status_polls.load(Ordering::SeqCst),
+        3,
+        "polled until it succeeded"
+    );
+    assert_eq!(
+        state.health_hits.load(Ordering::SeqCst),
+        4,
+        "two failures reset the count; then two in a row"
+    );
+    // Polling followed the configured intervals on the test clock: 2 × 10 s + 3 × 5 s.
+    assert!(bot.clock.now_ms() - start >= 35_000);
+}
