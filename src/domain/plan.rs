@@ -340,7 +340,7 @@ impl Plan {
             if s.provider == "probe" && (s.old_url.is_none() || s.new_url.is_none()) {
                 out.push(format!("{sp}.old_url: the probe provider needs old_url and new_url"));
             }
-            if s.provider == "nginx" {
+            if s.provider == "nginx" && s.kind.providers().contains(&"nginx") {
                 for (name, v) in [
                     ("upstream_file", &s.upstream_file),
                     ("old_server", &s.old_server),
