@@ -51,11 +51,7 @@ async fn reply(
     bootstrap: bool,
 ) -> anyhow::Result<()> {
     let title = bot.texts.render(key, &data)?;
-    let context = if bootstrap {
-        Some(bot.texts.plain("role_bootstrap")?)
-    } else {
-        None
-    };
+    let context = bootstrap_note(bot, bootstrap)?;
     bot.ephemeral(
         tx,
         ev,
@@ -192,11 +188,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
         fields.push(crate::chat::Field { label, value });
     }
     let title = bot.texts.plain("role_list_title")?;
-    let context = if bootstrap {
-        Some(bot.texts.plain("role_bootstrap")?)
-    } else {
-        None
-    };
+    let context = bootstrap_note(bot, bootstrap)?;
     bot.ephemeral(
         tx,
         ev,
@@ -226,4 +218,9 @@ async fn changed(
     let application = (!m.application.is_empty()).then_some(m.application.as_str());
     let detail = json!({ "role": m.role, "user": m.actor.to_string(), "application": application });
     bot.audit(tx, &ev.actor, None, keys[0], detail).await
+}
+
+/// The reminder shown while anyone may manage roles.
+fn bootstrap_note(bot: &Bot, bootstrap: bool) -> anyhow::Result<Option<String>> {
+    bootstrap.then(|| bot.texts.plain("role_bootstrap")).transpose()
 }
