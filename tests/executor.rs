@@ -239,3 +239,69 @@ async fn a_rollback_button_returns_traffic_to_the_old_version() {
     find(&calls, "📋 REL-1 · payments 2.1.0: release rolled back (simulated)");
     assert!(TestBot::text_of(posts(&calls).last().unwrap()).contains("QC evaluation"));
 }
+
+#[tokio::test]
+async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
+    let bot = TestBot::start().await;
+    release(&bot).await; // REL-1: 2.1.0 released
+                         // REL-2: 2.2.0, submitted with its own version.
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let mut values = valid_release(MD5);
+    values.retain(|(k, _)| *k != "version");
+    values.push(("version", "2.2.0"));
+    bot.submit(ALICE, &modal, &values).await;
+    let calls = bot.settle().await;
+    let calls = approve(
+        &bot,
+        TOM,
+        &posts(&calls)[0].clone(),
+        &[("evaluation", "pass"), ("test_summary", "ok")],
+    )
+    .await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    find(&calls, "📋 REL-2 · payments 2.2.0 released");
+
+    bot.command(QUINN, "/release rollback REL-2").await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, QUINN)[0].contains("You need the *ops* role to press Rollback on REL-2's release."));
+    bot.command(OSCAR, "/release rollback REL-2 --to 99").await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, OSCAR)[0].contains("There is no baseline #99 recorded for payments in prod"));
+
+    bot.command(OSCAR, "/release rollback REL-2").await;
+    let calls = bot.settle().await;
+    assert!(
+        ephemerals_to(&calls, OSCAR)[0].contains("Rolling REL-2 back to baseline #3 (version 2.1.0)"),
+        "{:?}",
+        ephemerals_to(&calls, OSCAR)
+    );
+    let done = find(
+        &calls,
+        "↩️ REL-2 rolled back to baseline #3 (version 2.1.0): traffic back to the old version",
+    );
+    assert!(TestBot::text_of(done).contains(&format!("Asked for by <@{OSCAR}>")));
+    let progress = calls
+        .iter()
+        .rev()
+        .find(|c| c.method == "chat.update" && TestBot::text_of(c).contains("REL-2 · payments 2.2.0"))
+        .unwrap();
+    assert!(
+        TestBot::text_of(progress).contains("new 0% · old 100%"),
+        "{}",
+        TestBot::text_of(progress)
+    );
+    // Any recorded baseline may be the target, and it can be run again.
+    bot.command(OSCAR, "/release rollback REL-2 --to 2").await;
+    let calls = bot.settle().await;
+    find(&calls, "↩️ REL-2 rolled back to baseline #2 (version 2.1.0)");
+    bot.command(OSCAR, "/release show REL-2").await;
+    let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert_eq!(
+        show.matches(&format!("<@{OSCAR}> rolled the release back")).count(),
+        2,
+        "{show}"
+    );
+}

@@ -15,6 +15,7 @@ pub enum Verb {
     ReleaseCancel,
     ReleasePlan,
     ReleaseStatus,
+    ReleaseRollback,
     ReleaseHelp,
     RoleAdd,
     RoleRemove,
@@ -22,13 +23,14 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 10] = [
+    pub const ALL: [Verb; 11] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
         Verb::ReleaseCancel,
         Verb::ReleasePlan,
         Verb::ReleaseStatus,
+        Verb::ReleaseRollback,
         Verb::ReleaseHelp,
         Verb::RoleAdd,
         Verb::RoleRemove,
@@ -44,6 +46,7 @@ impl Verb {
             | Verb::ReleaseCancel
             | Verb::ReleasePlan
             | Verb::ReleaseStatus
+            | Verb::ReleaseRollback
             | Verb::ReleaseHelp => "release",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
         }
@@ -57,6 +60,7 @@ impl Verb {
             Verb::ReleaseCancel => "cancel",
             Verb::ReleasePlan => "plan",
             Verb::ReleaseStatus => "status",
+            Verb::ReleaseRollback => "rollback",
             Verb::ReleaseHelp => "help",
             Verb::RoleAdd => "add",
             Verb::RoleRemove => "remove",
@@ -73,6 +77,7 @@ impl Verb {
             Verb::ReleaseCancel => "/release cancel REL-ID [reason]",
             Verb::ReleasePlan => "/release plan REL-ID",
             Verb::ReleaseStatus => "/release status REL-ID",
+            Verb::ReleaseRollback => "/release rollback REL-ID [--to BASELINE]",
             Verb::ReleaseHelp => "/release help",
             Verb::RoleAdd => "/role add ROLE @user [application]",
             Verb::RoleRemove => "/role remove ROLE @user [application]",
@@ -89,6 +94,7 @@ impl Verb {
             Verb::ReleaseCancel => "help_release_cancel",
             Verb::ReleasePlan => "help_release_plan",
             Verb::ReleaseStatus => "help_release_status",
+            Verb::ReleaseRollback => "help_release_rollback",
             Verb::ReleaseHelp => "help_release_help",
             Verb::RoleAdd => "help_role_add",
             Verb::RoleRemove => "help_role_remove",
@@ -131,6 +137,10 @@ pub enum Command {
     ReleaseStatus {
         id: TicketId,
     },
+    ReleaseRollback {
+        id: TicketId,
+        to: Option<i64>,
+    },
     Help {
         command: String,
     },
@@ -162,6 +172,8 @@ pub enum Problem {
     MissingUser,
     /// A word that should have been a mention (`@bob` typed as plain text).
     NotAMention(String),
+    /// `--to` without a baseline number, or not a number.
+    BadBaseline(String),
     Unexpected(String),
 }
 
@@ -182,6 +194,7 @@ impl Problem {
             Problem::MissingRole => "missing_role",
             Problem::MissingUser => "missing_user",
             Problem::NotAMention(_) => "not_a_mention",
+            Problem::BadBaseline(_) => "bad_baseline",
             Problem::Unexpected(_) => "unexpected",
         }
     }
@@ -193,6 +206,7 @@ impl Problem {
             | Problem::BadTicket(w)
             | Problem::BadScope(w)
             | Problem::NotAMention(w)
+            | Problem::BadBaseline(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
             Problem::MissingTicket | Problem::MissingRole | Problem::MissingUser => "",
@@ -290,6 +304,21 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             let id = ticket(rest.first())?;
             no_more(1)?;
             Ok(Command::ReleaseStatus { id })
+        }
+        Verb::ReleaseRollback => {
+            let id = ticket(rest.first())?;
+            let to = match (rest.get(1), rest.get(2)) {
+                (None, _) => None,
+                (Some(&"--to"), Some(b)) => Some(
+                    b.trim_start_matches('#')
+                        .parse::<i64>()
+                        .map_err(|_| err(verb, Problem::BadBaseline(b.to_string())))?,
+                ),
+                (Some(&"--to"), None) => return Err(err(verb, Problem::BadBaseline(String::new()))),
+                (Some(w), _) => return Err(err(verb, Problem::Unexpected(w.to_string()))),
+            };
+            no_more(if to.is_some() { 3 } else { 1 })?;
+            Ok(Command::ReleaseRollback { id, to })
         }
         Verb::ReleaseHelp => Ok(Command::Help { command }),
         Verb::RoleAdd => {

@@ -179,6 +179,7 @@ impl Bot {
             C::ReleaseCancel { id, reason } => tickets::cancel(self, tx, ev, id, reason).await,
             C::ReleasePlan { id } => releases::dry_run(self, tx, ev, id).await,
             C::ReleaseStatus { id } => releases::status(self, tx, ev, id).await,
+            C::ReleaseRollback { id, to } => releases::rollback(self, tx, ev, id, to).await,
             C::Help { command } => {
                 let msg = views::help(&self.texts, &command)?;
                 self.ephemeral(tx, ev, msg).await?;

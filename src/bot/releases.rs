@@ -131,3 +131,72 @@ pub async fn status(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyho
     bot.ephemeral(tx, ev, msg).await?;
     Ok(Handled::Done)
 }
+
+/// `/release rollback REL-ID [--to BASELINE]`: during a release, the same as the Rollback
+/// button; after it, traffic goes back to the old version and the baseline is restored
+/// (by default the one the release started from).
+pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Option<i64>) -> anyhow::Result<Handled> {
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
+    let Some((row, _plan)) = crate::executor::load(tx, id).await? else {
+        bot.say(tx, ev, "exec_none", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    };
+    if !row.state.exec.status.is_final() {
+        return on_command(bot, tx, ev, id, "rollback").await;
+    }
+    let roles = may_steer(bot, l.flow);
+    let mut allowed = false;
+    for r in &roles {
+        allowed |= super::roles::has_role(bot, tx, &ev.actor, r, &l.ticket.application).await?;
+    }
+    if !allowed {
+        let command = bot.texts.plain("btn_rollback")?;
+        bot.say(
+            tx,
+            ev,
+            "exec_denied_role",
+            json!({ "ticket": id.to_string(), "roles": roles.join(" / "), "command": command }),
+        )
+        .await?;
+        return Ok(Handled::Done);
+    }
+    if row.state.later_rollback.as_ref().is_some_and(|l| !l.done) {
+        bot.say(tx, ev, "exec_rollback_pending", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    }
+    let baseline = match to {
+        Some(b) => crate::store::executions::baseline(tx, b)
+            .await?
+            .filter(|b| b.application == row.application && b.environment == row.environment),
+        None => crate::store::executions::baseline_before(tx, row.id).await?,
+    };
+    let Some(baseline) = baseline else {
+        let asked = to.map(|b| format!("#{b}")).unwrap_or_default();
+        bot.say(tx, ev, "exec_bad_baseline", json!({ "ticket": id.to_string(), "baseline": asked, "application": row.application, "environment": row.environment })).await?;
+        return Ok(Handled::Done);
+    };
+    let mut run = row.state.clone();
+    run.later_rollback = Some(crate::executor::LaterRollback {
+        baseline: baseline.id,
+        version: baseline.version.clone(),
+        requested_by: crate::chat::mention(&ev.actor),
+        done: false,
+    });
+    if !crate::store::executions::reopen(tx, row.id, row.version, &run, bot.now()).await? {
+        return Ok(Handled::Conflict);
+    }
+    crate::executor::audit_command(bot, tx, id, &ev.actor, crate::executor::Command::Rollback).await?;
+    bot.say(
+        tx,
+        ev,
+        "exec_rollback_queued",
+        json!({ "ticket": id.to_string(), "baseline": baseline.id, "version": baseline.version }),
+    )
+    .await?;
+    bot.executor_notify.notify_one();
+    Ok(Handled::Done)
+}

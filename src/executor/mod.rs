@@ -51,6 +51,19 @@ pub struct Run {
     pub deployed: bool,
     pub rollback_result: Option<String>,
     pub finalized: bool,
+    /// A rollback asked for after the execution ended (`/release rollback`).
+    #[serde(default)]
+    pub later_rollback: Option<LaterRollback>,
+}
+
+/// `/release rollback` on a finished release: traffic back to the old version and the
+/// chosen baseline restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaterRollback {
+    pub baseline: i64,
+    pub version: String,
+    pub requested_by: String,
+    pub done: bool,
 }
 
 impl Run {
@@ -63,6 +76,7 @@ impl Run {
             deployed: false,
             rollback_result: None,
             finalized: false,
+            later_rollback: None,
         }
     }
 
@@ -200,6 +214,9 @@ impl Executor {
 
     /// One move of a leased execution.
     async fn advance(&self, row: Row, plan: Plan, now: i64) -> anyhow::Result<bool> {
+        if row.state.later_rollback.as_ref().is_some_and(|l| !l.done) {
+            return self.later_rollback(row, &plan, now).await.map(|_| true);
+        }
         let ticket = {
             let mut conn = self.bot.store.pool.acquire().await?;
             tickets::get(&mut conn, row.ticket)
@@ -286,6 +303,79 @@ impl Executor {
             Commit::Outcome(i, outcome) => self.finish(&row, &plan, &ticket, run, i, outcome, now).await?,
         }
         Ok(true)
+    }
+
+    /// Carries out a `/release rollback` asked for after the execution ended.
+    async fn later_rollback(&self, row: Row, plan: &Plan, now: i64) -> anyhow::Result<()> {
+        let bot = &self.bot;
+        let ticket = {
+            let mut conn = bot.store.pool.acquire().await?;
+            tickets::get(&mut conn, row.ticket)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("{} vanished", row.ticket))?
+        };
+        let mut run = row.state.clone();
+        let (ok, result) = self.rollback_traffic(plan, &ticket, &mut run, now).await;
+        let Some(lr) = run.later_rollback.as_mut() else {
+            return Ok(());
+        };
+        lr.done = true;
+        let lr = lr.clone();
+        run.rollback_result = Some(result.clone());
+        let mut tx = bot.store.begin().await?;
+        if !q::save(
+            &mut tx,
+            row.id,
+            row.version,
+            &row.status,
+            &run,
+            NEVER,
+            Some(now),
+            0,
+            now,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        if ok {
+            let b = q::baseline(&mut tx, lr.baseline).await?;
+            q::record_baseline(
+                &mut tx,
+                &Baseline {
+                    id: 0,
+                    application: row.application.clone(),
+                    environment: row.environment.clone(),
+                    execution: Some(row.id),
+                    kind: "rollback".into(),
+                    version: lr.version.clone(),
+                    replicas: b.as_ref().map(|b| b.replicas).unwrap_or(0),
+                    config_version: b.map(|b| b.config_version).unwrap_or_else(|| "-".into()),
+                    recorded_at: now,
+                },
+            )
+            .await?;
+        }
+        let saved = Row {
+            finished_at: Some(now),
+            ..row.clone()
+        };
+        edit_progress(bot, &mut tx, &saved, plan, &ticket, run, NEVER, now).await?;
+        let msg = progress::later_rollback(&bot.texts, &ticket, &lr, ok, &result)?;
+        bot.send(
+            &mut tx,
+            &row.platform,
+            Outbound::Post {
+                channel: row.channel.clone(),
+                message: msg,
+            },
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        bot.outbox_notify.notify_one();
+        Ok(())
     }
 
     /// Returns all traffic to the old version with the provider of the plan's traffic

@@ -329,3 +329,24 @@ pub fn report(
         buttons: vec![],
     })
 }
+
+/// The result of a rollback asked for after the release ended.
+pub fn later_rollback(
+    texts: &Texts,
+    ticket: &Ticket,
+    lr: &super::LaterRollback,
+    ok: bool,
+    result: &str,
+) -> anyhow::Result<Message> {
+    let data = json!({ "ticket": ticket.id.to_string(), "baseline": lr.baseline, "version": lr.version, "actor": lr.requested_by, "result": result });
+    let key = if ok {
+        "later_rollback_done"
+    } else {
+        "later_rollback_failed"
+    };
+    Ok(Message {
+        title: texts.render(key, &data)?,
+        context: Some(texts.render("later_rollback_by", &data)?),
+        ..Default::default()
+    })
+}

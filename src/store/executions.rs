@@ -237,32 +237,69 @@ pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i6
     Ok(get_i64(&row, "id")?)
 }
 
+/// Reopens a finished execution for a later task (a rollback run again later).
+pub async fn reopen<S: Serialize>(conn: &mut Conn, id: i64, version: i64, state: &S, now: i64) -> anyhow::Result<bool> {
+    let res = sqlx::query(
+        "UPDATE executions SET state = $1, finished_at = NULL, next_wake = $2, lease_until = 0, version = version + 1, updated_at = $2
+         WHERE id = $3 AND version = $4",
+    )
+    .bind(serde_json::to_string(state)?)
+    .bind(now)
+    .bind(id)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+const BASELINE_COLUMNS: &str =
+    "id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at";
+
+fn baseline_from_row(r: &AnyRow) -> anyhow::Result<Baseline> {
+    Ok(Baseline {
+        id: get_i64(r, "id")?,
+        application: r.try_get("application")?,
+        environment: r.try_get("environment")?,
+        execution: r.try_get("execution_id")?,
+        kind: r.try_get("kind")?,
+        version: r.try_get("version")?,
+        replicas: get_i64(r, "replicas")?,
+        config_version: r.try_get("config_version")?,
+        recorded_at: get_i64(r, "recorded_at")?,
+    })
+}
+
+pub async fn baseline(conn: &mut Conn, id: i64) -> anyhow::Result<Option<Baseline>> {
+    let row = sqlx::query(&format!("SELECT {BASELINE_COLUMNS} FROM baselines WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(baseline_from_row).transpose()
+}
+
+/// The state an execution started from: what a rollback returns to by default.
+pub async fn baseline_before(conn: &mut Conn, execution: i64) -> anyhow::Result<Option<Baseline>> {
+    let row = sqlx::query(&format!(
+        "SELECT {BASELINE_COLUMNS} FROM baselines WHERE execution_id = $1 AND kind = 'before' ORDER BY id LIMIT 1"
+    ))
+    .bind(execution)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(baseline_from_row).transpose()
+}
+
 /// The latest recorded state of an application in an environment.
 pub async fn latest_baseline(
     conn: &mut Conn,
     application: &str,
     environment: &str,
 ) -> anyhow::Result<Option<Baseline>> {
-    let row = sqlx::query(
-        "SELECT id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at FROM baselines
-         WHERE application = $1 AND environment = $2 ORDER BY id DESC LIMIT 1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {BASELINE_COLUMNS} FROM baselines WHERE application = $1 AND environment = $2 ORDER BY id DESC LIMIT 1"
+    ))
     .bind(application)
     .bind(environment)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| {
-        Ok(Baseline {
-            id: get_i64(&r, "id")?,
-            application: r.try_get("application")?,
-            environment: r.try_get("environment")?,
-            execution: r.try_get("execution_id")?,
-            kind: r.try_get("kind")?,
-            version: r.try_get("version")?,
-            replicas: get_i64(&r, "replicas")?,
-            config_version: r.try_get("config_version")?,
-            recorded_at: get_i64(&r, "recorded_at")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(baseline_from_row).transpose()
 }
