@@ -305,3 +305,20 @@ async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
         "{show}"
     );
 }
+
+#[tokio::test]
+async fn releases_speak_chinese_too() {
+    let bot = TestBot::with("zh-CN", &with_sim("new_error_rate = 8.0")).await;
+    let calls = release(&bot).await;
+    let alert = find(&calls, "🚨 REL-1 · Monitor 5 minutes 失败");
+    insta::assert_json_snapshot!("zh_alert_rollback", alert.body);
+    assert!(TestBot::text_of(alert).contains("新版本成功率 92.0% &lt; 99.5%（旧版本 99.9%）"));
+    let progress = find(&calls, "— Canary release（模拟）");
+    let text = TestBot::text_of(&latest(&calls, progress));
+    assert!(
+        text.contains("↩️ 已回滚") && text.contains("新版本 0% · 旧版本 100%"),
+        "{text}"
+    );
+    assert!(text.contains("流量：新版本 10% · 旧版本 90%"), "{text}");
+    find(&calls, "发布已回滚（模拟）");
+}

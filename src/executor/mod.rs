@@ -228,11 +228,14 @@ impl Executor {
         if let Some(i) = run.running() {
             if !run.steps[i].polling && plan.steps[i].kind != StepType::ApprovalGate {
                 let interrupted = run.exec.recover(&plan);
-                let note = match interrupted {
-                    Some(_) => "interrupted by a restart: not re-run without a person's decision",
-                    None => "interrupted by a restart: safe to run again, re-running",
+                let key = if interrupted.is_some() {
+                    "interrupted_held"
+                } else {
+                    "interrupted_rerun"
                 };
-                run.steps[i].log.push(note.to_string());
+                run.steps[i]
+                    .log
+                    .push(providers::summary(key, serde_json::json!({})).render(&self.bot.texts));
                 tracing::warn!(step = %plan.steps[i].id, interrupted = interrupted.is_some(), "recovered a step after a restart");
                 let alert = interrupted.map(Alert::Interrupted);
                 self.commit(&row, &plan, &ticket, run, now, alert).await?;
@@ -263,7 +266,7 @@ impl Executor {
                         i,
                         StepOutcome::Done {
                             ok: false,
-                            summary: format!("precondition not met: needs {needs}"),
+                            summary: providers::summary("precondition", serde_json::json!({ "needs": needs })),
                             log: vec![],
                         },
                     )
@@ -385,10 +388,11 @@ impl Executor {
             .steps
             .iter()
             .rposition(|s| s.kind == StepType::TrafficShift && s.provider != "sim");
+        let texts = &self.bot.texts;
         let Some(j) = shift else {
             run.traffic = 0;
-            let restored = if run.deployed { "; old version restored" } else { "" };
-            return (true, format!("traffic back to the old version{restored}"));
+            let back = providers::summary("traffic_back", serde_json::json!({ "restored": run.deployed }));
+            return (true, back.render(texts));
         };
         let mut step = plan.steps[j].clone();
         step.kind = StepType::Rollback;
@@ -406,12 +410,22 @@ impl Executor {
         match outcome {
             StepOutcome::Done { ok: true, .. } => {
                 run.traffic = 0;
-                (true, "traffic back to the old version".to_string())
+                (
+                    true,
+                    providers::summary("traffic_back", serde_json::json!({ "restored": false })).render(texts),
+                )
             }
             StepOutcome::Done { summary, .. } => {
-                (false, format!("could not return traffic to the old version: {summary}"))
+                let reason = summary.render(texts);
+                (
+                    false,
+                    providers::summary("rollback_failed", serde_json::json!({ "reason": reason })).render(texts),
+                )
             }
-            StepOutcome::Continue { .. } => (false, "the traffic provider did not finish".to_string()),
+            StepOutcome::Continue { .. } => (
+                false,
+                providers::summary("rollback_unfinished", serde_json::json!({})).render(texts),
+            ),
         }
     }
 
@@ -445,7 +459,7 @@ impl Executor {
     ) -> anyhow::Result<()> {
         let (mut row, mut run) = (row.clone(), run);
         for _ in 0..5 {
-            let (next, next_wake, alert) = apply_outcome(plan, run, i, &outcome, now);
+            let (next, next_wake, alert) = apply_outcome(&self.bot.texts, plan, run, i, &outcome, now);
             let attempt = Row {
                 next_wake: next_wake.unwrap_or(row.next_wake),
                 ..row.clone()
@@ -642,6 +656,7 @@ impl Executor {
 
 /// The run after a provider's answer, the wake time it asks for, and what to announce.
 fn apply_outcome(
+    texts: &crate::chat::Texts,
     plan: &Plan,
     mut run: Run,
     i: usize,
@@ -659,7 +674,8 @@ fn apply_outcome(
             let info = &mut run.steps[i];
             info.polling = false;
             info.ended_at = Some(now);
-            info.result = Some(summary.clone());
+            let text = summary.render(texts);
+            info.result = Some(text.clone());
             info.log.extend(log.iter().cloned());
             if run.exec.steps[i].status != StepStatus::Running {
                 // Rolled back or aborted by a person while the step ran: only its result is kept.
@@ -672,10 +688,11 @@ fn apply_outcome(
             }
             match run.exec.fail(plan, i, now) {
                 Ok(Reaction::Retrying { at }) => {
-                    run.steps[i].log.push(format!("failed ({summary}); retrying"));
+                    let line = providers::summary("retrying", serde_json::json!({ "result": text })).render(texts);
+                    run.steps[i].log.push(line);
                     (run, Some(at), None)
                 }
-                Ok(reaction) => (run, Some(now), Some(Alert::Failed(i, reaction, summary.clone()))),
+                Ok(reaction) => (run, Some(now), Some(Alert::Failed(i, reaction, text))),
                 Err(_) => (run, None, None),
             }
         }

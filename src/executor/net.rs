@@ -3,9 +3,10 @@
 //! (webhook with an idempotency key, optional status polling) and `nginx` (weighted
 //! upstream file + reload command).
 
-use super::providers::{done, monitor, script_env, SimConfig, StepCtx, StepOutcome};
+use super::providers::{done, monitor, script_env, summary, traffic, SimConfig, StepCtx, StepOutcome};
 use super::Sample;
 use crate::domain::plan::StepDef;
+use serde_json::json;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ async fn hit(url: &str) -> (bool, u64) {
 /// `health`: polled; done after `successes` consecutive 2xx answers.
 pub async fn health(ctx: StepCtx<'_>) -> StepOutcome {
     let Some(url) = ctx.step.url.clone() else {
-        return done(false, "no url configured");
+        return done(false, summary("no_url", json!({})));
     };
     let need = ctx.step.successes.unwrap_or(3).max(1);
     let (ok, ms) = hit(&url).await;
@@ -52,7 +53,7 @@ pub async fn health(ctx: StepCtx<'_>) -> StepOutcome {
     let keep = info.log.len().saturating_sub(20);
     info.log.drain(..keep);
     if info.counter >= need {
-        done(true, format!("{need} consecutive successes"))
+        done(true, summary("health_ok", json!({ "n": need })))
     } else {
         StepOutcome::Continue {
             next_at: ctx.now + interval_ms(ctx.step),
@@ -81,7 +82,7 @@ async fn measure(url: &str, n: u32) -> (f64, u64) {
 /// `probe` (MONITOR): sends requests to the old and the new version and compares them.
 pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
     let (Some(old), Some(new)) = (ctx.step.old_url.clone(), ctx.step.new_url.clone()) else {
-        return done(false, "the probe needs old_url and new_url");
+        return done(false, summary("probe_urls", json!({})));
     };
     let n = ctx.step.requests.unwrap_or(20).max(1);
     let (old_success, old_p95) = measure(&old, n).await;
@@ -100,7 +101,7 @@ pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
 /// `http`: POSTs the ticket to a webhook with an idempotency key; polls `status_url` if set.
 pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
     let Some(url) = ctx.step.url.clone() else {
-        return done(false, "no url configured");
+        return done(false, summary("no_url", json!({})));
     };
     let polling = ctx.run.steps[ctx.index].counter > 0;
     if !polling {
@@ -120,16 +121,16 @@ pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
             .await;
         match res {
             Ok(r) if r.status().is_success() => {}
-            Ok(r) => return done(false, format!("HTTP {}", r.status())),
-            Err(e) => return done(false, format!("request failed: {e}")),
+            Ok(r) => return done(false, summary("http_status", json!({ "status": r.status().as_u16() }))),
+            Err(e) => return done(false, summary("request_failed", json!({ "error": e.to_string() }))),
         }
         if ctx.step.status_url.is_none() {
-            return done(true, "accepted");
+            return done(true, summary("accepted", json!({})));
         }
         ctx.run.steps[ctx.index].counter = 1;
     }
     let Some(status_url) = ctx.step.status_url.clone() else {
-        return done(true, "accepted");
+        return done(true, summary("accepted", json!({})));
     };
     let status = match client().get(&status_url).send().await {
         Ok(r) => r
@@ -140,8 +141,8 @@ pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
         Err(_) => None,
     };
     match status.as_deref() {
-        Some("succeeded" | "success" | "done") => done(true, "succeeded"),
-        Some("failed" | "error") => done(false, "the job reported failure"),
+        Some("succeeded" | "success" | "done") => done(true, summary("succeeded", json!({}))),
+        Some("failed" | "error") => done(false, summary("job_failed", json!({}))),
         _ => StepOutcome::Continue {
             next_at: ctx.now + interval_ms(ctx.step),
         },
@@ -167,10 +168,7 @@ pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome
     let (Some(file), Some(old), Some(new), Some(reload)) =
         (&s.upstream_file, &s.old_server, &s.new_server, &s.reload_command)
     else {
-        return done(
-            false,
-            "the nginx provider needs upstream_file, old_server, new_server and reload_command",
-        );
+        return done(false, summary("nginx_settings", json!({})));
     };
     let text = upstream(s.upstream_name.as_deref().unwrap_or("app"), old, new, weight);
     let tmp = format!("{file}.releasebot.tmp");
@@ -178,7 +176,10 @@ pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome
         .await
         .and(tokio::fs::rename(&tmp, file).await)
     {
-        return done(false, format!("writing {file}: {e}"));
+        return done(
+            false,
+            summary("write_failed", json!({ "file": file, "error": e.to_string() })),
+        );
     }
     let env = script_env(ctx.ticket, s, ctx.run, sim);
     let out = tokio::process::Command::new("sh")
@@ -192,20 +193,17 @@ pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome
     match out {
         Ok(o) if o.status.success() => {
             ctx.run.traffic = weight;
-            done(true, format!("traffic: new {weight}% · old {}%", 100 - weight))
+            done(true, traffic(weight))
         }
         Ok(o) => StepOutcome::Done {
             ok: false,
-            summary: format!(
-                "reload failed (exit code {})",
-                o.status
-                    .code()
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "signal".into())
+            summary: summary(
+                "reload_failed",
+                json!({ "code": o.status.code().map(|c| c.to_string()).unwrap_or_else(|| "signal".into()) }),
             ),
             log: String::from_utf8_lossy(&o.stderr).lines().map(str::to_string).collect(),
         },
-        Err(e) => done(false, format!("could not run the reload command: {e}")),
+        Err(e) => done(false, summary("reload_error", json!({ "error": e.to_string() }))),
     }
 }
 

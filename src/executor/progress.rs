@@ -230,7 +230,7 @@ pub fn alert(
         fields: vec![
             Field {
                 label: texts.plain("label_evidence")?,
-                value: escape(evidence),
+                value: evidence.to_string(),
             },
             Field {
                 label: texts.plain("label_next")?,

@@ -6,6 +6,7 @@ use super::{Run, Sample};
 use crate::domain::plan::{StepDef, StepType, Thresholds};
 use crate::domain::ticket::Ticket;
 use serde::Deserialize;
+use serde_json::json;
 use std::time::Duration;
 
 /// Faults and numbers of the simulated fleet (`[sim]` in the configuration).
@@ -67,7 +68,7 @@ pub const NEVER: i64 = i64::MAX / 4;
 pub enum StepOutcome {
     Done {
         ok: bool,
-        summary: String,
+        summary: Summary,
         log: Vec<String>,
     },
     /// Still going: look again at `next_at`.
@@ -84,35 +85,59 @@ pub struct StepCtx<'a> {
     pub now: i64,
 }
 
-pub(crate) fn done(ok: bool, summary: impl Into<String>) -> StepOutcome {
+/// A step's result or evidence, worded by `messages/*/result_<key>.hbs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub key: &'static str,
+    pub params: serde_json::Value,
+}
+
+pub(crate) fn summary(key: &'static str, params: serde_json::Value) -> Summary {
+    Summary { key, params }
+}
+
+impl Summary {
+    pub fn render(&self, texts: &crate::chat::Texts) -> String {
+        texts
+            .render(&format!("result_{}", self.key), &self.params)
+            .unwrap_or_else(|_| format!("{} {}", self.key, self.params))
+    }
+}
+
+pub(crate) fn done(ok: bool, summary: Summary) -> StepOutcome {
     StepOutcome::Done {
         ok,
-        summary: summary.into(),
+        summary,
         log: vec![],
     }
 }
 
+fn pct(v: f64) -> String {
+    format!("{v:.1}")
+}
+
 /// Whether a sample breaks the thresholds; the evidence when it does.
-pub fn anomaly(t: &Thresholds, s: &Sample) -> Option<String> {
+pub fn anomaly(t: &Thresholds, s: &Sample) -> Option<Summary> {
     if s.new_success < t.min_success_rate {
-        return Some(format!(
-            "new version success {:.1}% < {:.1}% (old {:.1}%)",
-            s.new_success, t.min_success_rate, s.old_success
-        ));
+        let p = json!({ "new": pct(s.new_success), "min": pct(t.min_success_rate), "old": pct(s.old_success) });
+        return Some(summary("success_below", p));
     }
     if let Some(max) = t.max_p95_ms.filter(|m| s.new_p95 > *m) {
-        return Some(format!(
-            "new version p95 {} ms > {} ms (old {} ms)",
-            s.new_p95, max, s.old_p95
+        return Some(summary(
+            "p95_above",
+            json!({ "new": s.new_p95, "max": max, "old": s.old_p95 }),
         ));
     }
     if let Some(drop) = t.max_success_rate_drop.filter(|d| s.old_success - s.new_success > *d) {
-        return Some(format!(
-            "new version success {:.1}% trails the old {:.1}% by more than {drop} points",
-            s.new_success, s.old_success
-        ));
+        let p = json!({ "new": pct(s.new_success), "old": pct(s.old_success), "drop": drop });
+        return Some(summary("success_trailing", p));
     }
     None
+}
+
+/// A traffic split as a result.
+pub(crate) fn traffic(weight: u8) -> Summary {
+    summary("traffic", json!({ "new": weight, "old": 100 - weight }))
 }
 
 fn sim_sample(sim: &SimConfig) -> Sample {
@@ -130,7 +155,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     if deadline.is_some_and(|d| ctx.now >= d) {
         return done(
             false,
-            format!("timed out after {}s", ctx.step.timeout_secs.unwrap_or(0)),
+            summary("timed_out", json!({ "secs": ctx.step.timeout_secs.unwrap_or(0) })),
         );
     }
     let sim_config = ctx.sim;
@@ -170,13 +195,8 @@ pub(crate) fn monitor(ctx: StepCtx<'_>, sample: Sample) -> StepOutcome {
     }
     let end = started_at + (step.duration_secs.unwrap_or(0) as i64) * 1000;
     if now >= end {
-        done(
-            true,
-            format!(
-                "healthy: new {:.1}% / {} ms · old {:.1}% / {} ms",
-                sample.new_success, sample.new_p95, sample.old_success, sample.old_p95
-            ),
-        )
+        let p = json!({ "new": pct(sample.new_success), "new_p95": sample.new_p95, "old": pct(sample.old_success), "old_p95": sample.old_p95 });
+        done(true, summary("healthy", p))
     } else {
         StepOutcome::Continue {
             next_at: end.min(now + MONITOR_TICK_MS),
@@ -200,14 +220,14 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
         };
     }
     if sim.fail_steps.contains(&step.id) {
-        return done(false, "simulated failure (sim.fail_steps)");
+        return done(false, summary("sim_failure", json!({})));
     }
     let version = ticket.fields.get("version").cloned().unwrap_or_default();
     match step.kind {
         StepType::TrafficShift => {
             let w = step.weight.unwrap_or(100);
             run.traffic = w;
-            done(true, format!("traffic: new {w}% · old {}%", 100 - w))
+            done(true, traffic(w))
         }
         StepType::Monitor => monitor(
             StepCtx {
@@ -230,10 +250,9 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
             run.deployed = true;
             StepOutcome::Done {
                 ok: true,
-                summary: format!(
-                    "deployed {version} to {} simulated target(s) in {} batch(es)",
-                    targets.len(),
-                    batches.len()
+                summary: summary(
+                    "deployed_sim",
+                    json!({ "version": version, "targets": targets.len(), "batches": batches.len() }),
                 ),
                 log: batches
                     .iter()
@@ -247,9 +266,9 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
         }
         StepType::Rollback => {
             run.traffic = 0;
-            done(true, "traffic back to the old version")
+            done(true, summary("traffic_back", json!({ "restored": false })))
         }
-        _ => done(true, "ok (simulated)"),
+        _ => done(true, summary("ok_simulated", json!({}))),
     }
 }
 
@@ -316,7 +335,7 @@ const LOG_TAIL: usize = 20;
 
 async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     let Some(command) = ctx.step.command.clone() else {
-        return done(false, "no command configured");
+        return done(false, summary("no_command", json!({})));
     };
     let env = script_env(ctx.ticket, ctx.step, ctx.run, ctx.sim);
     let mut cmd = tokio::process::Command::new("sh");
@@ -331,9 +350,9 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     match tokio::time::timeout(limit, cmd.output()).await {
         Err(_) => done(
             false,
-            format!("timed out after {}s", ctx.step.timeout_secs.unwrap_or(3600)),
+            summary("timed_out", json!({ "secs": ctx.step.timeout_secs.unwrap_or(3600) })),
         ),
-        Ok(Err(e)) => done(false, format!("could not start: {e}")),
+        Ok(Err(e)) => done(false, summary("could_not_start", json!({ "error": e.to_string() }))),
         Ok(Ok(out)) => {
             let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -350,7 +369,7 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
                 .unwrap_or_else(|| "signal".into());
             StepOutcome::Done {
                 ok: out.status.success(),
-                summary: format!("exit code {code}"),
+                summary: summary("exit_code", json!({ "code": code })),
                 log: lines,
             }
         }
@@ -361,7 +380,7 @@ fn builtin(ctx: StepCtx<'_>) -> StepOutcome {
     match ctx.step.kind {
         // Completed by a person pressing Continue.
         StepType::ApprovalGate => StepOutcome::Continue { next_at: NEVER },
-        _ => done(true, "done"),
+        _ => done(true, summary("done", json!({}))),
     }
 }
 
@@ -390,16 +409,20 @@ mod tests {
             old_p95: 130,
         };
         assert_eq!(anomaly(&t, &ok), None);
+        let en = crate::chat::Texts::new("en").unwrap();
+        let zh = crate::chat::Texts::new("zh-CN").unwrap();
         let bad = Sample {
             new_success: 92.0,
             ..ok
         };
-        assert_eq!(
-            anomaly(&t, &bad).unwrap(),
-            "new version success 92.0% < 99.5% (old 99.9%)"
-        );
+        let evidence = anomaly(&t, &bad).unwrap();
+        assert_eq!(evidence.render(&en), "new version success 92.0% &lt; 99.5% (old 99.9%)");
+        assert_eq!(evidence.render(&zh), "新版本成功率 92.0% &lt; 99.5%（旧版本 99.9%）");
         let slow = Sample { new_p95: 900, ..ok };
-        assert!(anomaly(&t, &slow).unwrap().contains("p95 900 ms > 800 ms"));
+        assert!(anomaly(&t, &slow)
+            .unwrap()
+            .render(&en)
+            .contains("p95 900 ms &gt; 800 ms"));
         let trailing = Sample {
             new_success: 99.6,
             old_success: 100.0,
@@ -409,6 +432,9 @@ mod tests {
             max_success_rate_drop: Some(0.3),
             ..t
         };
-        assert!(anomaly(&strict, &trailing).unwrap().contains("trails the old"));
+        assert!(anomaly(&strict, &trailing)
+            .unwrap()
+            .render(&en)
+            .contains("trails the old"));
     }
 }
