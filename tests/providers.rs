@@ -116,3 +116,85 @@ steps = [
     // Polling followed the configured intervals on the test clock: 2 × 10 s + 3 × 5 s.
     assert!(bot.clock.now_ms() - start >= 35_000);
 }
+
+async fn fake_prometheus(new_success: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let queries = Arc::new(Mutex::new(Vec::new()));
+    let seen = queries.clone();
+    let app = axum::Router::new().route(
+        "/api/v1/query",
+        get(move |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+            let seen = seen.clone();
+            async move {
+                let query = q.get("query").cloned().unwrap_or_default();
+                seen.lock().unwrap().push(query.clone());
+                let value = match query.as_str() {
+                    "new_ok" => new_success,
+                    "old_ok" => "0.998",
+                    "new_lat" => "0.12",
+                    "old_lat" => "0.13",
+                    _ => "NaN",
+                };
+                Json(json!({ "status": "success", "data": { "resultType": "vector", "result": [{ "metric": {}, "value": [1.0, value] }] } }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), queries)
+}
+
+fn prometheus_plan(url: &str) -> String {
+    format!(
+        r#"
+[plans.prom]
+name = "Canary watched by Prometheus"
+template = "CANARY"
+steps = [
+  {{ id = "shift", name = "Shift 10%", type = "TRAFFIC_SHIFT", weight = 10, on_failure = "rollback" }},
+  {{ id = "watch", name = "Watch", type = "MONITOR", provider = "prometheus", url = "{url}", duration_secs = 180, queries = {{ new_success = "new_ok", old_success = "old_ok", new_p95 = "new_lat", old_p95 = "old_lat" }}, thresholds = {{ min_success_rate = 99.5, max_p95_ms = 800 }}, on_failure = "rollback" }},
+  {{ id = "all", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},
+]
+"#
+    )
+}
+
+async fn release_with(config: &str) -> (TestBot, Vec<common::fake_slack::Call>) {
+    let bot = TestBot::with("en", config).await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    (bot, calls)
+}
+
+#[tokio::test]
+async fn prometheus_queries_decide_a_monitor_window() {
+    let (url, queries) = fake_prometheus("0.999").await;
+    let config = team_config().replace("plan = \"canary\"", "plan = \"prom\"") + &prometheus_plan(&url);
+    let (_bot, calls) = release_with(&config).await;
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    let text = TestBot::text_of(report);
+    assert!(
+        text.contains("released") && text.contains("healthy: new 99.9% / 120 ms · old 99.8% / 130 ms"),
+        "{text}"
+    );
+    // One sample a minute over three minutes, four queries each.
+    let n = queries.lock().unwrap().len();
+    assert!((12..=16).contains(&n), "{n} queries");
+
+    let (url, _) = fake_prometheus("0.9").await;
+    let config = team_config().replace("plan = \"canary\"", "plan = \"prom\"") + &prometheus_plan(&url);
+    let (_bot, calls) = release_with(&config).await;
+    let alert = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚨 REL-1 · Watch failed"))
+        .expect("an alert");
+    assert!(TestBot::text_of(alert).contains("new version success 90.0% &lt; 99.5% (old 99.8%)"));
+    assert!(calls
+        .iter()
+        .any(|c| TestBot::text_of(c).contains("release rolled back")));
+}

@@ -365,6 +365,7 @@ mod tests {
             old_server: None,
             new_server: None,
             reload_command: None,
+            queries: None,
         }
     }
 

@@ -14,7 +14,16 @@ pub enum Template {
 }
 
 /// Providers this build can run; the others are refused by `releasebot check`.
-pub const AVAILABLE_PROVIDERS: &[&str] = &["sim", "script", "builtin", "http", "health", "nginx", "probe"];
+pub const AVAILABLE_PROVIDERS: &[&str] = &[
+    "sim",
+    "script",
+    "builtin",
+    "http",
+    "health",
+    "nginx",
+    "probe",
+    "prometheus",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -216,6 +225,21 @@ pub struct StepDef {
     pub new_server: Option<String>,
     #[serde(default)]
     pub reload_command: Option<String>,
+    /// prometheus: instant queries (PromQL) for each side; success as a ratio (0–1),
+    /// p95 in seconds, as Prometheus conventions go.
+    #[serde(default)]
+    pub queries: Option<PromQueries>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromQueries {
+    pub new_success: String,
+    pub old_success: String,
+    #[serde(default)]
+    pub new_p95: Option<String>,
+    #[serde(default)]
+    pub old_p95: Option<String>,
 }
 
 fn default_provider() -> String {
@@ -336,6 +360,11 @@ impl Plan {
             }
             if matches!(s.provider.as_str(), "http" | "health" | "prometheus") && s.url.is_none() {
                 out.push(format!("{sp}.url: the {} provider needs a url", s.provider));
+            }
+            if s.provider == "prometheus" && s.queries.is_none() {
+                out.push(format!(
+                    "{sp}.queries: the prometheus provider needs queries (new_success, old_success)"
+                ));
             }
             if s.provider == "probe" && (s.old_url.is_none() || s.new_url.is_none()) {
                 out.push(format!("{sp}.old_url: the probe provider needs old_url and new_url"));
@@ -471,9 +500,9 @@ provider = "nginx"
                 "plans.p.steps[0].on_failure.retry.times: must be at least 1",
                 "plans.p.steps[1].weight: 40 does not increase on the previous shift (50)",
                 "plans.p.steps[2].id: duplicate step id \"b\"",
-                "plans.p.steps[2].provider: the \"prometheus\" provider is not available in this version (available: sim, script, builtin, http, health, nginx, probe)",
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[2].url: the prometheus provider needs a url",
+                "plans.p.steps[2].queries: the prometheus provider needs queries (new_success, old_success)",
                 "plans.p.steps[3].role: unknown role \"opz\"",
                 "plans.p.steps[4].provider: \"nginx\" cannot run a HealthCheck step (use one of health, sim)",
                 "plans.p.steps[1].weight: the last traffic shift must reach 100 (it stops at 40)",

@@ -98,6 +98,59 @@ pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
     )
 }
 
+/// One instant query: the first sample's value.
+async fn instant(base: &str, query: &str) -> Result<f64, String> {
+    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
+    let res = client()
+        .get(&url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("HTTP {}", res.status().as_u16()));
+    }
+    let v: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+    v.pointer("/data/result/0/value/1")
+        .and_then(|x| x.as_str())
+        .and_then(|x| x.parse::<f64>().ok())
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("no sample for {query}"))
+}
+
+/// `prometheus` (MONITOR): instant queries for old and new, compared with the thresholds.
+pub async fn prometheus(ctx: StepCtx<'_>) -> StepOutcome {
+    let (Some(base), Some(q)) = (ctx.step.url.clone(), ctx.step.queries.clone()) else {
+        return done(false, summary("no_url", json!({})));
+    };
+    let ms = |v: Option<Result<f64, String>>| -> Result<u64, String> {
+        v.map(|r| r.map(|s| (s * 1000.0).round() as u64)).unwrap_or(Ok(0))
+    };
+    let sample = async {
+        let new_success = instant(&base, &q.new_success).await? * 100.0;
+        let old_success = instant(&base, &q.old_success).await? * 100.0;
+        let new_p95 = match &q.new_p95 {
+            Some(x) => Some(instant(&base, x).await),
+            None => None,
+        };
+        let old_p95 = match &q.old_p95 {
+            Some(x) => Some(instant(&base, x).await),
+            None => None,
+        };
+        Ok::<Sample, String>(Sample {
+            new_success,
+            old_success,
+            new_p95: ms(new_p95)?,
+            old_p95: ms(old_p95)?,
+        })
+    }
+    .await;
+    match sample {
+        Ok(s) => monitor(ctx, s),
+        Err(e) => done(false, summary("query_failed", json!({ "error": e }))),
+    }
+}
+
 /// `http`: POSTs the ticket to a webhook with an idempotency key; polls `status_url` if set.
 pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
     let Some(url) = ctx.step.url.clone() else {

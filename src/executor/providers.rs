@@ -164,6 +164,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         "script" => script(ctx, deadline).await,
         "health" => super::net::health(ctx).await,
         "probe" => super::net::probe(ctx).await,
+        "prometheus" => super::net::prometheus(ctx).await,
         "http" => super::net::http(ctx).await,
         "nginx" => {
             let weight = if ctx.step.kind == StepType::Rollback {
