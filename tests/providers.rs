@@ -198,3 +198,53 @@ async fn prometheus_queries_decide_a_monitor_window() {
         .iter()
         .any(|c| TestBot::text_of(c).contains("release rolled back")));
 }
+
+#[tokio::test]
+async fn a_script_deploys_batch_by_batch_with_only_the_tickets_variables() {
+    // Something secret in the daemon's own environment must not reach scripts.
+    std::env::set_var("RELEASEBOT_TEST_DAEMON_SECRET", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("deploy.log");
+    let command = format!(
+        "echo \"$RELEASEBOT_BATCH $RELEASEBOT_TARGETS $RELEASEBOT_FIELD_VERSION ${{RELEASEBOT_TEST_DAEMON_SECRET:-none}}\" >> '{}'",
+        out.display()
+    );
+    let plan = format!(
+        r#"
+[plans.batches]
+name = "Batches"
+template = "ROLLING"
+steps = [
+  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", command = {command:?}, batches = {{ first = 1, size = 2 }} }},
+]
+"#
+    );
+    let config = team_config().replace("plan = \"canary\"", "plan = \"batches\"") + &plan;
+    let bot = TestBot::with("en", &config).await;
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let mut values = valid_release(MD5);
+    values.retain(|(k, _)| *k != "scope");
+    values.push(("scope", "web-1,web-2,web-3"));
+    bot.submit(ALICE, &modal, &values).await;
+    let calls = bot.settle().await;
+    let calls = approve(
+        &bot,
+        TOM,
+        &posts(&calls)[0].clone(),
+        &[("evaluation", "pass"), ("test_summary", "ok")],
+    )
+    .await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "1/2 web-1 2.1.0 none\n2/2 web-2,web-3 2.1.0 none\n",
+        "a small first batch, then the rest; ticket fields as variables; no daemon secrets"
+    );
+    let report = calls.iter().find(|c| TestBot::text_of(c).contains("📋 REL-1")).unwrap();
+    assert!(
+        TestBot::text_of(report).contains("Deploy (") && TestBot::text_of(report).contains("all 2 batches succeeded")
+    );
+}

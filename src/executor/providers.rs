@@ -334,46 +334,129 @@ pub fn script_env(ticket: &Ticket, step: &StepDef, run: &Run, sim: &SimConfig) -
 
 const LOG_TAIL: usize = 20;
 
+/// The hosts a ticket's scope names (`web-1,web-2`), if it names any.
+fn scoped_targets(ticket: &Ticket) -> Option<Vec<String>> {
+    let scope = ticket
+        .fields
+        .get("scope")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && !s.ends_with('%'))?;
+    Some(
+        scope
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Runs `sh -c command` with only `env` (plus PATH, HOME, LANG, TZ): the daemon's own
+/// environment, secrets included, never reaches a script.
+async fn sh(command: &str, env: Vec<(String, String)>, limit: Duration) -> Result<std::process::Output, Summary> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env_clear()
+        .envs(env)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    for var in ["PATH", "HOME", "LANG", "TZ"] {
+        if let Ok(v) = std::env::var(var) {
+            cmd.env(var, v);
+        }
+    }
+    match tokio::time::timeout(limit, cmd.output()).await {
+        Err(_) => Err(summary("timed_out", json!({ "secs": limit.as_secs() }))),
+        Ok(Err(e)) => Err(summary("could_not_start", json!({ "error": e.to_string() }))),
+        Ok(Ok(out)) => Ok(out),
+    }
+}
+
+fn tail(out: &std::process::Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+        .map(str::to_string)
+        .collect();
+    if lines.len() > LOG_TAIL {
+        lines.drain(..lines.len() - LOG_TAIL);
+    }
+    lines
+}
+
+/// `script`: the command once, or once per batch of the ticket's targets (a small first
+/// batch, then the rest), stopping at the first failure.
 async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     let Some(command) = ctx.step.command.clone() else {
         return done(false, summary("no_command", json!({})));
     };
-    let env = script_env(ctx.ticket, ctx.step, ctx.run, ctx.sim);
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(&command)
-        .envs(env)
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    let limit = deadline
-        .map(|d| Duration::from_millis((d - ctx.now).max(1) as u64))
-        .unwrap_or(Duration::from_secs(3600));
-    match tokio::time::timeout(limit, cmd.output()).await {
-        Err(_) => done(
-            false,
-            summary("timed_out", json!({ "secs": ctx.step.timeout_secs.unwrap_or(3600) })),
-        ),
-        Ok(Err(e)) => done(false, summary("could_not_start", json!({ "error": e.to_string() }))),
-        Ok(Ok(out)) => {
-            let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .chain(String::from_utf8_lossy(&out.stderr).lines())
-                .map(str::to_string)
-                .collect();
-            if lines.len() > LOG_TAIL {
-                lines.drain(..lines.len() - LOG_TAIL);
-            }
-            let code = out
-                .status
-                .code()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "signal".into());
-            StepOutcome::Done {
-                ok: out.status.success(),
-                summary: summary("exit_code", json!({ "code": code })),
-                log: lines,
-            }
+    let batches: Vec<Vec<String>> = match (scoped_targets(ctx.ticket), &ctx.step.batches) {
+        (Some(targets), Some(b)) => {
+            let mut from = 0;
+            batch_plan(targets.len() as u32, b.first, b.size)
+                .into_iter()
+                .map(|n| {
+                    let slice = targets[from..from + n as usize].to_vec();
+                    from += n as usize;
+                    slice
+                })
+                .collect()
         }
+        (Some(targets), None) => vec![targets],
+        (None, _) => vec![vec![]],
+    };
+    let total = batches.len();
+    let mut log = Vec::new();
+    for (n, batch) in batches.iter().enumerate() {
+        let mut env = script_env(ctx.ticket, ctx.step, ctx.run, ctx.sim);
+        env.retain(|(k, _)| k != "RELEASEBOT_TARGETS");
+        env.push(("RELEASEBOT_TARGETS".to_string(), batch.join(",")));
+        env.push(("RELEASEBOT_BATCH".to_string(), format!("{}/{total}", n + 1)));
+        let limit = deadline
+            .map(|d| Duration::from_millis((d - ctx.now).max(1) as u64))
+            .unwrap_or(Duration::from_secs(3600));
+        let out = match sh(&command, env, limit).await {
+            Ok(out) => out,
+            Err(why) => {
+                return StepOutcome::Done {
+                    ok: false,
+                    summary: why,
+                    log,
+                }
+            }
+        };
+        log.extend(tail(&out));
+        let code = out
+            .status
+            .code()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "signal".into());
+        if total > 1 {
+            log.push(format!("[{}/{total}] {} → {code}", n + 1, batch.join(",")));
+        }
+        if !out.status.success() {
+            if log.len() > LOG_TAIL {
+                log.drain(..log.len() - LOG_TAIL);
+            }
+            return StepOutcome::Done {
+                ok: false,
+                summary: summary("exit_code", json!({ "code": code })),
+                log,
+            };
+        }
+    }
+    if log.len() > LOG_TAIL {
+        log.drain(..log.len() - LOG_TAIL);
+    }
+    let result = if total > 1 {
+        summary("batches_done", json!({ "batches": total }))
+    } else {
+        summary("exit_code", json!({ "code": "0" }))
+    };
+    StepOutcome::Done {
+        ok: true,
+        summary: result,
+        log,
     }
 }
 
