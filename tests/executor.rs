@@ -322,3 +322,41 @@ async fn releases_speak_chinese_too() {
     assert!(text.contains("流量：新版本 10% · 旧版本 90%"), "{text}");
     find(&calls, "发布已回滚（模拟）");
 }
+
+#[tokio::test]
+async fn a_failing_host_stops_the_rollout_with_per_target_status() {
+    let config = with_sim("failing_hosts = [\"web-3\"]").replace("plan = \"canary\"", "plan = \"rolling\"");
+    let bot = TestBot::with("en", &config).await;
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let mut values = valid_release(MD5);
+    values.retain(|(k, _)| *k != "scope");
+    values.push(("scope", "web-1,web-2,web-3"));
+    bot.submit(ALICE, &modal, &values).await;
+    let calls = bot.settle().await;
+    let calls = approve(
+        &bot,
+        TOM,
+        &posts(&calls)[0].clone(),
+        &[("evaluation", "pass"), ("test_summary", "ok")],
+    )
+    .await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let alert = find(&calls, "🚨 REL-1 · Deploy in batches failed");
+    let text = TestBot::text_of(alert);
+    assert!(
+        text.contains("deploy failed on web-3")
+            && text.contains("[1/2] web-1 → ✓")
+            && text.contains("[2/2] web-2,web-3 → ✗"),
+        "{text}"
+    );
+    let progress = find(&calls, "— Rolling release (simulated)");
+    let text = TestBot::text_of(&latest(&calls, progress));
+    assert!(
+        text.contains("✅ web-1 · ❌ web-2 · ❌ web-3"),
+        "per-target status: {text}"
+    );
+    assert!(text.contains("⏸ paused"), "{text}");
+}

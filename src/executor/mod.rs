@@ -17,6 +17,14 @@ use crate::store::{audit, tickets, Tx};
 use providers::{SimConfig, StepCtx, StepOutcome, NEVER};
 use serde::{Deserialize, Serialize};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
 /// Measurements of old and new versions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -49,6 +57,9 @@ pub struct Run {
     pub traffic: u8,
     pub sample: Option<Sample>,
     pub deployed: bool,
+    /// Per-target status of the deploy, in rollout order.
+    #[serde(default)]
+    pub targets: Vec<(String, TargetStatus)>,
     pub rollback_result: Option<String>,
     pub finalized: bool,
     /// A rollback asked for after the execution ended (`/release rollback`).
@@ -74,6 +85,7 @@ impl Run {
             traffic: 0,
             sample: None,
             deployed: false,
+            targets: vec![],
             rollback_result: None,
             finalized: false,
             later_rollback: None,

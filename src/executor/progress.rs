@@ -171,6 +171,25 @@ pub fn message(
             value: texts.render("exec_latency", &json!({ "new": s.new_p95, "old": s.old_p95 }))?,
         });
     }
+    if !run.targets.is_empty() {
+        let value = run
+            .targets
+            .iter()
+            .map(|(h, st)| {
+                let icon = match st {
+                    super::TargetStatus::Done => "✅",
+                    super::TargetStatus::Failed => "❌",
+                    super::TargetStatus::Pending => "⚪",
+                };
+                format!("{icon} {}", escape(h))
+            })
+            .collect::<Vec<_>>()
+            .join(" · ");
+        fields.push(Field {
+            label: texts.plain("label_targets")?,
+            value,
+        });
+    }
     let end = row.finished_at.unwrap_or(now);
     fields.push(Field {
         label: texts.plain("label_elapsed")?,

@@ -2,7 +2,7 @@
 //! `script` runs a shell command with the ticket's fields in its environment; `builtin`
 //! covers approval gates and notifications.
 
-use super::{Run, Sample};
+use super::{Run, Sample, TargetStatus};
 use crate::domain::plan::{StepDef, StepType, Thresholds};
 use crate::domain::ticket::Ticket;
 use serde::Deserialize;
@@ -30,6 +30,9 @@ pub struct SimConfig {
     /// Steps (by id) that never finish (their timeout fails them).
     #[serde(default)]
     pub hang_steps: Vec<String>,
+    /// Hosts where a deploy fails.
+    #[serde(default)]
+    pub failing_hosts: Vec<String>,
 }
 
 fn four() -> u32 {
@@ -55,6 +58,7 @@ impl Default for SimConfig {
             old_p95_ms: old_p95(),
             fail_steps: vec![],
             hang_steps: vec![],
+            failing_hosts: vec![],
         }
     }
 }
@@ -243,26 +247,43 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
             sim_sample(sim),
         ),
         StepType::Deploy => {
-            let targets = targets(ticket, sim);
-            let batches = match &step.batches {
-                Some(b) => batch_plan(targets.len() as u32, b.first, b.size),
-                None => vec![targets.len() as u32],
-            };
+            let batches = batches_of(targets(ticket, sim), step.batches.as_ref());
+            let failed = batches
+                .iter()
+                .position(|b| b.iter().any(|h| sim.failing_hosts.contains(h)));
+            record_targets(run, &batches, failed.unwrap_or(batches.len()), failed);
+            let log = batches
+                .iter()
+                .enumerate()
+                .take(failed.map(|f| f + 1).unwrap_or(batches.len()))
+                .map(|(n, b)| {
+                    format!(
+                        "[{}/{}] {} → {}",
+                        n + 1,
+                        batches.len(),
+                        b.join(","),
+                        if Some(n) == failed { "✗" } else { "✓" }
+                    )
+                })
+                .collect();
+            if let Some(f) = failed {
+                let hosts: Vec<&String> = batches[f].iter().filter(|h| sim.failing_hosts.contains(h)).collect();
+                let hosts = hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ");
+                return StepOutcome::Done {
+                    ok: false,
+                    summary: summary("deploy_failed_on", json!({ "hosts": hosts })),
+                    log,
+                };
+            }
             run.deployed = true;
+            let targets: usize = batches.iter().map(Vec::len).sum();
             StepOutcome::Done {
                 ok: true,
                 summary: summary(
                     "deployed_sim",
-                    json!({ "version": version, "targets": targets.len(), "batches": batches.len() }),
+                    json!({ "version": version, "targets": targets, "batches": batches.len() }),
                 ),
-                log: batches
-                    .iter()
-                    .scan(0usize, |from, n| {
-                        let slice = targets[*from..(*from + *n as usize).min(targets.len())].join(", ");
-                        *from += *n as usize;
-                        Some(format!("batch: {slice} ✓"))
-                    })
-                    .collect(),
+                log,
             }
         }
         StepType::Rollback => {
@@ -288,6 +309,38 @@ pub fn targets(ticket: &Ticket, sim: &SimConfig) -> Vec<String> {
             .collect(),
         None => (1..=sim.hosts).map(|i| format!("sim-{i}")).collect(),
     }
+}
+
+/// Targets split into batches: a small first batch, then `size` at a time.
+pub fn batches_of(targets: Vec<String>, batches: Option<&crate::domain::plan::Batches>) -> Vec<Vec<String>> {
+    let Some(b) = batches else { return vec![targets] };
+    let mut from = 0;
+    batch_plan(targets.len() as u32, b.first, b.size)
+        .into_iter()
+        .map(|n| {
+            let slice = targets[from..from + n as usize].to_vec();
+            from += n as usize;
+            slice
+        })
+        .collect()
+}
+
+/// Per-target status after a deploy: batches before `done` succeeded, `failed` failed.
+fn record_targets(run: &mut Run, batches: &[Vec<String>], done: usize, failed: Option<usize>) {
+    run.targets = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(n, b)| {
+            let status = if Some(n) == failed {
+                TargetStatus::Failed
+            } else if n < done {
+                TargetStatus::Done
+            } else {
+                TargetStatus::Pending
+            };
+            b.iter().map(move |h| (h.clone(), status))
+        })
+        .collect();
 }
 
 /// Batch sizes: `first`, then `size` at a time.
@@ -390,21 +443,11 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     let Some(command) = ctx.step.command.clone() else {
         return done(false, summary("no_command", json!({})));
     };
-    let batches: Vec<Vec<String>> = match (scoped_targets(ctx.ticket), &ctx.step.batches) {
-        (Some(targets), Some(b)) => {
-            let mut from = 0;
-            batch_plan(targets.len() as u32, b.first, b.size)
-                .into_iter()
-                .map(|n| {
-                    let slice = targets[from..from + n as usize].to_vec();
-                    from += n as usize;
-                    slice
-                })
-                .collect()
-        }
-        (Some(targets), None) => vec![targets],
-        (None, _) => vec![vec![]],
+    let batches = match scoped_targets(ctx.ticket) {
+        Some(targets) => batches_of(targets, ctx.step.batches.as_ref()),
+        None => vec![vec![]],
     };
+    let per_target = ctx.step.kind == StepType::Deploy && batches.iter().any(|b| !b.is_empty());
     let total = batches.len();
     let mut log = Vec::new();
     for (n, batch) in batches.iter().enumerate() {
@@ -435,6 +478,9 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
             log.push(format!("[{}/{total}] {} → {code}", n + 1, batch.join(",")));
         }
         if !out.status.success() {
+            if per_target {
+                record_targets(ctx.run, &batches, n, Some(n));
+            }
             if log.len() > LOG_TAIL {
                 log.drain(..log.len() - LOG_TAIL);
             }
@@ -444,6 +490,10 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
                 log,
             };
         }
+    }
+    if per_target {
+        record_targets(ctx.run, &batches, batches.len(), None);
+        ctx.run.deployed = true;
     }
     if log.len() > LOG_TAIL {
         log.drain(..log.len() - LOG_TAIL);
