@@ -518,7 +518,7 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
         let thresholds = match &s.thresholds {
             Some(t) => Some(texts.render(
                 "plan_thresholds",
-                &json!({ "success": t.min_success_rate, "p95": t.max_p95_ms, "drop": t.max_success_rate_drop }),
+                &json!({ "success": t.min_success_rate, "p95": t.max_p95_ms, "p99": t.max_p99_ms, "drop": t.max_success_rate_drop }),
             )?),
             None => None,
         };

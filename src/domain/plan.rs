@@ -132,6 +132,9 @@ pub struct Thresholds {
     /// Highest acceptable p95 latency of the new version, in milliseconds.
     #[serde(default)]
     pub max_p95_ms: Option<u64>,
+    /// Highest acceptable p99 latency of the new version, in milliseconds.
+    #[serde(default)]
+    pub max_p99_ms: Option<u64>,
     /// How many percentage points the new version's success rate may trail the old one's.
     #[serde(default)]
     pub max_success_rate_drop: Option<f64>,
@@ -240,6 +243,10 @@ pub struct PromQueries {
     pub new_p95: Option<String>,
     #[serde(default)]
     pub old_p95: Option<String>,
+    #[serde(default)]
+    pub new_p99: Option<String>,
+    #[serde(default)]
+    pub old_p99: Option<String>,
 }
 
 fn default_provider() -> String {

@@ -32,6 +32,10 @@ pub struct Sample {
     pub old_success: f64,
     pub new_p95: u64,
     pub old_p95: u64,
+    #[serde(default)]
+    pub new_p99: u64,
+    #[serde(default)]
+    pub old_p99: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

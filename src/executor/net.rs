@@ -68,7 +68,14 @@ fn p95(mut v: Vec<u64>) -> u64 {
         .unwrap_or(0)
 }
 
-async fn measure(url: &str, n: u32) -> (f64, u64) {
+fn p99(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(((v.len() as f64 - 1.0) * 0.99).round() as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+async fn measure(url: &str, n: u32) -> (f64, u64, u64) {
     let mut ok = 0u32;
     let mut times = Vec::with_capacity(n as usize);
     for _ in 0..n {
@@ -76,7 +83,11 @@ async fn measure(url: &str, n: u32) -> (f64, u64) {
         ok += u32::from(good);
         times.push(ms);
     }
-    (f64::from(ok) * 100.0 / f64::from(n.max(1)), p95(times))
+    (
+        f64::from(ok) * 100.0 / f64::from(n.max(1)),
+        p95(times.clone()),
+        p99(times),
+    )
 }
 
 /// `probe` (MONITOR): sends requests to the old and the new version and compares them.
@@ -85,8 +96,8 @@ pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
         return done(false, summary("probe_urls", json!({})));
     };
     let n = ctx.step.requests.unwrap_or(20).max(1);
-    let (old_success, old_p95) = measure(&old, n).await;
-    let (new_success, new_p95) = measure(&new, n).await;
+    let (old_success, old_p95, old_p99) = measure(&old, n).await;
+    let (new_success, new_p95, new_p99) = measure(&new, n).await;
     monitor(
         ctx,
         Sample {
@@ -94,6 +105,8 @@ pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
             old_success,
             new_p95,
             old_p95,
+            new_p99,
+            old_p99,
         },
     )
 }
@@ -129,19 +142,20 @@ pub async fn prometheus(ctx: StepCtx<'_>) -> StepOutcome {
     let sample = async {
         let new_success = instant(&base, &q.new_success).await? * 100.0;
         let old_success = instant(&base, &q.old_success).await? * 100.0;
-        let new_p95 = match &q.new_p95 {
-            Some(x) => Some(instant(&base, x).await),
-            None => None,
-        };
-        let old_p95 = match &q.old_p95 {
-            Some(x) => Some(instant(&base, x).await),
-            None => None,
-        };
+        let mut latency = [0u64; 4];
+        for (slot, query) in latency.iter_mut().zip([&q.new_p95, &q.old_p95, &q.new_p99, &q.old_p99]) {
+            if let Some(query) = query {
+                *slot = ms(Some(instant(&base, query).await))?;
+            }
+        }
+        let [new_p95, old_p95, new_p99, old_p99] = latency;
         Ok::<Sample, String>(Sample {
             new_success,
             old_success,
-            new_p95: ms(new_p95)?,
-            old_p95: ms(old_p95)?,
+            new_p95,
+            old_p95,
+            new_p99,
+            old_p99,
         })
     }
     .await;

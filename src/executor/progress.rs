@@ -168,7 +168,10 @@ pub fn message(
         });
         fields.push(Field {
             label: texts.plain("label_latency")?,
-            value: texts.render("exec_latency", &json!({ "new": s.new_p95, "old": s.old_p95 }))?,
+            value: texts.render(
+                "exec_latency",
+                &json!({ "new": s.new_p95, "old": s.old_p95, "new99": s.new_p99, "old99": s.old_p99 }),
+            )?,
         });
     }
     if !run.targets.is_empty() {

@@ -132,6 +132,12 @@ pub fn anomaly(t: &Thresholds, s: &Sample) -> Option<Summary> {
             json!({ "new": s.new_p95, "max": max, "old": s.old_p95 }),
         ));
     }
+    if let Some(max) = t.max_p99_ms.filter(|m| s.new_p99 > *m) {
+        return Some(summary(
+            "p99_above",
+            json!({ "new": s.new_p99, "max": max, "old": s.old_p99 }),
+        ));
+    }
     if let Some(drop) = t.max_success_rate_drop.filter(|d| s.old_success - s.new_success > *d) {
         let p = json!({ "new": pct(s.new_success), "old": pct(s.old_success), "drop": drop });
         return Some(summary("success_trailing", p));
@@ -150,6 +156,9 @@ fn sim_sample(sim: &SimConfig) -> Sample {
         old_success: 100.0 - sim.old_error_rate,
         new_p95: sim.new_p95_ms,
         old_p95: sim.old_p95_ms,
+        // The simulated tail: p99 a third above p95.
+        new_p99: sim.new_p95_ms * 4 / 3,
+        old_p99: sim.old_p95_ms * 4 / 3,
     }
 }
 
@@ -534,6 +543,7 @@ mod tests {
         let t = Thresholds {
             min_success_rate: 99.5,
             max_p95_ms: Some(800),
+            max_p99_ms: Some(1500),
             max_success_rate_drop: Some(0.5),
         };
         let ok = Sample {
@@ -541,6 +551,8 @@ mod tests {
             old_success: 99.9,
             new_p95: 120,
             old_p95: 130,
+            new_p99: 200,
+            old_p99: 210,
         };
         assert_eq!(anomaly(&t, &ok), None);
         let en = crate::chat::Texts::new("en").unwrap();
@@ -557,6 +569,11 @@ mod tests {
             .unwrap()
             .render(&en)
             .contains("p95 900 ms &gt; 800 ms"));
+        let tail = Sample { new_p99: 1600, ..ok };
+        assert!(anomaly(&t, &tail)
+            .unwrap()
+            .render(&en)
+            .contains("p99 1600 ms &gt; 1500 ms (old 210 ms)"));
         let trailing = Sample {
             new_success: 99.6,
             old_success: 100.0,
