@@ -128,6 +128,9 @@ pub struct ApplicationConfig {
     pub name: String,
     #[serde(default)]
     pub owner: Option<String>,
+    /// Where it is released (`["prod"]` when empty).
+    #[serde(default)]
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +171,8 @@ pub struct Config {
     pub services: BTreeMap<String, ServiceConfig>,
     pub flows: BTreeMap<String, Flow>,
     pub applications: Vec<String>,
+    /// Every environment of the registered applications; `["prod"]` when none are named.
+    pub environments: Vec<String>,
     pub default_service: String,
     pub plans: BTreeMap<String, crate::domain::plan::Plan>,
     /// The simulated fleet of the `sim` provider.
@@ -373,6 +378,21 @@ impl Config {
                 applications.push(a.name.clone());
             }
         }
+        let mut environments: Vec<String> = Vec::new();
+        for (i, a) in raw.applications.iter().enumerate() {
+            for (k, e) in a.environments.iter().enumerate() {
+                if !valid_name(e) {
+                    errors.push(format!(
+                        "applications[{i}].environments[{k}]: \"{e}\" must use lowercase letters, digits, '-' and '_'"
+                    ));
+                } else if !environments.contains(e) {
+                    environments.push(e.clone());
+                }
+            }
+        }
+        if environments.is_empty() {
+            environments.push("prod".to_string());
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -382,6 +402,7 @@ impl Config {
             services: raw.services,
             flows,
             applications,
+            environments,
             default_service,
             plans,
             sim: raw.sim,

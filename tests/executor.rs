@@ -360,3 +360,56 @@ async fn a_failing_host_stops_the_rollout_with_per_target_status() {
     );
     assert!(text.contains("⏸ paused"), "{text}");
 }
+
+#[tokio::test]
+async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
+    let config = team_config()
+        .replace(
+            "  { id = \"notes\", label = \"Notes\", kind = \"multiline\", required = false },",
+            "  { id = \"notes\", label = \"Notes\", kind = \"multiline\", required = false },\n  { id = \"environment\", label = \"Environment\", kind = \"environment\" },",
+        )
+        + "\n[[applications]]\nname = \"payments\"\nenvironments = [\"staging\", \"prod\"]\n";
+    let bot = TestBot::with("en", &config).await;
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let mut values = valid_release(MD5);
+    values.push(("environment", "qa"));
+    let r = bot.submit(ALICE, &modal, &values).await;
+    assert_eq!(
+        r.json()["errors"]["environment"],
+        "Unknown environment. Known: staging, prod."
+    );
+    values.pop();
+    values.push(("environment", "Staging"));
+    bot.submit(ALICE, &modal, &values).await;
+    let calls = bot.settle().await;
+    let calls = approve(
+        &bot,
+        TOM,
+        &posts(&calls)[0].clone(),
+        &[("evaluation", "pass"), ("test_summary", "ok")],
+    )
+    .await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    find(&calls, "📋 REL-1 · payments 2.1.0 released");
+
+    bot.command(OSCAR, "/release baselines payments staging").await;
+    let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(list.contains("Baselines of payments in staging"), "{list}");
+    assert!(list.contains("#2 · after REL-1 · version 2.1.0 · 4 replicas"), "{list}");
+    assert!(list.contains("#1 · before REL-1 · version unknown"), "{list}");
+    bot.command(OSCAR, "/release baselines payments").await;
+    let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        list.contains("No baselines are recorded for payments in prod yet."),
+        "{list}"
+    );
+    bot.command(OSCAR, "/release baselines").await;
+    let usage = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        usage.contains("Which application?") && usage.contains("/release baselines APPLICATION [ENVIRONMENT]"),
+        "{usage}"
+    );
+}

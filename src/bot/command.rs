@@ -16,6 +16,7 @@ pub enum Verb {
     ReleasePlan,
     ReleaseStatus,
     ReleaseRollback,
+    ReleaseBaselines,
     ReleaseHelp,
     RoleAdd,
     RoleRemove,
@@ -23,7 +24,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 11] = [
+    pub const ALL: [Verb; 12] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -31,6 +32,7 @@ impl Verb {
         Verb::ReleasePlan,
         Verb::ReleaseStatus,
         Verb::ReleaseRollback,
+        Verb::ReleaseBaselines,
         Verb::ReleaseHelp,
         Verb::RoleAdd,
         Verb::RoleRemove,
@@ -47,6 +49,7 @@ impl Verb {
             | Verb::ReleasePlan
             | Verb::ReleaseStatus
             | Verb::ReleaseRollback
+            | Verb::ReleaseBaselines
             | Verb::ReleaseHelp => "release",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
         }
@@ -61,6 +64,7 @@ impl Verb {
             Verb::ReleasePlan => "plan",
             Verb::ReleaseStatus => "status",
             Verb::ReleaseRollback => "rollback",
+            Verb::ReleaseBaselines => "baselines",
             Verb::ReleaseHelp => "help",
             Verb::RoleAdd => "add",
             Verb::RoleRemove => "remove",
@@ -78,6 +82,7 @@ impl Verb {
             Verb::ReleasePlan => "/release plan REL-ID",
             Verb::ReleaseStatus => "/release status REL-ID",
             Verb::ReleaseRollback => "/release rollback REL-ID [--to BASELINE]",
+            Verb::ReleaseBaselines => "/release baselines APPLICATION [ENVIRONMENT]",
             Verb::ReleaseHelp => "/release help",
             Verb::RoleAdd => "/role add ROLE @user [application]",
             Verb::RoleRemove => "/role remove ROLE @user [application]",
@@ -95,6 +100,7 @@ impl Verb {
             Verb::ReleasePlan => "help_release_plan",
             Verb::ReleaseStatus => "help_release_status",
             Verb::ReleaseRollback => "help_release_rollback",
+            Verb::ReleaseBaselines => "help_release_baselines",
             Verb::ReleaseHelp => "help_release_help",
             Verb::RoleAdd => "help_role_add",
             Verb::RoleRemove => "help_role_remove",
@@ -141,6 +147,10 @@ pub enum Command {
         id: TicketId,
         to: Option<i64>,
     },
+    ReleaseBaselines {
+        application: String,
+        environment: Option<String>,
+    },
     Help {
         command: String,
     },
@@ -174,6 +184,7 @@ pub enum Problem {
     NotAMention(String),
     /// `--to` without a baseline number, or not a number.
     BadBaseline(String),
+    MissingApplication,
     Unexpected(String),
 }
 
@@ -195,6 +206,7 @@ impl Problem {
             Problem::MissingUser => "missing_user",
             Problem::NotAMention(_) => "not_a_mention",
             Problem::BadBaseline(_) => "bad_baseline",
+            Problem::MissingApplication => "missing_application",
             Problem::Unexpected(_) => "unexpected",
         }
     }
@@ -209,7 +221,7 @@ impl Problem {
             | Problem::BadBaseline(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
-            Problem::MissingTicket | Problem::MissingRole | Problem::MissingUser => "",
+            Problem::MissingTicket | Problem::MissingRole | Problem::MissingUser | Problem::MissingApplication => "",
         }
     }
 }
@@ -319,6 +331,18 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             };
             no_more(if to.is_some() { 3 } else { 1 })?;
             Ok(Command::ReleaseRollback { id, to })
+        }
+        Verb::ReleaseBaselines => {
+            let application = rest
+                .first()
+                .ok_or_else(|| err(verb, Problem::MissingApplication))?
+                .to_string();
+            let environment = rest.get(1).map(|s| s.to_string());
+            no_more(2)?;
+            Ok(Command::ReleaseBaselines {
+                application,
+                environment,
+            })
         }
         Verb::ReleaseHelp => Ok(Command::Help { command }),
         Verb::RoleAdd => {

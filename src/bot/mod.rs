@@ -180,6 +180,10 @@ impl Bot {
             C::ReleasePlan { id } => releases::dry_run(self, tx, ev, id).await,
             C::ReleaseStatus { id } => releases::status(self, tx, ev, id).await,
             C::ReleaseRollback { id, to } => releases::rollback(self, tx, ev, id, to).await,
+            C::ReleaseBaselines {
+                application,
+                environment,
+            } => releases::baselines(self, tx, ev, &application, environment.as_deref()).await,
             C::Help { command } => {
                 let msg = views::help(&self.texts, &command)?;
                 self.ephemeral(tx, ev, msg).await?;

@@ -200,3 +200,43 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
     bot.executor_notify.notify_one();
     Ok(Handled::Done)
 }
+
+/// `/release baselines APPLICATION [ENVIRONMENT]`: what rollbacks can return to.
+pub async fn baselines(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    application: &str,
+    environment: Option<&str>,
+) -> anyhow::Result<Handled> {
+    let environment = environment.unwrap_or(crate::executor::DEFAULT_ENVIRONMENT);
+    let rows = crate::store::executions::list_baselines(tx, application, environment, 20).await?;
+    let mut lines = Vec::new();
+    for (b, ticket) in &rows {
+        lines.push(bot.texts.render(
+            "baseline_line",
+            &json!({
+                "id": b.id, "kind": bot.texts.plain(&format!("baseline_kind_{}", b.kind))?, "ticket": ticket.map(|t| t.to_string()),
+                "version": b.version, "replicas": b.replicas, "config": b.config_version, "at": crate::domain::fields::format_ms(b.recorded_at),
+            }),
+        )?);
+    }
+    let data = json!({ "application": application, "environment": environment });
+    let body = if lines.is_empty() {
+        bot.texts.render("baselines_none", &data)?
+    } else {
+        lines.join("\n")
+    };
+    let title = bot.texts.render("baselines_title", &data)?;
+    bot.ephemeral(
+        tx,
+        ev,
+        crate::chat::Message {
+            title,
+            body: Some(body),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Handled::Done)
+}

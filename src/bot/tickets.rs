@@ -177,6 +177,7 @@ fn validate(
     let ctx = ValidationContext {
         now_ms: bot.now(),
         applications: &bot.config.applications,
+        environments: &bot.config.environments,
     };
     fields::validate(defs, values, &ctx)
 }

@@ -18,6 +18,7 @@ pub enum FieldError {
     DateTimePast,
     UnknownOption { options: Vec<String> },
     UnknownApplication { known: Vec<String> },
+    UnknownEnvironment { known: Vec<String> },
 }
 
 impl FieldError {
@@ -31,6 +32,7 @@ impl FieldError {
             FieldError::DateTimePast => "datetime_past",
             FieldError::UnknownOption { .. } => "unknown_option",
             FieldError::UnknownApplication { .. } => "unknown_application",
+            FieldError::UnknownEnvironment { .. } => "unknown_environment",
         }
     }
 
@@ -41,7 +43,7 @@ impl FieldError {
             FieldError::UnknownOption { options } => {
                 serde_json::json!({ "options": options.join(", ") })
             }
-            FieldError::UnknownApplication { known } => {
+            FieldError::UnknownApplication { known } | FieldError::UnknownEnvironment { known } => {
                 serde_json::json!({ "known": known.join(", ") })
             }
             _ => serde_json::json!({}),
@@ -52,6 +54,7 @@ impl FieldError {
 pub struct ValidationContext<'a> {
     pub now_ms: i64,
     pub applications: &'a [String],
+    pub environments: &'a [String],
 }
 
 /// Validates every field; returns the normalised answers or every error, keyed by field id.
@@ -118,6 +121,14 @@ fn validate_one(def: &FieldDef, raw: &str, ctx: &ValidationContext<'_>) -> Resul
             .ok_or_else(|| FieldError::UnknownOption {
                 options: def.options.clone(),
             }),
+        FieldKind::Environment => ctx
+            .environments
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(raw))
+            .cloned()
+            .ok_or_else(|| FieldError::UnknownEnvironment {
+                known: ctx.environments.to_vec(),
+            }),
         FieldKind::Application => {
             if ctx.applications.is_empty() {
                 return Ok(raw.to_string());
@@ -180,9 +191,11 @@ mod tests {
 
     fn check(kind: FieldKind, raw: &str) -> Result<String, FieldError> {
         let apps = vec!["payments".to_string()];
+        let envs = vec!["prod".to_string(), "staging".to_string()];
         let ctx = ValidationContext {
             now_ms: 1_700_000_000_000, // 2023-11-14
             applications: &apps,
+            environments: &envs,
         };
         let d = def("f", kind);
         let mut answers = BTreeMap::new();
@@ -258,6 +271,7 @@ mod tests {
         let ctx = ValidationContext {
             now_ms: 0,
             applications: &[],
+            environments: &[],
         };
         let mut d = def("opt", FieldKind::Text);
         d.required = false;
@@ -265,10 +279,22 @@ mod tests {
     }
 
     #[test]
+    fn environments_come_from_the_registry() {
+        assert_eq!(check(FieldKind::Environment, "Staging").as_deref(), Ok("staging"));
+        assert_eq!(
+            check(FieldKind::Environment, "qa"),
+            Err(FieldError::UnknownEnvironment {
+                known: vec!["prod".into(), "staging".into()]
+            })
+        );
+    }
+
+    #[test]
     fn any_application_when_none_registered() {
         let ctx = ValidationContext {
             now_ms: 0,
             applications: &[],
+            environments: &[],
         };
         let mut answers = BTreeMap::new();
         answers.insert("app".to_string(), "anything".to_string());

@@ -20,6 +20,8 @@ pub enum FieldKind {
     Select,
     /// A registered application (any name when none are registered).
     Application,
+    /// One of the environments of the registered applications (`prod` by default).
+    Environment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,7 +104,17 @@ impl Run {
 pub type Row = ExecRow<Run>;
 
 const LEASE_MS: i64 = 15 * 60_000;
-pub const ENVIRONMENT: &str = "prod";
+/// The environment a release goes to when the ticket does not name one.
+pub const DEFAULT_ENVIRONMENT: &str = "prod";
+
+/// The ticket's `environment` field, or `prod`.
+pub fn environment_of(ticket: &Ticket) -> String {
+    ticket
+        .fields
+        .get("environment")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string())
+}
 
 fn status_str(s: ExecStatus) -> &'static str {
     match s {
@@ -126,6 +136,7 @@ pub async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, plan: &Plan, service
     let now = bot.now();
     let run = Run::new(plan);
     let plan_json = serde_json::to_string(plan)?;
+    let environment = environment_of(ticket);
     let Some(id) = q::insert(
         tx,
         NewExec {
@@ -133,7 +144,7 @@ pub async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, plan: &Plan, service
             plan_id: &plan.id,
             plan_json: &plan_json,
             application: &ticket.application,
-            environment: ENVIRONMENT,
+            environment: &environment,
             status: status_str(run.exec.status),
             state: &run,
             platform: &ticket.submitter.platform,
@@ -146,13 +157,13 @@ pub async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, plan: &Plan, service
         return Ok(false);
     };
     // The baseline a rollback returns to.
-    let before = q::latest_baseline(tx, &ticket.application, ENVIRONMENT).await?;
+    let before = q::latest_baseline(tx, &ticket.application, &environment).await?;
     q::record_baseline(
         tx,
         &Baseline {
             id: 0,
             application: ticket.application.clone(),
-            environment: ENVIRONMENT.into(),
+            environment: environment.clone(),
             execution: Some(id),
             kind: "before".into(),
             version: before
@@ -173,7 +184,7 @@ pub async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, plan: &Plan, service
         ticket: ticket.id,
         plan_id: plan.id.clone(),
         application: ticket.application.clone(),
-        environment: ENVIRONMENT.into(),
+        environment,
         status: status_str(run.exec.status).into(),
         state: run,
         platform: ticket.submitter.platform.clone(),

@@ -303,3 +303,31 @@ pub async fn latest_baseline(
     .await?;
     row.as_ref().map(baseline_from_row).transpose()
 }
+
+/// The baselines of an application in an environment, newest first, with the ticket of
+/// the release that recorded each.
+pub async fn list_baselines(
+    conn: &mut Conn,
+    application: &str,
+    environment: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<(Baseline, Option<TicketId>)>> {
+    let rows = sqlx::query(
+        "SELECT b.id, b.application, b.environment, b.execution_id, b.kind, b.version, b.replicas, b.config_version, b.recorded_at, e.ticket_id
+         FROM baselines b LEFT JOIN executions e ON e.id = b.execution_id
+         WHERE b.application = $1 AND b.environment = $2 ORDER BY b.id DESC LIMIT $3",
+    )
+    .bind(application)
+    .bind(environment)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                baseline_from_row(r)?,
+                r.try_get::<Option<i64>, _>("ticket_id")?.map(TicketId),
+            ))
+        })
+        .collect()
+}
