@@ -9,11 +9,7 @@ use common::*;
 /// Walks REL-1 up to the release stage and approves it; returns what Slack received after.
 async fn release(bot: &TestBot) -> Vec<Call> {
     let test_msg = bot.submit_release(ALICE, MD5).await;
-    let calls = approve(bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
-    let coordinate = posts(&calls)[0].clone();
-    let calls = approve(bot, OSCAR, &coordinate, &[]).await;
-    let release = posts(&calls)[0].clone();
-    approve(bot, OLGA, &release, &[("release_summary", "go")]).await
+    bot.approve_to_release(&test_msg).await
 }
 
 fn progress_updates<'a>(calls: &'a [Call], progress: &Call) -> Vec<&'a Call> {
@@ -243,25 +239,9 @@ async fn a_rollback_button_returns_traffic_to_the_old_version() {
 #[tokio::test]
 async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
     let bot = TestBot::start().await;
-    release(&bot).await; // REL-1: 2.1.0 released
-                         // REL-2: 2.2.0, submitted with its own version.
-    bot.command(ALICE, "/release new").await;
-    bot.settle().await;
-    let modal = bot.last_modal();
-    let mut values = valid_release(MD5);
-    values.retain(|(k, _)| *k != "version");
-    values.push(("version", "2.2.0"));
-    bot.submit(ALICE, &modal, &values).await;
-    let calls = bot.settle().await;
-    let calls = approve(
-        &bot,
-        TOM,
-        &posts(&calls)[0].clone(),
-        &[("evaluation", "pass"), ("test_summary", "ok")],
-    )
-    .await;
-    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    release(&bot).await; // REL-1: 2.1.0 released; then REL-2: 2.2.0
+    let first = bot.submit_values(ALICE, &answers_with(&[("version", "2.2.0")])).await;
+    let calls = bot.approve_to_release(&first).await;
     find(&calls, "📋 REL-2 · payments 2.2.0 released");
 
     bot.command(QUINN, "/release rollback REL-2").await;
@@ -327,23 +307,10 @@ async fn releases_speak_chinese_too() {
 async fn a_failing_host_stops_the_rollout_with_per_target_status() {
     let config = with_sim("failing_hosts = [\"web-3\"]").replace("plan = \"canary\"", "plan = \"rolling\"");
     let bot = TestBot::with("en", &config).await;
-    bot.command(ALICE, "/release new").await;
-    bot.settle().await;
-    let modal = bot.last_modal();
-    let mut values = valid_release(MD5);
-    values.retain(|(k, _)| *k != "scope");
-    values.push(("scope", "web-1,web-2,web-3"));
-    bot.submit(ALICE, &modal, &values).await;
-    let calls = bot.settle().await;
-    let calls = approve(
-        &bot,
-        TOM,
-        &posts(&calls)[0].clone(),
-        &[("evaluation", "pass"), ("test_summary", "ok")],
-    )
-    .await;
-    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let first = bot
+        .submit_values(ALICE, &answers_with(&[("scope", "web-1,web-2,web-3")]))
+        .await;
+    let calls = bot.approve_to_release(&first).await;
     let alert = find(&calls, "🚨 REL-1 · Deploy in batches failed");
     let text = TestBot::text_of(alert);
     assert!(
@@ -384,15 +351,7 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
     values.push(("environment", "Staging"));
     bot.submit(ALICE, &modal, &values).await;
     let calls = bot.settle().await;
-    let calls = approve(
-        &bot,
-        TOM,
-        &posts(&calls)[0].clone(),
-        &[("evaluation", "pass"), ("test_summary", "ok")],
-    )
-    .await;
-    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let calls = bot.approve_to_release(posts(&calls)[0]).await;
     find(&calls, "📋 REL-1 · payments 2.1.0 released");
 
     bot.command(OSCAR, "/release baselines payments staging").await;

@@ -162,9 +162,7 @@ steps = [
 async fn release_with(config: &str) -> (TestBot, Vec<common::fake_slack::Call>) {
     let bot = TestBot::with("en", config).await;
     let test_msg = bot.submit_release(ALICE, MD5).await;
-    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
-    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let calls = bot.approve_to_release(&test_msg).await;
     (bot, calls)
 }
 
@@ -221,23 +219,10 @@ steps = [
     );
     let config = team_config().replace("plan = \"canary\"", "plan = \"batches\"") + &plan;
     let bot = TestBot::with("en", &config).await;
-    bot.command(ALICE, "/release new").await;
-    bot.settle().await;
-    let modal = bot.last_modal();
-    let mut values = valid_release(MD5);
-    values.retain(|(k, _)| *k != "scope");
-    values.push(("scope", "web-1,web-2,web-3"));
-    bot.submit(ALICE, &modal, &values).await;
-    let calls = bot.settle().await;
-    let calls = approve(
-        &bot,
-        TOM,
-        &posts(&calls)[0].clone(),
-        &[("evaluation", "pass"), ("test_summary", "ok")],
-    )
-    .await;
-    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let first = bot
+        .submit_values(ALICE, &answers_with(&[("scope", "web-1,web-2,web-3")]))
+        .await;
+    let calls = bot.approve_to_release(&first).await;
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         "1/2 web-1 2.1.0 none\n2/2 web-2,web-3 2.1.0 none\n",

@@ -422,3 +422,43 @@ pub async fn approve(
     }
     calls
 }
+
+/// The valid release answers with some of them replaced (or added).
+pub fn answers_with<'a>(changes: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
+    let mut values: Vec<(&'static str, &'a str)> = valid_release(MD5);
+    for (k, v) in changes {
+        values.retain(|(key, _)| key != k);
+        values.push((k, v));
+    }
+    values
+}
+
+impl TestBot {
+    /// `user` opens the form and submits these answers; returns the first stage message.
+    pub async fn submit_values(&self, user: &str, values: &[(&str, &str)]) -> fake_slack::Call {
+        self.command(user, "/release new").await;
+        self.settle().await;
+        let modal = self.last_modal();
+        let r = self.submit(user, &modal, values).await;
+        assert_eq!(r.body, "", "the form is accepted");
+        let calls = self.settle().await;
+        posts(&calls)
+            .first()
+            .map(|c| (*c).clone())
+            .expect("the first stage is posted")
+    }
+
+    /// Test confirms, ops coordinates and ops releases; returns what Slack received after
+    /// the release stage was approved (the release itself, on the test clock).
+    pub async fn approve_to_release(&self, first_stage: &fake_slack::Call) -> Vec<fake_slack::Call> {
+        let calls = approve(
+            self,
+            TOM,
+            first_stage,
+            &[("evaluation", "pass"), ("test_summary", "ok")],
+        )
+        .await;
+        let calls = approve(self, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+        approve(self, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await
+    }
+}
