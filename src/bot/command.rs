@@ -4,6 +4,7 @@
 
 use crate::domain::ticket::TicketId;
 use crate::domain::Actor;
+use std::collections::BTreeMap;
 
 /// Every command. Adding one without usage and help text does not compile:
 /// `usage` and `help_key` match exhaustively.
@@ -18,13 +19,17 @@ pub enum Verb {
     ReleaseRollback,
     ReleaseBaselines,
     ReleaseHelp,
+    ReleaseApprove,
+    ReleaseReject,
+    ReleaseResubmit,
     RoleAdd,
     RoleRemove,
     RoleList,
+    RoleLink,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 12] = [
+    pub const ALL: [Verb; 16] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -34,9 +39,13 @@ impl Verb {
         Verb::ReleaseRollback,
         Verb::ReleaseBaselines,
         Verb::ReleaseHelp,
+        Verb::ReleaseApprove,
+        Verb::ReleaseReject,
+        Verb::ReleaseResubmit,
         Verb::RoleAdd,
         Verb::RoleRemove,
         Verb::RoleList,
+        Verb::RoleLink,
     ];
 
     /// The top-level command (`/release`, `/role`).
@@ -50,8 +59,11 @@ impl Verb {
             | Verb::ReleaseStatus
             | Verb::ReleaseRollback
             | Verb::ReleaseBaselines
-            | Verb::ReleaseHelp => "release",
-            Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList => "role",
+            | Verb::ReleaseHelp
+            | Verb::ReleaseApprove
+            | Verb::ReleaseReject
+            | Verb::ReleaseResubmit => "release",
+            Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList | Verb::RoleLink => "role",
         }
     }
 
@@ -66,16 +78,20 @@ impl Verb {
             Verb::ReleaseRollback => "rollback",
             Verb::ReleaseBaselines => "baselines",
             Verb::ReleaseHelp => "help",
+            Verb::ReleaseApprove => "approve",
+            Verb::ReleaseReject => "reject",
+            Verb::ReleaseResubmit => "resubmit",
             Verb::RoleAdd => "add",
             Verb::RoleRemove => "remove",
             Verb::RoleList => "list",
+            Verb::RoleLink => "link",
         }
     }
 
     /// Syntax, the same in every language.
     pub fn usage(self) -> &'static str {
         match self {
-            Verb::ReleaseNew => "/release new [service]",
+            Verb::ReleaseNew => "/release new [service] [field=value …]",
             Verb::ReleaseShow => "/release show REL-ID",
             Verb::ReleaseList => "/release list [mine|pending|all]",
             Verb::ReleaseCancel => "/release cancel REL-ID [reason]",
@@ -84,9 +100,13 @@ impl Verb {
             Verb::ReleaseRollback => "/release rollback REL-ID [--to BASELINE]",
             Verb::ReleaseBaselines => "/release baselines APPLICATION [ENVIRONMENT]",
             Verb::ReleaseHelp => "/release help",
+            Verb::ReleaseApprove => "/release approve REL-ID [field=value …]",
+            Verb::ReleaseReject => "/release reject REL-ID reason",
+            Verb::ReleaseResubmit => "/release resubmit REL-ID [field=value …]",
             Verb::RoleAdd => "/role add ROLE @user [application]",
             Verb::RoleRemove => "/role remove ROLE @user [application]",
             Verb::RoleList => "/role list",
+            Verb::RoleLink => "/role link @user platform:user-id",
         }
     }
 
@@ -102,9 +122,13 @@ impl Verb {
             Verb::ReleaseRollback => "help_release_rollback",
             Verb::ReleaseBaselines => "help_release_baselines",
             Verb::ReleaseHelp => "help_release_help",
+            Verb::ReleaseApprove => "help_release_approve",
+            Verb::ReleaseReject => "help_release_reject",
+            Verb::ReleaseResubmit => "help_release_resubmit",
             Verb::RoleAdd => "help_role_add",
             Verb::RoleRemove => "help_role_remove",
             Verb::RoleList => "help_role_list",
+            Verb::RoleLink => "help_role_link",
         }
     }
 
@@ -124,8 +148,23 @@ pub enum ListScope {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Opens the form, or submits it at once when `values` are given (`field=value`).
     ReleaseNew {
         service: Option<String>,
+        values: BTreeMap<String, String>,
+    },
+    /// Decides the ticket's current stage without a form (text-only platforms, power users).
+    ReleaseApprove {
+        id: TicketId,
+        values: BTreeMap<String, String>,
+    },
+    ReleaseReject {
+        id: TicketId,
+        reason: Option<String>,
+    },
+    ReleaseResubmit {
+        id: TicketId,
+        values: BTreeMap<String, String>,
     },
     ReleaseShow {
         id: TicketId,
@@ -165,6 +204,11 @@ pub enum Command {
         application: Option<String>,
     },
     RoleList,
+    /// Links two identities of one person: roles held by either count for both.
+    RoleLink {
+        user: Actor,
+        other: Actor,
+    },
 }
 
 /// What is wrong with a command line; each has a template `usage_<code>`.
@@ -226,10 +270,70 @@ impl Problem {
     }
 }
 
-/// Parses a neutral mention token `<@platform:user>`.
+/// Platforms whose users may be named as `platform:user-id` in commands.
+pub const PLATFORMS: [&str; 3] = ["slack", "discord", "dingtalk"];
+
+/// Parses a neutral mention token `<@platform:user>`, or an explicit `platform:user-id`
+/// (to name someone on another platform).
 pub fn parse_mention(token: &str) -> Option<Actor> {
-    let inner = token.strip_prefix("<@")?.strip_suffix('>')?;
-    Actor::parse(inner)
+    if let Some(inner) = token.strip_prefix("<@").and_then(|t| t.strip_suffix('>')) {
+        return Actor::parse(inner);
+    }
+    Actor::parse(token).filter(|a| PLATFORMS.contains(&a.platform.as_str()))
+}
+
+/// Splits a command line into words; double quotes group words (`notes="two words"`).
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in text.chars() {
+        match c {
+            '"' | '“' | '”' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+/// `field=value` (field: letters, digits, `_`, `-`, `.`).
+fn key_value(word: &str) -> Option<(String, String)> {
+    let (k, v) = word.split_once('=')?;
+    let ok = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    ok.then(|| (k.to_ascii_lowercase(), v.to_string()))
+}
+
+/// Separates `field=value` words from the others.
+fn split_values(rest: &[String]) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut plain = Vec::new();
+    let mut values = BTreeMap::new();
+    for w in rest {
+        match key_value(w) {
+            Some((k, v)) => {
+                values.insert(k, v);
+            }
+            None => plain.push(w.clone()),
+        }
+    }
+    (plain, values)
 }
 
 fn err(verb: Verb, problem: Problem) -> CommandError {
@@ -248,7 +352,8 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             problem: Problem::UnknownCommand(command),
         });
     }
-    let mut words = text.split_whitespace();
+    let all = words(text);
+    let mut words = all.iter().map(String::as_str);
     let Some(word) = words.next() else {
         return Ok(Command::Help { command });
     };
@@ -283,10 +388,40 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         no_more(3)?;
         Ok((role, user, app))
     };
+    let owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     match verb {
-        Verb::ReleaseNew => Ok(Command::ReleaseNew {
-            service: (!rest.is_empty()).then(|| rest.join(" ")),
-        }),
+        Verb::ReleaseNew => {
+            let (plain, values) = split_values(&owned);
+            Ok(Command::ReleaseNew {
+                service: (!plain.is_empty()).then(|| plain.join(" ")),
+                values,
+            })
+        }
+        Verb::ReleaseApprove | Verb::ReleaseResubmit => {
+            let id = ticket(rest.first())?;
+            let (plain, values) = split_values(&owned[1..]);
+            if let Some(w) = plain.first() {
+                return Err(err(verb, Problem::Unexpected(w.clone())));
+            }
+            Ok(if verb == Verb::ReleaseApprove {
+                Command::ReleaseApprove { id, values }
+            } else {
+                Command::ReleaseResubmit { id, values }
+            })
+        }
+        Verb::ReleaseReject => {
+            let id = ticket(rest.first())?;
+            let reason = (rest.len() > 1).then(|| rest[1..].join(" "));
+            Ok(Command::ReleaseReject { id, reason })
+        }
+        Verb::RoleLink => {
+            let user = rest.first().ok_or_else(|| err(verb, Problem::MissingUser))?;
+            let user = parse_mention(user).ok_or_else(|| err(verb, Problem::NotAMention(user.to_string())))?;
+            let other = rest.get(1).ok_or_else(|| err(verb, Problem::MissingUser))?;
+            let other = parse_mention(other).ok_or_else(|| err(verb, Problem::NotAMention(other.to_string())))?;
+            no_more(2)?;
+            Ok(Command::RoleLink { user, other })
+        }
         Verb::ReleaseShow => {
             let id = ticket(rest.first())?;
             no_more(1)?;
@@ -374,11 +509,60 @@ mod tests {
 
     #[test]
     fn parses_every_verb() {
-        assert_eq!(parse("/release", "new"), Ok(Command::ReleaseNew { service: None }));
+        assert_eq!(
+            parse("/release", "new"),
+            Ok(Command::ReleaseNew {
+                service: None,
+                values: BTreeMap::new()
+            })
+        );
         assert_eq!(
             parse("release", "new App release"),
             Ok(Command::ReleaseNew {
-                service: Some("App release".into())
+                service: Some("App release".into()),
+                values: BTreeMap::new()
+            })
+        );
+        assert_eq!(
+            parse("release", "new application=payments notes=\"two words\" md5=ab=cd"),
+            Ok(Command::ReleaseNew {
+                service: None,
+                values: [("application", "payments"), ("notes", "two words"), ("md5", "ab=cd")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+        );
+        assert_eq!(
+            parse("release", "approve REL-2 evaluation=pass test_summary=\"all green\""),
+            Ok(Command::ReleaseApprove {
+                id: TicketId(2),
+                values: [("evaluation", "pass"), ("test_summary", "all green")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+        );
+        assert_eq!(
+            parse("release", "reject REL-2 the build is broken"),
+            Ok(Command::ReleaseReject {
+                id: TicketId(2),
+                reason: Some("the build is broken".into())
+            })
+        );
+        assert_eq!(
+            parse("role", "link <@slack:U1> dingtalk:manager7"),
+            Ok(Command::RoleLink {
+                user: Actor::new("slack", "U1"),
+                other: Actor::new("dingtalk", "manager7")
+            })
+        );
+        assert_eq!(
+            parse("role", "add qc discord:42"),
+            Ok(Command::RoleAdd {
+                role: "qc".into(),
+                user: Actor::new("discord", "42"),
+                application: None
             })
         );
         assert_eq!(
@@ -461,6 +645,16 @@ mod tests {
         assert_eq!(e("role", "add qc").problem, Problem::MissingUser);
         assert_eq!(e("role", "add qc @bob").problem, Problem::NotAMention("@bob".into()));
         assert_eq!(e("role", "list all").problem, Problem::Unexpected("all".into()));
+        assert_eq!(e("role", "link <@slack:U1>").problem, Problem::MissingUser);
+        assert_eq!(
+            e("role", "link <@slack:U1> bob").problem,
+            Problem::NotAMention("bob".into())
+        );
+        assert_eq!(
+            e("release", "approve REL-1 looks good").problem,
+            Problem::Unexpected("looks".into())
+        );
+        assert_eq!(e("release", "reject").problem, Problem::MissingTicket);
     }
 
     #[test]

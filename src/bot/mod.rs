@@ -9,9 +9,10 @@ pub mod roles;
 pub mod tickets;
 pub mod views;
 
-use crate::chat::{Inbound, InboundKind, Message, Outbound, Texts};
+use crate::chat::{Form, Inbound, InboundKind, Message, Outbound, Texts};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::domain::ticket::DecisionKind;
 use crate::metrics::Metrics;
 use crate::outbox;
 use crate::store::{inbox, Store, Tx};
@@ -173,7 +174,17 @@ impl Bot {
     async fn command(&self, tx: &mut Tx, ev: &Inbound, cmd: command::Command) -> anyhow::Result<Handled> {
         use command::Command as C;
         match cmd {
-            C::ReleaseNew { service } => tickets::open_new(self, tx, ev, service.as_deref()).await,
+            C::ReleaseNew { service, values } => tickets::open_new(self, tx, ev, service.as_deref(), &values).await,
+            C::ReleaseApprove { id, values } => {
+                tickets::decide_by_command(self, tx, ev, id, DecisionKind::Approve, values).await
+            }
+            C::ReleaseReject { id, reason } => {
+                let values = reason
+                    .map(|r| BTreeMap::from([(views::COMMENT_FIELD.to_string(), r)]))
+                    .unwrap_or_default();
+                tickets::decide_by_command(self, tx, ev, id, DecisionKind::Reject, values).await
+            }
+            C::ReleaseResubmit { id, values } => tickets::resubmit_by_command(self, tx, ev, id, values).await,
             C::ReleaseShow { id } => tickets::show(self, tx, ev, id).await,
             C::ReleaseList { scope } => tickets::list(self, tx, ev, scope).await,
             C::ReleaseCancel { id, reason } => tickets::cancel(self, tx, ev, id, reason).await,
@@ -200,6 +211,7 @@ impl Bot {
                 application,
             } => roles::remove(self, tx, ev, &role, &user, application.as_deref()).await,
             C::RoleList => roles::list(self, tx, ev).await,
+            C::RoleLink { user, other } => roles::link(self, tx, ev, &user, &other).await,
         }
     }
 
@@ -234,8 +246,24 @@ impl Bot {
             channel: ev.channel.clone(),
             user: ev.actor.user_id.clone(),
             message,
+            reply: ev.reply.clone(),
         };
         self.send(tx, &ev.actor.platform, out, None).await
+    }
+
+    /// Asks the actor to fill in a form: a modal where the platform has them (the event
+    /// carries a trigger), otherwise a private message saying which command to send.
+    pub async fn open_form(&self, tx: &mut Tx, ev: &Inbound, form: Form) -> anyhow::Result<()> {
+        match ev.trigger.clone() {
+            Some(trigger) => {
+                self.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
+                    .await
+            }
+            None => {
+                let msg = views::form_as_text(&self.texts, &form)?;
+                self.ephemeral(tx, ev, msg).await
+            }
+        }
     }
 
     /// Answers the actor privately with one template.

@@ -8,7 +8,8 @@ use crate::store::roles::{self as q, Member};
 use crate::store::{Conn, Tx};
 use serde_json::json;
 
-/// Members of `role` for `application` (members without an application count for all).
+/// Members of `role` for `application` (members without an application count for all),
+/// with every identity linked to them on other platforms.
 pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) -> anyhow::Result<Vec<Actor>> {
     let mut out: Vec<Actor> = bot.config.role_members.get(role).cloned().unwrap_or_default();
     for m in q::all(conn).await? {
@@ -17,6 +18,15 @@ pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) 
             && !out.contains(&m.actor)
         {
             out.push(m.actor);
+        }
+    }
+    for group in q::link_groups(conn).await? {
+        if group.iter().any(|a| out.contains(a)) {
+            for a in group {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
         }
     }
     Ok(out)
@@ -151,6 +161,26 @@ pub async fn remove(
     Ok(Handled::Done)
 }
 
+/// `/role link @user platform:user-id`: one person on two platforms (admin).
+pub async fn link(bot: &Bot, tx: &mut Tx, ev: &Inbound, user: &Actor, other: &Actor) -> anyhow::Result<Handled> {
+    let Some(bootstrap) = checked(bot, tx, ev, None).await? else {
+        return Ok(Handled::Done);
+    };
+    let data = json!({ "user": mention(user), "other": mention(other) });
+    if user == other {
+        reply(bot, tx, ev, "role_link_same", data, bootstrap).await?;
+        return Ok(Handled::Done);
+    }
+    let linked = q::link(tx, user, other, &ev.actor, bot.now()).await?;
+    if linked {
+        let detail = json!({ "user": user.to_string(), "other": other.to_string() });
+        bot.audit(tx, &ev.actor, None, "identity_linked", detail).await?;
+    }
+    let key = if linked { "role_linked" } else { "role_link_already" };
+    reply(bot, tx, ev, key, data, bootstrap).await?;
+    Ok(Handled::Done)
+}
+
 pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handled> {
     let Some(bootstrap) = checked(bot, tx, ev, None).await? else {
         return Ok(Handled::Done);
@@ -186,6 +216,18 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
             format!("{name} — {}", role.description)
         };
         fields.push(crate::chat::Field { label, value });
+    }
+    let groups = q::link_groups(tx).await?;
+    if !groups.is_empty() {
+        let value = groups
+            .iter()
+            .map(|g| g.iter().map(mention).collect::<Vec<_>>().join(" = "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        fields.push(crate::chat::Field {
+            label: bot.texts.plain("role_list_links")?,
+            value,
+        });
     }
     let title = bot.texts.plain("role_list_title")?;
     let context = bootstrap_note(bot, bootstrap)?;

@@ -284,7 +284,13 @@ async fn say_unknown_service(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option
     Ok(Handled::Done)
 }
 
-pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>) -> anyhow::Result<Handled> {
+pub async fn open_new(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    query: Option<&str>,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
     let service_id = match query {
         None => Some(bot.config.default_service.as_str()),
         Some(q) => bot.config.find_service(q),
@@ -293,29 +299,90 @@ pub async fn open_new(bot: &Bot, tx: &mut Tx, ev: &Inbound, query: Option<&str>)
     else {
         return say_unknown_service(bot, tx, ev, query).await;
     };
-    let Some(submit) = flow.submission() else {
+    let Some(first) = flow.submission() else {
         anyhow::bail!("flow {} has no stages", flow.id)
     };
-    if !roles::has_role(bot, tx, &ev.actor, &submit.role, "").await?
-        && !has_any_scoped_role(tx, &ev.actor, &submit.role).await?
+    if !roles::has_role(bot, tx, &ev.actor, &first.role, "").await?
+        && !has_any_scoped_role(tx, &ev.actor, &first.role).await?
     {
         bot.say(
             tx,
             ev,
             "denied_submit_role",
-            json!({ "role": submit.role, "service": service.name }),
+            json!({ "role": first.role, "service": service.name }),
         )
         .await?;
         return Ok(Handled::Done);
     }
-    let Some(trigger) = ev.trigger.clone() else {
-        bot.say(tx, ev, "form_needs_command", json!({})).await?;
+    if !values.is_empty() {
+        return submit(bot, tx, ev, service_id, values).await;
+    }
+    let form = views::submission_form(&bot.texts, flow, service_id, &service.name, &ev.channel, None)?;
+    bot.open_form(tx, ev, form).await?;
+    Ok(Handled::Done)
+}
+
+/// `release approve|reject REL-ID …`: decides the ticket's current stage, as the buttons do.
+pub async fn decide_by_command(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+    kind: DecisionKind,
+    values: BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
-    let form = views::submission_form(&bot.texts, flow, service_id, &service.name, &ev.channel, None)?;
-    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
-        .await?;
-    Ok(Handled::Done)
+    let stage = match l.ticket.status {
+        TicketStatus::InApproval(s) => s,
+        _ => 0,
+    };
+    let round = l.ticket.round;
+    if let Err(denied) = check_decision(bot, tx, ev, &l, stage, round, kind).await? {
+        refuse(bot, tx, ev, &l, denied, stage, round).await?;
+        return Ok(Handled::Done);
+    }
+    let needs_form = match kind {
+        DecisionKind::Reject => values.get(COMMENT_FIELD).is_none_or(|c| c.trim().is_empty()),
+        DecisionKind::Approve => {
+            let fields = &l.flow.stages[stage].fields;
+            !fields.is_empty() && !fields.iter().any(|f| values.contains_key(&f.id))
+        }
+    };
+    if needs_form {
+        let form = views::decision_form(&bot.texts, &l.ticket, l.flow, stage, kind, &ev.channel)?;
+        bot.open_form(tx, ev, form).await?;
+        return Ok(Handled::Done);
+    }
+    decide(bot, tx, ev, id, stage, round, kind, &values).await
+}
+
+/// `release resubmit REL-ID field=value …`: the answers given replace the earlier ones.
+pub async fn resubmit_by_command(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    id: TicketId,
+    values: BTreeMap<String, String>,
+) -> anyhow::Result<Handled> {
+    let Some(l) = load_or_say(bot, tx, ev, id).await? else {
+        return Ok(Handled::Done);
+    };
+    let round = l.ticket.round;
+    if values.is_empty() {
+        return on_action(bot, tx, ev, Action::Resubmit { ticket: id, round }).await;
+    }
+    let Some(stage0) = l.flow.submission() else {
+        anyhow::bail!("flow {} has no stages", l.flow.id)
+    };
+    let mut merged: BTreeMap<String, String> = stage0
+        .fields
+        .iter()
+        .filter_map(|f| l.ticket.fields.get(&f.id).map(|v| (f.id.clone(), v.clone())))
+        .collect();
+    merged.extend(values);
+    resubmit(bot, tx, ev, id, round, &merged).await
 }
 
 /// Holds the role for at least one application (the form asks which).
@@ -625,19 +692,12 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
                 return Ok(Handled::Done);
             }
             let needs_form = kind == DecisionKind::Reject || !l.flow.stages[stage].fields.is_empty();
-            match (needs_form, ev.trigger.clone()) {
-                (true, Some(trigger)) => {
-                    let form = views::decision_form(&bot.texts, &l.ticket, l.flow, stage, kind, &ev.channel)?;
-                    bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
-                        .await?;
-                    Ok(Handled::Done)
-                }
-                (true, None) => {
-                    bot.say(tx, ev, "form_needs_command", json!({})).await?;
-                    Ok(Handled::Done)
-                }
-                (false, _) => decide(bot, tx, ev, ticket, stage, round, kind, &BTreeMap::new()).await,
+            if needs_form {
+                let form = views::decision_form(&bot.texts, &l.ticket, l.flow, stage, kind, &ev.channel)?;
+                bot.open_form(tx, ev, form).await?;
+                return Ok(Handled::Done);
             }
+            decide(bot, tx, ev, ticket, stage, round, kind, &BTreeMap::new()).await
         }
         Action::Resubmit { ticket, round } => {
             let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
@@ -652,10 +712,6 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
                 refuse(bot, tx, ev, &l, denied, 0, round).await?;
                 return Ok(Handled::Done);
             }
-            let Some(trigger) = ev.trigger.clone() else {
-                bot.say(tx, ev, "form_needs_command", json!({})).await?;
-                return Ok(Handled::Done);
-            };
             let form = views::submission_form(
                 &bot.texts,
                 l.flow,
@@ -664,8 +720,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
                 &ev.channel,
                 Some(&l.ticket),
             )?;
-            bot.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
-                .await?;
+            bot.open_form(tx, ev, form).await?;
             Ok(Handled::Done)
         }
         Action::Withdraw { ticket } => close(bot, tx, ev, ticket, None).await,

@@ -598,3 +598,62 @@ mod tests {
         }
     }
 }
+
+/// The command that answers a form on platforms without forms (DingTalk): the same
+/// grammar as the slash commands, `field=value` per answer.
+pub fn form_command(form: &Form) -> String {
+    let fields = |skip_comment: bool| -> String {
+        form.fields
+            .iter()
+            .filter(|f| !(skip_comment && f.id == COMMENT_FIELD))
+            .map(|f| format!(" {}=…", f.id))
+            .collect()
+    };
+    match FormCallback::decode(&form.callback) {
+        Some(FormCallback::New { service }) => format!("release new {service}{}", fields(false)),
+        Some(FormCallback::Decide {
+            ticket,
+            kind: DecisionKind::Reject,
+            ..
+        }) => format!("release reject {ticket} …"),
+        Some(FormCallback::Decide { ticket, .. }) => format!("release approve {ticket}{}", fields(false)),
+        Some(FormCallback::Resubmit { ticket, .. }) => format!("release resubmit {ticket}{}", fields(false)),
+        None => format!("release help{}", fields(true)),
+    }
+}
+
+/// A form as a message: what to send, and what each answer means.
+pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
+    let title = texts.render("form_as_text_title", &json!({ "title": escape(&form.title) }))?;
+    let fields = form
+        .fields
+        .iter()
+        .map(|f| {
+            let options = match &f.input {
+                InputKind::Select { options } => Some(options.join(" | ")),
+                _ => None,
+            };
+            let value = texts.render(
+                "form_as_text_field",
+                &json!({
+                    "id": f.id,
+                    "required": f.required,
+                    "hint": f.hint.as_deref().map(escape),
+                    "options": options.map(|o| escape(&o)),
+                    "initial": f.initial.as_deref().map(escape),
+                }),
+            )?;
+            Ok(Field {
+                label: escape(&f.label),
+                value,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Message {
+        title,
+        fields,
+        body: Some(format!("`{}`", escape(&form_command(form)))),
+        context: Some(texts.plain("form_as_text_context")?),
+        buttons: Vec::new(),
+    })
+}

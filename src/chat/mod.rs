@@ -97,6 +97,10 @@ pub enum Outbound {
         channel: String,
         user: String,
         message: Message,
+        /// The platform's handle for answering the interaction (Discord's interaction
+        /// token; DingTalk's session webhook), when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply: Option<String>,
     },
     /// A direct message to a user.
     Direct { user: String, message: Message },
@@ -144,8 +148,12 @@ pub struct Inbound {
     pub actor_name: String,
     /// Where answers go.
     pub channel: String,
-    /// Lets the bot open a form in answer (Slack `trigger_id`).
+    /// Lets the bot open a form in answer (Slack `trigger_id`, Discord interaction token);
+    /// `None` on platforms without forms: the bot then says which command to send.
     pub trigger: Option<String>,
+    /// Lets the bot answer privately (Discord interaction token, DingTalk session webhook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
     pub kind: InboundKind,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod executions;
+pub mod forms;
 pub mod inbox;
 pub mod outbox;
 pub mod roles;

@@ -59,3 +59,77 @@ pub async fn all(conn: &mut Conn) -> anyhow::Result<Vec<Member>> {
         })
         .collect()
 }
+
+/// Every identity linked to `actor`'s person, `actor` included.
+pub async fn identities(conn: &mut Conn, actor: &Actor) -> anyhow::Result<Vec<Actor>> {
+    let rows = sqlx::query(
+        "SELECT actor FROM identity_links WHERE person = (SELECT person FROM identity_links WHERE actor = $1) ORDER BY id",
+    )
+    .bind(actor.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = vec![actor.clone()];
+    for r in rows {
+        if let Some(a) = Actor::parse(&r.try_get::<String, _>("actor")?) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// All links, as groups of identities of one person.
+pub async fn link_groups(conn: &mut Conn) -> anyhow::Result<Vec<Vec<Actor>>> {
+    let rows = sqlx::query("SELECT person, actor FROM identity_links ORDER BY person, id")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut groups: Vec<(String, Vec<Actor>)> = Vec::new();
+    for r in rows {
+        let person: String = r.try_get("person")?;
+        let Some(actor) = Actor::parse(&r.try_get::<String, _>("actor")?) else {
+            continue;
+        };
+        match groups.last_mut() {
+            Some((p, g)) if *p == person => g.push(actor),
+            _ => groups.push((person, vec![actor])),
+        }
+    }
+    Ok(groups.into_iter().map(|(_, g)| g).collect())
+}
+
+/// Links `a` and `b` (and everyone already linked to either). False when they already were.
+pub async fn link(conn: &mut Conn, a: &Actor, b: &Actor, by: &Actor, now: i64) -> anyhow::Result<bool> {
+    let person_of = |actor: String| sqlx::query("SELECT person FROM identity_links WHERE actor = $1").bind(actor);
+    let pa: Option<String> = match person_of(a.to_string()).fetch_optional(&mut *conn).await? {
+        Some(r) => Some(r.try_get("person")?),
+        None => None,
+    };
+    let pb: Option<String> = match person_of(b.to_string()).fetch_optional(&mut *conn).await? {
+        Some(r) => Some(r.try_get("person")?),
+        None => None,
+    };
+    if pa.is_some() && pa == pb {
+        return Ok(false);
+    }
+    let person = pa.clone().or(pb.clone()).unwrap_or_else(|| a.to_string());
+    if let (Some(pb), true) = (&pb, pa.is_some()) {
+        sqlx::query("UPDATE identity_links SET person = $1 WHERE person = $2")
+            .bind(&person)
+            .bind(pb)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (actor, known) in [(a, pa.is_some()), (b, pb.is_some())] {
+        if !known {
+            sqlx::query("INSERT INTO identity_links (person, actor, linked_by, linked_at) VALUES ($1, $2, $3, $4)")
+                .bind(&person)
+                .bind(actor.to_string())
+                .bind(by.to_string())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(true)
+}

@@ -104,7 +104,9 @@ impl ChatClient for SlackChat {
                 timed(session.chat_update(&req)).await?;
                 Ok(None)
             }
-            Outbound::Ephemeral { channel, user, message } => {
+            Outbound::Ephemeral {
+                channel, user, message, ..
+            } => {
                 let mut req = content(message)?;
                 req["channel"] = json!(channel);
                 req["user"] = json!(user);

@@ -76,6 +76,7 @@ pub fn command(body: &[u8]) -> Result<(String, Inbound), ParseError> {
         actor_name: f.user_name,
         channel: f.channel_id,
         trigger: f.trigger_id.filter(|t| !t.is_empty()),
+        reply: None,
         kind: InboundKind::Command {
             name: f.command.trim_start_matches('/').to_string(),
             text: neutral_mentions(&f.text),
@@ -172,6 +173,7 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
                     actor_name: name,
                     channel,
                     trigger,
+                    reply: None,
                     kind: InboundKind::Action {
                         action: value.to_string(),
                         message,
@@ -190,6 +192,7 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, ParseError> {
                     actor_name: name,
                     channel,
                     trigger,
+                    reply: None,
                     kind: InboundKind::FormSubmit {
                         callback,
                         values: view_values(view),
@@ -251,6 +254,7 @@ pub fn event(body: &[u8]) -> Result<Event, ParseError> {
                     actor_name: user.to_string(),
                     channel: channel.to_string(),
                     trigger: None,
+                    reply: None,
                     kind: InboundKind::Command { name, text: rest },
                 },
             })
