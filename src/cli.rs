@@ -25,6 +25,8 @@ pub enum Cmd {
     Check,
     /// Print a Slack app manifest (JSON) for this deployment's public URL.
     SlackManifest,
+    /// Register the `/release` and `/role` slash commands with Discord.
+    DiscordRegister,
 }
 
 /// Every problem with the settings and the configuration, each on its own line.
@@ -68,7 +70,69 @@ pub fn check(settings: &Settings) -> Vec<String> {
         (None, Some(_)) => problems.push("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set".to_string()),
         _ => {}
     }
+    let discord = [
+        ("DISCORD_PUBLIC_KEY", settings.discord_public_key.is_some()),
+        ("DISCORD_BOT_TOKEN", settings.discord_bot_token.is_some()),
+        ("DISCORD_APPLICATION_ID", settings.discord_application_id.is_some()),
+    ];
+    if discord.iter().any(|(_, set)| *set) {
+        for (name, _) in discord.iter().filter(|(_, set)| !set) {
+            problems.push(format!("{name}: required when any DISCORD_ variable is set"));
+        }
+    }
+    if let Some(k) = &settings.discord_public_key {
+        if let Err(e) = crate::chat::discord::verify::verifier(k) {
+            problems.push(format!("DISCORD_PUBLIC_KEY: {e}"));
+        }
+    }
+    match (&settings.dingtalk_app_key, &settings.dingtalk_app_secret) {
+        (Some(_), None) => problems.push("DINGTALK_APP_SECRET: required when DINGTALK_APP_KEY is set".to_string()),
+        (None, Some(_)) => problems.push("DINGTALK_APP_KEY: required when DINGTALK_APP_SECRET is set".to_string()),
+        _ => {}
+    }
+    if settings.dingtalk_webhook_secret.is_some() && settings.dingtalk_webhook_url.is_none() {
+        problems.push("DINGTALK_WEBHOOK_URL: required when DINGTALK_WEBHOOK_SECRET is set".to_string());
+    }
     problems
+}
+
+/// The Discord slash commands, derived from the command grammar: `/release` and `/role`
+/// with one subcommand per verb, each taking the rest of the line as `arguments`.
+pub fn discord_commands() -> serde_json::Value {
+    let texts = crate::chat::Texts::new("en").ok();
+    let commands: Vec<serde_json::Value> = ["release", "role"]
+        .iter()
+        .map(|name| {
+            let subs: Vec<serde_json::Value> = Verb::ALL
+                .iter()
+                .filter(|v| v.command() == *name)
+                .map(|v| {
+                    let usage = v.usage();
+                    let args = usage.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
+                    let description = texts
+                        .as_ref()
+                        .and_then(|t| t.plain(v.help_key()).ok())
+                        .unwrap_or_else(|| usage.to_string());
+                    let mut sub = serde_json::json!({
+                        "type": 1,
+                        "name": v.word(),
+                        "description": crate::chat::truncate(&description, 100, "…"),
+                    });
+                    if !args.is_empty() {
+                        sub["options"] = serde_json::json!([{
+                            "type": 3,
+                            "name": "arguments",
+                            "description": crate::chat::truncate(&args, 100, "…"),
+                            "required": !args.starts_with('['),
+                        }]);
+                    }
+                    sub
+                })
+                .collect();
+            serde_json::json!({ "name": name, "type": 1, "description": format!("releasebot: /{name} commands"), "options": subs })
+        })
+        .collect();
+    serde_json::Value::Array(commands)
 }
 
 /// A Slack app manifest with the slash commands, interactivity and events pointed at `public_url`.
@@ -145,6 +209,14 @@ pub fn main() -> ExitCode {
                     eprintln!("{} problem(s) found", problems.len());
                     Ok(ExitCode::from(1))
                 }
+            }
+            Cmd::DiscordRegister => {
+                let Some(d) = cli.settings.discord() else {
+                    anyhow::bail!("set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID first");
+                };
+                let n = crate::chat::discord::client::register_commands(&d, &discord_commands()).await?;
+                println!("registered {n} Discord commands (/release, /role)");
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::SlackManifest => {
                 println!(

@@ -70,6 +70,56 @@ pub struct Settings {
     /// Base URL of the Slack Web API.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: String,
+    /// Discord application public key, hex (Discord is off when unset).
+    #[arg(long, env = "DISCORD_PUBLIC_KEY")]
+    pub discord_public_key: Option<String>,
+    /// Discord bot token.
+    #[arg(long, env = "DISCORD_BOT_TOKEN", hide_env_values = true)]
+    pub discord_bot_token: Option<Secret>,
+    /// Discord application id.
+    #[arg(long, env = "DISCORD_APPLICATION_ID")]
+    pub discord_application_id: Option<String>,
+    /// Base URL of the Discord API.
+    #[arg(long, env = "DISCORD_API_URL", default_value = "https://discord.com/api/v10")]
+    pub discord_api_url: String,
+    /// DingTalk enterprise robot app key (DingTalk is off when unset).
+    #[arg(long, env = "DINGTALK_APP_KEY")]
+    pub dingtalk_app_key: Option<String>,
+    /// DingTalk app secret: signs inbound requests and obtains access tokens.
+    #[arg(long, env = "DINGTALK_APP_SECRET", hide_env_values = true)]
+    pub dingtalk_app_secret: Option<Secret>,
+    /// DingTalk robot code (usually the app key).
+    #[arg(long, env = "DINGTALK_ROBOT_CODE")]
+    pub dingtalk_robot_code: Option<String>,
+    /// Base URL of the DingTalk open API.
+    #[arg(long, env = "DINGTALK_API_URL", default_value = "https://api.dingtalk.com")]
+    pub dingtalk_api_url: String,
+    /// Group robot webhook for announcements (progress, alerts, digests).
+    #[arg(long, env = "DINGTALK_WEBHOOK_URL", hide_env_values = true)]
+    pub dingtalk_webhook_url: Option<Secret>,
+    /// Signing secret of the group robot (`SEC…`).
+    #[arg(long, env = "DINGTALK_WEBHOOK_SECRET", hide_env_values = true)]
+    pub dingtalk_webhook_secret: Option<Secret>,
+}
+
+/// Discord credentials: public key, bot token, application id.
+#[derive(Debug, Clone)]
+pub struct DiscordSettings {
+    pub public_key: String,
+    pub token: Secret,
+    pub application_id: String,
+    pub api_url: String,
+}
+
+/// DingTalk credentials and endpoints.
+#[derive(Debug, Clone)]
+pub struct DingTalkSettings {
+    pub app_key: String,
+    pub app_secret: Secret,
+    pub robot_code: String,
+    pub api_url: String,
+    pub webhook_url: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Settings {
@@ -85,7 +135,49 @@ impl Settings {
             slack_signing_secret: None,
             slack_bot_token: None,
             slack_api_url: "https://slack.com/api".into(),
+            discord_public_key: None,
+            discord_bot_token: None,
+            discord_application_id: None,
+            discord_api_url: "https://discord.com/api/v10".into(),
+            dingtalk_app_key: None,
+            dingtalk_app_secret: None,
+            dingtalk_robot_code: None,
+            dingtalk_api_url: "https://api.dingtalk.com".into(),
+            dingtalk_webhook_url: None,
+            dingtalk_webhook_secret: None,
         }
+    }
+
+    pub fn discord(&self) -> Option<DiscordSettings> {
+        let key = self.discord_public_key.as_deref().filter(|k| !k.trim().is_empty())?;
+        let token = self.discord_bot_token.clone().filter(|t| !t.expose().is_empty())?;
+        let app = self
+            .discord_application_id
+            .as_deref()
+            .filter(|a| !a.trim().is_empty())?;
+        Some(DiscordSettings {
+            public_key: key.trim().to_string(),
+            token,
+            application_id: app.trim().to_string(),
+            api_url: self.discord_api_url.clone(),
+        })
+    }
+
+    pub fn dingtalk(&self) -> Option<DingTalkSettings> {
+        let key = self.dingtalk_app_key.as_deref().filter(|k| !k.trim().is_empty())?;
+        let secret = self.dingtalk_app_secret.clone().filter(|s| !s.expose().is_empty())?;
+        Some(DingTalkSettings {
+            app_key: key.trim().to_string(),
+            app_secret: secret,
+            robot_code: self
+                .dingtalk_robot_code
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| key.trim().to_string()),
+            api_url: self.dingtalk_api_url.clone(),
+            webhook_url: self.dingtalk_webhook_url.clone().filter(|u| !u.expose().is_empty()),
+            webhook_secret: self.dingtalk_webhook_secret.clone().filter(|s| !s.expose().is_empty()),
+        })
     }
 
     pub fn slack(&self) -> Option<(Secret, Secret)> {

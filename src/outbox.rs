@@ -54,6 +54,18 @@ fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
     }
 }
 
+/// Answers to one interaction (Discord) wait this long for the HTTP route to hand them
+/// over as the interaction's synchronous answer; only what it did not take is sent later,
+/// after the platform has the acknowledgement.
+pub const REPLY_HOLD_MS: i64 = 2_500;
+
+fn hold(out: &Outbound) -> i64 {
+    match out {
+        Outbound::Ephemeral { reply: Some(_), .. } => REPLY_HOLD_MS,
+        _ => 0,
+    }
+}
+
 fn paced(out_kind: &str) -> bool {
     matches!(out_kind, "post" | "update" | "direct")
 }
@@ -90,6 +102,7 @@ pub async fn enqueue(
             kind: out.kind(),
             msg_key,
             payload: &payload,
+            not_before: now + hold(out),
         },
         now,
     )

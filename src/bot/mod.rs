@@ -62,6 +62,11 @@ impl Bot {
 
     /// Records an inbound event for processing; false when it is a retried delivery.
     pub async fn accept(&self, dedupe_key: &str, ev: &Inbound) -> anyhow::Result<bool> {
+        Ok(self.record(dedupe_key, ev).await?.is_some())
+    }
+
+    /// Records an inbound event; its inbox id, or `None` for a retried delivery.
+    pub async fn record(&self, dedupe_key: &str, ev: &Inbound) -> anyhow::Result<Option<i64>> {
         let payload = serde_json::to_string(ev)?;
         let id = inbox::insert(&self.store, &ev.actor.platform, dedupe_key, &payload, self.now()).await?;
         if id.is_some() {
@@ -72,7 +77,17 @@ impl Bot {
                 &[("platform", &ev.actor.platform)],
             );
         }
-        Ok(id.is_some())
+        Ok(id)
+    }
+
+    /// Processes one recorded event at once, for platforms that take the answer in the
+    /// HTTP response (Discord modals); false when a worker had taken it already.
+    pub async fn process_now(&self, id: i64) -> anyhow::Result<bool> {
+        let Some(row) = inbox::lease_id(&self.store, id, self.now(), INBOX_LEASE_MS).await? else {
+            return Ok(false);
+        };
+        self.run_row(row).await?;
+        Ok(true)
     }
 
     /// Processes at most one inbound event; false when there was none.
@@ -80,18 +95,23 @@ impl Bot {
         let Some(row) = inbox::lease_next(&self.store, self.now(), INBOX_LEASE_MS).await? else {
             return Ok(false);
         };
+        self.run_row(row).await?;
+        Ok(true)
+    }
+
+    async fn run_row(&self, row: inbox::InboxRow) -> anyhow::Result<()> {
         let ev: Inbound = match serde_json::from_str(&row.payload) {
             Ok(ev) => ev,
             Err(e) => {
                 let mut conn = self.store.pool.acquire().await?;
                 inbox::mark_failed(&mut conn, row.id, &format!("unreadable event: {e}"), self.now()).await?;
-                return Ok(true);
+                return Ok(());
             }
         };
         let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
         self.process(row.id, &ev).instrument(span).await?;
         self.outbox_notify.notify_one();
-        Ok(true)
+        Ok(())
     }
 
     async fn process(&self, inbox_id: i64, ev: &Inbound) -> anyhow::Result<()> {

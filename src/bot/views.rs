@@ -577,28 +577,6 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally_in_both_languages() {
-        let en = Texts::new("en").unwrap();
-        let zh = Texts::new("zh-CN").unwrap();
-        let cases = [
-            (0, "0s", "0 秒"),
-            (45, "45s", "45 秒"),
-            (300, "5m", "5 分钟"),
-            (3930, "1h 5m 30s", "1 小时5 分钟30 秒"),
-            (3600, "1h", "1 小时"),
-        ];
-        for (secs, e, z) in cases {
-            assert_eq!(duration(&en, secs).unwrap(), e);
-            assert_eq!(duration(&zh, secs).unwrap(), z);
-        }
-    }
-}
-
 /// The command that answers a form on platforms without forms (DingTalk): the same
 /// grammar as the slash commands, `field=value` per answer.
 pub fn form_command(form: &Form) -> String {
@@ -656,4 +634,26 @@ pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
         context: Some(texts.plain("form_as_text_context")?),
         buttons: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally_in_both_languages() {
+        let en = Texts::new("en").unwrap();
+        let zh = Texts::new("zh-CN").unwrap();
+        let cases = [
+            (0, "0s", "0 秒"),
+            (45, "45s", "45 秒"),
+            (300, "5m", "5 分钟"),
+            (3930, "1h 5m 30s", "1 小时5 分钟30 秒"),
+            (3600, "1h", "1 小时"),
+        ];
+        for (secs, e, z) in cases {
+            assert_eq!(duration(&en, secs).unwrap(), e);
+            assert_eq!(duration(&zh, secs).unwrap(), z);
+        }
+    }
 }

@@ -88,3 +88,27 @@ pub async fn pending(store: &Store) -> anyhow::Result<i64> {
         .await?;
     Ok(get_i64(&row, "n")?)
 }
+
+/// Takes one given event for processing now (the platform waits for the answer);
+/// `None` when a worker has it already.
+pub async fn lease_id(store: &Store, id: i64, now: i64, lease_ms: i64) -> anyhow::Result<Option<InboxRow>> {
+    let res = sqlx::query(
+        "UPDATE inbox SET status = 'processing', attempts = attempts + 1, lease_until = $1 WHERE id = $2 AND status = 'pending'",
+    )
+    .bind(now + lease_ms)
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
+    if res.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT id, platform, payload FROM inbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(&store.pool)
+        .await?;
+    Ok(Some(InboxRow {
+        id: get_i64(&row, "id")?,
+        platform: row.try_get("platform")?,
+        payload: row.try_get("payload")?,
+    }))
+}

@@ -13,6 +13,8 @@ pub struct NewItem<'a> {
     /// Names the message this item posts or edits.
     pub msg_key: Option<&'a str>,
     pub payload: &'a str,
+    /// Not delivered before this time (ms).
+    pub not_before: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -30,13 +32,14 @@ pub struct Item {
 pub async fn insert(conn: &mut Conn, item: &NewItem<'_>, now: i64) -> anyhow::Result<i64> {
     let row = sqlx::query(
         "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
     )
     .bind(item.platform)
     .bind(item.channel_key)
     .bind(item.kind)
     .bind(item.msg_key)
     .bind(item.payload)
+    .bind(item.not_before.max(now))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -222,4 +225,41 @@ pub async fn find_ref(store: &Store, platform: &str, channel: &str, ts: &str) ->
         .fetch_optional(&store.pool)
         .await?;
     row.map(|r| r.try_get("msg_key")).transpose().map_err(Into::into)
+}
+
+/// Claims the first undelivered private answer or form meant for one interaction
+/// (`token` appears in its payload), so that the platform gets it as the synchronous
+/// answer to that interaction instead of a later call. Forms come first.
+pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) -> anyhow::Result<Option<(i64, String)>> {
+    // `%` and `_` in a token match themselves too; the exact check follows.
+    let pattern = format!("%{token}%");
+    let rows = sqlx::query(
+        "SELECT id, kind, payload FROM outbox
+         WHERE platform = $1 AND status = 'pending' AND kind IN ('open_form', 'ephemeral') AND payload LIKE $2
+         ORDER BY id",
+    )
+    .bind(platform)
+    .bind(pattern)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut best: Option<(i64, String, String)> = None;
+    for r in rows {
+        let (id, kind, payload): (i64, String, String) =
+            (get_i64(&r, "id")?, r.try_get("kind")?, r.try_get("payload")?);
+        if best
+            .as_ref()
+            .is_none_or(|(_, k, _)| k != "open_form" && kind == "open_form")
+        {
+            best = Some((id, kind, payload));
+        }
+    }
+    let Some((id, _, payload)) = best else {
+        return Ok(None);
+    };
+    let res = sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now)
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
+    Ok((res.rows_affected() == 1).then_some((id, payload)))
 }

@@ -211,7 +211,7 @@ pub enum Event {
     /// A command addressed to the bot by mention (`@releasebot release show REL-1`).
     Command {
         key: String,
-        event: Inbound,
+        event: Box<Inbound>,
     },
     Ignored {
         key: Option<String>,
@@ -249,14 +249,14 @@ pub fn event(body: &[u8]) -> Result<Event, ParseError> {
             let key = key.unwrap_or_else(|| body_key("event", body));
             Ok(Event::Command {
                 key,
-                event: Inbound {
+                event: Box::new(Inbound {
                     actor: Actor::new(PLATFORM, user),
                     actor_name: user.to_string(),
                     channel: channel.to_string(),
                     trigger: None,
                     reply: None,
                     kind: InboundKind::Command { name, text: rest },
-                },
+                }),
             })
         }
         _ => Ok(Event::Ignored { key: None }),

@@ -1,5 +1,7 @@
 //! Startup and wiring: the HTTP routes, the workers, graceful shutdown.
 
+mod discord;
+
 use crate::bot::Bot;
 use crate::chat::slack::{self, parse, verify};
 use crate::chat::Texts;
@@ -29,6 +31,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub bot: Bot,
     pub slack_secret: Option<Secret>,
+    pub discord: Option<Arc<serenity::interactions_endpoint::Verifier>>,
 }
 
 /// Everything `serve` runs, built once; tests drive the workers by hand.
@@ -49,6 +52,18 @@ impl App {
             clients.insert(
                 slack::PLATFORM.to_string(),
                 Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?),
+            );
+        }
+        let mut discord_verifier = None;
+        if let Some(d) = settings.discord() {
+            discord_verifier = Some(Arc::new(crate::chat::discord::verify::verifier(&d.public_key)?));
+            clients.insert(
+                crate::chat::discord::PLATFORM.to_string(),
+                Arc::new(crate::chat::discord::DiscordChat::new(
+                    &d.api_url,
+                    &d.token,
+                    &d.application_id,
+                )?),
             );
         }
         let outbox_notify = Arc::new(Notify::new());
@@ -81,6 +96,7 @@ impl App {
             state: AppState {
                 bot,
                 slack_secret: slack.map(|(s, _)| s),
+                discord: discord_verifier,
             },
             outbox,
             executor,
@@ -97,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/commands", post(slack_command))
         .route("/slack/interactions", post(slack_interaction))
         .route("/slack/events", post(slack_event))
+        .route("/discord/interactions", post(discord::interactions))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -243,13 +260,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         database = %store::redact_url(&settings.database_url),
         slack = app.state.slack_secret.is_some(),
-        discord = false,
+        discord = app.state.discord.is_some(),
         dingtalk = false,
         locale = %settings.locale,
         "releasebot starting"
     );
-    if app.state.slack_secret.is_none() {
-        tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN to enable Slack");
+    if app.state.slack_secret.is_none() && app.state.discord.is_none() {
+        tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (Slack), DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID (Discord), or DINGTALK_APP_KEY and DINGTALK_APP_SECRET (DingTalk)");
     }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await

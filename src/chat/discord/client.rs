@@ -1,0 +1,150 @@
+//! Outbound Discord calls through serenity's HTTP client.
+
+use super::render;
+use crate::chat::{Location, Outbound, Texts};
+use crate::config::Secret;
+use crate::outbox::{ChatClient, SendError};
+use crate::store::outbox::MessageRef;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use serenity::all::{ApplicationId, ChannelId, HttpBuilder, MessageId};
+use serenity::http::{Http, HttpError};
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+/// The public API base; any other base (a proxy, a test fake) turns serenity's own rate
+/// limiter off, because it ignores the proxy. The outbox then paces and honours 429s.
+pub const DEFAULT_API_URL: &str = "https://discord.com/api/v10";
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct DiscordChat {
+    pub http: Http,
+}
+
+impl DiscordChat {
+    pub fn new(api_url: &str, token: &Secret, application_id: &str) -> anyhow::Result<Self> {
+        let app: NonZeroU64 = application_id
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("DISCORD_APPLICATION_ID must be a number"))?;
+        let mut b = HttpBuilder::new(token.expose()).application_id(ApplicationId::from(app));
+        let api_url = api_url.trim_end_matches('/');
+        if api_url != DEFAULT_API_URL {
+            // serenity writes `https://discord.com/api/v10/...` and swaps the host for the proxy.
+            let base = api_url
+                .strip_suffix("/api/v10")
+                .ok_or_else(|| anyhow::anyhow!("DISCORD_API_URL must end in /api/v10 (got {api_url})"))?;
+            b = b.proxy(base).ratelimiter_disabled(true);
+        }
+        Ok(Self { http: b.build() })
+    }
+
+    async fn dm(&self, user: &str, body: &Value) -> Result<Location, SendError> {
+        let channel = timed(self.http.create_private_channel(&json!({ "recipient_id": user }))).await?;
+        let msg = timed(self.http.send_message(channel.id, Vec::new(), body)).await?;
+        Ok(Location {
+            channel: channel.id.to_string(),
+            ts: msg.id.to_string(),
+        })
+    }
+}
+
+fn id(s: &str) -> Result<NonZeroU64, SendError> {
+    s.trim()
+        .parse()
+        .map_err(|_| SendError::Permanent(format!("not a Discord id: {s:?}")))
+}
+
+fn status_of(e: &serenity::Error) -> Option<u16> {
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => Some(r.status_code.as_u16()),
+        _ => None,
+    }
+}
+
+fn classify(e: serenity::Error) -> SendError {
+    match &e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            let code = r.status_code.as_u16();
+            let what = format!("HTTP {code}: {}", r.error.message);
+            match code {
+                429 => SendError::RateLimited(None),
+                500..=599 => SendError::Transient(what),
+                _ => SendError::Permanent(what),
+            }
+        }
+        serenity::Error::Http(HttpError::Request(_)) => SendError::Transient(e.to_string()),
+        _ => SendError::Permanent(e.to_string()),
+    }
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = serenity::Result<T>>) -> Result<T, SendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(classify),
+        Err(_) => Err(SendError::Transient("timed out".into())),
+    }
+}
+
+#[async_trait]
+impl ChatClient for DiscordChat {
+    async fn send(
+        &self,
+        texts: &Texts,
+        out: &Outbound,
+        existing: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError> {
+        let body =
+            |m: &crate::chat::Message| render::message(m, texts).map_err(|e| SendError::Permanent(format!("{e:#}")));
+        match out {
+            Outbound::Post { channel, message } => {
+                let ch = ChannelId::from(id(channel)?);
+                let msg = timed(self.http.send_message(ch, Vec::new(), &body(message)?)).await?;
+                Ok(Some(Location {
+                    channel: channel.clone(),
+                    ts: msg.id.to_string(),
+                }))
+            }
+            Outbound::Update { message, .. } => {
+                let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
+                let (ch, mid) = (ChannelId::from(id(&r.channel)?), MessageId::from(id(&r.ts)?));
+                timed(self.http.edit_message(ch, mid, &body(message)?, Vec::new())).await?;
+                Ok(None)
+            }
+            Outbound::Direct { user, message } => self.dm(user, &body(message)?).await.map(Some),
+            Outbound::Ephemeral {
+                user, message, reply, ..
+            } => {
+                let mut b = render::ephemeral(message, texts).map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                if let Some(token) = reply {
+                    let res =
+                        tokio::time::timeout(CALL_TIMEOUT, self.http.create_followup_message(token, &b, Vec::new()))
+                            .await;
+                    match res {
+                        Ok(Ok(_)) => return Ok(None),
+                        // The interaction token expired (15 min): answer in a direct message.
+                        Ok(Err(e)) if matches!(status_of(&e), Some(401 | 404)) => {}
+                        Ok(Err(e)) => return Err(classify(e)),
+                        Err(_) => return Err(SendError::Transient("timed out".into())),
+                    }
+                }
+                b["flags"] = json!(0);
+                self.dm(user, &b).await.map(|_| None)
+            }
+            // Modals open only as the answer to an interaction (the route does that).
+            Outbound::OpenForm { .. } => Err(SendError::Permanent(
+                "a Discord form opens only in answer to the interaction".into(),
+            )),
+        }
+    }
+}
+
+/// Registers (overwrites) the application's global slash commands; returns how many.
+pub async fn register_commands(settings: &crate::config::DiscordSettings, commands: &Value) -> anyhow::Result<usize> {
+    let chat = DiscordChat::new(&settings.api_url, &settings.token, &settings.application_id)?;
+    let registered = chat
+        .http
+        .create_global_commands(commands)
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the commands with Discord: {e}"))?;
+    Ok(registered.len())
+}

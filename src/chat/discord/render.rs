@@ -1,0 +1,321 @@
+//! Neutral messages and forms to Discord JSON (message content, one embed, buttons,
+//! modals) within Discord's limits: content that does not fit is cut visibly.
+
+use super::{parse::form_step_id, PLATFORM};
+use crate::chat::markdown::{to_markdown, unescape};
+use crate::chat::{truncate, ButtonStyle, Form, InputKind, Message, Texts};
+use serde_json::{json, Value};
+
+pub const MAX_CONTENT: usize = 2000;
+pub const MAX_EMBED_DESCRIPTION: usize = 4096;
+pub const MAX_EMBED_FIELDS: usize = 25;
+pub const MAX_FIELD_NAME: usize = 256;
+pub const MAX_FIELD_VALUE: usize = 1024;
+pub const MAX_FOOTER: usize = 2048;
+/// All text of one embed together.
+pub const MAX_EMBED_TOTAL: usize = 6000;
+pub const MAX_BUTTONS_PER_ROW: usize = 5;
+pub const MAX_ROWS: usize = 5;
+pub const MAX_CUSTOM_ID: usize = 100;
+pub const MAX_BUTTON_LABEL: usize = 80;
+pub const MAX_MODAL_TITLE: usize = 45;
+pub const MAX_MODAL_INPUTS: usize = 5;
+pub const MAX_INPUT_LABEL: usize = 45;
+pub const MAX_PLACEHOLDER: usize = 100;
+pub const MAX_INPUT_VALUE: usize = 4000;
+
+/// A button whose action needs a confirmation carries this prefix; the route asks first.
+pub const CONFIRM_PREFIX: &str = "confirm:";
+/// The custom id of "never mind" on a confirmation.
+pub const DISMISS: &str = "dismiss";
+
+/// Neutral text to Discord markdown: Discord users are mentioned, others named.
+pub fn text(s: &str) -> String {
+    to_markdown(s, &|platform, user| {
+        if platform == PLATFORM {
+            format!("<@{user}>")
+        } else {
+            format!("@{user} ({platform})")
+        }
+    })
+}
+
+/// The Discord users a text mentions (so that only they are pinged).
+fn mentioned(s: &str) -> Vec<String> {
+    let token = format!("<@{PLATFORM}:");
+    s.match_indices(&token)
+        .filter_map(|(i, _)| {
+            let rest = &s[i + token.len()..];
+            rest.find('>').map(|end| rest[..end].to_string())
+        })
+        .collect()
+}
+
+fn button(label: &str, custom_id: &str, style: ButtonStyle) -> Value {
+    let style = match style {
+        ButtonStyle::Primary => 1,
+        ButtonStyle::Default => 2,
+        ButtonStyle::Danger => 4,
+    };
+    json!({ "type": 2, "style": style, "label": truncate(&unescape(label), MAX_BUTTON_LABEL, "…"), "custom_id": custom_id })
+}
+
+/// Buttons in rows of five, at most five rows; custom ids over 100 characters (which
+/// Discord would refuse) are left out. Returns the rows and how many were left out.
+pub fn rows(buttons: &[(String, String, ButtonStyle)]) -> (Vec<Value>, usize) {
+    let fitting: Vec<Value> = buttons
+        .iter()
+        .filter(|(_, id, _)| !id.is_empty() && id.chars().count() <= MAX_CUSTOM_ID)
+        .take(MAX_BUTTONS_PER_ROW * MAX_ROWS)
+        .map(|(label, id, style)| button(label, id, *style))
+        .collect();
+    let dropped = buttons.len() - fitting.len();
+    let rows = fitting
+        .chunks(MAX_BUTTONS_PER_ROW)
+        .map(|c| json!({ "type": 1, "components": c }))
+        .collect();
+    (rows, dropped)
+}
+
+/// A message: the title (with mentions) as content, the rest in one embed, buttons below.
+pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
+    let marker = texts.plain("truncated")?;
+    let content = truncate(&text(&m.title), MAX_CONTENT, &marker);
+    let mut budget = MAX_EMBED_TOTAL;
+    let mut take = |s: String, max: usize| -> String {
+        let t = truncate(&s, max.min(budget), &marker);
+        budget = budget.saturating_sub(t.chars().count());
+        t
+    };
+    let mut embed = serde_json::Map::new();
+    if let Some(body) = m.body.as_deref().filter(|b| !b.is_empty()) {
+        embed.insert("description".into(), json!(take(text(body), MAX_EMBED_DESCRIPTION)));
+    }
+    let mut fields = Vec::new();
+    for f in m.fields.iter().take(MAX_EMBED_FIELDS) {
+        let name = take(text(&f.label), MAX_FIELD_NAME);
+        let value = take(text(&f.value), MAX_FIELD_VALUE);
+        if name.is_empty() || value.is_empty() {
+            continue;
+        }
+        fields.push(json!({ "name": name, "value": value, "inline": f.value.chars().count() <= 40 }));
+    }
+    let mut footer = m.context.as_deref().filter(|c| !c.is_empty()).map(text);
+    if m.fields.len() > MAX_EMBED_FIELDS {
+        footer = Some(format!(
+            "{} {}",
+            footer.unwrap_or_default(),
+            texts.plain("truncated_blocks")?
+        ));
+    }
+    if !fields.is_empty() {
+        embed.insert("fields".into(), json!(fields));
+    }
+    if let Some(f) = footer {
+        embed.insert("footer".into(), json!({ "text": take(f, MAX_FOOTER) }));
+    }
+    let buttons: Vec<(String, String, ButtonStyle)> = m
+        .buttons
+        .iter()
+        .map(|b| {
+            let id = match &b.confirm {
+                Some(_) => format!("{CONFIRM_PREFIX}{}", b.action),
+                None => b.action.clone(),
+            };
+            (b.label.clone(), id, b.style)
+        })
+        .collect();
+    let (components, dropped) = rows(&buttons);
+    let mut content = content;
+    if dropped > 0 {
+        let note = texts.render("buttons_dropped", &json!({ "count": dropped }))?;
+        content = truncate(&format!("{content}\n{note}"), MAX_CONTENT, &marker);
+    }
+    let mut users = Vec::new();
+    for s in std::iter::once(&m.title).chain(m.body.iter()) {
+        users.extend(mentioned(s));
+    }
+    users.sort();
+    users.dedup();
+    users.truncate(100);
+    let mut out = json!({
+        "content": content,
+        "components": components,
+        "allowed_mentions": { "parse": [], "users": users },
+    });
+    out["embeds"] = if embed.is_empty() {
+        json!([])
+    } else {
+        json!([Value::Object(embed)])
+    };
+    Ok(out)
+}
+
+/// How many modals a form needs.
+pub fn pages(form: &Form) -> usize {
+    form.fields.len().div_ceil(MAX_MODAL_INPUTS).max(1)
+}
+
+/// Page `page` (from 1) of a form as a modal; `answers` pre-fill the inputs.
+pub fn modal(form: &Form, draft: &str, page: usize, answers: &std::collections::BTreeMap<String, String>) -> Value {
+    let total = pages(form);
+    let title = if total > 1 {
+        let suffix = format!(" ({page}/{total})");
+        format!(
+            "{}{suffix}",
+            truncate(&unescape(&form.title), MAX_MODAL_TITLE - suffix.chars().count(), "…")
+        )
+    } else {
+        truncate(&unescape(&form.title), MAX_MODAL_TITLE, "…")
+    };
+    let inputs: Vec<Value> = form
+        .fields
+        .iter()
+        .skip((page - 1) * MAX_MODAL_INPUTS)
+        .take(MAX_MODAL_INPUTS)
+        .map(|f| {
+            // Discord modals hold text inputs only: a select's options become the placeholder.
+            let placeholder = match &f.input {
+                InputKind::Select { options } => Some(options.join(" | ")),
+                _ => f.hint.clone(),
+            };
+            let mut input = json!({
+                "type": 4,
+                "custom_id": f.id,
+                "label": truncate(&unescape(&f.label), MAX_INPUT_LABEL, "…"),
+                "style": if matches!(f.input, InputKind::Multiline) { 2 } else { 1 },
+                "required": f.required,
+                "max_length": MAX_INPUT_VALUE,
+            });
+            if let Some(p) = placeholder {
+                input["placeholder"] = json!(truncate(&unescape(&p), MAX_PLACEHOLDER, "…"));
+            }
+            if let Some(v) = answers.get(&f.id).or(f.initial.as_ref()) {
+                input["value"] = json!(truncate(v, MAX_INPUT_VALUE, ""));
+            }
+            json!({ "type": 1, "components": [input] })
+        })
+        .collect();
+    json!({
+        "custom_id": form_step_id(draft, page),
+        "title": title,
+        "components": inputs,
+    })
+}
+
+/// An interaction response (`type` from [`super::response`]) carrying `data`.
+pub fn respond(kind: u8, data: Option<Value>) -> Value {
+    match data {
+        Some(d) => json!({ "type": kind, "data": d }),
+        None => json!({ "type": kind }),
+    }
+}
+
+/// A private answer to the user who interacted.
+pub fn ephemeral(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
+    let mut v = message(m, texts)?;
+    v["flags"] = json!(super::response::EPHEMERAL);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Button, Field, FormField};
+
+    #[test]
+    fn oversized_messages_fit_discord_limits_visibly() {
+        let texts = Texts::new("en").unwrap();
+        let m = Message {
+            title: format!("<@discord:42> {}", "t".repeat(5000)),
+            fields: (0..40)
+                .map(|i| Field {
+                    label: format!("f{i}"),
+                    value: "v".repeat(3000),
+                })
+                .collect(),
+            body: Some("b".repeat(10_000)),
+            context: Some("c".into()),
+            buttons: (0..30)
+                .map(|i| Button {
+                    label: "x".repeat(100),
+                    action: if i == 0 {
+                        "a".repeat(101)
+                    } else {
+                        format!("approve:{i}:1:0")
+                    },
+                    style: ButtonStyle::Primary,
+                    confirm: None,
+                })
+                .collect(),
+        };
+        let v = message(&m, &texts).unwrap();
+        assert!(v["content"].as_str().unwrap().chars().count() <= MAX_CONTENT);
+        assert!(v["content"]
+            .as_str()
+            .unwrap()
+            .contains(&texts.plain("truncated").unwrap()));
+        assert_eq!(v["allowed_mentions"]["users"], json!(["42"]));
+        let embed = &v["embeds"][0];
+        let mut total = embed["description"].as_str().unwrap().chars().count();
+        for f in embed["fields"].as_array().unwrap() {
+            assert!(f["value"].as_str().unwrap().chars().count() <= MAX_FIELD_VALUE);
+            total += f["value"].as_str().unwrap().chars().count() + f["name"].as_str().unwrap().chars().count();
+        }
+        total += embed["footer"]["text"].as_str().unwrap().chars().count();
+        assert!(total <= MAX_EMBED_TOTAL, "{total}");
+        let rows = v["components"].as_array().unwrap();
+        assert_eq!(rows.len(), MAX_ROWS);
+        for r in rows {
+            let buttons = r["components"].as_array().unwrap();
+            assert!(buttons.len() <= MAX_BUTTONS_PER_ROW);
+            for b in buttons {
+                assert!(b["custom_id"].as_str().unwrap().len() <= MAX_CUSTOM_ID);
+                assert!(b["label"].as_str().unwrap().chars().count() <= MAX_BUTTON_LABEL);
+            }
+        }
+        assert!(
+            v["content"].as_str().unwrap().contains("could not be shown")
+                || v["content"].as_str().unwrap().chars().count() == MAX_CONTENT
+        );
+    }
+
+    #[test]
+    fn long_forms_are_split_into_modals_of_five() {
+        let form = Form {
+            title: "A very long form title that goes on and on".into(),
+            submit: "Submit".into(),
+            cancel: "Cancel".into(),
+            callback: "new:app-release".into(),
+            reply_channel: "1".into(),
+            intro: None,
+            fields: (0..7)
+                .map(|i| FormField {
+                    id: format!("f{i}"),
+                    label: format!("Field {i}"),
+                    input: if i == 0 {
+                        InputKind::Select {
+                            options: vec!["a".into(), "b".into()],
+                        }
+                    } else {
+                        InputKind::Text
+                    },
+                    required: true,
+                    hint: None,
+                    initial: None,
+                })
+                .collect(),
+        };
+        assert_eq!(pages(&form), 2);
+        let p1 = modal(&form, "d1", 1, &Default::default());
+        assert_eq!(p1["components"].as_array().unwrap().len(), 5);
+        assert_eq!(p1["custom_id"], "form:d1:1");
+        assert!(p1["title"].as_str().unwrap().chars().count() <= MAX_MODAL_TITLE);
+        assert!(p1["title"].as_str().unwrap().ends_with("(1/2)"));
+        assert_eq!(p1["components"][0]["components"][0]["placeholder"], "a | b");
+        let answers = [("f5".to_string(), "kept".to_string())].into_iter().collect();
+        let p2 = modal(&form, "d1", 2, &answers);
+        assert_eq!(p2["components"].as_array().unwrap().len(), 2);
+        assert_eq!(p2["components"][0]["components"][0]["value"], "kept");
+    }
+}

@@ -1,0 +1,319 @@
+//! `POST /discord/interactions`: Ed25519-checked interactions. Discord takes the answer
+//! in the HTTP response (within 3 s), and a modal can only be such an answer, so the
+//! event is recorded, processed at once, and its private answer or form is handed back
+//! here; anything else goes through the outbox as usual. Forms longer than five inputs
+//! are asked in several modals, their answers kept in `form_drafts` meanwhile.
+
+use super::{internal, read_limited, AppState};
+use crate::chat::discord::parse::{self, Context, Parsed, Source};
+use crate::chat::discord::render::{self, CONFIRM_PREFIX, DISMISS};
+use crate::chat::discord::{response, verify, PLATFORM};
+use crate::chat::{ButtonStyle, Field, Form, Inbound, InboundKind, Message, Outbound};
+use crate::store;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long the route processes an event itself before it defers (Discord allows 3 s).
+const INLINE_BUDGET: Duration = Duration::from_millis(2_000);
+/// Unfinished multi-step forms are forgotten after a day.
+const DRAFT_TTL_MS: i64 = 24 * 3_600_000;
+
+/// A Discord request whose signature was checked; the body is not parsed yet.
+pub struct DiscordVerified(pub Bytes);
+
+impl FromRequest<AppState> for DiscordVerified {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(verifier) = &state.discord else {
+            return Err((StatusCode::NOT_FOUND, "Discord is not configured").into_response());
+        };
+        let headers = req.headers().clone();
+        let body = read_limited(req.into_body()).await?;
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        match verify::verify(
+            verifier,
+            header("x-signature-ed25519"),
+            header("x-signature-timestamp"),
+            &body,
+        ) {
+            Ok(()) => Ok(DiscordVerified(body)),
+            Err(e) => {
+                tracing::warn!(reason = ?e, "refused a Discord request with a bad signature");
+                Err((StatusCode::UNAUTHORIZED, "invalid request signature").into_response())
+            }
+        }
+    }
+}
+
+fn answer(kind: u8, data: Option<Value>) -> Response {
+    Json(render::respond(kind, data)).into_response()
+}
+
+fn private(state: &AppState, m: &Message) -> Response {
+    match render::ephemeral(m, &state.bot.texts) {
+        Ok(v) => answer(response::MESSAGE, Some(v)),
+        Err(e) => internal(e),
+    }
+}
+
+fn say(state: &AppState, key: &str, data: Value) -> Response {
+    match state.bot.texts.render(key, &data) {
+        Ok(title) => private(
+            state,
+            &Message {
+                title,
+                ..Default::default()
+            },
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn interactions(State(state): State<AppState>, DiscordVerified(body): DiscordVerified) -> Response {
+    let parsed = match parse::interaction(&body) {
+        Ok(p) => p,
+        Err(parse::ParseError::Malformed(why)) => {
+            tracing::warn!(reason = %why, "malformed Discord payload");
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    match parsed {
+        Parsed::Ping => answer(response::PONG, None),
+        Parsed::Ignored => say(&state, "unknown_action", json!({})),
+        Parsed::FormStep {
+            ctx,
+            draft,
+            page,
+            answers,
+        } => form_step(&state, ctx, &draft, page, answers).await,
+        Parsed::Event { key, event, source } => {
+            if let InboundKind::Action { action, .. } = &event.kind {
+                if action == DISMISS {
+                    return dismissed(&state);
+                }
+                if let Some(real) = action.strip_prefix(CONFIRM_PREFIX) {
+                    return confirm(&state, real);
+                }
+            }
+            handle(&state, &key, &event, source).await
+        }
+    }
+}
+
+/// Discord has no confirmation dialogs: ask privately, with the real button.
+fn confirm(state: &AppState, action: &str) -> Response {
+    let texts = &state.bot.texts;
+    let built = (|| -> anyhow::Result<Value> {
+        let m = Message {
+            title: texts.plain("confirm_generic_title")?,
+            ..Default::default()
+        };
+        let mut v = render::ephemeral(&m, texts)?;
+        let (rows, _) = render::rows(&[
+            (texts.plain("btn_confirm_yes")?, action.to_string(), ButtonStyle::Danger),
+            (
+                texts.plain("btn_confirm_no")?,
+                DISMISS.to_string(),
+                ButtonStyle::Default,
+            ),
+        ]);
+        v["components"] = json!(rows);
+        Ok(v)
+    })();
+    match built {
+        Ok(v) => answer(response::MESSAGE, Some(v)),
+        Err(e) => internal(e),
+    }
+}
+
+fn dismissed(state: &AppState) -> Response {
+    match state.bot.texts.plain("confirm_dismissed") {
+        Ok(t) => answer(7, Some(json!({ "content": t, "components": [], "embeds": [] }))),
+        Err(e) => internal(e),
+    }
+}
+
+/// Records the event, processes it within the budget, and answers with its private
+/// reply or form; otherwise acknowledges and lets the outbox follow up.
+async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) -> Response {
+    let bot = &state.bot;
+    let deferred = || match source {
+        Source::Command => answer(
+            response::DEFERRED_MESSAGE,
+            Some(json!({ "flags": response::EPHEMERAL })),
+        ),
+        Source::Component => answer(response::DEFERRED_UPDATE, None),
+    };
+    let id = match bot.record(key, event).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return deferred(),
+        Err(e) => return internal(e),
+    };
+    match tokio::time::timeout(INLINE_BUDGET, bot.process_now(id)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(_) => {
+            tracing::warn!(inbox_id = id, "processing took too long; answering later");
+            return deferred();
+        }
+    }
+    let Some(token) = event.reply.as_deref() else {
+        return deferred();
+    };
+    let res = reply_for(state, token, &event.actor.user_id).await;
+    bot.outbox_notify.notify_one();
+    match res {
+        Ok(Some(r)) => r,
+        Ok(None) => deferred(),
+        Err(e) => internal(e),
+    }
+}
+
+/// The private answer or form the bot wrote for this interaction, as the response.
+async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<Option<Response>> {
+    let store = &state.bot.store;
+    let Some((_, payload)) = store::outbox::take_reply(store, PLATFORM, token, state.bot.now()).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Outbound>(&payload)? {
+        Outbound::OpenForm { form, .. } => {
+            let draft = new_draft(state, user, &form).await?;
+            Ok(Some(answer(
+                response::MODAL,
+                Some(render::modal(&form, &draft, 1, &BTreeMap::new())),
+            )))
+        }
+        Outbound::Ephemeral { message, .. } => Ok(Some(private(state, &message))),
+        _ => Ok(None),
+    }
+}
+
+async fn new_draft(state: &AppState, user: &str, form: &Form) -> anyhow::Result<String> {
+    let now = state.bot.now();
+    let _ = store::forms::prune(&state.bot.store, now - DRAFT_TTL_MS).await;
+    let id = format!("{:016x}", rand::random::<u64>());
+    store::forms::create(
+        &state.bot.store,
+        &store::forms::Draft {
+            id: id.clone(),
+            platform: PLATFORM.into(),
+            user_id: user.into(),
+            form: serde_json::to_string(form)?,
+            answers: "{}".into(),
+        },
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+async fn form_step(
+    state: &AppState,
+    ctx: Context,
+    draft_id: &str,
+    page: usize,
+    answers: Option<BTreeMap<String, String>>,
+) -> Response {
+    match form_step_inner(state, ctx, draft_id, page, answers).await {
+        Ok(r) => r,
+        Err(e) => internal(e),
+    }
+}
+
+async fn form_step_inner(
+    state: &AppState,
+    ctx: Context,
+    draft_id: &str,
+    page: usize,
+    answers: Option<BTreeMap<String, String>>,
+) -> anyhow::Result<Response> {
+    let texts = &state.bot.texts;
+    let store = &state.bot.store;
+    let draft = store::forms::get(store, draft_id)
+        .await?
+        .filter(|d| d.platform == PLATFORM && d.user_id == ctx.actor.user_id);
+    let Some(draft) = draft else {
+        return Ok(say(state, "form_expired", json!({})));
+    };
+    let form: Form = serde_json::from_str(&draft.form)?;
+    let mut saved: BTreeMap<String, String> = serde_json::from_str(&draft.answers)?;
+    let pages = render::pages(&form);
+    let page = page.min(pages);
+    let Some(given) = answers else {
+        // "Continue" or "Fix the answers": the next modal, pre-filled.
+        return Ok(answer(
+            response::MODAL,
+            Some(render::modal(&form, draft_id, page, &saved)),
+        ));
+    };
+    saved.extend(given);
+    store::forms::save_answers(store, draft_id, &serde_json::to_string(&saved)?).await?;
+    if page < pages {
+        let m = Message {
+            title: texts.render(
+                "form_step_saved",
+                &json!({ "page": page, "pages": pages, "title": form.title }),
+            )?,
+            ..Default::default()
+        };
+        let mut v = render::ephemeral(&m, texts)?;
+        let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
+        let (rows, _) = render::rows(&[(label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary)]);
+        v["components"] = json!(rows);
+        return Ok(answer(response::MESSAGE, Some(v)));
+    }
+    // Empty optional inputs count as not given, as on Slack.
+    let values: BTreeMap<String, String> = saved.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+    let errors = state.bot.precheck_form(&form.callback, &values).await?;
+    if !errors.is_empty() {
+        let fields = errors
+            .into_iter()
+            .map(|(id, e)| Field {
+                label: form
+                    .fields
+                    .iter()
+                    .find(|f| f.id == id)
+                    .map(|f| f.label.clone())
+                    .unwrap_or(id),
+                value: e,
+            })
+            .collect();
+        let m = Message {
+            title: texts.plain("form_rejected")?,
+            fields,
+            ..Default::default()
+        };
+        let mut v = render::ephemeral(&m, texts)?;
+        let (rows, _) = render::rows(&[(
+            texts.plain("btn_form_fix")?,
+            parse::form_step_id(draft_id, 1),
+            ButtonStyle::Primary,
+        )]);
+        v["components"] = json!(rows);
+        return Ok(answer(response::MESSAGE, Some(v)));
+    }
+    let event = Inbound {
+        actor: ctx.actor,
+        actor_name: ctx.actor_name,
+        channel: if form.reply_channel.is_empty() {
+            ctx.channel
+        } else {
+            form.reply_channel.clone()
+        },
+        trigger: Some(ctx.token.clone()),
+        reply: Some(ctx.token),
+        kind: InboundKind::FormSubmit {
+            callback: form.callback.clone(),
+            values,
+        },
+    };
+    let key = format!("{PLATFORM}:{}", ctx.interaction_id);
+    Ok(handle(state, &key, &event, Source::Command).await)
+}
