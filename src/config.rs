@@ -100,6 +100,9 @@ pub struct Settings {
     /// Signing secret of the group robot (`SEC…`).
     #[arg(long, env = "DINGTALK_WEBHOOK_SECRET", hide_env_values = true)]
     pub dingtalk_webhook_secret: Option<Secret>,
+    /// The interactive card template (variables `title`, `markdown`, `buttons`).
+    #[arg(long, env = "DINGTALK_CARD_TEMPLATE_ID", default_value = "releasebot.card")]
+    pub dingtalk_card_template: String,
 }
 
 /// Discord credentials: public key, bot token, application id.
@@ -120,6 +123,7 @@ pub struct DingTalkSettings {
     pub api_url: String,
     pub webhook_url: Option<Secret>,
     pub webhook_secret: Option<Secret>,
+    pub card_template: String,
 }
 
 impl Settings {
@@ -145,6 +149,7 @@ impl Settings {
             dingtalk_api_url: "https://api.dingtalk.com".into(),
             dingtalk_webhook_url: None,
             dingtalk_webhook_secret: None,
+            dingtalk_card_template: "releasebot.card".into(),
         }
     }
 
@@ -177,6 +182,7 @@ impl Settings {
             api_url: self.dingtalk_api_url.clone(),
             webhook_url: self.dingtalk_webhook_url.clone().filter(|u| !u.expose().is_empty()),
             webhook_secret: self.dingtalk_webhook_secret.clone().filter(|s| !s.expose().is_empty()),
+            card_template: self.dingtalk_card_template.clone(),
         })
     }
 

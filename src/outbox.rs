@@ -39,12 +39,25 @@ pub trait ChatClient: Send + Sync {
 
 /// Minimum gap between two messages in one channel (Slack: ~1 message/s/channel).
 pub const CHANNEL_PACE_MS: i64 = 1_000;
+/// DingTalk robots take about 20 messages a minute, then are throttled for 10 minutes.
+pub const DINGTALK_PACE_MS: i64 = 3_000;
+
+fn pace_ms(platform: &str) -> i64 {
+    match platform {
+        "dingtalk" => DINGTALK_PACE_MS,
+        _ => CHANNEL_PACE_MS,
+    }
+}
 /// Longer than a platform call may take (calls time out after 15 s), so a dead worker's items return soon.
 const LEASE_MS: i64 = 20_000;
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
 
 fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
+    if platform == "dingtalk" {
+        // DingTalk limits each robot, not each conversation: one queue, paced as a whole.
+        return "dingtalk:robot".to_string();
+    }
     match out {
         Outbound::Post { channel, .. } => format!("{platform}:{channel}"),
         Outbound::Update { channel, .. } => format!("{platform}:{channel}"),
@@ -197,8 +210,8 @@ impl OutboxWorker {
                     q::put_ref(&self.store, key, &r, now).await?;
                 }
                 q::mark_sent(&self.store, item.id, now).await?;
-                if paced(&item.kind) {
-                    q::pace_channel(&self.store, &item.channel_key, now + CHANNEL_PACE_MS).await?;
+                if paced(&item.kind) || item.platform == "dingtalk" {
+                    q::pace_channel(&self.store, &item.channel_key, now + pace_ms(&item.platform)).await?;
                 }
                 self.metrics.inc(
                     "releasebot_outbox_delivered_total",

@@ -2,6 +2,7 @@
 //! (handlebars templates from `messages/`). One sub-module per platform holds its
 //! signature checks, payload parsing, renderer and API client.
 
+pub mod dingtalk;
 pub mod discord;
 pub mod markdown;
 pub mod slack;

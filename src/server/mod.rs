@@ -1,5 +1,6 @@
 //! Startup and wiring: the HTTP routes, the workers, graceful shutdown.
 
+mod dingtalk;
 mod discord;
 
 use crate::bot::Bot;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub bot: Bot,
     pub slack_secret: Option<Secret>,
     pub discord: Option<Arc<serenity::interactions_endpoint::Verifier>>,
+    pub dingtalk_secret: Option<Secret>,
 }
 
 /// Everything `serve` runs, built once; tests drive the workers by hand.
@@ -66,6 +68,13 @@ impl App {
                 )?),
             );
         }
+        let dingtalk = settings.dingtalk();
+        if let Some(d) = &dingtalk {
+            clients.insert(
+                crate::chat::dingtalk::PLATFORM.to_string(),
+                Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?),
+            );
+        }
         let outbox_notify = Arc::new(Notify::new());
         let executor_notify = Arc::new(Notify::new());
         if store.backend == store::Backend::Sqlite {
@@ -97,6 +106,7 @@ impl App {
                 bot,
                 slack_secret: slack.map(|(s, _)| s),
                 discord: discord_verifier,
+                dingtalk_secret: dingtalk.map(|d| d.app_secret),
             },
             outbox,
             executor,
@@ -114,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/interactions", post(slack_interaction))
         .route("/slack/events", post(slack_event))
         .route("/discord/interactions", post(discord::interactions))
+        .route("/dingtalk/events", post(dingtalk::events))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -261,11 +272,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         database = %store::redact_url(&settings.database_url),
         slack = app.state.slack_secret.is_some(),
         discord = app.state.discord.is_some(),
-        dingtalk = false,
+        dingtalk = app.state.dingtalk_secret.is_some(),
         locale = %settings.locale,
         "releasebot starting"
     );
-    if app.state.slack_secret.is_none() && app.state.discord.is_none() {
+    if app.state.slack_secret.is_none() && app.state.discord.is_none() && app.state.dingtalk_secret.is_none() {
         tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (Slack), DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID (Discord), or DINGTALK_APP_KEY and DINGTALK_APP_SECRET (DingTalk)");
     }
     let listener = tokio::net::TcpListener::bind(&settings.listen)

@@ -227,6 +227,17 @@ pub async fn find_ref(store: &Store, platform: &str, channel: &str, ts: &str) ->
     row.map(|r| r.try_get("msg_key")).transpose().map_err(Into::into)
 }
 
+/// The channel of a posted message, from its platform id (DingTalk card callbacks name
+/// only the card).
+pub async fn channel_of(store: &Store, platform: &str, ts: &str) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT channel FROM message_refs WHERE platform = $1 AND ts = $2")
+        .bind(platform)
+        .bind(ts)
+        .fetch_optional(&store.pool)
+        .await?;
+    row.map(|r| r.try_get("channel")).transpose().map_err(Into::into)
+}
+
 /// Claims the first undelivered private answer or form meant for one interaction
 /// (`token` appears in its payload), so that the platform gets it as the synchronous
 /// answer to that interaction instead of a later call. Forms come first.

@@ -1,0 +1,315 @@
+//! Outbound DingTalk calls: an access token cached until shortly before it expires
+//! (refreshed once however many callers need it), interactive cards for messages with
+//! buttons (updated in place), robot markdown messages, and the signed group webhook.
+
+use super::{verify, PLATFORM};
+use crate::chat::markdown::{to_markdown, unescape};
+use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
+use crate::config::{DingTalkSettings, Secret};
+use crate::outbox::{ChatClient, SendError};
+use crate::store::outbox::MessageRef;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// A token is renewed this long before DingTalk says it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+/// Markdown of one message (DingTalk cuts around 5,000 characters).
+pub const MAX_MARKDOWN: usize = 4_000;
+pub const MAX_TITLE: usize = 100;
+/// Buttons on one card.
+pub const MAX_BUTTONS: usize = 10;
+/// The card template of the deployment (see the README): variables `title`,
+/// `markdown` and `buttons` (a JSON list of `{text, actionId, style}`).
+pub const DEFAULT_CARD_TEMPLATE: &str = "releasebot.card";
+
+pub struct DingTalkChat {
+    http: reqwest::Client,
+    api_url: String,
+    app_key: String,
+    app_secret: Secret,
+    robot_code: String,
+    card_template: String,
+    webhook: Option<(Secret, Option<Secret>)>,
+    token: Mutex<Option<(String, Instant)>>,
+    clock: crate::clock::SharedClock,
+}
+
+/// Neutral text to DingTalk markdown; DingTalk users are named by their id.
+pub fn text(s: &str) -> String {
+    to_markdown(s, &|platform, user| {
+        if platform == PLATFORM {
+            format!("@{user}")
+        } else {
+            format!("@{user} ({platform})")
+        }
+    })
+}
+
+/// A message as one markdown text: title, fields, body, context.
+pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
+    let marker = texts
+        .plain("truncated")
+        .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+    let mut out = format!("#### {}\n", text(&m.title));
+    for f in &m.fields {
+        out.push_str(&format!("\n**{}**: {}\n", text(&f.label), text(&f.value)));
+    }
+    if let Some(b) = m.body.as_deref().filter(|b| !b.is_empty()) {
+        out.push_str(&format!("\n{}\n", text(b)));
+    }
+    if let Some(c) = m.context.as_deref().filter(|c| !c.is_empty()) {
+        out.push_str(&format!("\n> {}\n", text(c)));
+    }
+    Ok(truncate(&out, MAX_MARKDOWN, &marker))
+}
+
+/// The short title DingTalk shows in notifications.
+pub fn title(m: &Message) -> String {
+    let plain = unescape(&m.title).replace('*', "");
+    truncate(plain.lines().next().unwrap_or(""), MAX_TITLE, "…")
+}
+
+/// The card's variables: title, markdown, and the buttons (action ids of our actions).
+pub fn card_params(m: &Message, texts: &Texts) -> Result<Value, SendError> {
+    let buttons: Vec<Value> = m
+        .buttons
+        .iter()
+        .take(MAX_BUTTONS)
+        .map(|b| {
+            let style = match b.style {
+                ButtonStyle::Primary => "primary",
+                ButtonStyle::Danger => "danger",
+                ButtonStyle::Default => "default",
+            };
+            json!({ "text": unescape(&b.label), "actionId": b.action, "style": style })
+        })
+        .collect();
+    Ok(json!({
+        "title": title(m),
+        "markdown": markdown(m, texts)?,
+        "buttons": serde_json::to_string(&buttons).unwrap_or_else(|_| "[]".into()),
+    }))
+}
+
+fn open_space(channel: &str) -> Value {
+    match channel.strip_prefix("dm:") {
+        Some(user) => json!({ "openSpaceId": format!("dtv1.card//IM_ROBOT.{user}") }),
+        None => json!({ "openSpaceId": format!("dtv1.card//IM_GROUP.{channel}") }),
+    }
+}
+
+impl DingTalkChat {
+    pub fn new(s: &DingTalkSettings, clock: crate::clock::SharedClock) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
+        Ok(Self {
+            http,
+            api_url: s.api_url.trim_end_matches('/').to_string(),
+            app_key: s.app_key.clone(),
+            app_secret: s.app_secret.clone(),
+            robot_code: s.robot_code.clone(),
+            card_template: s.card_template.clone(),
+            webhook: s.webhook_url.clone().map(|u| (u, s.webhook_secret.clone())),
+            token: Mutex::new(None),
+            clock,
+        })
+    }
+
+    /// The access token: cached, and refreshed by one caller while the others wait.
+    pub async fn access_token(&self) -> Result<String, SendError> {
+        let mut slot = self.token.lock().await;
+        if let Some((t, until)) = slot.as_ref() {
+            if Instant::now() + TOKEN_MARGIN < *until {
+                return Ok(t.clone());
+            }
+        }
+        let res = self
+            .http
+            .post(format!("{}/v1.0/oauth2/accessToken", self.api_url))
+            .json(&json!({ "appKey": self.app_key, "appSecret": self.app_secret.expose() }))
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("DingTalk token: {e}")))?;
+        let v = answer(res).await?;
+        let token = v["accessToken"]
+            .as_str()
+            .ok_or_else(|| SendError::Permanent("DingTalk token: no accessToken in the answer".into()))?
+            .to_string();
+        let ttl = v["expireIn"].as_u64().unwrap_or(7200);
+        *slot = Some((token.clone(), Instant::now() + Duration::from_secs(ttl)));
+        Ok(token)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, SendError> {
+        let token = self.access_token().await?;
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .header("x-acs-dingtalk-access-token", token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        if res.status().as_u16() == 401 {
+            // The token was revoked early: forget it so that the retry fetches a new one.
+            *self.token.lock().await = None;
+            return Err(SendError::Transient("DingTalk: access token refused".into()));
+        }
+        answer(res).await
+    }
+
+    async fn robot_markdown(&self, channel: &str, m: &Message, texts: &Texts) -> Result<Option<String>, SendError> {
+        let param = json!({ "title": title(m), "text": markdown(m, texts)? }).to_string();
+        let v = match channel.strip_prefix("dm:") {
+            Some(user) => {
+                let body = json!({ "robotCode": self.robot_code, "userIds": [user], "msgKey": "sampleMarkdown", "msgParam": param });
+                self.call(reqwest::Method::POST, "/v1.0/robot/oToMessages/batchSend", &body)
+                    .await?
+            }
+            None => {
+                let body = json!({ "robotCode": self.robot_code, "openConversationId": channel, "msgKey": "sampleMarkdown", "msgParam": param });
+                self.call(reqwest::Method::POST, "/v1.0/robot/groupMessages/send", &body)
+                    .await?
+            }
+        };
+        Ok(v["processQueryKey"].as_str().map(str::to_string))
+    }
+
+    async fn webhook(&self, m: &Message, texts: &Texts) -> Result<(), SendError> {
+        let Some((url, secret)) = &self.webhook else {
+            return Err(SendError::Permanent("no DingTalk webhook configured".into()));
+        };
+        let url = verify::signed_webhook(url.expose(), secret.as_ref().map(Secret::expose), self.clock.now_ms());
+        let body = json!({ "msgtype": "markdown", "markdown": { "title": title(m), "text": markdown(m, texts)? } });
+        let res = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("DingTalk webhook: {}", e.without_url())))?;
+        let v = answer(res).await?;
+        match v["errcode"].as_i64().unwrap_or(0) {
+            0 => Ok(()),
+            // "Sending too fast": the robot is throttled for a while.
+            130101 => Err(SendError::RateLimited(Some(Duration::from_secs(60)))),
+            code => Err(SendError::Permanent(format!(
+                "DingTalk webhook error {code}: {}",
+                v["errmsg"].as_str().unwrap_or("")
+            ))),
+        }
+    }
+}
+
+/// The JSON answer, or the error it stands for.
+async fn answer(res: reqwest::Response) -> Result<Value, SendError> {
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = res.text().await.map_err(|e| SendError::Transient(e.to_string()))?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let what = || {
+        format!(
+            "DingTalk HTTP {}: {}",
+            status.as_u16(),
+            v["message"].as_str().unwrap_or("")
+        )
+    };
+    match status.as_u16() {
+        200..=299 => Ok(v),
+        429 => Err(SendError::RateLimited(retry_after)),
+        403 if v["code"].as_str().is_some_and(|c| c.contains("QpsLimit")) => Err(SendError::RateLimited(retry_after)),
+        500..=599 => Err(SendError::Transient(what())),
+        _ => Err(SendError::Permanent(what())),
+    }
+}
+
+#[async_trait]
+impl ChatClient for DingTalkChat {
+    async fn send(
+        &self,
+        texts: &Texts,
+        out: &Outbound,
+        existing: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError> {
+        match out {
+            // Messages with buttons are interactive cards (updatable); announcements go to
+            // the group webhook when one is configured, else as robot messages.
+            Outbound::Post { channel, message } if !message.buttons.is_empty() => {
+                let track = format!("rb-{:016x}", rand::random::<u64>());
+                let mut body = json!({
+                    "cardTemplateId": self.card_template,
+                    "outTrackId": track,
+                    "callbackType": "HTTP",
+                    "cardData": { "cardParamMap": card_params(message, texts)? },
+                    "imGroupOpenDeliverModel": { "robotCode": self.robot_code },
+                    "imRobotOpenDeliverModel": { "spaceType": "IM_ROBOT" },
+                    "imGroupOpenSpaceModel": { "supportForward": true },
+                });
+                if let (Some(o), Some(space)) = (body.as_object_mut(), open_space(channel).as_object()) {
+                    o.extend(space.clone());
+                }
+                self.call(reqwest::Method::POST, "/v1.0/card/instances/createAndDeliver", &body)
+                    .await?;
+                Ok(Some(Location {
+                    channel: channel.clone(),
+                    ts: track,
+                }))
+            }
+            Outbound::Post { channel, message } => {
+                if self.webhook.is_some() {
+                    self.webhook(message, texts).await?;
+                    return Ok(Some(Location {
+                        channel: channel.clone(),
+                        ts: String::new(),
+                    }));
+                }
+                let key = self.robot_markdown(channel, message, texts).await?;
+                Ok(Some(Location {
+                    channel: channel.clone(),
+                    ts: key.unwrap_or_default(),
+                }))
+            }
+            Outbound::Update { channel, message } => {
+                let track = existing
+                    .map(|r| r.ts.clone())
+                    .filter(|t| t.starts_with("rb-"))
+                    .ok_or_else(|| SendError::Permanent("no DingTalk card to update".into()));
+                match track {
+                    Ok(track) => {
+                        let body = json!({
+                            "outTrackId": track,
+                            "cardData": { "cardParamMap": card_params(message, texts)? },
+                            "cardUpdateOptions": { "updateCardDataByKey": true },
+                        });
+                        self.call(reqwest::Method::PUT, "/v1.0/card/instances", &body).await?;
+                    }
+                    // A plain message cannot be edited on DingTalk: the new state is posted.
+                    Err(_) => {
+                        self.robot_markdown(channel, message, texts).await?;
+                    }
+                }
+                Ok(None)
+            }
+            Outbound::Ephemeral { channel, message, .. } => {
+                // DingTalk has no private messages in a group: answer in the conversation.
+                self.robot_markdown(channel, message, texts).await?;
+                Ok(None)
+            }
+            Outbound::Direct { user, message } => {
+                self.robot_markdown(&super::parse::direct_channel(user), message, texts)
+                    .await?;
+                Ok(None)
+            }
+            Outbound::OpenForm { .. } => Err(SendError::Permanent(
+                "DingTalk has no forms: the bot asks for a command instead".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `POST /dingtalk/events`: the enterprise robot's messages (@-mention commands) and
+//! interactive card callbacks, both signed with the app secret (`timestamp`, `sign`).
+
+use super::{internal, read_limited, AppState};
+use crate::chat::dingtalk::parse::{self, Parsed};
+use crate::chat::dingtalk::{verify, PLATFORM};
+use crate::chat::{Inbound, InboundKind};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// A DingTalk request whose signature was checked; the body is not parsed yet.
+pub struct DingTalkVerified(pub Bytes);
+
+impl FromRequest<AppState> for DingTalkVerified {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(secret) = &state.dingtalk_secret else {
+            return Err((StatusCode::NOT_FOUND, "DingTalk is not configured").into_response());
+        };
+        let headers = req.headers().clone();
+        let body = read_limited(req.into_body()).await?;
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        match verify::verify(
+            secret.expose(),
+            header("timestamp"),
+            header("sign"),
+            state.bot.clock.now_ms(),
+        ) {
+            Ok(()) => Ok(DingTalkVerified(body)),
+            Err(e) => {
+                tracing::warn!(reason = ?e, "refused a DingTalk request with a bad signature");
+                Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response())
+            }
+        }
+    }
+}
+
+fn ok() -> Response {
+    Json(json!({})).into_response()
+}
+
+pub async fn events(State(state): State<AppState>, DingTalkVerified(body): DingTalkVerified) -> Response {
+    let (key, mut event) = match parse::event(&body) {
+        Ok(Parsed::Event { key, event }) | Ok(Parsed::NotACommand { key, event }) => (key, event),
+        Ok(Parsed::Ignored) => return ok(),
+        Err(parse::ParseError::Malformed(why)) => {
+            tracing::warn!(reason = %why, "malformed DingTalk payload");
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    if let Err(e) = locate(&state, &mut event).await {
+        return internal(e);
+    }
+    match state.bot.accept(&key, &event).await {
+        Ok(_) => ok(),
+        Err(e) => internal(e),
+    }
+}
+
+/// A card callback names only the card: answers go to the conversation the card is in.
+async fn locate(state: &AppState, event: &mut Inbound) -> anyhow::Result<()> {
+    if let InboundKind::Action { message: Some(loc), .. } = &mut event.kind {
+        let channel = crate::store::outbox::channel_of(&state.bot.store, PLATFORM, &loc.ts)
+            .await?
+            .unwrap_or_else(|| parse::direct_channel(&event.actor.user_id));
+        loc.channel = channel.clone();
+        event.channel = channel;
+    }
+    Ok(())
+}
