@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod fake_dingtalk;
+pub mod fake_discord;
 pub mod fake_slack;
+pub mod platforms;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "test-signing-secret";
+pub const DINGTALK_SECRET: &str = "dingtalk-app-secret";
 pub const CHANNEL: &str = "CREL";
 
 /// 2026-11-21 09:00:00 UTC.
@@ -61,6 +65,10 @@ pub struct TestBot {
     pub app: App,
     pub router: axum::Router,
     pub slack: FakeSlack,
+    pub discord: fake_discord::FakeDiscord,
+    pub dingtalk: fake_dingtalk::FakeDingTalk,
+    /// Signs Discord interactions; its public key is the app's DISCORD_PUBLIC_KEY.
+    pub discord_key: ed25519_dalek::SigningKey,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     trigger: std::sync::atomic::AtomicU64,
@@ -92,6 +100,17 @@ impl TestBot {
         settings.slack_signing_secret = Some(Secret::new(SECRET));
         settings.slack_bot_token = Some(Secret::new("xoxb-test-token"));
         settings.slack_api_url = slack.api_url.clone();
+        let discord = fake_discord::FakeDiscord::start().await;
+        let discord_key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        settings.discord_public_key = Some(hex::encode(discord_key.verifying_key().to_bytes()));
+        settings.discord_bot_token = Some(Secret::new("discord-bot-token"));
+        settings.discord_application_id = Some("4242".into());
+        settings.discord_api_url = discord.api_url.clone();
+        let dingtalk = fake_dingtalk::FakeDingTalk::start().await;
+        settings.dingtalk_app_key = Some("dingtalk-app-key".into());
+        settings.dingtalk_app_secret = Some(Secret::new(DINGTALK_SECRET));
+        settings.dingtalk_robot_code = Some("robot-code".into());
+        settings.dingtalk_api_url = dingtalk.api_url.clone();
         let clock = ManualClock::new(START_MS);
         let config = Config::parse(config).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
@@ -101,6 +120,9 @@ impl TestBot {
             app,
             router,
             slack,
+            discord,
+            dingtalk,
+            discord_key,
             clock,
             dir,
             trigger: std::sync::atomic::AtomicU64::new(1),

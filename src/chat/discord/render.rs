@@ -81,38 +81,44 @@ pub fn rows(buttons: &[(String, String, ButtonStyle)]) -> (Vec<Value>, usize) {
 pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
     let marker = texts.plain("truncated")?;
     let content = truncate(&text(&m.title), MAX_CONTENT, &marker);
-    let mut budget = MAX_EMBED_TOTAL;
-    let mut take = |s: String, max: usize| -> String {
-        let t = truncate(&s, max.min(budget), &marker);
-        budget = budget.saturating_sub(t.chars().count());
-        t
-    };
+    // The footer (and the note that content was cut) is reserved first; the description
+    // and the fields share what is left of the embed's 6,000 characters.
+    let cut_note = texts.plain("truncated_blocks")?;
+    let context = m.context.as_deref().filter(|c| !c.is_empty()).map(text);
+    let footer_room = MAX_FOOTER.min(500);
+    let mut budget = MAX_EMBED_TOTAL - footer_room;
     let mut embed = serde_json::Map::new();
     if let Some(body) = m.body.as_deref().filter(|b| !b.is_empty()) {
-        embed.insert("description".into(), json!(take(text(body), MAX_EMBED_DESCRIPTION)));
+        let d = truncate(&text(body), MAX_EMBED_DESCRIPTION.min(budget), &marker);
+        budget -= d.chars().count();
+        embed.insert("description".into(), json!(d));
     }
     let mut fields = Vec::new();
+    let mut cut = m.fields.len() > MAX_EMBED_FIELDS;
     for f in m.fields.iter().take(MAX_EMBED_FIELDS) {
-        let name = take(text(&f.label), MAX_FIELD_NAME);
-        let value = take(text(&f.value), MAX_FIELD_VALUE);
-        if name.is_empty() || value.is_empty() {
+        let name = truncate(&text(&f.label), MAX_FIELD_NAME, &marker);
+        let name_len = name.chars().count();
+        if name.is_empty() || budget < name_len + marker.chars().count() + 8 {
+            cut = true;
+            break;
+        }
+        let value = truncate(&text(&f.value), MAX_FIELD_VALUE.min(budget - name_len), &marker);
+        if value.is_empty() {
             continue;
         }
+        budget -= name_len + value.chars().count();
         fields.push(json!({ "name": name, "value": value, "inline": f.value.chars().count() <= 40 }));
     }
-    let mut footer = m.context.as_deref().filter(|c| !c.is_empty()).map(text);
-    if m.fields.len() > MAX_EMBED_FIELDS {
-        footer = Some(format!(
-            "{} {}",
-            footer.unwrap_or_default(),
-            texts.plain("truncated_blocks")?
-        ));
-    }
+    let footer = match (context, cut) {
+        (Some(c), true) => Some(format!("{c} {cut_note}")),
+        (None, true) => Some(cut_note),
+        (c, false) => c,
+    };
     if !fields.is_empty() {
         embed.insert("fields".into(), json!(fields));
     }
     if let Some(f) = footer {
-        embed.insert("footer".into(), json!({ "text": take(f, MAX_FOOTER) }));
+        embed.insert("footer".into(), json!({ "text": truncate(&f, footer_room, &marker) }));
     }
     let buttons: Vec<(String, String, ButtonStyle)> = m
         .buttons

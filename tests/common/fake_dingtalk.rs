@@ -1,0 +1,136 @@
+//! An in-process fake of the DingTalk open API and of a group robot webhook that
+//! records every call. releasebot's own DingTalk client talks to it over HTTP.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `token`, `card_create`, `card_update`, `group_send`, `direct_send`, `webhook`.
+    pub route: String,
+    pub query: String,
+    pub body: Value,
+    pub token: Option<String>,
+    /// The HTTP status the fake answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    rate_limited: VecDeque<String>,
+    tokens: u64,
+    next: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeDingTalk {
+    inner: Arc<Mutex<Inner>>,
+    pub api_url: String,
+    pub webhook_url: String,
+}
+
+impl FakeDingTalk {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            inner,
+            api_url: format!("http://{addr}"),
+            webhook_url: format!("http://{addr}/robot/send?access_token=hook-token"),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// The next call of `route` answers 429 with `Retry-After: 2`.
+    pub fn rate_limit_next(&self, route: &str) {
+        self.inner.lock().unwrap().rate_limited.push_back(route.to_string());
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let route = match (method.as_str(), uri.path()) {
+        ("POST", "/v1.0/oauth2/accessToken") => "token",
+        ("POST", "/v1.0/card/instances/createAndDeliver") => "card_create",
+        ("PUT", "/v1.0/card/instances") => "card_update",
+        ("POST", "/v1.0/robot/groupMessages/send") => "group_send",
+        ("POST", "/v1.0/robot/oToMessages/batchSend") => "direct_send",
+        ("POST", "/robot/send") => "webhook",
+        _ => "unknown",
+    };
+    let token = headers
+        .get("x-acs-dingtalk-access-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut g = inner.lock().unwrap();
+    g.calls.push(Call {
+        route: route.to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        body: body.clone(),
+        token: token.clone(),
+        status: 200,
+    });
+    if let Some(pos) = g.rate_limited.iter().position(|r| r == route) {
+        g.rate_limited.remove(pos);
+        if let Some(last) = g.calls.last_mut() {
+            last.status = 429;
+        }
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "2"), ("content-type", "application/json")],
+            json!({ "code": "Throttling", "message": "too many requests" }).to_string(),
+        )
+            .into_response();
+    }
+    if route != "token" && route != "webhook" && token.is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "code": "InvalidAuthentication", "message": "no token" })),
+        )
+            .into_response();
+    }
+    g.next += 1;
+    let n = g.next;
+    match route {
+        "token" => {
+            if body["appSecret"] != "dingtalk-app-secret" {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "code": "invalidClientSecret", "message": "bad secret" })),
+                )
+                    .into_response();
+            }
+            g.tokens += 1;
+            Json(json!({ "accessToken": format!("dt-token-{}", g.tokens), "expireIn": 7200 })).into_response()
+        }
+        "card_create" | "card_update" => Json(json!({ "success": true, "result": {} })).into_response(),
+        "group_send" | "direct_send" => Json(json!({ "processQueryKey": format!("q-{n}") })).into_response(),
+        "webhook" => Json(json!({ "errcode": 0, "errmsg": "ok" })).into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "code": "NotFound", "message": "unknown route" })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,248 @@
+//! The conformance suite: one set of transcript tests, written once against the neutral
+//! harness (`common::platforms`), run for Slack, Discord and DingTalk through each
+//! platform's fake API and signed inbound requests. A platform passes only when the
+//! whole suite passes.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::platforms::{everywhere_config, Decision};
+use common::platforms::{of_kind, settle, DingTalk, Discord, Kind, Platform, Seen, Slack, Who};
+use common::*;
+
+async fn team() -> TestBot {
+    TestBot::with("en", &everywhere_config()).await
+}
+
+fn post_about<'a>(seen: &'a [Seen], what: &str) -> &'a Seen {
+    seen.iter()
+        .find(|s| s.kind == Kind::Post && s.text.contains(what) && !s.id.is_empty())
+        .unwrap_or_else(|| panic!("a message about {what:?} in {seen:#?}"))
+}
+
+fn private_to_contains(seen: &[Seen], what: &str) -> bool {
+    seen.iter().any(|s| s.kind == Kind::Private && s.text.contains(what))
+}
+
+/// Alice asks for a release; returns the test stage's message.
+async fn submitted(bot: &TestBot, p: &dyn Platform) -> Seen {
+    let before = p.log(bot).len();
+    p.submit_release(bot, Who::Alice, &valid_release(MD5)).await;
+    let seen = settle(bot, p, before).await;
+    post_about(&seen, "Test confirmation").clone()
+}
+
+/// Through the test stage; returns the coordination stage's message.
+async fn to_coordination(bot: &TestBot, p: &dyn Platform) -> Seen {
+    let test = submitted(bot, p).await;
+    let before = p.log(bot).len();
+    p.decide(
+        bot,
+        Who::Tom,
+        &test,
+        Decision::Approve,
+        &[("evaluation", "pass"), ("test_summary", "All green")],
+    )
+    .await;
+    let seen = settle(bot, p, before).await;
+    post_about(&seen, "Resource coordination").clone()
+}
+
+async fn full_default_flow(p: &dyn Platform) {
+    let bot = team().await;
+    let test = submitted(&bot, p).await;
+    assert!(test.text.contains("REL-1"), "{}: {}", p.name(), test.text);
+    assert!(
+        test.text.contains(&p.id(Who::Tom)),
+        "{}: testers are mentioned: {}",
+        p.name(),
+        test.text
+    );
+    assert!(test.actions.iter().any(|a| a.starts_with("approve:")), "{}", p.name());
+
+    let before = p.log(&bot).len();
+    p.decide(
+        &bot,
+        Who::Tom,
+        &test,
+        Decision::Approve,
+        &[("evaluation", "pass"), ("test_summary", "All green")],
+    )
+    .await;
+    let seen = settle(&bot, p, before).await;
+    let edited = of_kind(&seen, Kind::Update)
+        .into_iter()
+        .find(|u| u.id == test.id)
+        .unwrap_or_else(|| panic!("{}: the stage message is edited in place: {seen:#?}", p.name()));
+    assert!(edited.text.contains("Approved by"), "{}: {}", p.name(), edited.text);
+    assert!(edited.actions.is_empty(), "{}: buttons are gone", p.name());
+    let coordinate = post_about(&seen, "Resource coordination").clone();
+    assert!(
+        coordinate.text.contains("All green"),
+        "{}: earlier inputs are shown: {}",
+        p.name(),
+        coordinate.text
+    );
+
+    let before = p.log(&bot).len();
+    p.decide(&bot, Who::Oscar, &coordinate, Decision::Approve, &[]).await;
+    let seen = settle(&bot, p, before).await;
+    let release = post_about(&seen, "REL-1 · App release — Release").clone();
+
+    let before = p.log(&bot).len();
+    p.decide(
+        &bot,
+        Who::Olga,
+        &release,
+        Decision::Approve,
+        &[("release_summary", "go")],
+    )
+    .await;
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        seen.iter().any(|s| s.text.contains("simulated")),
+        "{}: the release runs on the simulated fleet, labelled so",
+        p.name()
+    );
+    let qc = post_about(&seen, "QC evaluation").clone();
+
+    let before = p.log(&bot).len();
+    p.decide(&bot, Who::Quinn, &qc, Decision::Approve, &[("qc_evaluation", "good")])
+        .await;
+    settle(&bot, p, before).await;
+    let before = p.log(&bot).len();
+    p.command(&bot, Who::Alice, "/release show REL-1").await;
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        private_to_contains(&seen, "REL-1 · App release — released"),
+        "{}: the ticket is released and signed off: {seen:#?}",
+        p.name()
+    );
+}
+
+async fn role_refusal(p: &dyn Platform) {
+    let bot = team().await;
+    let test = submitted(&bot, p).await;
+    let before = p.log(&bot).len();
+    assert_eq!(
+        p.click(&bot, Who::Nobody, &test, &test.action("approve:"), false).await,
+        StatusCode::OK
+    );
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        private_to_contains(&seen, "You need the **test** role")
+            || private_to_contains(&seen, "You need the *test* role"),
+        "{}: the refusal names the role: {seen:#?}",
+        p.name()
+    );
+    assert!(of_kind(&seen, Kind::Update).is_empty(), "{}: nothing changes", p.name());
+    assert!(of_kind(&seen, Kind::Post).is_empty(), "{}: nothing changes", p.name());
+}
+
+async fn double_click(p: &dyn Platform) {
+    let bot = team().await;
+    let coordinate = to_coordination(&bot, p).await;
+    let before = p.log(&bot).len();
+    let approve = coordinate.action("approve:");
+    p.click(&bot, Who::Oscar, &coordinate, &approve, false).await;
+    p.click(&bot, Who::Olga, &coordinate, &approve, false).await;
+    let seen = settle(&bot, p, before).await;
+    let releases = seen
+        .iter()
+        .filter(|s| s.kind == Kind::Post && s.text.contains("App release — Release"))
+        .count();
+    assert_eq!(releases, 1, "{}: one transition: {seen:#?}", p.name());
+    assert!(
+        private_to_contains(&seen, "Too late"),
+        "{}: the second clicker is told who decided: {seen:#?}",
+        p.name()
+    );
+}
+
+async fn retried_delivery(p: &dyn Platform) {
+    let bot = team().await;
+    let coordinate = to_coordination(&bot, p).await;
+    let before = p.log(&bot).len();
+    let status = p
+        .click(&bot, Who::Oscar, &coordinate, &coordinate.action("approve:"), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = settle(&bot, p, before).await;
+    let releases = seen
+        .iter()
+        .filter(|s| s.kind == Kind::Post && s.text.contains("App release — Release"))
+        .count();
+    assert_eq!(releases, 1, "{}: the retry is a no-op: {seen:#?}", p.name());
+    assert!(
+        !private_to_contains(&seen, "Too late"),
+        "{}: nobody is told off",
+        p.name()
+    );
+}
+
+async fn bad_signature(p: &dyn Platform) {
+    let bot = team().await;
+    assert_eq!(p.forged(&bot).await, StatusCode::UNAUTHORIZED, "{}", p.name());
+    assert_eq!(bot.inbox_rows().await, 0, "{}: nothing is recorded", p.name());
+    let seen = settle(&bot, p, 0).await;
+    assert!(seen.is_empty(), "{}: nothing is sent", p.name());
+}
+
+async fn rate_limited_delivery(p: &dyn Platform) {
+    let bot = team().await;
+    p.rate_limit_next_post(&bot);
+    let test = submitted(&bot, p).await;
+    assert!(test.text.contains("Test confirmation"));
+    assert_eq!(
+        p.deliveries(&bot),
+        2,
+        "{}: tried, held back, then delivered once",
+        p.name()
+    );
+    let delivered = p
+        .log(&bot)
+        .iter()
+        .filter(|s| s.kind == Kind::Post && s.text.contains("Test confirmation") && !s.id.is_empty())
+        .count();
+    assert_eq!(delivered, 1, "{}", p.name());
+}
+
+macro_rules! conformance {
+    ($($platform:ident => $make:expr),* $(,)?) => {
+        $(
+            mod $platform {
+                use super::*;
+                #[tokio::test]
+                async fn the_default_flow_end_to_end() {
+                    full_default_flow(&$make).await
+                }
+                #[tokio::test]
+                async fn a_user_without_the_role_is_refused() {
+                    role_refusal(&$make).await
+                }
+                #[tokio::test]
+                async fn a_double_click_makes_one_transition() {
+                    double_click(&$make).await
+                }
+                #[tokio::test]
+                async fn a_retried_delivery_is_processed_once() {
+                    retried_delivery(&$make).await
+                }
+                #[tokio::test]
+                async fn a_bad_signature_gets_401_and_changes_nothing() {
+                    bad_signature(&$make).await
+                }
+                #[tokio::test]
+                async fn a_rate_limited_message_is_delivered_later() {
+                    rate_limited_delivery(&$make).await
+                }
+            }
+        )*
+    };
+}
+
+conformance! {
+    slack => Slack,
+    discord => Discord::default(),
+    dingtalk => DingTalk::default(),
+}
