@@ -45,7 +45,7 @@ fn ok() -> Response {
 }
 
 pub async fn events(State(state): State<AppState>, DingTalkVerified(body): DingTalkVerified) -> Response {
-    let (key, mut event) = match parse::event(&body) {
+    let (key, mut event) = match parse::event(&body, state.bot.clock.now_ms()) {
         Ok(Parsed::Event { key, event }) | Ok(Parsed::NotACommand { key, event }) => (key, event),
         Ok(Parsed::Ignored) => return ok(),
         Err(parse::ParseError::Malformed(why)) => {

@@ -60,6 +60,11 @@ pub fn team_config() -> String {
         )
 }
 
+/// Addresses of the fakes, for settings that point at them.
+pub struct Fakes {
+    pub dingtalk_webhook: String,
+}
+
 pub struct TestBot {
     pub settings: Settings,
     pub app: App,
@@ -91,6 +96,11 @@ impl TestBot {
     }
 
     pub async fn with(locale: &str, config: &str) -> Self {
+        Self::with_settings(locale, config, |_, _| {}).await
+    }
+
+    /// Like [`TestBot::with`], with settings changed by `tweak` before the app starts.
+    pub async fn with_settings(locale: &str, config: &str, tweak: impl FnOnce(&mut Settings, &Fakes)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let slack = FakeSlack::start().await;
@@ -111,6 +121,12 @@ impl TestBot {
         settings.dingtalk_app_secret = Some(Secret::new(DINGTALK_SECRET));
         settings.dingtalk_robot_code = Some("robot-code".into());
         settings.dingtalk_api_url = dingtalk.api_url.clone();
+        tweak(
+            &mut settings,
+            &Fakes {
+                dingtalk_webhook: dingtalk.webhook_url.clone(),
+            },
+        );
         let clock = ManualClock::new(START_MS);
         let config = Config::parse(config).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");

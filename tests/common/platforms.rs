@@ -587,10 +587,15 @@ impl DingTalk {
     }
 
     pub fn text_payload(&self, who: Who, text: &str) -> Value {
+        self.text_payload_as(who.dingtalk(), text)
+    }
+
+    /// A message to the robot from any DingTalk user id.
+    pub fn text_payload_as(&self, user: &str, text: &str) -> Value {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         json!({
             "msgId": format!("msg{n}"), "msgtype": "text", "text": { "content": format!(" {text}") },
-            "senderStaffId": who.dingtalk(), "senderNick": format!("{who:?}"), "conversationType": "2",
+            "senderStaffId": user, "senderNick": user, "conversationType": "2",
             "conversationId": DINGTALK_GROUP, "chatbotUserId": "$bot",
             "sessionWebhook": "https://oapi.dingtalk.invalid/robot/sendBySession?session=x",
             "atUsers": [{ "dingtalkId": "$bot" }],
@@ -598,8 +603,13 @@ impl DingTalk {
     }
 
     pub fn callback_payload(&self, who: Who, track: &str, action: &str) -> Value {
+        self.callback_payload_as(who.dingtalk(), track, action)
+    }
+
+    /// A card button pressed by any DingTalk user id.
+    pub fn callback_payload_as(&self, user: &str, track: &str, action: &str) -> Value {
         let content = json!({ "cardPrivateData": { "actionIds": [action], "params": {} } }).to_string();
-        json!({ "type": "actionCallback", "outTrackId": track, "userId": who.dingtalk(), "corpId": "corp1", "content": content })
+        json!({ "type": "actionCallback", "outTrackId": track, "userId": user, "corpId": "corp1", "content": content })
     }
 }
 

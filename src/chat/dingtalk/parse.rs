@@ -104,7 +104,12 @@ fn neutral_mentions(text: &str, staff_ids: &[String]) -> String {
         .join(" ")
 }
 
-pub fn event(body: &[u8]) -> Result<Parsed, ParseError> {
+/// Card callbacks carry no delivery id: the same press delivered again within this
+/// window counts once; a press of the same button later (after a refusal) counts anew.
+pub const CALLBACK_DEDUPE_MS: i64 = 30_000;
+
+/// `now_ms` is the request's signed timestamp.
+pub fn event(body: &[u8], now_ms: i64) -> Result<Parsed, ParseError> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ParseError::Malformed(format!("not JSON: {e}")))?;
     if v.get("outTrackId").is_some() {
@@ -116,7 +121,7 @@ pub fn event(body: &[u8]) -> Result<Parsed, ParseError> {
             return Ok(Parsed::Ignored);
         };
         return Ok(Parsed::Event {
-            key: key_of("card", body),
+            key: format!("{}:{}", key_of("card", body), now_ms.div_euclid(CALLBACK_DEDUPE_MS)),
             event: Box::new(Inbound {
                 actor: Actor::new(PLATFORM, c.user_id.clone()),
                 actor_name: c.user_id,
@@ -184,7 +189,7 @@ mod tests {
             "senderStaffId": "ada01", "senderNick": "Ada", "conversationType": "2",
             "conversationId": "cid1", "atUsers": [{ "dingtalkId": "$bot" }, { "dingtalkId": "$b", "staffId": "bob02" }],
         });
-        let Ok(Parsed::Event { key, event }) = event(body.to_string().as_bytes()) else {
+        let Ok(Parsed::Event { key, event }) = event(body.to_string().as_bytes(), 0) else {
             panic!("a command")
         };
         assert_eq!(key, "dingtalk:msg:m1");
@@ -203,7 +208,7 @@ mod tests {
     fn card_callbacks_carry_the_clicker_and_the_action() {
         let content = json!({ "cardPrivateData": { "actionIds": ["approve:1:1:0"], "params": {} } }).to_string();
         let body = json!({ "type": "actionCallback", "outTrackId": "rb-1", "userId": "tom01", "content": content });
-        let Ok(Parsed::Event { event, .. }) = event(body.to_string().as_bytes()) else {
+        let Ok(Parsed::Event { event, .. }) = event(body.to_string().as_bytes(), 0) else {
             panic!("an action")
         };
         assert_eq!(event.actor.user_id, "tom01");
@@ -211,9 +216,9 @@ mod tests {
             matches!(&event.kind, InboundKind::Action { action, message: Some(l) } if action == "approve:1:1:0" && l.ts == "rb-1")
         );
         assert!(matches!(
-            super::event(b"{\"outTrackId\":1}"),
+            super::event(b"{\"outTrackId\":1}", 0),
             Err(ParseError::Malformed(_))
         ));
-        assert!(matches!(super::event(b"nope"), Err(ParseError::Malformed(_))));
+        assert!(matches!(super::event(b"nope", 0), Err(ParseError::Malformed(_))));
     }
 }

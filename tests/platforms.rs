@@ -1,0 +1,351 @@
+//! What is particular to one platform: Discord's ping, command registration and
+//! confirmations; DingTalk's text commands, access tokens and signed webhook; and
+//! identities linked across platforms.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::platforms::{everywhere_config, of_kind, settle, Decision, DingTalk, Discord, Kind, Platform, Who};
+use common::*;
+use releasebot::config::Secret;
+use serde_json::json;
+use sqlx::Row;
+
+async fn team() -> TestBot {
+    TestBot::with("en", &everywhere_config()).await
+}
+
+#[tokio::test]
+async fn discord_pings_get_a_pong_and_only_when_signed() {
+    let bot = team().await;
+    let d = Discord::default();
+    let ping = json!({ "id": "1", "application_id": "4242", "type": 1, "token": "t", "version": 1 });
+    let r = d.send(&bot, &ping).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({ "type": 1 })));
+    let r = d.send_raw(&bot, ping.to_string().into_bytes(), false).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "Discord probes with bad signatures");
+    let r = bot
+        .raw(
+            "/discord/interactions",
+            "application/json",
+            ping.to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a missing signature is refused too");
+}
+
+#[tokio::test]
+async fn discord_register_sends_commands_derived_from_the_grammar() {
+    let bot = team().await;
+    let settings = bot.settings.discord().unwrap();
+    let n = releasebot::chat::discord::client::register_commands(&settings, &releasebot::cli::discord_commands())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "/release and /role");
+    let call = bot.discord.calls().into_iter().find(|c| c.route == "register").unwrap();
+    assert_eq!(call.auth.as_deref(), Some("Bot discord-bot-token"));
+    let release = &call.body[0];
+    assert_eq!(release["name"], "release");
+    let subs: Vec<&str> = release["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for verb in [
+        "new", "show", "list", "cancel", "plan", "status", "rollback", "approve", "reject", "help",
+    ] {
+        assert!(subs.contains(&verb), "{verb} in {subs:?}");
+    }
+    for o in release["options"].as_array().unwrap() {
+        assert!(o["description"].as_str().unwrap().chars().count() <= 100);
+    }
+    let show = release["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "show")
+        .unwrap();
+    assert_eq!(show["options"][0]["required"], true, "REL-ID is required");
+}
+
+#[tokio::test]
+async fn discord_asks_before_a_button_with_a_confirmation() {
+    let bot = team().await;
+    let d = Discord::default();
+    d.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
+    let seen = settle(&bot, &d, 0).await;
+    let test = seen.iter().find(|s| s.kind == Kind::Post).unwrap().clone();
+    d.decide(
+        &bot,
+        Who::Tom,
+        &test,
+        Decision::Reject,
+        &[("comment", "crashes on start")],
+    )
+    .await;
+    bot.settle().await;
+    let sent_back = bot
+        .discord
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|c| c.route == "send_message" && c.body.to_string().contains("withdraw:1"))
+        .expect("the submitter gets Resubmit / Withdraw");
+    let ids = sent_back.body["components"].to_string();
+    assert!(ids.contains("confirm:withdraw:1"), "Withdraw asks first: {ids}");
+
+    let msg_id = sent_back.response["id"].as_str().unwrap().to_string();
+    let r = d
+        .send(&bot, &d.click_payload(Who::Alice, &msg_id, "confirm:withdraw:1"))
+        .await;
+    let v = r.json();
+    assert_eq!(v["type"], 4);
+    assert_eq!(v["data"]["flags"], 64, "the question is private");
+    assert!(v["data"]["content"].as_str().unwrap().contains("Are you sure?"));
+    let r = d.send(&bot, &d.click_payload(Who::Alice, "1", "dismiss")).await;
+    assert_eq!(r.json()["type"], 7);
+    assert_eq!(r.json()["data"]["content"], "Nothing was done.");
+    bot.settle().await;
+    let before = d.log(&bot).len();
+    d.send(&bot, &d.click_payload(Who::Alice, "1", "withdraw:1")).await;
+    let seen = settle(&bot, &d, before).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.text.contains("withdrawn") || s.text.contains("closed")),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
+    let bot = team().await;
+    let t = DingTalk::default();
+    t.command(&bot, Who::Alice, "release shw REL-1").await;
+    let seen = settle(&bot, &t, 0).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].channel,
+        common::platforms::DINGTALK_GROUP,
+        "answered where it was asked"
+    );
+    assert!(
+        seen[0].text.contains("`shw` is not a `/release` command"),
+        "{}",
+        seen[0].text
+    );
+
+    let before = t.log(&bot).len();
+    t.command(&bot, Who::Alice, "hello robot").await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(
+        seen[0].text.contains("/release commands"),
+        "anything else gets the help: {}",
+        seen[0].text
+    );
+
+    // A form becomes the command to send, field by field.
+    let before = t.log(&bot).len();
+    t.command(&bot, Who::Alice, "release new").await;
+    let seen = settle(&bot, &t, before).await;
+    let text = &seen[0].text;
+    assert!(
+        text.contains("release new app-release application=… version=…"),
+        "{text}"
+    );
+    assert!(text.contains("`md5=` (required)"), "{text}");
+
+    // Bad answers are named, and nothing is created.
+    let before = t.log(&bot).len();
+    t.command(
+        &bot,
+        Who::Alice,
+        "release new application=payments version=1 package_url=ftp://x md5=abc planned_at=\"2030-01-01 10:00\"",
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(seen[0].text.contains("not accepted"), "{}", seen[0].text);
+    assert!(
+        seen[0].text.contains("32"),
+        "the MD5 problem is named: {}",
+        seen[0].text
+    );
+    assert!(of_kind(&t.log(&bot), Kind::Post).is_empty(), "no ticket");
+}
+
+#[tokio::test]
+async fn dingtalk_fetches_one_access_token_for_many_callers() {
+    let bot = team().await;
+    let chat = std::sync::Arc::new(
+        releasebot::chat::dingtalk::DingTalkChat::new(&bot.settings.dingtalk().unwrap(), bot.clock.clone()).unwrap(),
+    );
+    let tokens = futures::future::join_all((0..20).map(|_| {
+        let c = chat.clone();
+        async move { c.access_token().await.unwrap() }
+    }))
+    .await;
+    assert!(tokens.iter().all(|t| t == "dt-token-1"));
+    let fetched = bot.dingtalk.calls().iter().filter(|c| c.route == "token").count();
+    assert_eq!(fetched, 1, "refreshed once under concurrency, then cached");
+    assert_eq!(
+        bot.dingtalk.calls()[0].body["appSecret"],
+        "dingtalk-app-secret",
+        "the token request carries the app credentials"
+    );
+    let mut wrong = bot.settings.dingtalk().unwrap();
+    wrong.app_secret = Secret::new("nope");
+    let chat = releasebot::chat::dingtalk::DingTalkChat::new(&wrong, bot.clock.clone()).unwrap();
+    assert!(chat.access_token().await.is_err());
+}
+
+#[tokio::test]
+async fn dingtalk_announcements_go_to_the_signed_webhook_paced_for_the_robot() {
+    let bot = TestBot::with_settings("en", &everywhere_config(), |s, fakes| {
+        s.dingtalk_webhook_url = Some(Secret::new(fakes.dingtalk_webhook.clone()));
+        s.dingtalk_webhook_secret = Some(Secret::new("SEChook"));
+    })
+    .await;
+    let t = DingTalk::default();
+    t.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
+    let seen = settle(&bot, &t, 0).await;
+    let test = seen.iter().find(|s| s.kind == Kind::Post).unwrap().clone();
+    t.decide(
+        &bot,
+        Who::Tom,
+        &test,
+        Decision::Approve,
+        &[("evaluation", "pass"), ("test_summary", "ok")],
+    )
+    .await;
+    let seen = settle(&bot, &t, 0).await;
+    let coordinate = seen
+        .iter()
+        .rev()
+        .find(|s| s.kind == Kind::Post && s.text.contains("Resource coordination"))
+        .unwrap()
+        .clone();
+    t.decide(&bot, Who::Oscar, &coordinate, Decision::Approve, &[]).await;
+    let seen = settle(&bot, &t, 0).await;
+    let release = seen
+        .iter()
+        .rev()
+        .find(|s| s.kind == Kind::Post && s.text.contains("— Release"))
+        .unwrap()
+        .clone();
+    t.decide(
+        &bot,
+        Who::Olga,
+        &release,
+        Decision::Approve,
+        &[("release_summary", "go")],
+    )
+    .await;
+    bot.settle().await;
+
+    let hooks: Vec<_> = bot
+        .dingtalk
+        .calls()
+        .into_iter()
+        .filter(|c| c.route == "webhook")
+        .collect();
+    assert!(!hooks.is_empty(), "traffic notices and the report are announced");
+    for h in &hooks {
+        let q: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(h.query.as_bytes()).into_owned().collect();
+        assert_eq!(q["access_token"], "hook-token");
+        let ts = &q["timestamp"];
+        assert_eq!(
+            q["sign"],
+            releasebot::chat::dingtalk::verify::sign("SEChook", ts),
+            "signed, encoded once"
+        );
+        assert_eq!(h.body["msgtype"], "markdown");
+    }
+    assert!(hooks
+        .iter()
+        .any(|h| h.body["markdown"]["text"].as_str().unwrap().contains("REL-1")));
+
+    let rows =
+        sqlx::query("SELECT sent_at FROM outbox WHERE platform = 'dingtalk' AND status = 'sent' ORDER BY sent_at")
+            .fetch_all(&bot.app.state.bot.store.pool)
+            .await
+            .unwrap();
+    let times: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+    assert!(times.len() > 10);
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= 3_000,
+            "at most 20 messages a minute per robot: {times:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_linked_identity_approves_from_another_platform() {
+    let bot = team().await;
+    let t = DingTalk::default();
+    t.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
+    let seen = settle(&bot, &t, 0).await;
+    let test = seen.iter().find(|s| s.kind == Kind::Post).unwrap().clone();
+
+    // Tom's second account on DingTalk holds no role yet.
+    let before = t.log(&bot).len();
+    t.post(
+        &bot,
+        &t.callback_payload_as("tom-mobile", &test.id, &test.action("approve:")),
+        DINGTALK_SECRET,
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(
+        seen.iter().any(|s| s.text.contains("You need the **test** role")),
+        "{seen:#?}"
+    );
+
+    // The admin links it to Tom's Slack identity, from Slack.
+    bot.clock.advance_ms(60_000);
+    bot.command(ADA, &format!("/role link <@{TOM}> dingtalk:tom-mobile"))
+        .await;
+    let calls = bot.settle().await;
+    let answer = ephemerals_to(&calls, ADA).join("\n");
+    assert!(answer.contains("are now one person"), "{answer}");
+    bot.command(ADA, "/role list").await;
+    let calls = bot.settle().await;
+    let list = ephemerals_to(&calls, ADA).join("\n");
+    assert!(list.contains(&format!("<@{TOM}> = @tom-mobile (dingtalk)")), "{list}");
+
+    let before = t.log(&bot).len();
+    t.post(
+        &bot,
+        &t.callback_payload_as("tom-mobile", &test.id, &test.action("approve:")),
+        DINGTALK_SECRET,
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.kind == Kind::Private && s.text.contains("release approve REL-1")),
+        "the form is asked for: {seen:#?}"
+    );
+    let before = t.log(&bot).len();
+    t.post(
+        &bot,
+        &t.text_payload_as("tom-mobile", "release approve REL-1 evaluation=pass test_summary=ok"),
+        DINGTALK_SECRET,
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.kind == Kind::Update && s.id == test.id && s.text.contains("Approved by @tom-mobile")),
+        "{seen:#?}"
+    );
+
+    // Linking needs an admin.
+    let before = t.log(&bot).len();
+    t.command(&bot, Who::Tom, "role link dingtalk:tom01 slack:UNOBODY")
+        .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(seen[0].text.contains("admin"), "{}", seen[0].text);
+}
