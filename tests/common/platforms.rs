@@ -318,6 +318,8 @@ pub const DISCORD_CHANNEL: &str = "900";
 pub struct Discord {
     /// Answers that came back in interaction responses, after this many API calls.
     replies: Mutex<Vec<(usize, Seen)>>,
+    /// Every interaction response, as Discord received it.
+    pub responses: Mutex<Vec<Value>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -367,6 +369,7 @@ impl Discord {
 
     fn note(&self, bot: &TestBot, r: &Reply) {
         let v = r.json();
+        self.responses.lock().unwrap().push(v.clone());
         if v["type"] == 4 || v["type"] == 7 {
             let mut text = String::new();
             collect_text(&v["data"]["content"], &mut text);

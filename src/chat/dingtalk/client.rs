@@ -313,3 +313,42 @@ impl ChatClient for DingTalkChat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Button, Field};
+
+    #[test]
+    fn long_messages_are_cut_visibly_and_buttons_capped() {
+        let texts = Texts::new("zh-CN").unwrap();
+        let m = Message {
+            title: format!("*REL-1* <@dingtalk:tom01> {}", "标".repeat(300)),
+            fields: (0..50)
+                .map(|i| Field {
+                    label: format!("f{i}"),
+                    value: "v".repeat(500),
+                })
+                .collect(),
+            body: Some("&lt;b&gt;".into()),
+            context: None,
+            buttons: (0..15)
+                .map(|i| Button {
+                    label: format!("b{i}"),
+                    action: format!("approve:{i}:1:0"),
+                    style: ButtonStyle::Primary,
+                    confirm: None,
+                })
+                .collect(),
+        };
+        let md = markdown(&m, &texts).unwrap();
+        assert_eq!(md.chars().count(), MAX_MARKDOWN);
+        assert!(md.ends_with(&texts.plain("truncated").unwrap()));
+        assert!(md.starts_with("#### **REL-1** @tom01"));
+        assert!(title(&m).chars().count() <= MAX_TITLE);
+        let p = card_params(&m, &texts).unwrap();
+        let buttons: Vec<Value> = serde_json::from_str(p["buttons"].as_str().unwrap()).unwrap();
+        assert_eq!(buttons.len(), MAX_BUTTONS);
+        assert_eq!(buttons[0]["actionId"], "approve:0:1:0");
+    }
+}

@@ -137,13 +137,25 @@ pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
         let note = texts.render("buttons_dropped", &json!({ "count": dropped }))?;
         content = truncate(&format!("{content}\n{note}"), MAX_CONTENT, &marker);
     }
+    // Mentions inside an embed do not notify: whoever the message addresses (title, body,
+    // context; not the data fields) is also named in the content, and only they are pinged.
     let mut users = Vec::new();
-    for s in std::iter::once(&m.title).chain(m.body.iter()) {
+    let texts_of = std::iter::once(&m.title).chain(m.body.iter()).chain(m.context.iter());
+    for s in texts_of {
         users.extend(mentioned(s));
     }
     users.sort();
     users.dedup();
     users.truncate(100);
+    let in_title = mentioned(&m.title);
+    let extra: Vec<String> = users
+        .iter()
+        .filter(|u| !in_title.contains(u))
+        .map(|u| format!("<@{u}>"))
+        .collect();
+    if !extra.is_empty() {
+        content = truncate(&format!("{content}\n{}", extra.join(" ")), MAX_CONTENT, &marker);
+    }
     let mut out = json!({
         "content": content,
         "components": components,
