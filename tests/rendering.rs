@@ -15,7 +15,8 @@ async fn scenario(p: &dyn Platform, locale: &str) -> TestBot {
     p.command(&bot, Who::Alice, "/release help").await;
     p.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
     let mut seen = settle(&bot, p, 0).await;
-    let steps: [(Who, &str, Vec<(&str, &str)>); 4] = [
+    type Step<'a> = (Who, &'a str, Vec<(&'a str, &'a str)>);
+    let steps: [Step; 4] = [
         (
             Who::Tom,
             "approve:1:1:",
