@@ -103,6 +103,9 @@ pub struct Settings {
     /// The interactive card template (variables `title`, `markdown`, `buttons`).
     #[arg(long, env = "DINGTALK_CARD_TEMPLATE_ID", default_value = "releasebot.card")]
     pub dingtalk_card_template: String,
+    /// Receive DingTalk events over Stream mode (an outgoing websocket) instead of HTTP.
+    #[arg(long, env = "DINGTALK_STREAM", default_value_t = false)]
+    pub dingtalk_stream: bool,
 }
 
 /// Discord credentials: public key, bot token, application id.
@@ -150,6 +153,7 @@ impl Settings {
             dingtalk_webhook_url: None,
             dingtalk_webhook_secret: None,
             dingtalk_card_template: "releasebot.card".into(),
+            dingtalk_stream: false,
         }
     }
 

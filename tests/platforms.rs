@@ -349,3 +349,88 @@ async fn a_linked_identity_approves_from_another_platform() {
     let seen = settle(&bot, &t, before).await;
     assert!(seen[0].text.contains("admin"), "{}", seen[0].text);
 }
+
+/// A DingTalk Stream gateway on a local websocket: sends `frames`, then collects what
+/// the client answers until it closes.
+async fn stream_gateway(
+    frames: Vec<serde_json::Value>,
+) -> (String, tokio::task::JoinHandle<(String, Vec<serde_json::Value>)>) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/connect", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut path = String::new();
+        let mut ws = tokio_tungstenite::accept_hdr_async(
+            tcp,
+            |req: &tokio_tungstenite::tungstenite::handshake::server::Request, res| {
+                path = req.uri().to_string();
+                Ok(res)
+            },
+        )
+        .await
+        .unwrap();
+        for f in frames {
+            ws.send(Message::text(f.to_string())).await.unwrap();
+        }
+        let mut answers = Vec::new();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                answers.push(serde_json::from_str(&t).unwrap());
+            }
+        }
+        (path, answers)
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn dingtalk_stream_mode_receives_acks_pings_and_reconnects_on_request() {
+    let bot = team().await;
+    let t = DingTalk::default();
+    let event = t.text_payload(Who::Alice, "release help");
+    let (url, gateway) = stream_gateway(vec![
+        json!({ "specVersion": "1.0", "type": "SYSTEM", "headers": { "topic": "ping", "messageId": "p1" }, "data": "{\"opaque\":\"x\"}" }),
+        json!({ "specVersion": "1.0", "type": "CALLBACK", "headers": { "topic": "/v1.0/im/bot/messages/get", "messageId": "m1" }, "data": event.to_string() }),
+        json!({ "specVersion": "1.0", "type": "CALLBACK", "headers": { "topic": "/v1.0/im/bot/messages/get", "messageId": "m2" }, "data": event.to_string() }),
+        json!({ "specVersion": "1.0", "type": "SYSTEM", "headers": { "topic": "disconnect", "messageId": "d1" }, "data": "" }),
+    ])
+    .await;
+    bot.dingtalk.set_stream_endpoint(&url);
+    let settings = bot.settings.dingtalk().unwrap();
+    let http = reqwest::Client::new();
+    let handler = |body: Vec<u8>| {
+        let b = bot.app.state.bot.clone();
+        async move { releasebot::server::dingtalk::receive(&b, &body).await.map(|_| ()) }
+    };
+    let ended = releasebot::chat::dingtalk::stream::connect_once(&http, &settings, &handler, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        ended,
+        releasebot::chat::dingtalk::stream::Ended::Reconnect,
+        "disconnect asks for a new connection"
+    );
+    let (path, answers) = gateway.await.unwrap();
+    assert!(path.ends_with("?ticket=ticket-1"), "{path}");
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0]["headers"]["messageId"], "p1");
+    assert_eq!(answers[0]["data"], "{\"opaque\":\"x\"}", "pings are echoed");
+    assert_eq!(answers[1]["code"], 200);
+    assert_eq!(answers[1]["headers"]["messageId"], "m1", "every frame is acknowledged");
+    assert_eq!(answers[2]["headers"]["messageId"], "m2");
+    let open = bot
+        .dingtalk
+        .calls()
+        .into_iter()
+        .find(|c| c.route == "stream_open")
+        .unwrap();
+    assert_eq!(open.body["clientId"], "dingtalk-app-key");
+    assert_eq!(open.body["subscriptions"].as_array().unwrap().len(), 2);
+
+    assert_eq!(bot.inbox_rows().await, 1, "the redelivered frame is recorded once");
+    let seen = settle(&bot, &t, 0).await;
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].text.contains("/release commands"), "{}", seen[0].text);
+}

@@ -45,27 +45,37 @@ fn ok() -> Response {
 }
 
 pub async fn events(State(state): State<AppState>, DingTalkVerified(body): DingTalkVerified) -> Response {
-    let (key, mut event) = match parse::event(&body, state.bot.clock.now_ms()) {
-        Ok(Parsed::Event { key, event }) | Ok(Parsed::NotACommand { key, event }) => (key, event),
-        Ok(Parsed::Ignored) => return ok(),
-        Err(parse::ParseError::Malformed(why)) => {
-            tracing::warn!(reason = %why, "malformed DingTalk payload");
-            return (StatusCode::BAD_REQUEST, why).into_response();
-        }
-    };
-    if let Err(e) = locate(&state, &mut event).await {
-        return internal(e);
-    }
-    match state.bot.accept(&key, &event).await {
-        Ok(_) => ok(),
+    match receive(&state.bot, &body).await {
+        Ok(Received::Recorded) => ok(),
+        Ok(Received::Malformed(why)) => (StatusCode::BAD_REQUEST, why).into_response(),
         Err(e) => internal(e),
     }
 }
 
+pub enum Received {
+    Recorded,
+    Malformed(String),
+}
+
+/// Records one DingTalk event (HTTP body or Stream frame data) for the bot.
+pub async fn receive(bot: &crate::bot::Bot, body: &[u8]) -> anyhow::Result<Received> {
+    let (key, mut event) = match parse::event(body, bot.clock.now_ms()) {
+        Ok(Parsed::Event { key, event }) | Ok(Parsed::NotACommand { key, event }) => (key, event),
+        Ok(Parsed::Ignored) => return Ok(Received::Recorded),
+        Err(parse::ParseError::Malformed(why)) => {
+            tracing::warn!(reason = %why, "malformed DingTalk payload");
+            return Ok(Received::Malformed(why));
+        }
+    };
+    locate(bot, &mut event).await?;
+    bot.accept(&key, &event).await?;
+    Ok(Received::Recorded)
+}
+
 /// A card callback names only the card: answers go to the conversation the card is in.
-async fn locate(state: &AppState, event: &mut Inbound) -> anyhow::Result<()> {
+async fn locate(bot: &crate::bot::Bot, event: &mut Inbound) -> anyhow::Result<()> {
     if let InboundKind::Action { message: Some(loc), .. } = &mut event.kind {
-        let channel = crate::store::outbox::channel_of(&state.bot.store, PLATFORM, &loc.ts)
+        let channel = crate::store::outbox::channel_of(&bot.store, PLATFORM, &loc.ts)
             .await?
             .unwrap_or_else(|| parse::direct_channel(&event.actor.user_id));
         loc.channel = channel.clone();

@@ -1,6 +1,6 @@
 //! Startup and wiring: the HTTP routes, the workers, graceful shutdown.
 
-mod dingtalk;
+pub mod dingtalk;
 mod discord;
 
 use crate::bot::Bot;
@@ -289,6 +289,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let inbox = tokio::spawn(bot.run(shutdown.clone()));
     let outbox = tokio::spawn(app.outbox.run(shutdown.clone()));
     let executor = tokio::spawn(app.executor.clone().run(shutdown.clone()));
+    let stream = match settings.dingtalk().filter(|_| settings.dingtalk_stream) {
+        Some(d) => {
+            let bot = app.state.bot.clone();
+            let handler = move |body: Vec<u8>| {
+                let bot = bot.clone();
+                async move { dingtalk::receive(&bot, &body).await.map(|_| ()) }
+            };
+            Some(tokio::spawn(crate::chat::dingtalk::stream::run(
+                d,
+                handler,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -301,6 +316,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Accepted events are processed and deliverable messages flushed before exit.
     let _ = inbox.await;
     let _ = executor.await;
+    if let Some(s) = stream {
+        let _ = s.await;
+    }
     let _ = outbox.await;
     tracing::info!("stopped");
     Ok(())

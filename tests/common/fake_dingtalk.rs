@@ -27,6 +27,8 @@ struct Inner {
     rate_limited: VecDeque<String>,
     tokens: u64,
     next: u64,
+    /// Where `connections/open` sends Stream clients.
+    stream_endpoint: Option<String>,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,11 @@ impl FakeDingTalk {
         self.inner.lock().unwrap().calls.clone()
     }
 
+    /// Stream clients are sent to this websocket endpoint.
+    pub fn set_stream_endpoint(&self, url: &str) {
+        self.inner.lock().unwrap().stream_endpoint = Some(url.to_string());
+    }
+
     /// The next call of `route` answers 429 with `Retry-After: 2`.
     pub fn rate_limit_next(&self, route: &str) {
         self.inner.lock().unwrap().rate_limited.push_back(route.to_string());
@@ -77,6 +84,7 @@ async fn handle(
         ("POST", "/v1.0/robot/groupMessages/send") => "group_send",
         ("POST", "/v1.0/robot/oToMessages/batchSend") => "direct_send",
         ("POST", "/robot/send") => "webhook",
+        ("POST", "/v1.0/gateway/connections/open") => "stream_open",
         _ => "unknown",
     };
     let token = headers
@@ -103,7 +111,7 @@ async fn handle(
         )
             .into_response();
     }
-    if route != "token" && route != "webhook" && token.is_none() {
+    if !matches!(route, "token" | "webhook" | "stream_open") && token.is_none() {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({ "code": "InvalidAuthentication", "message": "no token" })),
@@ -127,6 +135,15 @@ async fn handle(
         "card_create" | "card_update" => Json(json!({ "success": true, "result": {} })).into_response(),
         "group_send" | "direct_send" => Json(json!({ "processQueryKey": format!("q-{n}") })).into_response(),
         "webhook" => Json(json!({ "errcode": 0, "errmsg": "ok" })).into_response(),
+        "stream_open" if body["clientSecret"] == "dingtalk-app-secret" => {
+            Json(json!({ "endpoint": g.stream_endpoint.clone().unwrap_or_default(), "ticket": "ticket-1" }))
+                .into_response()
+        }
+        "stream_open" => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "code": "InvalidAuthentication" })),
+        )
+            .into_response(),
         _ => (
             StatusCode::NOT_FOUND,
             Json(json!({ "code": "NotFound", "message": "unknown route" })),

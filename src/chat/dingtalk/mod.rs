@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod parse;
+pub mod stream;
 pub mod verify;
 
 pub use client::DingTalkChat;
