@@ -352,6 +352,7 @@ async fn a_linked_identity_approves_from_another_platform() {
 
 /// A DingTalk Stream gateway on a local websocket: sends `frames`, then collects what
 /// the client answers until it closes.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type
 async fn stream_gateway(
     frames: Vec<serde_json::Value>,
 ) -> (String, tokio::task::JoinHandle<(String, Vec<serde_json::Value>)>) {
