@@ -82,7 +82,7 @@ pub fn check(settings: &Settings) -> Vec<String> {
     }
     if let Some(k) = &settings.discord_public_key {
         if let Err(e) = crate::chat::discord::verify::verifier(k) {
-            problems.push(format!("DISCORD_PUBLIC_KEY: {e}"));
+            problems.push(e.to_string());
         }
     }
     match (&settings.dingtalk_app_key, &settings.dingtalk_app_secret) {

@@ -52,6 +52,30 @@ fn check_accepts_the_defaults_and_reports_every_problem_with_its_path() {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
     assert!(!err.contains("xoxb-1"), "secrets never reach the output");
+
+    let out = releasebot(
+        &["check"],
+        &[
+            ("DISCORD_PUBLIC_KEY", "not-hex".into()),
+            ("DISCORD_BOT_TOKEN", "discord-secret-token".into()),
+            ("DINGTALK_APP_SECRET", "dingtalk-secret".into()),
+            ("DINGTALK_WEBHOOK_SECRET", "SECwebhook".into()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "DISCORD_APPLICATION_ID: required when any DISCORD_ variable is set",
+        "DISCORD_PUBLIC_KEY must be 64 hexadecimal characters",
+        "DINGTALK_APP_KEY: required when DINGTALK_APP_SECRET is set",
+        "DINGTALK_WEBHOOK_URL: required when DINGTALK_WEBHOOK_SECRET is set",
+        "4 problem(s) found",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    for secret in ["discord-secret-token", "dingtalk-secret", "SECwebhook"] {
+        assert!(!err.contains(secret), "secrets never reach the output");
+    }
 }
 
 #[test]
