@@ -37,6 +37,20 @@ pub trait ChatClient: Send + Sync {
     ) -> Result<Option<Location>, SendError>;
 }
 
+/// How long one platform call may take before it counts as a transient failure.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs a platform call within [`CALL_TIMEOUT`], its error classified by `classify`.
+pub async fn timed<T, E>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+    classify: impl FnOnce(E) -> SendError,
+) -> Result<T, SendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(classify),
+        Err(_) => Err(SendError::Transient("timed out".into())),
+    }
+}
+
 /// Minimum gap between two messages in one channel (Slack: ~1 message/s/channel).
 pub const CHANNEL_PACE_MS: i64 = 1_000;
 /// DingTalk robots take about 20 messages a minute, then are throttled for 10 minutes.

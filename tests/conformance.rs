@@ -6,46 +6,22 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::platforms::{everywhere_config, Decision};
-use common::platforms::{of_kind, settle, DingTalk, Discord, Kind, Platform, Seen, Slack, Who};
+use common::platforms::{approved, everywhere_config, of_kind, post_about, settle, submitted, Decision, TEST_ANSWERS};
+use common::platforms::{DingTalk, Discord, Kind, Platform, Seen, Slack, Who};
 use common::*;
 
 async fn team() -> TestBot {
     TestBot::with("en", &everywhere_config()).await
 }
 
-fn post_about<'a>(seen: &'a [Seen], what: &str) -> &'a Seen {
-    seen.iter()
-        .find(|s| s.kind == Kind::Post && s.text.contains(what) && !s.id.is_empty())
-        .unwrap_or_else(|| panic!("a message about {what:?} in {seen:#?}"))
-}
-
 fn private_to_contains(seen: &[Seen], what: &str) -> bool {
     seen.iter().any(|s| s.kind == Kind::Private && s.text.contains(what))
-}
-
-/// Alice asks for a release; returns the test stage's message.
-async fn submitted(bot: &TestBot, p: &dyn Platform) -> Seen {
-    let before = p.log(bot).len();
-    p.submit_release(bot, Who::Alice, &valid_release(MD5)).await;
-    let seen = settle(bot, p, before).await;
-    post_about(&seen, "Test confirmation").clone()
 }
 
 /// Through the test stage; returns the coordination stage's message.
 async fn to_coordination(bot: &TestBot, p: &dyn Platform) -> Seen {
     let test = submitted(bot, p).await;
-    let before = p.log(bot).len();
-    p.decide(
-        bot,
-        Who::Tom,
-        &test,
-        Decision::Approve,
-        &[("evaluation", "pass"), ("test_summary", "All green")],
-    )
-    .await;
-    let seen = settle(bot, p, before).await;
-    post_about(&seen, "Resource coordination").clone()
+    approved(bot, p, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await
 }
 
 async fn full_default_flow(p: &dyn Platform) {
@@ -61,14 +37,7 @@ async fn full_default_flow(p: &dyn Platform) {
     assert!(test.actions.iter().any(|a| a.starts_with("approve:")), "{}", p.name());
 
     let before = p.log(&bot).len();
-    p.decide(
-        &bot,
-        Who::Tom,
-        &test,
-        Decision::Approve,
-        &[("evaluation", "pass"), ("test_summary", "All green")],
-    )
-    .await;
+    p.decide(&bot, Who::Tom, &test, Decision::Approve, &TEST_ANSWERS).await;
     let seen = settle(&bot, p, before).await;
     let edited = of_kind(&seen, Kind::Update)
         .into_iter()

@@ -5,7 +5,8 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::platforms::{everywhere_config, of_kind, settle, Decision, DingTalk, Discord, Kind, Platform, Who};
+use common::platforms::{approved, everywhere_config, of_kind, settle, submitted, Decision, TEST_ANSWERS};
+use common::platforms::{DingTalk, Discord, Kind, Platform, Who};
 use common::*;
 use releasebot::config::Secret;
 use serde_json::json;
@@ -207,32 +208,9 @@ async fn dingtalk_announcements_go_to_the_signed_webhook_paced_for_the_robot() {
     })
     .await;
     let t = DingTalk::default();
-    t.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
-    let seen = settle(&bot, &t, 0).await;
-    let test = seen.iter().find(|s| s.kind == Kind::Post).unwrap().clone();
-    t.decide(
-        &bot,
-        Who::Tom,
-        &test,
-        Decision::Approve,
-        &[("evaluation", "pass"), ("test_summary", "ok")],
-    )
-    .await;
-    let seen = settle(&bot, &t, 0).await;
-    let coordinate = seen
-        .iter()
-        .rev()
-        .find(|s| s.kind == Kind::Post && s.text.contains("Resource coordination"))
-        .unwrap()
-        .clone();
-    t.decide(&bot, Who::Oscar, &coordinate, Decision::Approve, &[]).await;
-    let seen = settle(&bot, &t, 0).await;
-    let release = seen
-        .iter()
-        .rev()
-        .find(|s| s.kind == Kind::Post && s.text.contains("— Release"))
-        .unwrap()
-        .clone();
+    let test = submitted(&bot, &t).await;
+    let coordinate = approved(&bot, &t, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await;
+    let release = approved(&bot, &t, Who::Oscar, &coordinate, &[], "— Release").await;
     t.decide(
         &bot,
         Who::Olga,

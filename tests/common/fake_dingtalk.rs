@@ -42,11 +42,7 @@ impl FakeDingTalk {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let addr = super::serve_fake(app).await;
         Self {
             inner,
             api_url: format!("http://{addr}"),
@@ -104,12 +100,7 @@ async fn handle(
         if let Some(last) = g.calls.last_mut() {
             last.status = 429;
         }
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "2"), ("content-type", "application/json")],
-            json!({ "code": "Throttling", "message": "too many requests" }).to_string(),
-        )
-            .into_response();
+        return super::too_many_requests(json!({ "code": "Throttling", "message": "too many requests" }));
     }
     if !matches!(route, "token" | "webhook" | "stream_open") && token.is_none() {
         return (

@@ -60,11 +60,7 @@ impl FakeDiscord {
             ..Default::default()
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let addr = super::serve_fake(app).await;
         Self {
             inner,
             api_url: format!("http://{addr}/api/v10"),

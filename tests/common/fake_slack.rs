@@ -50,11 +50,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(handle))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let addr = super::serve_fake(app).await;
         Self {
             inner,
             api_url: format!("http://{addr}/api"),

@@ -60,6 +60,27 @@ pub fn team_config() -> String {
         )
 }
 
+/// Serves a fake platform API on a free loopback port; returns its address.
+pub async fn serve_fake(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
+}
+
+/// A 429 with `Retry-After: 2` and a JSON body, as the platforms send them.
+pub fn too_many_requests(body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "2"), ("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// Addresses of the fakes, for settings that point at them.
 pub struct Fakes {
     pub dingtalk_webhook: String,

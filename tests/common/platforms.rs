@@ -167,6 +167,39 @@ pub async fn settle(bot: &TestBot, p: &dyn Platform, before: usize) -> Vec<Seen>
     p.log(bot)[before..].to_vec()
 }
 
+/// The delivered post whose text has `what`.
+pub fn post_about<'a>(seen: &'a [Seen], what: &str) -> &'a Seen {
+    seen.iter()
+        .find(|s| s.kind == Kind::Post && s.text.contains(what) && !s.id.is_empty())
+        .unwrap_or_else(|| panic!("a message about {what:?} in {seen:#?}"))
+}
+
+/// Alice asks for the default release; returns the test stage's message.
+pub async fn submitted(bot: &TestBot, p: &dyn Platform) -> Seen {
+    let before = p.log(bot).len();
+    p.submit_release(bot, Who::Alice, &valid_release(MD5)).await;
+    let seen = settle(bot, p, before).await;
+    post_about(&seen, "Test confirmation").clone()
+}
+
+/// `who` approves `msg` answering its form; returns the next message, about `next`.
+pub async fn approved(
+    bot: &TestBot,
+    p: &dyn Platform,
+    who: Who,
+    msg: &Seen,
+    answers: &[(&str, &str)],
+    next: &str,
+) -> Seen {
+    let before = p.log(bot).len();
+    p.decide(bot, who, msg, Decision::Approve, answers).await;
+    let seen = settle(bot, p, before).await;
+    post_about(&seen, next).clone()
+}
+
+/// The test answers of the default flow.
+pub const TEST_ANSWERS: [(&str, &str); 2] = [("evaluation", "pass"), ("test_summary", "All green")];
+
 pub fn of_kind(seen: &[Seen], kind: Kind) -> Vec<Seen> {
     seen.iter().filter(|s| s.kind == kind).cloned().collect()
 }

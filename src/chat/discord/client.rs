@@ -10,12 +10,10 @@ use serde_json::{json, Value};
 use serenity::all::{ApplicationId, ChannelId, HttpBuilder, MessageId};
 use serenity::http::{Http, HttpError};
 use std::num::NonZeroU64;
-use std::time::Duration;
 
 /// The public API base; any other base (a proxy, a test fake) turns serenity's own rate
 /// limiter off, because it ignores the proxy. The outbox then paces and honours 429s.
 pub const DEFAULT_API_URL: &str = "https://discord.com/api/v10";
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct DiscordChat {
     pub http: Http,
@@ -79,10 +77,20 @@ fn classify(e: serenity::Error) -> SendError {
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = serenity::Result<T>>) -> Result<T, SendError> {
-    match tokio::time::timeout(CALL_TIMEOUT, f).await {
-        Ok(r) => r.map_err(classify),
-        Err(_) => Err(SendError::Transient("timed out".into())),
-    }
+    crate::outbox::timed(f, classify).await
+}
+
+const TOKEN_EXPIRED: &str = "the interaction token has expired";
+
+/// A follow-up to an interaction; an expired token is told apart from other refusals.
+async fn timed_followup(http: &Http, token: &str, body: &Value) -> Result<(), SendError> {
+    let classify_followup = |e: serenity::Error| match status_of(&e) {
+        Some(401 | 404) => SendError::Permanent(TOKEN_EXPIRED.into()),
+        _ => classify(e),
+    };
+    crate::outbox::timed(http.create_followup_message(token, body, Vec::new()), classify_followup)
+        .await
+        .map(|_| ())
 }
 
 #[async_trait]
@@ -116,24 +124,31 @@ impl ChatClient for DiscordChat {
             } => {
                 let mut b = render::ephemeral(message, texts).map_err(|e| SendError::Permanent(format!("{e:#}")))?;
                 if let Some(token) = reply {
-                    let res =
-                        tokio::time::timeout(CALL_TIMEOUT, self.http.create_followup_message(token, &b, Vec::new()))
-                            .await;
-                    match res {
-                        Ok(Ok(_)) => return Ok(None),
+                    match timed_followup(&self.http, token, &b).await {
+                        Ok(()) => return Ok(None),
                         // The interaction token expired (15 min): answer in a direct message.
-                        Ok(Err(e)) if matches!(status_of(&e), Some(401 | 404)) => {}
-                        Ok(Err(e)) => return Err(classify(e)),
-                        Err(_) => return Err(SendError::Transient("timed out".into())),
+                        Err(SendError::Permanent(e)) if e == TOKEN_EXPIRED => {}
+                        Err(e) => return Err(e),
                     }
                 }
                 b["flags"] = json!(0);
                 self.dm(user, &b).await.map(|_| None)
             }
-            // Modals open only as the answer to an interaction (the route does that).
-            Outbound::OpenForm { .. } => Err(SendError::Permanent(
-                "a Discord form opens only in answer to the interaction".into(),
-            )),
+            // Modals open only as the answer to an interaction, which the route gives when
+            // the bot is quick enough; otherwise the user is asked to try again.
+            Outbound::OpenForm { trigger, .. } => {
+                let m = crate::chat::Message {
+                    title: texts
+                        .plain("form_too_slow")
+                        .map_err(|e| SendError::Permanent(format!("{e:#}")))?,
+                    ..Default::default()
+                };
+                let b = render::ephemeral(&m, texts).map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                match timed_followup(&self.http, trigger, &b).await {
+                    Err(SendError::Permanent(e)) if e == TOKEN_EXPIRED => Ok(None),
+                    other => other.map(|_| None),
+                }
+            }
         }
     }
 }

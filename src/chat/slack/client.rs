@@ -8,12 +8,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
-use std::time::Duration;
 
 type Connector = SlackClientHyperHttpsConnector;
-
-/// How long one API call may take before it counts as a transient failure.
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Errors of `chat.postEphemeral` that a direct message avoids.
 const NOT_IN_CHANNEL: &[&str] = &["not_in_channel", "channel_not_found", "user_not_in_channel"];
@@ -65,10 +61,7 @@ fn model<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Send
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Result<T, SendError> {
-    match tokio::time::timeout(CALL_TIMEOUT, f).await {
-        Ok(r) => r.map_err(classify),
-        Err(_) => Err(SendError::Transient("timed out".into())),
-    }
+    crate::outbox::timed(f, classify).await
 }
 
 #[async_trait]
