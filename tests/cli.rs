@@ -126,6 +126,7 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
         l.local_addr().unwrap().port()
     };
     let secret = "smoke-signing-secret-0123";
+    let discord_key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
     let token = "xoxb-smoke-token-4567";
     let log = dir.path().join("serve.log");
     let mut child = Command::new(BIN)
@@ -140,6 +141,14 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
         .env("SLACK_SIGNING_SECRET", secret)
         .env("SLACK_BOT_TOKEN", token)
         .env("SLACK_API_URL", &slack.api_url)
+        .env(
+            "DISCORD_PUBLIC_KEY",
+            hex::encode(discord_key.verifying_key().to_bytes()),
+        )
+        .env("DISCORD_BOT_TOKEN", "discord-smoke-token-89")
+        .env("DISCORD_APPLICATION_ID", "4242")
+        .env("DINGTALK_APP_KEY", "dingtalk-smoke-key")
+        .env("DINGTALK_APP_SECRET", "dingtalk-smoke-secret-01")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -185,6 +194,30 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
+
+    // Discord's endpoint check: a signed ping gets a pong, an unsigned one 401.
+    let ping = r#"{"id":"1","application_id":"4242","type":1,"token":"t","version":1}"#;
+    let mut signed = ts.clone().into_bytes();
+    signed.extend_from_slice(ping.as_bytes());
+    use ed25519_dalek::Signer;
+    let sig = hex::encode(discord_key.sign(&signed).to_bytes());
+    let res = http
+        .post(format!("{base}/discord/interactions"))
+        .header("x-signature-ed25519", sig)
+        .header("x-signature-timestamp", &ts)
+        .body(ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), r#"{"type":1}"#);
+    let res = http
+        .post(format!("{base}/discord/interactions"))
+        .body(ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     eventually("the help answer in Slack", || {
         let slack = slack.clone();
         async move { !slack.calls_of("chat.postEphemeral").is_empty() }
@@ -219,9 +252,13 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
     assert!(status.success(), "{status:?}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("slack=true"), "{log}");
+    assert!(log.contains("discord=true") && log.contains("dingtalk=true"), "{log}");
     assert!(log.contains("stopped"), "{log}");
     assert!(
-        !log.contains(secret) && !log.contains(token),
+        !log.contains(secret)
+            && !log.contains(token)
+            && !log.contains("discord-smoke-token-89")
+            && !log.contains("dingtalk-smoke-secret-01"),
         "secrets never reach the logs"
     );
 }
