@@ -233,3 +233,73 @@ steps = [
         TestBot::text_of(report).contains("Deploy (") && TestBot::text_of(report).contains("all 2 batches succeeded")
     );
 }
+
+fn verify_plan() -> String {
+    r#"
+[plans.verify]
+name = "Verify, then switch"
+template = "CUSTOM"
+steps = [
+  { id = "verify", name = "Verify package", type = "VERIFY_PACKAGE", provider = "download", timeout_secs = 60, on_failure = "abort" },
+  { id = "all", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100, requires = ["verify"] },
+]
+"#
+    .to_string()
+}
+
+/// Serves `/pkg.tgz` with these bytes.
+async fn package_server(bytes: &'static [u8]) -> String {
+    let app = axum::Router::new().route("/pkg.tgz", get(move || async move { bytes }));
+    format!("http://{}/pkg.tgz", serve_fake(app).await)
+}
+
+#[tokio::test]
+async fn verify_package_downloads_the_build_and_checks_its_md5() {
+    const PACKAGE: &[u8] = b"payments 2.1.0 build artefact\n";
+    // md5 of PACKAGE, as `md5sum` prints it.
+    let good = {
+        use md5::{Digest, Md5};
+        hex::encode(Md5::digest(PACKAGE))
+    };
+    let url = package_server(PACKAGE).await;
+    let config = team_config().replace("plan = \"canary\"", "plan = \"verify\"") + &verify_plan();
+
+    let bot = TestBot::with("en", &config).await;
+    let first = bot
+        .submit_values(
+            ALICE,
+            &answers_with(&[("package_url", &url), ("md5", &good.to_uppercase())]),
+        )
+        .await;
+    let calls = bot.approve_to_release(&first).await;
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    let text = TestBot::text_of(report);
+    assert!(text.contains("released"), "{text}");
+    assert!(
+        text.contains(&format!("package verified: {} bytes, MD5 {good}", PACKAGE.len())),
+        "{text}"
+    );
+
+    let bot = TestBot::with("en", &config).await;
+    let wrong = "0123456789abcdef0123456789abcdef";
+    let first = bot
+        .submit_values(ALICE, &answers_with(&[("package_url", &url), ("md5", wrong)]))
+        .await;
+    let calls = bot.approve_to_release(&first).await;
+    let alert = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚨 REL-1 · Verify package failed"))
+        .expect("an alert");
+    let text = TestBot::text_of(alert);
+    assert!(
+        text.contains(&format!("MD5 mismatch: the ticket says {wrong}, the package is {good}")),
+        "{text}"
+    );
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("traffic: new 100%")),
+        "nothing is switched to an unverified build"
+    );
+}

@@ -23,6 +23,7 @@ pub const AVAILABLE_PROVIDERS: &[&str] = &[
     "nginx",
     "probe",
     "prometheus",
+    "download",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ impl StepType {
     /// Providers that can carry out this step type.
     pub fn providers(self) -> &'static [&'static str] {
         match self {
-            StepType::VerifyPackage => &["script", "sim"],
+            StepType::VerifyPackage => &["download", "script", "sim"],
             StepType::Deploy => &["script", "http", "sim"],
             StepType::HealthCheck => &["health", "sim"],
             StepType::Test => &["script", "http", "sim"],

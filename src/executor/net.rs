@@ -3,7 +3,7 @@
 //! (webhook with an idempotency key, optional status polling) and `nginx` (weighted
 //! upstream file + reload command).
 
-use super::providers::{done, monitor, script_env, summary, traffic, SimConfig, StepCtx, StepOutcome};
+use super::providers::{done, monitor, script_env, summary, traffic, SimConfig, StepCtx, StepOutcome, Summary};
 use super::Sample;
 use crate::domain::plan::StepDef;
 use serde_json::json;
@@ -34,6 +34,67 @@ async fn hit(url: &str) -> (bool, u64) {
         .map(|r| r.status().is_success())
         .unwrap_or(false);
     (ok, t.elapsed().as_millis() as u64)
+}
+
+/// `download` (VERIFY_PACKAGE): fetches the ticket's package URL, streaming, and checks
+/// its MD5 against the ticket's. Read-only, so it is simply run again after a restart.
+pub async fn verify_package(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
+    use md5::{Digest, Md5};
+    let (Some(url), Some(expected)) = (ctx.ticket.fields.get("package_url"), ctx.ticket.fields.get("md5")) else {
+        return done(false, summary("package_fields", json!({})));
+    };
+    let limit = deadline.map(|d| (d - ctx.now).max(1_000) as u64).unwrap_or(30 * 60_000);
+    let http = match reqwest::Client::builder().timeout(Duration::from_millis(limit)).build() {
+        Ok(c) => c,
+        Err(e) => return done(false, summary("request_failed", json!({ "error": e.to_string() }))),
+    };
+    let started = Instant::now();
+    let fetched: Result<(u64, String), Summary> = async {
+        let mut res = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| summary("request_failed", json!({ "error": e.without_url().to_string() })))?;
+        if !res.status().is_success() {
+            return Err(summary("http_status", json!({ "status": res.status().as_u16() })));
+        }
+        let mut hasher = Md5::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| summary("request_failed", json!({ "error": e.without_url().to_string() })))?
+        {
+            bytes += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok((bytes, hex::encode(hasher.finalize())))
+    }
+    .await;
+    let info = &mut ctx.run.steps[ctx.index];
+    match fetched {
+        Err(s) => {
+            info.log.push(format!("GET {url}: {}", s.params));
+            done(false, s)
+        }
+        Ok((bytes, got)) => {
+            info.log.push(format!(
+                "GET {url}: {bytes} bytes in {} ms, MD5 {got}",
+                started.elapsed().as_millis()
+            ));
+            if got.eq_ignore_ascii_case(expected.trim()) {
+                done(true, summary("package_ok", json!({ "bytes": bytes, "md5": got })))
+            } else {
+                done(
+                    false,
+                    summary(
+                        "package_mismatch",
+                        json!({ "expected": expected.trim().to_lowercase(), "got": got }),
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// `health`: polled; done after `successes` consecutive 2xx answers.

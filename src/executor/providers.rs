@@ -179,6 +179,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         "probe" => super::net::probe(ctx).await,
         "prometheus" => super::net::prometheus(ctx).await,
         "http" => super::net::http(ctx).await,
+        "download" => super::net::verify_package(ctx, deadline).await,
         "nginx" => {
             let weight = if ctx.step.kind == StepType::Rollback {
                 0
