@@ -108,6 +108,10 @@ store_suite!(
     outbox_coalesces_edits_of_one_message,
     outbox_leases_each_item_once_across_workers,
     role_members_are_unique,
+    identities_link_into_one_person,
+    form_drafts_keep_answers_between_steps,
+    an_interactions_reply_is_claimed_once,
+    an_event_is_processed_now_by_one_taker,
 );
 
 const T0: i64 = 1_795_251_600_000;
@@ -411,4 +415,98 @@ async fn role_members_are_unique(s: &Store) {
     assert_eq!(roles::all(&mut conn).await.unwrap().len(), 2);
     assert!(roles::remove(&mut conn, &m).await.unwrap());
     assert!(!roles::remove(&mut conn, &m).await.unwrap());
+}
+
+async fn identities_link_into_one_person(s: &Store) {
+    let mut conn = s.pool.acquire().await.unwrap();
+    let (a, b, c, d) = (
+        Actor::new("slack", "U1"),
+        Actor::new("dingtalk", "u1"),
+        Actor::new("discord", "11"),
+        Actor::new("discord", "22"),
+    );
+    assert_eq!(roles::identities(&mut conn, &a).await.unwrap(), vec![a.clone()]);
+    assert!(roles::link(&mut conn, &a, &b, &alice(), T0).await.unwrap());
+    assert!(
+        !roles::link(&mut conn, &b, &a, &alice(), T0).await.unwrap(),
+        "already one person"
+    );
+    assert!(roles::link(&mut conn, &c, &d, &alice(), T0).await.unwrap());
+    // Linking across two groups merges them.
+    assert!(roles::link(&mut conn, &b, &d, &alice(), T0).await.unwrap());
+    let mut all = roles::identities(&mut conn, &c).await.unwrap();
+    all.sort();
+    let mut want = vec![a.clone(), b.clone(), c.clone(), d.clone()];
+    want.sort();
+    assert_eq!(all, want);
+    assert_eq!(roles::link_groups(&mut conn).await.unwrap().len(), 1);
+}
+
+async fn form_drafts_keep_answers_between_steps(s: &Store) {
+    let d = store::forms::Draft {
+        id: "d1".into(),
+        platform: "discord".into(),
+        user_id: "11".into(),
+        form: "{}".into(),
+        answers: "{}".into(),
+    };
+    store::forms::create(s, &d, T0).await.unwrap();
+    store::forms::save_answers(s, "d1", r#"{"md5":"x"}"#).await.unwrap();
+    let got = store::forms::get(s, "d1").await.unwrap().unwrap();
+    assert_eq!((got.user_id.as_str(), got.answers.as_str()), ("11", r#"{"md5":"x"}"#));
+    assert_eq!(store::forms::prune(s, T0).await.unwrap(), 0, "young drafts stay");
+    assert_eq!(store::forms::prune(s, T0 + 1).await.unwrap(), 1);
+    assert!(store::forms::get(s, "d1").await.unwrap().is_none());
+}
+
+async fn an_interactions_reply_is_claimed_once(s: &Store) {
+    let private = |text: &str, reply: &str| Outbound::Ephemeral {
+        channel: "900".into(),
+        user: "11".into(),
+        message: msg(text),
+        reply: Some(reply.into()),
+    };
+    {
+        let mut tx = s.begin().await.unwrap();
+        enqueue(&mut tx, "discord", &private("other", "tok_2"), None, T0)
+            .await
+            .unwrap();
+        enqueue(&mut tx, "discord", &private("mine", "tok_1"), None, T0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (_, payload) = store::outbox::take_reply(s, "discord", "tok_1", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(payload.contains("mine"), "{payload}");
+    assert!(
+        store::outbox::take_reply(s, "discord", "tok_1", T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "taken once"
+    );
+    assert!(
+        store::outbox::take_reply(s, "slack", "tok_2", T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "only the platform's own"
+    );
+    assert!(store::outbox::take_reply(s, "discord", "tok_2", T0)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn an_event_is_processed_now_by_one_taker(s: &Store) {
+    let id = inbox::insert(s, "discord", "k1", "{}", T0).await.unwrap().unwrap();
+    assert!(inbox::lease_id(s, id, T0, 1000).await.unwrap().is_some());
+    assert!(inbox::lease_id(s, id, T0, 1000).await.unwrap().is_none(), "not twice");
+    assert!(
+        inbox::lease_next(s, T0 + 10, 1000).await.unwrap().is_none(),
+        "the worker leaves it to the route"
+    );
 }
