@@ -71,7 +71,17 @@ fn classify(e: serenity::Error) -> SendError {
                 _ => SendError::Permanent(what),
             }
         }
-        serenity::Error::Http(HttpError::Request(_)) => SendError::Transient(e.to_string()),
+        // Not the error's text: its URL may carry an interaction token.
+        serenity::Error::Http(HttpError::Request(r)) => SendError::Transient(
+            if r.is_timeout() {
+                "Discord request timed out"
+            } else if r.is_connect() {
+                "could not connect to Discord"
+            } else {
+                "Discord request failed"
+            }
+            .into(),
+        ),
         _ => SendError::Permanent(e.to_string()),
     }
 }
