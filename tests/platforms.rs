@@ -413,3 +413,34 @@ async fn dingtalk_stream_mode_receives_acks_pings_and_reconnects_on_request() {
     assert_eq!(seen.len(), 1);
     assert!(seen[0].text.contains("/release commands"), "{}", seen[0].text);
 }
+
+#[tokio::test]
+async fn discord_guild_interactions_name_the_member() {
+    // In a server, Discord sends the member (with its user) and no top-level user.
+    let bot = team().await;
+    let d = Discord::default();
+    let mut p = d.command_payload(Who::Alice, "/release help");
+    p.as_object_mut().unwrap().remove("user");
+    p["guild_id"] = json!("77");
+    p["guild_locale"] = json!("en-US");
+    p["member"] = json!({
+        "user": common::fake_discord::user_json("1001"),
+        "nick": "Alice (PM)", "roles": [], "joined_at": "2025-01-01T00:00:00.000000+00:00",
+        "deaf": false, "mute": false, "flags": 0, "pending": false, "permissions": "0",
+    });
+    let r = d.send(&bot, &p).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["type"], 4, "{}", r.body);
+    assert!(r.body.contains("/release commands"));
+    use sqlx::Row;
+    let row = sqlx::query("SELECT payload FROM inbox")
+        .fetch_one(&bot.app.state.bot.store.pool)
+        .await
+        .unwrap();
+    let payload: String = row.get(0);
+    assert!(payload.contains("\"user_id\":\"1001\""), "{payload}");
+    assert!(
+        payload.contains("Alice (PM)"),
+        "the member's nickname names them: {payload}"
+    );
+}
