@@ -385,6 +385,14 @@ impl Config {
                 if st.approvals_required == 0 {
                     errors.push(format!("{sp}.approvals_required: must be at least 1"));
                 }
+                if let Some(crate::domain::flow::StageChannel::PerPlatform(m)) = &st.channel {
+                    for p in m.keys().filter(|p| !PLATFORMS.contains(&p.as_str())) {
+                        errors.push(format!(
+                            "{sp}.channel.{p}: unknown platform (expected one of {})",
+                            PLATFORMS.join(", ")
+                        ));
+                    }
+                }
                 if i == 0 && st.approvals_required != 1 {
                     errors.push(format!("{sp}.approvals_required: the submission stage is not approved"));
                 }
@@ -599,6 +607,7 @@ on_reject = { stage = "b" }
 id = "b"
 name = "B"
 role = "ops"
+channel = { slack = "C0OPS", irc = "ops" }
 "#;
         let err = Config::parse(text).unwrap_err();
         assert_eq!(
@@ -610,7 +619,28 @@ role = "ops"
                 "flows.f.stages[0].fields[1].options: only select fields have options".to_string(),
                 "flows.f.stages[1].approvals_required: must be at least 1".to_string(),
                 "flows.f.stages[1].on_reject: stage \"b\" is not earlier than this one".to_string(),
+                "flows.f.stages[2].channel.irc: unknown platform (expected one of slack, discord, dingtalk)"
+                    .to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn a_stage_channel_is_one_for_all_or_one_per_platform() {
+        use crate::domain::flow::StageChannel;
+        let one: StageChannel = toml::from_str::<toml::Value>("c = \"C0OPS\"").unwrap()["c"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!((one.on("slack"), one.on("discord")), (Some("C0OPS"), Some("C0OPS")));
+        let per: StageChannel = toml::from_str::<toml::Value>("c = { slack = \"C0OPS\", dingtalk = \"cid1\" }")
+            .unwrap()["c"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            (per.on("slack"), per.on("dingtalk"), per.on("discord")),
+            (Some("C0OPS"), Some("cid1"), None)
         );
     }
 

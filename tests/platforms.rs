@@ -444,3 +444,26 @@ async fn discord_guild_interactions_name_the_member() {
         "the member's nickname names them: {payload}"
     );
 }
+
+#[tokio::test]
+async fn a_stage_goes_to_its_channel_on_the_submitters_platform() {
+    let config = everywhere_config().replace(
+        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
+        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\nchannel = { slack = \"COPS\", dingtalk = \"cidOPS\" }\n",
+    );
+    let bot = TestBot::with("en", &config).await;
+    let t = DingTalk::default();
+    let test = submitted(&bot, &t).await;
+    assert_eq!(test.channel, common::platforms::DINGTALK_GROUP);
+    let coordinate = approved(&bot, &t, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await;
+    assert_eq!(coordinate.channel, "cidOPS", "the ops group on DingTalk");
+
+    let d = Discord::default();
+    let test = submitted(&bot, &d).await;
+    let coordinate = approved(&bot, &d, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await;
+    assert_eq!(
+        coordinate.channel,
+        common::platforms::DISCORD_CHANNEL,
+        "no Discord channel configured: the ticket's own"
+    );
+}

@@ -81,7 +81,9 @@ async fn record(
 fn stage_channel(flow: &Flow, ticket: &Ticket, stage: usize) -> String {
     flow.stages
         .get(stage)
-        .and_then(|s| s.channel.clone())
+        .and_then(|s| s.channel.as_ref())
+        .and_then(|c| c.on(&ticket.submitter.platform))
+        .map(str::to_string)
         .unwrap_or_else(|| ticket.channel.clone())
 }
 

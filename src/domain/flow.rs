@@ -59,6 +59,27 @@ pub enum RejectTarget {
     End,
 }
 
+/// Where a stage is posted: one channel id (for a team on one platform), or one per
+/// platform (`{ slack = "C0OPS", discord = "900…", dingtalk = "cid…" }`): a ticket's
+/// stages go to its submitter's platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StageChannel {
+    All(String),
+    PerPlatform(std::collections::BTreeMap<String, String>),
+}
+
+impl StageChannel {
+    /// The channel on `platform`, if one is configured.
+    pub fn on(&self, platform: &str) -> Option<&str> {
+        match self {
+            StageChannel::All(c) => Some(c.as_str()),
+            StageChannel::PerPlatform(m) => m.get(platform).map(String::as_str),
+        }
+        .filter(|c| !c.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
@@ -67,7 +88,7 @@ pub struct Stage {
     pub role: String,
     /// Channel to post this stage in; the ticket's own channel when absent.
     #[serde(default)]
-    pub channel: Option<String>,
+    pub channel: Option<StageChannel>,
     #[serde(default)]
     pub fields: Vec<FieldDef>,
     /// Countersign: how many distinct holders of the role must approve.
