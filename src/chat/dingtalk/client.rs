@@ -48,6 +48,26 @@ pub fn text(s: &str) -> String {
     })
 }
 
+/// The DingTalk users a message addresses (title, body, context; not its data fields).
+pub fn mentioned(m: &Message) -> Vec<String> {
+    let token = format!("<@{PLATFORM}:");
+    let mut out: Vec<String> = std::iter::once(&m.title)
+        .chain(m.body.iter())
+        .chain(m.context.iter())
+        .flat_map(|s| {
+            s.match_indices(&token)
+                .filter_map(|(i, _)| {
+                    let rest = &s[i + token.len()..];
+                    rest.find('>').map(|end| rest[..end].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A message as one markdown text: title, fields, body, context.
 pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
     let marker = texts
@@ -182,7 +202,12 @@ impl DingTalkChat {
             return Err(SendError::Permanent("no DingTalk webhook configured".into()));
         };
         let url = verify::signed_webhook(url.expose(), secret.as_ref().map(Secret::expose), self.clock.now_ms());
-        let body = json!({ "msgtype": "markdown", "markdown": { "title": title(m), "text": markdown(m, texts)? } });
+        // Whom the message addresses is notified (`at`), as a mention does elsewhere.
+        let body = json!({
+            "msgtype": "markdown",
+            "markdown": { "title": title(m), "text": markdown(m, texts)? },
+            "at": { "atUserIds": mentioned(m), "isAtAll": false },
+        });
         let res = self
             .http
             .post(url)
@@ -346,6 +371,7 @@ mod tests {
         assert!(md.ends_with(&texts.plain("truncated").unwrap()));
         assert!(md.starts_with("#### **REL-1** @tom01"));
         assert!(title(&m).chars().count() <= MAX_TITLE);
+        assert_eq!(mentioned(&m), vec!["tom01".to_string()]);
         let p = card_params(&m, &texts).unwrap();
         let buttons: Vec<Value> = serde_json::from_str(p["buttons"].as_str().unwrap()).unwrap();
         assert_eq!(buttons.len(), MAX_BUTTONS);
