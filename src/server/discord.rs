@@ -6,8 +6,8 @@
 
 use super::{internal, read_limited, AppState};
 use crate::chat::discord::parse::{self, Context, Parsed, Source};
-use crate::chat::discord::render::{self, CONFIRM_PREFIX, DISMISS};
-use crate::chat::discord::{response, verify, PLATFORM};
+use crate::chat::discord::render::{self, reply, CONFIRM_PREFIX, DISMISS};
+use crate::chat::discord::{verify, PLATFORM};
 use crate::chat::{ButtonStyle, Field, Form, Inbound, InboundKind, Message, Outbound};
 use crate::store;
 use axum::body::Bytes;
@@ -52,13 +52,13 @@ impl FromRequest<AppState> for DiscordVerified {
     }
 }
 
-fn answer(kind: u8, data: Option<Value>) -> Response {
-    Json(render::respond(kind, data)).into_response()
+fn answer(v: Value) -> Response {
+    Json(v).into_response()
 }
 
 fn private(state: &AppState, m: &Message) -> Response {
-    match render::ephemeral(m, &state.bot.texts) {
-        Ok(v) => answer(response::MESSAGE, Some(v)),
+    match reply::private(m, &state.bot.texts, &[]) {
+        Ok(v) => answer(v),
         Err(e) => internal(e),
     }
 }
@@ -85,7 +85,7 @@ pub async fn interactions(State(state): State<AppState>, DiscordVerified(body): 
         }
     };
     match parsed {
-        Parsed::Ping => answer(response::PONG, None),
+        Parsed::Ping => answer(reply::pong()),
         Parsed::Ignored => say(&state, "unknown_action", json!({})),
         Parsed::FormStep {
             ctx,
@@ -115,27 +115,23 @@ fn confirm(state: &AppState, action: &str) -> Response {
             title: texts.plain("confirm_generic_title")?,
             ..Default::default()
         };
-        let mut v = render::ephemeral(&m, texts)?;
-        let (rows, _) = render::rows(&[
-            (texts.plain("btn_confirm_yes")?, action.to_string(), ButtonStyle::Danger),
-            (
-                texts.plain("btn_confirm_no")?,
-                DISMISS.to_string(),
-                ButtonStyle::Default,
-            ),
-        ]);
-        v["components"] = json!(rows);
-        Ok(v)
+        let yes = (texts.plain("btn_confirm_yes")?, action.to_string(), ButtonStyle::Danger);
+        let no = (
+            texts.plain("btn_confirm_no")?,
+            DISMISS.to_string(),
+            ButtonStyle::Default,
+        );
+        reply::private(&m, texts, &[yes, no])
     })();
     match built {
-        Ok(v) => answer(response::MESSAGE, Some(v)),
+        Ok(v) => answer(v),
         Err(e) => internal(e),
     }
 }
 
 fn dismissed(state: &AppState) -> Response {
     match state.bot.texts.plain("confirm_dismissed") {
-        Ok(t) => answer(7, Some(json!({ "content": t, "components": [], "embeds": [] }))),
+        Ok(t) => answer(reply::replaced(&t)),
         Err(e) => internal(e),
     }
 }
@@ -145,11 +141,8 @@ fn dismissed(state: &AppState) -> Response {
 async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) -> Response {
     let bot = &state.bot;
     let deferred = || match source {
-        Source::Command => answer(
-            response::DEFERRED_MESSAGE,
-            Some(json!({ "flags": response::EPHEMERAL })),
-        ),
-        Source::Component => answer(response::DEFERRED_UPDATE, None),
+        Source::Command => answer(reply::deferred_private()),
+        Source::Component => answer(reply::deferred_update()),
     };
     let id = match bot.record(key, event).await {
         Ok(Some(id)) => id,
@@ -185,10 +178,7 @@ async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<
     match serde_json::from_str::<Outbound>(&payload)? {
         Outbound::OpenForm { form, .. } => {
             let draft = new_draft(state, user, &form).await?;
-            Ok(Some(answer(
-                response::MODAL,
-                Some(render::modal(&form, &draft, 1, &BTreeMap::new())),
-            )))
+            Ok(Some(answer(reply::form(&form, &draft, 1, &BTreeMap::new()))))
         }
         Outbound::Ephemeral { message, .. } => Ok(Some(private(state, &message))),
         _ => Ok(None),
@@ -248,10 +238,7 @@ async fn form_step_inner(
     let page = page.min(pages);
     let Some(given) = answers else {
         // "Continue" or "Fix the answers": the next modal, pre-filled.
-        return Ok(answer(
-            response::MODAL,
-            Some(render::modal(&form, draft_id, page, &saved)),
-        ));
+        return Ok(answer(reply::form(&form, draft_id, page, &saved)));
     };
     saved.extend(given);
     store::forms::save_answers(store, draft_id, &serde_json::to_string(&saved)?).await?;
@@ -263,11 +250,9 @@ async fn form_step_inner(
             )?,
             ..Default::default()
         };
-        let mut v = render::ephemeral(&m, texts)?;
         let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
-        let (rows, _) = render::rows(&[(label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary)]);
-        v["components"] = json!(rows);
-        return Ok(answer(response::MESSAGE, Some(v)));
+        let next = (label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary);
+        return Ok(answer(reply::private(&m, texts, &[next])?));
     }
     // Empty optional inputs count as not given, as on Slack.
     let values: BTreeMap<String, String> = saved.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
@@ -290,14 +275,12 @@ async fn form_step_inner(
             fields,
             ..Default::default()
         };
-        let mut v = render::ephemeral(&m, texts)?;
-        let (rows, _) = render::rows(&[(
+        let fix = (
             texts.plain("btn_form_fix")?,
             parse::form_step_id(draft_id, 1),
             ButtonStyle::Primary,
-        )]);
-        v["components"] = json!(rows);
-        return Ok(answer(response::MESSAGE, Some(v)));
+        );
+        return Ok(answer(reply::private(&m, texts, &[fix])?));
     }
     let event = Inbound {
         actor: ctx.actor,

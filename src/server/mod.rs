@@ -32,7 +32,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub bot: Bot,
     pub slack_secret: Option<Secret>,
-    pub discord: Option<Arc<serenity::interactions_endpoint::Verifier>>,
+    pub discord: Option<Arc<crate::chat::discord::verify::Verifier>>,
     pub dingtalk_secret: Option<Secret>,
 }
 

@@ -18,6 +18,7 @@ pub mod response {
     pub const MESSAGE: u8 = 4;
     pub const DEFERRED_MESSAGE: u8 = 5;
     pub const DEFERRED_UPDATE: u8 = 6;
+    pub const UPDATE_MESSAGE: u8 = 7;
     pub const MODAL: u8 = 9;
     /// Message flag: only the user who interacted sees it.
     pub const EPHEMERAL: u64 = 1 << 6;

@@ -222,7 +222,7 @@ pub fn modal(form: &Form, draft: &str, page: usize, answers: &std::collections::
 }
 
 /// An interaction response (`type` from [`super::response`]) carrying `data`.
-pub fn respond(kind: u8, data: Option<Value>) -> Value {
+fn respond(kind: u8, data: Option<Value>) -> Value {
     match data {
         Some(d) => json!({ "type": kind, "data": d }),
         None => json!({ "type": kind }),
@@ -234,6 +234,51 @@ pub fn ephemeral(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
     let mut v = message(m, texts)?;
     v["flags"] = json!(super::response::EPHEMERAL);
     Ok(v)
+}
+
+/// Interaction responses, as the HTTP answer to an interaction.
+pub mod reply {
+    use super::*;
+    use crate::chat::discord::response;
+
+    pub fn pong() -> Value {
+        respond(response::PONG, None)
+    }
+
+    /// A private message; `buttons` (label, custom id, style) replace the message's own.
+    pub fn private(m: &Message, texts: &Texts, buttons: &[(String, String, ButtonStyle)]) -> anyhow::Result<Value> {
+        let mut v = ephemeral(m, texts)?;
+        if !buttons.is_empty() {
+            v["components"] = json!(rows(buttons).0);
+        }
+        Ok(respond(response::MESSAGE, Some(v)))
+    }
+
+    /// Replaces the message whose button was pressed with `text`.
+    pub fn replaced(text: &str) -> Value {
+        respond(
+            response::UPDATE_MESSAGE,
+            Some(json!({ "content": text, "components": [], "embeds": [] })),
+        )
+    }
+
+    /// "Thinking…", privately: the answer follows.
+    pub fn deferred_private() -> Value {
+        respond(
+            response::DEFERRED_MESSAGE,
+            Some(json!({ "flags": response::EPHEMERAL })),
+        )
+    }
+
+    /// A button press acknowledged without changing its message.
+    pub fn deferred_update() -> Value {
+        respond(response::DEFERRED_UPDATE, None)
+    }
+
+    /// Page `page` of a form, as a modal.
+    pub fn form(form: &Form, draft: &str, page: usize, answers: &std::collections::BTreeMap<String, String>) -> Value {
+        respond(response::MODAL, Some(modal(form, draft, page, answers)))
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Discord request signing: Ed25519 over `timestamp ++ body`, hex signature header.
 
-use serenity::interactions_endpoint::Verifier;
+/// Checks Discord's request signatures with the application's public key.
+pub struct Verifier(serenity::interactions_endpoint::Verifier);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyError {
@@ -15,7 +16,9 @@ pub fn verifier(public_key_hex: &str) -> anyhow::Result<Verifier> {
     let key: [u8; 32] = bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("DISCORD_PUBLIC_KEY must be 64 hexadecimal characters"))?;
-    Verifier::try_new(key).map_err(|_| anyhow::anyhow!("DISCORD_PUBLIC_KEY is not a valid Ed25519 public key"))
+    serenity::interactions_endpoint::Verifier::try_new(key)
+        .map(Verifier)
+        .map_err(|_| anyhow::anyhow!("DISCORD_PUBLIC_KEY is not a valid Ed25519 public key"))
 }
 
 pub fn verify(
@@ -28,6 +31,7 @@ pub fn verify(
         return Err(VerifyError::MissingHeaders);
     };
     verifier
+        .0
         .verify(sig.trim(), ts.trim(), body)
         .map_err(|_| VerifyError::BadSignature)
 }
