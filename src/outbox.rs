@@ -58,7 +58,7 @@ pub const DINGTALK_PACE_MS: i64 = 3_000;
 
 fn pace_ms(platform: &str) -> i64 {
     match platform {
-        "dingtalk" => DINGTALK_PACE_MS,
+        crate::chat::dingtalk::PLATFORM => DINGTALK_PACE_MS,
         _ => CHANNEL_PACE_MS,
     }
 }
@@ -68,9 +68,9 @@ const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
 
 fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
-    if platform == "dingtalk" {
+    if platform == crate::chat::dingtalk::PLATFORM {
         // DingTalk limits each robot, not each conversation: one queue, paced as a whole.
-        return "dingtalk:robot".to_string();
+        return format!("{platform}:robot");
     }
     match out {
         Outbound::Post { channel, .. } => format!("{platform}:{channel}"),
@@ -86,9 +86,11 @@ fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
 /// after the platform has the acknowledgement.
 pub const REPLY_HOLD_MS: i64 = 2_500;
 
-fn hold(out: &Outbound) -> i64 {
+fn hold(platform: &str, out: &Outbound) -> i64 {
     match out {
         Outbound::Ephemeral { reply: Some(_), .. } => REPLY_HOLD_MS,
+        // Slack's trigger lives 3 s: its forms go at once. Discord's open in the HTTP answer.
+        Outbound::OpenForm { .. } if platform == crate::chat::discord::PLATFORM => REPLY_HOLD_MS,
         _ => 0,
     }
 }
@@ -129,7 +131,7 @@ pub async fn enqueue(
             kind: out.kind(),
             msg_key,
             payload: &payload,
-            not_before: now + hold(out),
+            not_before: now + hold(platform, out),
         },
         now,
     )
@@ -224,7 +226,7 @@ impl OutboxWorker {
                     q::put_ref(&self.store, key, &r, now).await?;
                 }
                 q::mark_sent(&self.store, item.id, now).await?;
-                if paced(&item.kind) || item.platform == "dingtalk" {
+                if paced(&item.kind) || item.platform == crate::chat::dingtalk::PLATFORM {
                     q::pace_channel(&self.store, &item.channel_key, now + pace_ms(&item.platform)).await?;
                 }
                 self.metrics.inc(
