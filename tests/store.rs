@@ -476,7 +476,7 @@ async fn an_interactions_reply_is_claimed_once(s: &Store) {
             .unwrap();
         tx.commit().await.unwrap();
     }
-    let (_, payload) = store::outbox::take_reply(s, "discord", "tok_1", T0)
+    let payload = store::outbox::take_reply(s, "discord", "tok_1", T0)
         .await
         .unwrap()
         .unwrap();

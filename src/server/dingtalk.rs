@@ -60,7 +60,7 @@ pub enum Received {
 /// Records one DingTalk event (HTTP body or Stream frame data) for the bot.
 pub async fn receive(bot: &crate::bot::Bot, body: &[u8]) -> anyhow::Result<Received> {
     let (key, mut event) = match parse::event(body, bot.clock.now_ms()) {
-        Ok(Parsed::Event { key, event }) | Ok(Parsed::NotACommand { key, event }) => (key, event),
+        Ok(Parsed::Event { key, event }) => (key, event),
         Ok(Parsed::Ignored) => return Ok(Received::Recorded),
         Err(parse::ParseError::Malformed(why)) => {
             tracing::warn!(reason = %why, "malformed DingTalk payload");

@@ -172,7 +172,7 @@ async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) ->
 /// The private answer or form the bot wrote for this interaction, as the response.
 async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<Option<Response>> {
     let store = &state.bot.store;
-    let Some((_, payload)) = store::outbox::take_reply(store, PLATFORM, token, state.bot.now()).await? else {
+    let Some(payload) = store::outbox::take_reply(store, PLATFORM, token, state.bot.now()).await? else {
         return Ok(None);
     };
     match serde_json::from_str::<Outbound>(&payload)? {

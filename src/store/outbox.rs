@@ -241,7 +241,8 @@ pub async fn channel_of(store: &Store, platform: &str, ts: &str) -> anyhow::Resu
 /// Claims the first undelivered private answer or form meant for one interaction
 /// (`token` appears in its payload), so that the platform gets it as the synchronous
 /// answer to that interaction instead of a later call. Forms come first.
-pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) -> anyhow::Result<Option<(i64, String)>> {
+/// Returns the claimed item's payload.
+pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) -> anyhow::Result<Option<String>> {
     // `%` and `_` in a token match themselves too; the exact check follows.
     let pattern = format!("%{token}%");
     let rows = sqlx::query(
@@ -272,5 +273,5 @@ pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) ->
         .bind(id)
         .execute(&store.pool)
         .await?;
-    Ok((res.rows_affected() == 1).then_some((id, payload)))
+    Ok((res.rows_affected() == 1).then_some(payload))
 }

@@ -14,14 +14,10 @@ pub enum ParseError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    /// A command or a button press. `conversation` is unknown for card callbacks
-    /// (the route looks it up by the card's `outTrackId`).
+    /// A command (text that is no command, `hello bot`, asks for the help) or a button
+    /// press. The channel is unknown for card callbacks: the route looks it up by the
+    /// card's `outTrackId`.
     Event {
-        key: String,
-        event: Box<Inbound>,
-    },
-    /// Text that is no command (`hello bot`): answered with the help.
-    NotACommand {
         key: String,
         event: Box<Inbound>,
     },
@@ -170,11 +166,7 @@ pub fn event(body: &[u8], now_ms: i64) -> Result<Parsed, ParseError> {
             text: if command { rest } else { "help".into() },
         },
     });
-    Ok(if command {
-        Parsed::Event { key, event }
-    } else {
-        Parsed::NotACommand { key, event }
-    })
+    Ok(Parsed::Event { key, event })
 }
 
 #[cfg(test)]
