@@ -92,19 +92,15 @@ fn main() -> anyhow::Result<()> {
                 },
             )
             .await?;
-            releasebot::executor::start(bot, &mut tx, &t, &plan, "Bench").await?;
+            releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan, "Bench").await?;
             tx.commit().await?;
         }
         let setup = setup.elapsed();
         let start = Instant::now();
         let mut moves = Vec::with_capacity(n * 14);
-        loop {
-            let t = Instant::now();
-            if !app.executor.step().await? {
-                break;
-            }
-            moves.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
+        let t = Instant::now();
+        app.executor.drain(releasebot::executor::Wait::All).await?;
+        moves.push(t.elapsed().as_secs_f64() * 1000.0);
         let total = start.elapsed().as_secs_f64();
         moves.sort_by(|a, b| a.total_cmp(b));
         let per_step = total * 1000.0 / (n * plan.steps.len()) as f64;

@@ -235,6 +235,108 @@ pub struct ApplicationConfig {
     pub environments: Vec<String>,
 }
 
+/// A duration as the configuration writes it: `"500ms"`, `"90s"`, `"15m"`, `"4h"`, `"6d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub std::time::Duration);
+
+impl Span {
+    pub fn secs(s: u64) -> Self {
+        Self(std::time::Duration::from_secs(s))
+    }
+
+    pub fn ms(&self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Parses `"90s"`, `"15m"`, `"4h"`, `"6d"` or `"500ms"`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let bad = || format!("\"{text}\" is not a duration (write it like \"90s\", \"15m\", \"4h\" or \"6d\")");
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(ms).map(std::time::Duration::from_millis).ok_or_else(bad)
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(Span).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[executor]`: how releases run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Executions advanced at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A second release of an application and environment: `queue` (default) or `refuse`.
+    #[serde(default)]
+    pub when_busy: crate::executor::LockPolicy,
+    /// A step being stopped gets SIGTERM, then SIGKILL after this long.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace: Span,
+}
+
+fn default_concurrency() -> usize {
+    crate::executor::runner::CONCURRENCY
+}
+
+fn default_stop_grace() -> Span {
+    Span::secs(10)
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            when_busy: Default::default(),
+            stop_grace: default_stop_grace(),
+        }
+    }
+}
+
+/// `[runtime]`: the daemon's housekeeping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Handled inbox events and delivered outbox messages are deleted after this long
+    /// (the audit trail is kept for ever).
+    #[serde(default = "default_retention")]
+    pub retention: Span,
+    /// At SIGTERM, work under way may take this long to finish before the daemon exits.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: Span,
+}
+
+fn default_retention() -> Span {
+    Span::secs(7 * 86_400)
+}
+
+fn default_shutdown_grace() -> Span {
+    Span::secs(10)
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            retention: default_retention(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -252,6 +354,10 @@ struct RawConfig {
     plans: BTreeMap<String, crate::domain::plan::Plan>,
     #[serde(default)]
     sim: crate::executor::providers::SimConfig,
+    #[serde(default)]
+    executor: ExecutorConfig,
+    #[serde(default)]
+    runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +385,8 @@ pub struct Config {
     pub plans: BTreeMap<String, crate::domain::plan::Plan>,
     /// The simulated fleet of the `sim` provider.
     pub sim: crate::executor::providers::SimConfig,
+    pub executor: ExecutorConfig,
+    pub runtime: RuntimeConfig,
 }
 
 /// Every problem found in a configuration, each with its path.
@@ -503,6 +611,12 @@ impl Config {
         if environments.is_empty() {
             environments.push("prod".to_string());
         }
+        if raw.executor.concurrency == 0 {
+            errors.push("executor.concurrency: must be at least 1".to_string());
+        }
+        if raw.runtime.retention.0 < std::time::Duration::from_secs(3600) {
+            errors.push("runtime.retention: keep handled events at least \"1h\"".to_string());
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -516,6 +630,8 @@ impl Config {
             default_service,
             plans,
             sim: raw.sim,
+            executor: raw.executor,
+            runtime: raw.runtime,
         })
     }
 

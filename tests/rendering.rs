@@ -75,7 +75,7 @@ async fn discord_transcript(locale: &str) -> Vec<Value> {
             "send_message" if c.response.is_object() => {
                 let id = c.response["id"].as_str().unwrap().to_string();
                 posted.insert(id.clone(), ());
-                items.push((id, json!({ "message": c.body })));
+                items.push((id, json!({ "message": snapshot_body(&c.body) })));
             }
             "edit_message" => items.push((c.message.clone(), json!({ "message": c.body }))),
             "followup" => items.push((format!("followup-{i}"), json!({ "followup": c.body }))),

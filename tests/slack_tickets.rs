@@ -40,7 +40,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
         "user text is escaped: {text}"
     );
     assert_eq!(TestBot::buttons_of(&test_msg), vec!["approve:1:1:0", "reject:1:1:0"]);
-    insta::assert_json_snapshot!("en_stage_test", test_msg.body);
+    insta::assert_json_snapshot!("en_stage_test", snapshot_body(&test_msg.body));
     assert!(ephemerals_to(&calls, ALICE)[0].contains("REL-1 is submitted: waiting for *Test confirmation*"));
 
     // Test confirms with the evaluation result and a summary.
@@ -113,7 +113,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
         "{}",
         TestBot::text_of(&done)
     );
-    insta::assert_json_snapshot!("en_outcome_released", done.body);
+    insta::assert_json_snapshot!("en_outcome_released", snapshot_body(&done.body));
 
     // The audit trail shows every step.
     bot.command(ALICE, "/release show REL-1").await;
@@ -143,7 +143,7 @@ async fn the_default_flow_speaks_chinese() {
     bot.submit(ALICE, &modal, &valid_release(MD5)).await;
     let calls = bot.settle().await;
     let test_msg = posts(&calls)[0].clone();
-    insta::assert_json_snapshot!("zh_stage_test", test_msg.body);
+    insta::assert_json_snapshot!("zh_stage_test", snapshot_body(&test_msg.body));
     let calls = approve(
         &bot,
         TOM,
@@ -151,7 +151,7 @@ async fn the_default_flow_speaks_chinese() {
         &[("evaluation", "pass"), ("test_summary", "全部通过")],
     )
     .await;
-    insta::assert_json_snapshot!("zh_stage_test_approved", updates(&calls)[0].body);
+    insta::assert_json_snapshot!("zh_stage_test_approved", snapshot_body(&updates(&calls)[0].body));
     bot.click(NOBODY, "approve:1:2:0", &ts_of(posts(&calls)[0])).await;
     let calls = bot.settle().await;
     assert!(
@@ -232,7 +232,7 @@ async fn a_rejection_goes_back_to_the_submitter_who_resubmits() {
         "{text}"
     );
     assert_eq!(TestBot::buttons_of(&back), vec!["resubmit:1:1", "withdraw:1"]);
-    insta::assert_json_snapshot!("en_sent_back", back.body);
+    insta::assert_json_snapshot!("en_sent_back", snapshot_body(&back.body));
 
     // Only the submitter may resubmit.
     bot.click(TOM, "resubmit:1:1", &ts_of(&back)).await;
@@ -469,14 +469,13 @@ async fn a_slack_429_delays_the_message_then_it_is_delivered() {
         common::fake_slack::Failure::RateLimited { retry_after_secs: 7 },
     );
     bot.submit(ALICE, &modal, &valid_release(MD5)).await;
-    while bot.app.state.bot.step().await.unwrap() {}
+    bot.app.inbox.drain().await.unwrap();
     // First attempt: 429. Nothing more is tried in that channel before Retry-After.
-    let mut steps = vec![];
-    for _ in 0..4 {
-        steps.push(bot.app.outbox.step().await.unwrap());
+    let mut rounds = vec![];
+    for _ in 0..3 {
+        rounds.push(bot.app.outbox.round().await.unwrap());
     }
-    use releasebot::outbox::Step;
-    assert_eq!(steps.iter().filter(|s| **s == Step::Retrying).count(), 1);
+    assert_eq!(rounds.iter().map(|r| r.retrying).sum::<usize>(), 1);
     assert_eq!(bot.slack.calls_of("chat.postMessage").len(), 1);
     assert_eq!(
         bot.slack.calls_of("chat.postEphemeral").len(),
@@ -485,12 +484,12 @@ async fn a_slack_429_delays_the_message_then_it_is_delivered() {
     );
     bot.clock.advance_ms(6_900);
     assert_eq!(
-        bot.app.outbox.step().await.unwrap(),
-        Step::Idle,
+        bot.app.outbox.round().await.unwrap().attempted(),
+        0,
         "still waiting for Retry-After"
     );
     bot.clock.advance_ms(100);
-    assert_eq!(bot.app.outbox.step().await.unwrap(), Step::Delivered);
+    assert_eq!(bot.app.outbox.round().await.unwrap().delivered, 1);
     let posts = bot.slack.calls_of("chat.postMessage");
     assert_eq!(posts.len(), 2);
     assert_eq!(

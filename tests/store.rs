@@ -8,7 +8,7 @@ use releasebot::clock::{Clock, ManualClock};
 use releasebot::domain::ticket::{Decision, DecisionKind, TicketId, TicketStatus};
 use releasebot::domain::Actor;
 use releasebot::metrics::Metrics;
-use releasebot::outbox::{enqueue, ChatClient, OutboxWorker, SendError, Step};
+use releasebot::outbox::{enqueue, ChatClient, Delivery, OutboxWorker, SendError};
 use releasebot::store::outbox::MessageRef;
 use releasebot::store::{self, audit, inbox, roles, tickets, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -259,6 +259,7 @@ impl ChatClient for Recorder {
     async fn send(
         &self,
         _: &Texts,
+        _: Delivery,
         out: &Outbound,
         existing: Option<&MessageRef>,
     ) -> Result<Option<Location>, SendError> {
@@ -318,20 +319,33 @@ fn post(channel: &str, title: &str) -> Outbound {
     }
 }
 
+fn sent(rec: &Recorder) -> Vec<String> {
+    rec.sent.lock().unwrap().iter().map(|(w, _)| w.clone()).collect()
+}
+
 async fn outbox_keeps_channel_order_and_paces_channels(s: &Store) {
     let clock = ManualClock::new(T0);
     let (w, rec) = worker(s, clock.clone());
     put(s, post("A", "a1"), None).await;
     put(s, post("A", "a2"), None).await;
     put(s, post("B", "b1"), None).await;
-    assert_eq!(w.step().await.unwrap(), Step::Delivered);
-    assert_eq!(w.step().await.unwrap(), Step::Delivered);
-    assert_eq!(w.step().await.unwrap(), Step::Idle, "channel A waits a second after a1");
+    assert_eq!(w.round().await.unwrap().delivered, 2, "both channels at once");
+    assert_eq!(
+        w.round().await.unwrap().attempted(),
+        0,
+        "channel A waits a second after a1"
+    );
     assert_eq!(store::outbox::next_wake(s).await.unwrap(), Some(T0 + 1000));
     clock.advance_ms(1000);
-    assert_eq!(w.step().await.unwrap(), Step::Delivered);
-    let sent: Vec<String> = rec.sent.lock().unwrap().iter().map(|(w, _)| w.clone()).collect();
-    assert_eq!(sent, ["post a1", "post b1", "post a2"]);
+    assert_eq!(w.round().await.unwrap().delivered, 1);
+    let sent = sent(&rec);
+    assert_eq!(sent.len(), 3);
+    let pos = |m: &str| sent.iter().position(|x| x == m).unwrap();
+    assert!(pos("post a1") < pos("post a2"), "{sent:?}");
+    assert!(
+        pos("post b1") < pos("post a2"),
+        "B is not held up by A's pacing: {sent:?}"
+    );
     assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
 }
 
@@ -349,8 +363,8 @@ async fn outbox_coalesces_edits_of_one_message(s: &Store) {
         Some("m"),
     )
     .await;
-    assert_eq!(w.step().await.unwrap(), Step::Delivered);
-    assert_eq!(w.step().await.unwrap(), Step::Idle);
+    assert_eq!(w.round().await.unwrap().delivered, 1);
+    assert_eq!(w.round().await.unwrap().attempted(), 0);
     // Later edits coalesce into the latest one, sent to the posted message.
     for v in ["v3", "v4", "v5"] {
         put(
@@ -364,11 +378,11 @@ async fn outbox_coalesces_edits_of_one_message(s: &Store) {
         .await;
     }
     clock.advance_ms(1000);
-    assert_eq!(w.step().await.unwrap(), Step::Delivered);
+    assert_eq!(w.round().await.unwrap().delivered, 1);
     clock.advance_ms(1000);
-    assert_eq!(w.step().await.unwrap(), Step::Idle);
-    let sent: Vec<String> = rec.sent.lock().unwrap().iter().map(|(w, _)| w.clone()).collect();
-    assert_eq!(sent, ["post v2", "update v5 @ts1"]);
+    assert_eq!(w.round().await.unwrap().attempted(), 0);
+    assert_eq!(sent(&rec), ["post v2", "update v5 @ts1"]);
+    assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
 }
 
 async fn outbox_leases_each_item_once_across_workers(s: &Store) {
@@ -380,8 +394,12 @@ async fn outbox_leases_each_item_once_across_workers(s: &Store) {
         let s = s.clone();
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Some(item) = store::outbox::lease_next(&s, T0, 60_000).await.unwrap() {
-                got.push(item.id);
+            loop {
+                let items = store::outbox::claim(&s, "slack", T0, 60_000, 4).await.unwrap();
+                if items.is_empty() {
+                    break;
+                }
+                got.extend(items.into_iter().map(|i| i.id));
             }
             got
         }));

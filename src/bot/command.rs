@@ -211,6 +211,38 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The ticket a command is about, if it names one.
+    pub fn ticket(&self) -> Option<TicketId> {
+        match self {
+            Command::ReleaseApprove { id, .. }
+            | Command::ReleaseReject { id, .. }
+            | Command::ReleaseResubmit { id, .. }
+            | Command::ReleaseShow { id }
+            | Command::ReleaseCancel { id, .. }
+            | Command::ReleasePlan { id }
+            | Command::ReleaseStatus { id }
+            | Command::ReleaseRollback { id, .. } => Some(*id),
+            Command::ReleaseNew { .. }
+            | Command::ReleaseList { .. }
+            | Command::ReleaseBaselines { .. }
+            | Command::Help { .. }
+            | Command::RoleAdd { .. }
+            | Command::RoleRemove { .. }
+            | Command::RoleList
+            | Command::RoleLink { .. } => None,
+        }
+    }
+
+    /// Whether it changes who holds which role.
+    pub fn changes_roles(&self) -> bool {
+        matches!(
+            self,
+            Command::RoleAdd { .. } | Command::RoleRemove { .. } | Command::RoleLink { .. }
+        )
+    }
+}
+
 /// What is wrong with a command line; each has a template `usage_<code>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

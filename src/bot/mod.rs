@@ -2,13 +2,13 @@
 //! they receive neutral [`Inbound`] events from the inbox and answer by writing
 //! state and outbox rows in one transaction.
 
-pub mod actions;
 pub mod command;
 pub mod releases;
 pub mod roles;
 pub mod tickets;
 pub mod views;
 
+pub use crate::chat::actions;
 use crate::chat::{Form, Inbound, InboundKind, Message, Outbound, Texts};
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -19,7 +19,6 @@ use crate::store::{inbox, Store, Tx};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -43,12 +42,55 @@ pub struct Bot {
     pub outbox_notify: Arc<Notify>,
     /// Wakes the inbox worker after an event is recorded.
     pub inbox_notify: Arc<Notify>,
-    /// Wakes the executor after a person steers a release.
-    pub executor_notify: Arc<Notify>,
+    /// Tells the executor that a person changed an execution.
+    pub executions: Arc<crate::executor::Wakers>,
+    /// Records inbound events (group commits).
+    pub intake: crate::inbox::Intake,
+    /// Fault injection for tests.
+    #[doc(hidden)]
+    pub hooks: Arc<Hooks>,
 }
 
-const INBOX_LEASE_MS: i64 = 60_000;
+/// A test hook run with each event.
+#[doc(hidden)]
+pub type EventHook = Box<dyn Fn(&Inbound) + Send + Sync>;
+
+/// Test hooks: code that runs at fixed points so that tests can make them fail.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct Hooks {
+    /// Runs before a handler sees an event (a test makes it panic).
+    pub before_handle: std::sync::RwLock<Option<EventHook>>,
+}
+
 const MAX_CONFLICT_RETRIES: usize = 5;
+
+tokio::task_local! {
+    /// Executions a handler changed, woken once its transaction is committed.
+    static AFTER_COMMIT: std::cell::RefCell<Vec<i64>>;
+}
+
+/// The aggregate an event changes: events of one key are handled in order, events of
+/// different keys at once. A ticket's events share its key; role changes share one.
+pub fn order_key(ev: &Inbound) -> String {
+    let ticket = match &ev.kind {
+        InboundKind::Command { name, text } => match command::parse(name, text) {
+            Ok(cmd) => match cmd.ticket() {
+                Some(t) => Some(t),
+                None if cmd.changes_roles() => return "roles".to_string(),
+                None => None,
+            },
+            Err(_) => None,
+        },
+        InboundKind::Action { action, .. } => actions::Action::decode(action).map(|a| a.ticket()),
+        InboundKind::FormSubmit { callback, .. } => actions::FormCallback::decode(callback).and_then(|c| c.ticket()),
+        InboundKind::System(e) => Some(e.ticket()),
+    };
+    match ticket {
+        Some(t) => format!("ticket:{}", t.0),
+        None => format!("user:{}:{}", ev.actor.platform, ev.actor.user_id),
+    }
+}
 
 /// A short id that ties a user-visible error to the log line.
 fn correlation_id() -> String {
@@ -67,11 +109,14 @@ impl Bot {
 
     /// Records an inbound event; its inbox id, or `None` for a retried delivery.
     pub async fn record(&self, dedupe_key: &str, ev: &Inbound) -> anyhow::Result<Option<i64>> {
-        let payload = serde_json::to_string(ev)?;
-        let id = inbox::insert(&self.store, &ev.actor.platform, dedupe_key, &payload, self.now()).await?;
-        if id.is_some() {
-            self.inbox_notify.notify_one();
-        } else {
+        let event = crate::store::inbox::NewEvent {
+            platform: ev.actor.platform.clone(),
+            dedupe_key: dedupe_key.to_string(),
+            order_key: order_key(ev),
+            payload: serde_json::to_string(ev)?,
+        };
+        let id = self.intake.record(event).await?;
+        if id.is_none() {
             self.metrics.inc(
                 "releasebot_inbound_duplicates_total",
                 &[("platform", &ev.actor.platform)],
@@ -81,25 +126,29 @@ impl Bot {
     }
 
     /// Processes one recorded event at once, for platforms that take the answer in the
-    /// HTTP response (Discord modals); false when a worker had taken it already.
+    /// HTTP response (Discord modals); false when a worker had taken it already, or an
+    /// earlier event of the same ticket is still waiting (the worker handles both in order).
     pub async fn process_now(&self, id: i64) -> anyhow::Result<bool> {
-        let Some(row) = inbox::lease_id(&self.store, id, self.now(), INBOX_LEASE_MS).await? else {
+        let Some(row) = inbox::lease_id(&self.store, id, self.now(), crate::inbox::LEASE_MS).await? else {
             return Ok(false);
         };
-        self.run_row(row).await?;
+        let earlier = {
+            let mut conn = self.store.read.acquire().await?;
+            inbox::has_earlier_pending(&mut conn, &row.order_key, row.id).await?
+        };
+        if earlier {
+            let mut tx = self.store.begin().await?;
+            inbox::release(&mut tx, &self.store.owner, row.id, self.now()).await?;
+            tx.commit().await?;
+            self.inbox_notify.notify_one();
+            return Ok(false);
+        }
+        self.process_row(row).await?;
         Ok(true)
     }
 
-    /// Processes at most one inbound event; false when there was none.
-    pub async fn step(&self) -> anyhow::Result<bool> {
-        let Some(row) = inbox::lease_next(&self.store, self.now(), INBOX_LEASE_MS).await? else {
-            return Ok(false);
-        };
-        self.run_row(row).await?;
-        Ok(true)
-    }
-
-    async fn run_row(&self, row: inbox::InboxRow) -> anyhow::Result<()> {
+    /// Handles one claimed event.
+    pub(crate) async fn process_row(&self, row: inbox::InboxRow) -> anyhow::Result<()> {
         let ev: Inbound = match serde_json::from_str(&row.payload) {
             Ok(ev) => ev,
             Err(e) => {
@@ -114,31 +163,75 @@ impl Bot {
         Ok(())
     }
 
+    /// A handler panicked on event `id`: the event is marked failed and its author told,
+    /// as for any internal error.
+    pub(crate) async fn panicked(&self, id: i64, why: &str) -> anyhow::Result<()> {
+        let row = sqlx::query("SELECT payload FROM inbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.store.pool)
+            .await?;
+        let payload: String = sqlx::Row::try_get(&row, "payload")?;
+        let ev: Inbound = serde_json::from_str(&payload)?;
+        self.fail(id, &ev, anyhow::anyhow!("the handler panicked: {why}"))
+            .await?;
+        self.outbox_notify.notify_one();
+        Ok(())
+    }
+
     async fn process(&self, inbox_id: i64, ev: &Inbound) -> anyhow::Result<()> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let mut tx = self.store.begin().await?;
-            match self.handle(&mut tx, ev).await {
-                Ok(Handled::Done) => {
-                    inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
-                    tx.commit().await.context("committing")?;
-                    return Ok(());
+        AFTER_COMMIT
+            .scope(std::cell::RefCell::new(Vec::new()), async {
+                for _ in 0..MAX_CONFLICT_RETRIES {
+                    let mut tx = self.store.begin().await?;
+                    AFTER_COMMIT.with(|w| w.borrow_mut().clear());
+                    match self.handle(&mut tx, ev).await {
+                        Ok(Handled::Done) => {
+                            inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
+                            tx.commit().await.context("committing")?;
+                            for id in AFTER_COMMIT.with(|w| w.take()) {
+                                self.executions.wake(id);
+                            }
+                            return Ok(());
+                        }
+                        Ok(Handled::Conflict) => {
+                            tx.rollback().await?;
+                            tracing::debug!("concurrent change; handling again");
+                        }
+                        Err(e) => {
+                            tx.rollback().await?;
+                            return self.fail(inbox_id, ev, e).await;
+                        }
+                    }
                 }
-                Ok(Handled::Conflict) => {
-                    tx.rollback().await?;
-                    tracing::debug!("concurrent change; handling again");
-                }
-                Err(e) => {
-                    tx.rollback().await?;
-                    return self.fail(inbox_id, ev, e).await;
-                }
-            }
+                self.fail(
+                    inbox_id,
+                    ev,
+                    anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
+                )
+                .await
+            })
+            .await
+    }
+
+    /// Tells an execution's task of a change this handler makes, once it is committed.
+    pub fn wake_execution(&self, id: i64) {
+        if AFTER_COMMIT.try_with(|w| w.borrow_mut().push(id)).is_err() {
+            self.executions.wake(id);
         }
-        self.fail(
-            inbox_id,
-            ev,
-            anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
-        )
-        .await
+    }
+
+    /// What the executor needs, from the bot's parts.
+    pub fn exec_deps(&self) -> crate::executor::Deps {
+        crate::executor::Deps {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            texts: self.texts.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            outbox_notify: self.outbox_notify.clone(),
+            inbox_notify: self.inbox_notify.clone(),
+            wakers: self.executions.clone(),
+        }
     }
 
     /// An internal error: logged with a reference the user is given; nothing else changes.
@@ -148,6 +241,11 @@ impl Bot {
         self.metrics.inc("releasebot_internal_errors_total", &[]);
         let mut tx = self.store.begin().await?;
         inbox::mark_failed(&mut tx, inbox_id, &format!("ref {reference}: {e:#}"), self.now()).await?;
+        if matches!(ev.kind, InboundKind::System(_)) {
+            // Nobody to answer: the log has it.
+            tx.commit().await?;
+            return Ok(());
+        }
         let text = self
             .texts
             .render("internal_error", &serde_json::json!({ "ref": reference }))?;
@@ -165,6 +263,15 @@ impl Bot {
     }
 
     async fn handle(&self, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handled> {
+        if let Some(hook) = self
+            .hooks
+            .before_handle
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            hook(ev);
+        }
         match &ev.kind {
             InboundKind::Command { name, text } => match command::parse(name, text) {
                 Ok(cmd) => self.command(tx, ev, cmd).await,
@@ -188,6 +295,7 @@ impl Bot {
                     Ok(Handled::Done)
                 }
             },
+            InboundKind::System(event) => releases::on_system(self, tx, event).await,
         }
     }
 
@@ -308,27 +416,5 @@ impl Bot {
         values: &BTreeMap<String, String>,
     ) -> anyhow::Result<BTreeMap<String, String>> {
         tickets::precheck_form(self, callback, values).await
-    }
-
-    /// Processes every pending inbound event.
-    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
-        loop {
-            match self.step().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "inbox worker"),
-            }
-            if shutdown.is_cancelled() {
-                break;
-            }
-            tokio::select! {
-                _ = self.inbox_notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
-        // Finish what was acknowledged before the shutdown signal.
-        while let Ok(true) = self.step().await {}
-        tracing::info!("inbox worker stopped");
     }
 }

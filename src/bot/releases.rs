@@ -3,7 +3,10 @@
 use super::tickets::load_or_say;
 use super::{views, Bot, Handled};
 use crate::chat::Inbound;
+use crate::domain::events::SystemEvent;
+use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::ticket::TicketId;
+use crate::executor::commands;
 use crate::store::Tx;
 use serde_json::json;
 
@@ -41,9 +44,14 @@ fn may_steer(bot: &Bot, flow: &crate::domain::Flow) -> Vec<String> {
     roles
 }
 
+/// The wording of a command's button (`Rollback`).
+fn command_label(bot: &Bot, cmd: Command) -> anyhow::Result<String> {
+    bot.texts.plain(&format!("btn_{}", cmd.as_str()))
+}
+
 /// A button on the progress message, an alert or a gate.
 pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd: &str) -> anyhow::Result<Handled> {
-    let Some(cmd) = crate::executor::Command::parse(cmd) else {
+    let Some(cmd) = Command::parse(cmd) else {
         bot.say(tx, ev, "unknown_action", json!({})).await?;
         return Ok(Handled::Done);
     };
@@ -56,12 +64,10 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
         return Ok(Handled::Done);
     };
     let roles = match cmd {
-        crate::executor::Command::Continue => row
+        Command::Continue => row
             .state
             .exec
-            .steps
-            .iter()
-            .position(|s| s.status == crate::domain::execution::StepStatus::Running)
+            .running()
             .and_then(|i| plan.steps[i].role.clone())
             .into_iter()
             .collect(),
@@ -73,42 +79,177 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
     }
     if !allowed {
         bot.metrics.inc("releasebot_refusals_total", &[("reason", "need_role")]);
-        bot.say(tx, ev, "exec_denied_role", json!({ "ticket": id.to_string(), "roles": roles.join(" / "), "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? })).await?;
+        bot.say(
+            tx,
+            ev,
+            "exec_denied_role",
+            json!({ "ticket": id.to_string(), "roles": roles.join(" / "), "command": command_label(bot, cmd)? }),
+        )
+        .await?;
         return Ok(Handled::Done);
     }
-    let mut run = row.state.clone();
-    let now = bot.now();
-    if let Err(refused) = cmd.apply(&mut run, &plan, now) {
-        let status = bot.texts.plain(&format!(
-            "exec_status_{}",
-            if row.state.exec.rolling_back && !row.state.exec.status.is_final() {
-                "ROLLING_BACK"
-            } else {
-                row.status.as_str()
-            }
-        ))?;
-        let key = match refused {
-            crate::domain::execution::Refused::Finished => "exec_refused_finished",
-            crate::domain::execution::Refused::NotNow => "exec_refused_now",
-        };
-        bot.say(tx, ev, key, json!({ "ticket": id.to_string(), "status": status, "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? })).await?;
-        return Ok(Handled::Done);
-    }
-    if !crate::executor::save_command(bot, tx, &row, &plan, &l.ticket, run).await? {
-        return Ok(Handled::Conflict);
-    }
-    crate::executor::audit_command(bot, tx, id, &ev.actor, cmd).await?;
+    let deps = bot.exec_deps();
+    let by = crate::chat::mention(&ev.actor);
+    let effect = match commands::apply(&deps, tx, &row, &plan, &l.ticket, cmd, &by).await? {
+        None => return Ok(Handled::Conflict),
+        Some(Ok(effect)) => effect,
+        Some(Err(refused)) => {
+            let status = bot.texts.plain(&format!(
+                "exec_status_{}",
+                if row.state.exec.rolling_back && !row.state.exec.status.is_final() {
+                    "ROLLING_BACK"
+                } else {
+                    row.status.as_str()
+                }
+            ))?;
+            let key = match refused {
+                Refused::Finished => "exec_refused_finished",
+                Refused::NotNow => "exec_refused_now",
+            };
+            bot.say(
+                tx,
+                ev,
+                key,
+                json!({ "ticket": id.to_string(), "status": status, "command": command_label(bot, cmd)? }),
+            )
+            .await?;
+            return Ok(Handled::Done);
+        }
+    };
+    let step_name = |i: usize| plan.steps[i].name.clone();
+    let detail = match effect {
+        Effect::Applied => json!({}),
+        Effect::Cancelled(i) => json!({ "cancelled": step_name(i) }),
+        Effect::Queued(i) => json!({ "queued_behind": step_name(i) }),
+        Effect::Terminate(i) => json!({ "terminated": step_name(i) }),
+    };
+    crate::executor::audit_command(tx, bot.now(), id, &ev.actor, cmd, detail).await?;
     bot.metrics
         .inc("releasebot_exec_commands_total", &[("command", cmd.as_str())]);
-    bot.say(
-        tx,
-        ev,
-        "exec_done",
-        json!({ "ticket": id.to_string(), "command": bot.texts.plain(&format!("btn_{}", cmd.as_str()))? }),
-    )
-    .await?;
-    bot.executor_notify.notify_one();
+    bot.wake_execution(row.id);
+    reply_effect(bot, tx, ev, &l.ticket, &plan, &row, cmd, effect).await?;
     Ok(Handled::Done)
+}
+
+/// Tells the person what their command did: what happened, never "done" for what only waits.
+#[allow(clippy::too_many_arguments)]
+async fn reply_effect(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    ticket: &crate::domain::ticket::Ticket,
+    plan: &crate::domain::plan::Plan,
+    row: &crate::executor::Row,
+    cmd: Command,
+    effect: Effect,
+) -> anyhow::Result<()> {
+    let base = match cmd {
+        Command::StopRollback => Command::Rollback,
+        Command::StopAbort => Command::Abort,
+        c => c,
+    };
+    let gate = row.state.exec.running().map(|i| plan.steps[i].name.clone());
+    let mut data = json!({
+        "ticket": ticket.id.to_string(), "command": command_label(bot, base)?, "gate": gate,
+        "grace": bot.config.executor.stop_grace.0.as_secs(),
+    });
+    match effect {
+        Effect::Applied | Effect::Cancelled(_) => {
+            let mut title = bot.texts.render(&format!("exec_now_{}", base.as_str()), &data)?;
+            if let Effect::Cancelled(i) = effect {
+                data["step"] = json!(plan.steps[i].name);
+                title.push(' ');
+                title.push_str(&bot.texts.render("exec_step_cancelled", &data)?);
+            }
+            bot.ephemeral(tx, ev, crate::executor::plain(title)).await
+        }
+        Effect::Queued(i) => {
+            data["step"] = json!(plan.steps[i].name);
+            data["since"] = json!(row.state.steps[i]
+                .started_at
+                .map(crate::domain::fields::format_ms)
+                .unwrap_or_default());
+            let title = bot.texts.render("exec_queued", &data)?;
+            let stop = match base {
+                Command::Rollback => Some(Command::StopRollback),
+                Command::Abort => Some(Command::StopAbort),
+                _ => None,
+            };
+            let buttons = stop
+                .map(|c| crate::executor::progress::stop_button(&bot.texts, ticket, c))
+                .transpose()?
+                .into_iter()
+                .collect();
+            let msg = crate::chat::Message {
+                title,
+                buttons,
+                ..Default::default()
+            };
+            bot.ephemeral(tx, ev, msg).await
+        }
+        Effect::Terminate(i) => {
+            data["step"] = json!(plan.steps[i].name);
+            let title = bot
+                .texts
+                .render(&format!("exec_terminating_{}", base.as_str()), &data)?;
+            bot.ephemeral(tx, ev, crate::executor::plain(title)).await
+        }
+    }
+}
+
+/// What the executor recorded for the handlers.
+pub async fn on_system(bot: &Bot, tx: &mut Tx, event: &SystemEvent) -> anyhow::Result<Handled> {
+    match event {
+        SystemEvent::ExecutionEnded { ticket, outcome, .. } => {
+            super::tickets::release_finished(bot, tx, TicketId(*ticket), *outcome).await?;
+        }
+        SystemEvent::NeedsAttention {
+            ticket,
+            step,
+            reaction,
+            evidence,
+            ..
+        } => {
+            on_attention(bot, tx, TicketId(*ticket), *step, *reaction, evidence).await?;
+        }
+    }
+    Ok(Handled::Done)
+}
+
+/// A step failed or was interrupted: the alert, mentioning the on-call role.
+async fn on_attention(
+    bot: &Bot,
+    tx: &mut Tx,
+    id: TicketId,
+    step: usize,
+    reaction: Option<crate::domain::execution::Reaction>,
+    evidence: &str,
+) -> anyhow::Result<()> {
+    let Some((row, plan)) = crate::executor::load(tx, id).await? else {
+        anyhow::bail!("{id} has no execution to alert about");
+    };
+    let Some(ticket) = crate::store::tickets::get(tx, id).await? else {
+        anyhow::bail!("{id} vanished");
+    };
+    if step >= plan.steps.len() {
+        anyhow::bail!("{id}: no step {step} to alert about");
+    }
+    let members = super::roles::members(bot, tx, "ops", &ticket.application).await?;
+    let members: Vec<_> = members.into_iter().filter(|a| a.platform == row.platform).collect();
+    let msg = match reaction {
+        Some(r) => crate::executor::progress::alert(&bot.texts, &row, &plan, &ticket, step, r, evidence, &members)?,
+        None => crate::executor::progress::interrupted(&bot.texts, &row, &plan, &ticket, step, &members)?,
+    };
+    bot.send(
+        tx,
+        &row.platform,
+        crate::chat::Outbound::Post {
+            channel: row.channel.clone(),
+            message: msg,
+        },
+        None,
+    )
+    .await
 }
 
 /// `/release status REL-ID`: the execution as its progress message shows it.
@@ -139,7 +280,7 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
     let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
-    let Some((row, _plan)) = crate::executor::load(tx, id).await? else {
+    let Some((row, plan)) = crate::executor::load(tx, id).await? else {
         bot.say(tx, ev, "exec_none", json!({ "ticket": id.to_string() }))
             .await?;
         return Ok(Handled::Done);
@@ -179,25 +320,53 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
         bot.say(tx, ev, "exec_bad_baseline", json!({ "ticket": id.to_string(), "baseline": asked, "application": row.application, "environment": row.environment })).await?;
         return Ok(Handled::Done);
     };
+    let data = json!({
+        "ticket": id.to_string(), "baseline": baseline.id, "version": baseline.version,
+        "application": row.application, "environment": row.environment, "plan": plan.name,
+    });
+    // The version is redeployed through the plan's DEPLOY step; without one it cannot be.
+    if crate::executor::baselines::redeploy_step(&plan).is_none() {
+        bot.say(tx, ev, "exec_rollback_no_deploy", data).await?;
+        return Ok(Handled::Done);
+    }
+    if baseline.version == crate::executor::baselines::UNKNOWN {
+        bot.say(tx, ev, "exec_rollback_unknown_version", data).await?;
+        return Ok(Handled::Done);
+    }
     let mut run = row.state.clone();
     run.later_rollback = Some(crate::executor::LaterRollback {
         baseline: baseline.id,
         version: baseline.version.clone(),
         requested_by: crate::chat::mention(&ev.actor),
         done: false,
+        started: false,
     });
     if !crate::store::executions::reopen(tx, row.id, row.version, &run, bot.now()).await? {
         return Ok(Handled::Conflict);
     }
-    crate::executor::audit_command(bot, tx, id, &ev.actor, crate::executor::Command::Rollback).await?;
-    bot.say(
+    crate::executor::audit_command(
         tx,
-        ev,
-        "exec_rollback_queued",
-        json!({ "ticket": id.to_string(), "baseline": baseline.id, "version": baseline.version }),
+        bot.now(),
+        id,
+        &ev.actor,
+        Command::Rollback,
+        json!({ "baseline": baseline.id, "version": baseline.version }),
     )
     .await?;
-    bot.executor_notify.notify_one();
+    bot.wake_execution(row.id);
+    // Never queued behind a release of the same target, but whoever asks should know of it.
+    let other = crate::executor::busy(tx, &row.application, &row.environment)
+        .await?
+        .filter(|b| b.execution != row.id);
+    let mut title = bot.texts.render("exec_rollback_queued", &data)?;
+    if let Some(b) = other {
+        title.push(' ');
+        title.push_str(&bot.texts.render(
+            "exec_rollback_while_releasing",
+            &json!({ "other": b.ticket.to_string(), "application": row.application, "environment": row.environment }),
+        )?);
+    }
+    bot.ephemeral(tx, ev, crate::executor::plain(title)).await?;
     Ok(Handled::Done)
 }
 
@@ -218,6 +387,7 @@ pub async fn baselines(
             &json!({
                 "id": b.id, "kind": bot.texts.plain(&format!("baseline_kind_{}", b.kind))?, "ticket": ticket.map(|t| t.to_string()),
                 "version": b.version, "replicas": b.replicas, "config": b.config_version, "at": crate::domain::fields::format_ms(b.recorded_at),
+                "simulated": b.simulated,
             }),
         )?);
     }

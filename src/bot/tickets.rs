@@ -476,9 +476,13 @@ async fn announce(bot: &Bot, tx: &mut Tx, actor: &Actor, l: &Loaded<'_>, reason:
     match l.ticket.status {
         TicketStatus::InApproval(i) => post_stage(bot, tx, l, i).await,
         TicketStatus::Releasing(_) => match bot.config.plan_of_service(&l.ticket.service) {
-            Some(plan) => crate::executor::start(bot, tx, &l.ticket, plan, &l.service.name)
-                .await
-                .map(|_| ()),
+            Some(plan) => {
+                let started = crate::executor::start(&bot.exec_deps(), tx, &l.ticket, plan, &l.service.name).await?;
+                if let crate::executor::Started::Running(id) = started {
+                    bot.wake_execution(id);
+                }
+                Ok(())
+            }
             // A flow whose release stage has no plan: the release is recorded as done by hand.
             None => release_finished(bot, tx, l.ticket.id, crate::domain::ticket::ReleaseOutcome::Released).await,
         },
@@ -749,6 +753,34 @@ pub async fn on_form(
     }
 }
 
+/// With `[executor] when_busy = "refuse"`, the release stage is not approved while another
+/// release of the same application and environment runs: the approver is told which, and
+/// nothing changes. True when it refused.
+async fn refuse_busy(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
+    if bot.config.executor.when_busy != crate::executor::LockPolicy::Refuse
+        || bot.config.plan_of_service(&l.ticket.service).is_none()
+    {
+        return Ok(false);
+    }
+    let environment = crate::executor::environment_of(&l.ticket);
+    let Some(b) = crate::executor::busy(tx, &l.ticket.application, &environment).await? else {
+        return Ok(false);
+    };
+    bot.metrics
+        .inc("releasebot_refusals_total", &[("reason", "target_busy")]);
+    bot.say(
+        tx,
+        ev,
+        "exec_busy_refused",
+        json!({
+            "ticket": l.ticket.id.to_string(), "other": b.ticket.to_string(), "application": l.ticket.application,
+            "environment": environment, "since": crate::domain::fields::format_ms(b.since),
+        }),
+    )
+    .await?;
+    Ok(true)
+}
+
 /// Records an approval or rejection: the one place where a stage is decided.
 #[allow(clippy::too_many_arguments)]
 async fn decide(
@@ -771,6 +803,17 @@ async fn decide(
             return Ok(Handled::Done);
         }
     };
+    if let (
+        DecisionKind::Approve,
+        Outcome::Advanced {
+            next: TicketStatus::Releasing(_),
+        },
+    ) = (kind, &outcome)
+    {
+        if refuse_busy(bot, tx, ev, &l).await? {
+            return Ok(Handled::Done);
+        }
+    }
     let st = l.flow.stages[stage].clone();
     let comment = values
         .get(COMMENT_FIELD)

@@ -484,12 +484,7 @@ pub fn decision_form(
 }
 
 /// A duration in the reader's language.
-pub fn duration(texts: &Texts, secs: u64) -> anyhow::Result<String> {
-    texts.render(
-        "duration",
-        &json!({ "h": secs / 3600, "m": secs % 3600 / 60, "s": secs % 60, "zero": secs == 0 }),
-    )
-}
+pub use crate::chat::texts::duration;
 
 fn policy_text(texts: &Texts, p: &crate::domain::plan::FailurePolicy) -> anyhow::Result<String> {
     use crate::domain::plan::FailurePolicy as P;
@@ -514,7 +509,7 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
     let mut lines = Vec::new();
     let mut simulated = false;
     for (i, s) in plan.steps.iter().enumerate() {
-        simulated |= s.provider == "sim";
+        simulated |= s.simulated();
         let thresholds = match &s.thresholds {
             Some(t) => Some(texts.render(
                 "plan_thresholds",
@@ -526,8 +521,8 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
         lines.push(texts.render(
             "plan_step",
             &json!({
-                "n": i + 1, "name": s.name, "type": serde_json::to_value(s.kind)?, "provider": s.provider,
-                "simulated": s.provider == "sim", "weight": s.weight,
+                "n": i + 1, "name": s.name, "type": serde_json::to_value(s.kind)?, "provider": s.provider.name(),
+                "simulated": s.simulated(), "weight": s.weight,
                 "duration": s.duration_secs.map(|d| duration(texts, d)).transpose()?,
                 "thresholds": thresholds, "gate": s.role, "batches": batches,
                 "timeout": s.timeout_secs.map(|d| duration(texts, d)).transpose()?,

@@ -2,6 +2,7 @@
 //! (handlebars templates from `messages/`). One sub-module per platform holds its
 //! signature checks, payload parsing, renderer and API client.
 
+pub mod actions;
 pub mod dingtalk;
 pub mod discord;
 pub mod markdown;
@@ -142,6 +143,9 @@ pub enum InboundKind {
         callback: String,
         values: BTreeMap<String, String>,
     },
+    /// Something releasebot itself reports (an execution ended …), recorded by a lower
+    /// layer for the handlers.
+    System(crate::domain::events::SystemEvent),
 }
 
 /// A platform-neutral inbound event.

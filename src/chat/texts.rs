@@ -26,6 +26,14 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A duration in words (`1 h 5 min`), localized.
+pub fn duration(texts: &Texts, secs: u64) -> anyhow::Result<String> {
+    texts.render(
+        "duration",
+        &serde_json::json!({ "h": secs / 3600, "m": secs % 3600 / 60, "s": secs % 60, "zero": secs == 0 }),
+    )
+}
+
 #[derive(Clone)]
 pub struct Texts {
     hb: Arc<Handlebars<'static>>,

@@ -2,7 +2,7 @@
 //! next, reports outcomes, and people press Pause / Resume / Retry / Skip / Rollback /
 //! Abort. Every transition is checked here, so no step runs twice once completed.
 
-use super::plan::{FailurePolicy, Plan};
+use super::plan::{FailurePolicy, Plan, StepType};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,89 @@ pub struct Execution {
     pub rolling_back: bool,
     /// The step that made the execution pause (failure or interruption), if any.
     pub blocked_on: Option<usize>,
+    /// A command waiting for the running step to end (that step must not be interrupted).
+    #[serde(default)]
+    pub queued: Option<Queued>,
+    /// A running step whose processes are to be terminated (Stop and roll back / abort).
+    #[serde(default)]
+    pub terminate: Option<usize>,
+}
+
+/// A person's command on an execution (from a button or `/release rollback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Pause,
+    Resume,
+    Retry,
+    Skip,
+    Rollback,
+    Abort,
+    Continue,
+    /// Terminate the running step (a script, a deploy) and roll back.
+    StopRollback,
+    /// Terminate the running step and stop the execution as failed.
+    StopAbort,
+}
+
+impl Command {
+    pub const ALL: [Command; 9] = [
+        Command::Pause,
+        Command::Resume,
+        Command::Retry,
+        Command::Skip,
+        Command::Rollback,
+        Command::Abort,
+        Command::Continue,
+        Command::StopRollback,
+        Command::StopAbort,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Retry => "retry",
+            Command::Skip => "skip",
+            Command::Rollback => "rollback",
+            Command::Abort => "abort",
+            Command::Continue => "continue",
+            Command::StopRollback => "stop-rollback",
+            Command::StopAbort => "stop-abort",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A command that waits for the running step to end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    pub command: Command,
+    /// Who asked (a mention token).
+    pub by: String,
+    pub at: i64,
+}
+
+/// What a command did to the execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// It took effect.
+    Applied,
+    /// It took effect, and the running step `i` (safe to run again) is cancelled at once.
+    Cancelled(usize),
+    /// It waits for the running step `i`, which must not be interrupted, to end.
+    Queued(usize),
+    /// It took effect, and the running step `i` is to be terminated (its processes killed).
+    Terminate(usize),
+}
+
+/// Whether a running step may be stopped at any moment: its effect is idempotent
+/// (traffic weights, probes, monitors) or it waits for a person (a gate).
+pub fn interruptible(plan: &Plan, i: usize) -> bool {
+    plan.steps[i].kind.idempotent()
 }
 
 /// What the runner should do now.
@@ -65,7 +148,8 @@ pub enum Next {
 }
 
 /// What a failure led to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reaction {
     Retrying { at: i64 },
     Paused,
@@ -98,7 +182,14 @@ impl Execution {
                 .collect(),
             rolling_back: false,
             blocked_on: None,
+            queued: None,
+            terminate: None,
         }
+    }
+
+    /// The step under way, if any.
+    pub fn running(&self) -> Option<usize> {
+        self.running_step()
     }
 
     fn running_step(&self) -> Option<usize> {
@@ -325,8 +416,108 @@ impl Execution {
             self.steps[i].status = StepStatus::Interrupted;
             self.status = ExecStatus::Paused;
             self.blocked_on = Some(i);
+            // A command that waited for the step applies now that it has ended.
+            if let Some(q) = self.queued.take() {
+                let _ = self.command(plan, q.command, &q.by, q.at);
+            }
             Some(i)
         }
+    }
+
+    /// Applies a person's command. A step that must not be interrupted (a script, a
+    /// deploy, a webhook) is not: the command waits for it to end, unless it is a Stop
+    /// command, which has the step terminated. Steps safe to run again are cancelled.
+    pub fn command(&mut self, plan: &Plan, cmd: Command, by: &str, now: i64) -> Result<Effect, Refused> {
+        self.check_live()?;
+        let running = self.running_step();
+        let guarded = running.filter(|&i| !interruptible(plan, i));
+        let queue = |e: &mut Self, i: usize| {
+            e.queued = Some(Queued {
+                command: cmd,
+                by: by.to_string(),
+                at: now,
+            });
+            Ok(Effect::Queued(i))
+        };
+        match cmd {
+            Command::Pause => {
+                if self.status != ExecStatus::Running || self.rolling_back {
+                    return Err(Refused::NotNow);
+                }
+                if let Some(i) = guarded {
+                    return queue(self, i);
+                }
+                self.status = ExecStatus::Paused;
+                match running {
+                    // A gate keeps waiting while paused; Continue then takes effect on Resume.
+                    Some(i) if plan.steps[i].kind != StepType::ApprovalGate => {
+                        self.steps[i].status = StepStatus::Pending;
+                        Ok(Effect::Cancelled(i))
+                    }
+                    _ => Ok(Effect::Applied),
+                }
+            }
+            Command::Resume => {
+                if self.queued.as_ref().is_some_and(|q| q.command == Command::Pause) {
+                    self.queued = None;
+                    return Ok(Effect::Applied);
+                }
+                self.resume().map(|_| Effect::Applied)
+            }
+            Command::Retry => self.retry().map(|_| Effect::Applied),
+            Command::Skip => self.skip().map(|_| Effect::Applied),
+            Command::Continue => {
+                let i = running
+                    .filter(|i| plan.steps[*i].kind == StepType::ApprovalGate)
+                    .ok_or(Refused::NotNow)?;
+                self.succeed(i).map(|_| Effect::Applied)
+            }
+            Command::Rollback | Command::Abort => {
+                if cmd == Command::Rollback && self.rolling_back {
+                    return Err(Refused::NotNow);
+                }
+                if let Some(i) = guarded {
+                    return queue(self, i);
+                }
+                if cmd == Command::Rollback {
+                    self.rollback()?;
+                } else {
+                    self.abort()?;
+                }
+                self.queued = None;
+                Ok(running.map(Effect::Cancelled).unwrap_or(Effect::Applied))
+            }
+            Command::StopRollback | Command::StopAbort => {
+                let base = if cmd == Command::StopRollback {
+                    Command::Rollback
+                } else {
+                    Command::Abort
+                };
+                let Some(i) = guarded else {
+                    return self.command(plan, base, by, now);
+                };
+                if base == Command::Rollback {
+                    if self.rolling_back {
+                        return Err(Refused::NotNow);
+                    }
+                    self.rollback()?;
+                } else {
+                    self.abort()?;
+                }
+                self.queued = None;
+                self.terminate = Some(i);
+                Ok(Effect::Terminate(i))
+            }
+        }
+    }
+
+    /// After the running step ended (its outcome applied): applies the command that waited
+    /// for it, if any, and what it did.
+    pub fn step_ended(&mut self, plan: &Plan, now: i64) -> Option<(Queued, Result<Effect, Refused>)> {
+        self.terminate = None;
+        let q = self.queued.take()?;
+        let r = self.command(plan, q.command, &q.by, now);
+        Some((q, r))
     }
 }
 
@@ -338,34 +529,8 @@ mod tests {
 
     fn step(id: &str, kind: StepType, on_failure: FailurePolicy) -> StepDef {
         StepDef {
-            id: id.into(),
-            name: id.into(),
-            kind,
-            provider: "sim".into(),
-            timeout_secs: None,
-            requires: vec![],
             on_failure,
-            weight: None,
-            duration_secs: None,
-            thresholds: None,
-            role: None,
-            command: None,
-            url: None,
-            batches: None,
-            notify: false,
-            expected_secs: None,
-            old_url: None,
-            new_url: None,
-            requests: None,
-            successes: None,
-            interval_secs: None,
-            status_url: None,
-            upstream_file: None,
-            upstream_name: None,
-            old_server: None,
-            new_server: None,
-            reload_command: None,
-            queries: None,
+            ..StepDef::new(id, id, kind, super::super::plan::Provider::Sim)
         }
     }
 
@@ -375,6 +540,7 @@ mod tests {
             StepType::TrafficShift,
             StepType::Monitor,
             StepType::Script,
+            StepType::ApprovalGate,
         ];
         Plan {
             id: "p".into(),
@@ -521,13 +687,9 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
+        /// Starts the next step (and leaves it running), or ends the running one.
         Step(bool),
-        Pause,
-        Resume,
-        Retry,
-        Skip,
-        Rollback,
-        Abort,
+        Cmd(Command),
         RollbackDone(bool),
         Recover,
         Tick(u16),
@@ -551,13 +713,8 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            6 => any::<bool>().prop_map(Op::Step),
-            1 => Just(Op::Pause),
-            1 => Just(Op::Resume),
-            1 => Just(Op::Retry),
-            1 => Just(Op::Skip),
-            1 => Just(Op::Rollback),
-            1 => Just(Op::Abort),
+            8 => any::<bool>().prop_map(Op::Step),
+            6 => proptest::sample::select(Command::ALL.to_vec()).prop_map(Op::Cmd),
             1 => any::<bool>().prop_map(Op::RollbackDone),
             1 => Just(Op::Recover),
             2 => (0u16..20).prop_map(Op::Tick),
@@ -566,8 +723,9 @@ mod tests {
 
     proptest! {
         /// Whatever the outcomes, policies and button presses: a completed step never runs
-        /// again, at most one step runs at a time, a finished execution never changes, and
-        /// Completed means every step completed or was skipped.
+        /// again, at most one step runs at a time, a finished execution never changes,
+        /// Completed means every step completed or was skipped, and a running step that
+        /// must not be interrupted is left running by every command but a Stop.
         #[test]
         fn no_step_runs_twice_and_finished_executions_stay_finished(
             policies in proptest::collection::vec(policy(), 1..6),
@@ -579,24 +737,37 @@ mod tests {
             let mut completed_begins = vec![0u32; p.steps.len()];
             for o in ops {
                 let before = e.clone();
-                match o {
+                let guarded = e.running().filter(|&i| !interruptible(&p, i));
+                match &o {
                     Op::Step(ok) => {
-                        if let Next::Run(i) = e.next(now) {
+                        if let Some(i) = e.running().filter(|i| p.steps[*i].kind != StepType::ApprovalGate) {
+                            if *ok { e.succeed(i).unwrap(); } else { e.fail(&p, i, now).unwrap(); }
+                            if e.steps[i].status == StepStatus::Completed { completed_begins[i] += 1; }
+                            e.step_ended(&p, now);
+                        } else if let Next::Run(i) = e.next(now) {
                             prop_assert!(before.steps[i].status == StepStatus::Pending);
                             e.begin(i, now).unwrap();
-                            if ok { e.succeed(i).unwrap(); } else { e.fail(&p, i, now).unwrap(); }
-                            if e.steps[i].status == StepStatus::Completed { completed_begins[i] += 1; }
                         }
                     }
-                    Op::Pause => { let _ = e.pause(); }
-                    Op::Resume => { let _ = e.resume(); }
-                    Op::Retry => { let _ = e.retry(); }
-                    Op::Skip => { let _ = e.skip(); }
-                    Op::Rollback => { let _ = e.rollback(); }
-                    Op::Abort => { let _ = e.abort(); }
-                    Op::RollbackDone(ok) => { let _ = e.rollback_finished(ok); }
+                    Op::Cmd(c) => {
+                        let r = e.command(&p, *c, "<@slack:U1>", now);
+                        if let Ok(Effect::Queued(i)) = r {
+                            prop_assert_eq!(Some(i), guarded);
+                            prop_assert_eq!(e.steps[i].status, StepStatus::Running);
+                        }
+                        if let Ok(Effect::Terminate(i)) = r {
+                            prop_assert_eq!(Some(i), guarded);
+                            prop_assert_eq!(e.terminate, Some(i));
+                        }
+                        if let (Some(i), false) = (guarded, matches!(c, Command::StopRollback | Command::StopAbort)) {
+                            prop_assert_eq!(e.steps[i].status, StepStatus::Running, "{:?} interrupted a guarded step", c);
+                        }
+                    }
+                    Op::RollbackDone(ok) => {
+                        if e.running().is_none() { let _ = e.rollback_finished(*ok); }
+                    }
                     Op::Recover => { e.recover(&p); }
-                    Op::Tick(s) => now += i64::from(s) * 1000,
+                    Op::Tick(s) => now += i64::from(*s) * 1000,
                 }
                 if before.status.is_final() {
                     prop_assert_eq!(&e, &before, "a finished execution never changes");

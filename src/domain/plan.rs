@@ -2,7 +2,7 @@
 //! policies. Pure data plus validation and estimates.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -12,19 +12,6 @@ pub enum Template {
     Rolling,
     Custom,
 }
-
-/// Providers this build can run; the others are refused by `releasebot check`.
-pub const AVAILABLE_PROVIDERS: &[&str] = &[
-    "sim",
-    "script",
-    "builtin",
-    "http",
-    "health",
-    "nginx",
-    "probe",
-    "prometheus",
-    "download",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -158,81 +145,253 @@ fn one() -> u32 {
     1
 }
 
+/// Where a step's work is done, with that provider's own settings only (`provider =
+/// "nginx"` carries nginx's fields; a setting of another provider is a `check` error).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Provider {
+    /// The simulated fleet (demo, tests, benchmarks); always labelled as simulated.
+    Sim,
+    /// Approval gates and notices.
+    Builtin,
+    /// VERIFY_PACKAGE: fetches the ticket's package URL and checks its MD5.
+    Download,
+    /// A shell command; ticket fields arrive as environment variables.
+    Script { command: String },
+    /// A webhook, optionally polled at `status_url` until done.
+    Http {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_secs: Option<u64>,
+    },
+    /// An HTTP probe until `successes` consecutive 2xx answers.
+    Health {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        successes: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_secs: Option<u64>,
+    },
+    /// A weighted upstream file and a reload command.
+    Nginx {
+        upstream_file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream_name: Option<String>,
+        old_server: String,
+        new_server: String,
+        reload_command: String,
+    },
+    /// Requests to the old and the new version, compared.
+    Probe {
+        old_url: String,
+        new_url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
+    },
+    /// Instant PromQL queries for each side; success as a ratio (0–1), p95 in seconds.
+    Prometheus { url: String, queries: PromQueries },
+}
+
+/// Every provider's name, the settings it takes, and which of them it needs.
+pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
+    ("sim", &[], &[]),
+    ("builtin", &[], &[]),
+    ("download", &[], &[]),
+    ("script", &["command"], &["command"]),
+    ("http", &["url", "status_url", "interval_secs"], &["url"]),
+    ("health", &["url", "successes", "interval_secs"], &["url"]),
+    (
+        "nginx",
+        &[
+            "upstream_file",
+            "upstream_name",
+            "old_server",
+            "new_server",
+            "reload_command",
+        ],
+        &["upstream_file", "old_server", "new_server", "reload_command"],
+    ),
+    ("probe", &["old_url", "new_url", "requests"], &["old_url", "new_url"]),
+    ("prometheus", &["url", "queries"], &["url", "queries"]),
+];
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Sim => "sim",
+            Provider::Builtin => "builtin",
+            Provider::Download => "download",
+            Provider::Script { .. } => "script",
+            Provider::Http { .. } => "http",
+            Provider::Health { .. } => "health",
+            Provider::Nginx { .. } => "nginx",
+            Provider::Probe { .. } => "probe",
+            Provider::Prometheus { .. } => "prometheus",
+        }
+    }
+
+    /// Parses a provider and its settings; every problem, each naming its setting.
+    pub fn parse(name: &str, settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, Vec<(String, String)>> {
+        let Some((_, known, required)) = PROVIDER_SETTINGS.iter().find(|(n, _, _)| *n == name) else {
+            let names: Vec<&str> = PROVIDER_SETTINGS.iter().map(|(n, _, _)| *n).collect();
+            return Err(vec![(
+                "provider".into(),
+                format!("unknown provider \"{name}\" (available: {})", names.join(", ")),
+            )]);
+        };
+        let mut problems = Vec::new();
+        for key in settings.keys().filter(|k| !known.contains(&k.as_str())) {
+            let owners: Vec<&str> = PROVIDER_SETTINGS
+                .iter()
+                .filter(|(_, s, _)| s.contains(&key.as_str()))
+                .map(|(n, _, _)| *n)
+                .collect();
+            problems.push((
+                key.clone(),
+                if owners.is_empty() {
+                    "unknown setting".to_string()
+                } else {
+                    format!(
+                        "not a setting of the {name} provider (it belongs to {})",
+                        owners.join(", ")
+                    )
+                },
+            ));
+        }
+        for key in required.iter().filter(|k| !settings.contains_key(**k)) {
+            let extra = match *key {
+                "queries" => " (new_success, old_success)",
+                _ => "",
+            };
+            problems.push((key.to_string(), format!("the {name} provider needs {key}{extra}")));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        map.insert("provider".into(), serde_json::Value::String(name.into()));
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).filter(|f| known.contains(f));
+            match field {
+                Some(f) if msg.starts_with("missing field") => {
+                    vec![(f.to_string(), format!("the {name} provider needs {f}"))]
+                }
+                Some(f) => vec![(f.to_string(), format!("the {name} provider: {msg}"))],
+                None => vec![("provider".to_string(), format!("the {name} provider: {msg}"))],
+            }
+        })
+    }
+}
+
+/// A step as written in the configuration: the step's own fields, and the provider's
+/// settings gathered by name (checked against the provider in [`Provider::parse`]).
+#[derive(Debug, Clone, Deserialize)]
+struct RawStep {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: StepType,
+    #[serde(default = "default_provider")]
+    provider: String,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default = "default_policy")]
+    on_failure: FailurePolicy,
+    #[serde(default)]
+    weight: Option<u8>,
+    #[serde(default)]
+    duration_secs: Option<u64>,
+    #[serde(default)]
+    thresholds: Option<Thresholds>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    batches: Option<Batches>,
+    #[serde(default)]
+    notify: bool,
+    #[serde(default)]
+    expected_secs: Option<u64>,
+    #[serde(flatten)]
+    settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl From<RawStep> for StepDef {
+    fn from(r: RawStep) -> Self {
+        // Plans stored by earlier versions carry every setting, unset ones as null.
+        let settings: BTreeMap<String, serde_json::Value> =
+            r.settings.into_iter().filter(|(_, v)| !v.is_null()).collect();
+        let (provider, invalid) = match Provider::parse(&r.provider, &settings) {
+            Ok(p) => (p, None),
+            Err(problems) => (
+                Provider::Sim,
+                Some(Invalid {
+                    provider: r.provider.clone(),
+                    problems,
+                }),
+            ),
+        };
+        StepDef {
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            timeout_secs: r.timeout_secs,
+            requires: r.requires,
+            on_failure: r.on_failure,
+            weight: r.weight,
+            duration_secs: r.duration_secs,
+            thresholds: r.thresholds,
+            role: r.role,
+            batches: r.batches,
+            notify: r.notify,
+            expected_secs: r.expected_secs,
+            provider,
+            invalid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawStep")]
 pub struct StepDef {
     pub id: String,
     pub name: String,
     #[serde(rename = "type")]
     pub kind: StepType,
-    /// `sim`, `script`, `http`, `health`, `nginx`, `prometheus`, `probe`, `builtin`.
-    #[serde(default = "default_provider")]
-    pub provider: String,
-    #[serde(default)]
     pub timeout_secs: Option<u64>,
     /// Steps that must have completed (not skipped) before this one runs.
-    #[serde(default)]
     pub requires: Vec<String>,
-    #[serde(default = "default_policy")]
     pub on_failure: FailurePolicy,
     /// TRAFFIC_SHIFT: the new version's share, in percent.
-    #[serde(default)]
     pub weight: Option<u8>,
     /// MONITOR: the observation window.
-    #[serde(default)]
     pub duration_secs: Option<u64>,
-    #[serde(default)]
     pub thresholds: Option<Thresholds>,
     /// APPROVAL_GATE: who presses Continue.
-    #[serde(default)]
     pub role: Option<String>,
-    /// SCRIPT (and script providers): the command; ticket fields arrive as environment variables.
-    #[serde(default)]
-    pub command: Option<String>,
-    /// http / health / probe providers.
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
+    /// DEPLOY: roll over the ticket's targets in batches.
     pub batches: Option<Batches>,
     /// Post-action: announce the step's result in the ticket's channel.
-    #[serde(default)]
     pub notify: bool,
     /// Dry-run estimate; the step type's default when absent.
-    #[serde(default)]
     pub expected_secs: Option<u64>,
-    /// probe: the old and the new version's endpoints, compared.
-    #[serde(default)]
-    pub old_url: Option<String>,
-    #[serde(default)]
-    pub new_url: Option<String>,
-    /// probe: requests per endpoint and sample (default 20).
-    #[serde(default)]
-    pub requests: Option<u32>,
-    /// health: consecutive successes needed (default 3).
-    #[serde(default)]
-    pub successes: Option<u32>,
-    /// health / http status polling: seconds between tries (default 5).
-    #[serde(default)]
-    pub interval_secs: Option<u64>,
-    /// http: polled until its JSON `status` is `succeeded` or `failed`.
-    #[serde(default)]
-    pub status_url: Option<String>,
-    /// nginx: the upstream file written with the weights, its upstream name, the two
-    /// servers (`host:port`) and the reload command.
-    #[serde(default)]
-    pub upstream_file: Option<String>,
-    #[serde(default)]
-    pub upstream_name: Option<String>,
-    #[serde(default)]
-    pub old_server: Option<String>,
-    #[serde(default)]
-    pub new_server: Option<String>,
-    #[serde(default)]
-    pub reload_command: Option<String>,
-    /// prometheus: instant queries (PromQL) for each side; success as a ratio (0–1),
-    /// p95 in seconds, as Prometheus conventions go.
-    #[serde(default)]
-    pub queries: Option<PromQueries>,
+    #[serde(flatten)]
+    pub provider: Provider,
+    /// Settings that did not fit the provider (reported by `check`, with their paths).
+    #[serde(skip)]
+    pub invalid: Option<Invalid>,
+}
+
+/// A provider whose settings were not valid: its name and the problems, by setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub provider: String,
+    pub problems: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +414,32 @@ fn default_provider() -> String {
 }
 
 impl StepDef {
+    /// A step with its type's defaults, run by `provider`.
+    pub fn new(id: &str, name: &str, kind: StepType, provider: Provider) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            kind,
+            timeout_secs: None,
+            requires: vec![],
+            on_failure: default_policy(),
+            weight: None,
+            duration_secs: None,
+            thresholds: None,
+            role: None,
+            batches: None,
+            notify: false,
+            expected_secs: None,
+            provider,
+            invalid: None,
+        }
+    }
+
+    /// Whether it runs on the simulated fleet.
+    pub fn simulated(&self) -> bool {
+        self.provider == Provider::Sim
+    }
+
     pub fn expected_secs(&self) -> u64 {
         self.expected_secs
             .or(self.duration_secs.filter(|_| self.kind == StepType::Monitor))
@@ -314,21 +499,23 @@ impl Plan {
                     Some(_) => {}
                 }
             }
-            if !AVAILABLE_PROVIDERS.contains(&s.provider.as_str()) && s.kind.providers().contains(&s.provider.as_str())
-            {
-                out.push(format!(
-                    "{sp}.provider: the \"{}\" provider is not available in this version (available: {})",
-                    s.provider,
-                    AVAILABLE_PROVIDERS.join(", ")
-                ));
-            }
-            if !s.kind.providers().contains(&s.provider.as_str()) {
+            let provider = s
+                .invalid
+                .as_ref()
+                .map(|i| i.provider.as_str())
+                .unwrap_or(s.provider.name());
+            let known = PROVIDER_SETTINGS.iter().any(|(n, _, _)| *n == provider);
+            if known && !s.kind.providers().contains(&provider) {
                 out.push(format!(
                     "{sp}.provider: \"{}\" cannot run a {:?} step (use one of {})",
-                    s.provider,
+                    provider,
                     s.kind,
                     s.kind.providers().join(", ")
                 ));
+            } else if let Some(invalid) = &s.invalid {
+                for (key, why) in &invalid.problems {
+                    out.push(format!("{sp}.{key}: {why}"));
+                }
             }
             if s.timeout_secs == Some(0) {
                 out.push(format!("{sp}.timeout_secs: must be more than 0"));
@@ -361,33 +548,32 @@ impl Plan {
                     Some(r) if !roles.contains(r) => out.push(format!("{sp}.role: unknown role \"{r}\"")),
                     Some(_) => {}
                 },
-                StepType::Script if s.command.as_deref().unwrap_or("").trim().is_empty() && s.provider == "script" => {
-                    out.push(format!("{sp}.command: a script step needs a command"));
-                }
                 _ => {}
             }
-            if matches!(s.provider.as_str(), "http" | "health" | "prometheus") && s.url.is_none() {
-                out.push(format!("{sp}.url: the {} provider needs a url", s.provider));
-            }
-            if s.provider == "prometheus" && s.queries.is_none() {
-                out.push(format!(
-                    "{sp}.queries: the prometheus provider needs queries (new_success, old_success)"
-                ));
-            }
-            if s.provider == "probe" && (s.old_url.is_none() || s.new_url.is_none()) {
-                out.push(format!("{sp}.old_url: the probe provider needs old_url and new_url"));
-            }
-            if s.provider == "nginx" && s.kind.providers().contains(&"nginx") {
-                for (name, v) in [
-                    ("upstream_file", &s.upstream_file),
-                    ("old_server", &s.old_server),
-                    ("new_server", &s.new_server),
-                    ("reload_command", &s.reload_command),
-                ] {
-                    if v.as_deref().unwrap_or("").trim().is_empty() {
-                        out.push(format!("{sp}.{name}: the nginx provider needs {name}"));
+            let blank = |v: &str| v.trim().is_empty();
+            match &s.provider {
+                Provider::Script { command } if blank(command) => {
+                    out.push(format!("{sp}.command: a script step needs a command"));
+                }
+                Provider::Nginx {
+                    upstream_file,
+                    old_server,
+                    new_server,
+                    reload_command,
+                    ..
+                } => {
+                    for (name, v) in [
+                        ("upstream_file", upstream_file),
+                        ("old_server", old_server),
+                        ("new_server", new_server),
+                        ("reload_command", reload_command),
+                    ] {
+                        if blank(v) {
+                            out.push(format!("{sp}.{name}: the nginx provider needs {name}"));
+                        }
                     }
                 }
+                _ => {}
             }
             if let Some(b) = &s.batches {
                 if b.first == 0 || b.size == 0 {
@@ -508,9 +694,9 @@ provider = "nginx"
                 "plans.p.steps[0].on_failure.retry.times: must be at least 1",
                 "plans.p.steps[1].weight: 40 does not increase on the previous shift (50)",
                 "plans.p.steps[2].id: duplicate step id \"b\"",
-                "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
-                "plans.p.steps[2].url: the prometheus provider needs a url",
+                "plans.p.steps[2].url: the prometheus provider needs url",
                 "plans.p.steps[2].queries: the prometheus provider needs queries (new_success, old_success)",
+                "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[3].role: unknown role \"opz\"",
                 "plans.p.steps[4].provider: \"nginx\" cannot run a HealthCheck step (use one of health, sim)",
                 "plans.p.steps[1].weight: the last traffic shift must reach 100 (it stops at 40)",

@@ -3,9 +3,9 @@
 //! (webhook with an idempotency key, optional status polling) and `nginx` (weighted
 //! upstream file + reload command).
 
-use super::providers::{done, monitor, script_env, summary, traffic, SimConfig, StepCtx, StepOutcome, Summary};
+use super::providers::{done, monitor, script_env, summary, traffic, StepCtx, StepOutcome, Summary};
 use super::Sample;
-use crate::domain::plan::StepDef;
+use crate::domain::plan::Provider;
 use serde_json::json;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
-fn interval_ms(step: &StepDef) -> i64 {
-    step.interval_secs.unwrap_or(5) as i64 * 1000
+fn interval_ms(interval_secs: Option<u64>) -> i64 {
+    interval_secs.unwrap_or(5) as i64 * 1000
 }
 
 /// One probe of `url`: whether it answered 2xx, and how long it took.
@@ -99,10 +99,15 @@ pub async fn verify_package(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutc
 
 /// `health`: polled; done after `successes` consecutive 2xx answers.
 pub async fn health(ctx: StepCtx<'_>) -> StepOutcome {
-    let Some(url) = ctx.step.url.clone() else {
+    let Provider::Health {
+        url,
+        successes,
+        interval_secs,
+    } = ctx.step.provider.clone()
+    else {
         return done(false, summary("no_url", json!({})));
     };
-    let need = ctx.step.successes.unwrap_or(3).max(1);
+    let need = successes.unwrap_or(3).max(1);
     let (ok, ms) = hit(&url).await;
     let info = &mut ctx.run.steps[ctx.index];
     info.counter = if ok { info.counter + 1 } else { 0 };
@@ -117,7 +122,7 @@ pub async fn health(ctx: StepCtx<'_>) -> StepOutcome {
         done(true, summary("health_ok", json!({ "n": need })))
     } else {
         StepOutcome::Continue {
-            next_at: ctx.now + interval_ms(ctx.step),
+            next_at: ctx.now + interval_ms(interval_secs),
         }
     }
 }
@@ -153,10 +158,15 @@ async fn measure(url: &str, n: u32) -> (f64, u64, u64) {
 
 /// `probe` (MONITOR): sends requests to the old and the new version and compares them.
 pub async fn probe(ctx: StepCtx<'_>) -> StepOutcome {
-    let (Some(old), Some(new)) = (ctx.step.old_url.clone(), ctx.step.new_url.clone()) else {
+    let Provider::Probe {
+        old_url: old,
+        new_url: new,
+        requests,
+    } = ctx.step.provider.clone()
+    else {
         return done(false, summary("probe_urls", json!({})));
     };
-    let n = ctx.step.requests.unwrap_or(20).max(1);
+    let n = requests.unwrap_or(20).max(1);
     let (old_success, old_p95, old_p99) = measure(&old, n).await;
     let (new_success, new_p95, new_p99) = measure(&new, n).await;
     monitor(
@@ -194,7 +204,7 @@ async fn instant(base: &str, query: &str) -> Result<f64, String> {
 
 /// `prometheus` (MONITOR): instant queries for old and new, compared with the thresholds.
 pub async fn prometheus(ctx: StepCtx<'_>) -> StepOutcome {
-    let (Some(base), Some(q)) = (ctx.step.url.clone(), ctx.step.queries.clone()) else {
+    let Provider::Prometheus { url: base, queries: q } = ctx.step.provider.clone() else {
         return done(false, summary("no_url", json!({})));
     };
     let ms = |v: Option<Result<f64, String>>| -> Result<u64, String> {
@@ -228,7 +238,12 @@ pub async fn prometheus(ctx: StepCtx<'_>) -> StepOutcome {
 
 /// `http`: POSTs the ticket to a webhook with an idempotency key; polls `status_url` if set.
 pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
-    let Some(url) = ctx.step.url.clone() else {
+    let Provider::Http {
+        url,
+        status_url,
+        interval_secs,
+    } = ctx.step.provider.clone()
+    else {
         return done(false, summary("no_url", json!({})));
     };
     let polling = ctx.run.steps[ctx.index].counter > 0;
@@ -252,12 +267,12 @@ pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
             Ok(r) => return done(false, summary("http_status", json!({ "status": r.status().as_u16() }))),
             Err(e) => return done(false, summary("request_failed", json!({ "error": e.to_string() }))),
         }
-        if ctx.step.status_url.is_none() {
+        if status_url.is_none() {
             return done(true, summary("accepted", json!({})));
         }
         ctx.run.steps[ctx.index].counter = 1;
     }
-    let Some(status_url) = ctx.step.status_url.clone() else {
+    let Some(status_url) = status_url else {
         return done(true, summary("accepted", json!({})));
     };
     let status = match client().get(&status_url).send().await {
@@ -272,7 +287,7 @@ pub async fn http(ctx: StepCtx<'_>) -> StepOutcome {
         Some("succeeded" | "success" | "done") => done(true, summary("succeeded", json!({}))),
         Some("failed" | "error") => done(false, summary("job_failed", json!({}))),
         _ => StepOutcome::Continue {
-            next_at: ctx.now + interval_ms(ctx.step),
+            next_at: ctx.now + interval_ms(interval_secs),
         },
     }
 }
@@ -291,14 +306,19 @@ pub fn upstream(name: &str, old: &str, new: &str, weight: u8) -> String {
 }
 
 /// `nginx`: writes the weighted upstream file atomically, then runs the reload command.
-pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome {
+pub async fn nginx(ctx: StepCtx<'_>, weight: u8) -> StepOutcome {
     let s = ctx.step;
-    let (Some(file), Some(old), Some(new), Some(reload)) =
-        (&s.upstream_file, &s.old_server, &s.new_server, &s.reload_command)
+    let Provider::Nginx {
+        upstream_file: file,
+        upstream_name,
+        old_server: old,
+        new_server: new,
+        reload_command: reload,
+    } = &s.provider
     else {
         return done(false, summary("nginx_settings", json!({})));
     };
-    let text = upstream(s.upstream_name.as_deref().unwrap_or("app"), old, new, weight);
+    let text = upstream(upstream_name.as_deref().unwrap_or("app"), old, new, weight);
     let tmp = format!("{file}.releasebot.tmp");
     if let Err(e) = tokio::fs::write(&tmp, &text)
         .await
@@ -309,7 +329,7 @@ pub async fn nginx(ctx: StepCtx<'_>, weight: u8, sim: &SimConfig) -> StepOutcome
             summary("write_failed", json!({ "file": file, "error": e.to_string() })),
         );
     }
-    let env = script_env(ctx.ticket, s, ctx.run, sim);
+    let env = script_env(ctx.ticket, s, ctx.run, ctx.sim);
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(reload)

@@ -1,11 +1,12 @@
 //! The chat side of an execution: one progress message edited in place, alerts that
 //! mention the on-call role, gate prompts, notices and the final report.
 
-use super::{Command, Row, Run};
-use crate::bot::actions::Action;
-use crate::bot::views::duration;
+use super::{Row, Run};
+use crate::chat::actions::Action;
+use crate::chat::texts::duration;
 use crate::chat::texts::escape;
 use crate::chat::{mention, Button, ButtonStyle, Confirm, Field, Message, Texts};
+use crate::domain::execution::Command;
 use crate::domain::execution::{ExecStatus, Reaction, StepStatus};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::{ReleaseOutcome, Ticket};
@@ -21,7 +22,7 @@ fn hhmm(ms: i64) -> String {
 }
 
 fn simulated(plan: &Plan) -> bool {
-    plan.steps.iter().any(|s| s.provider == "sim")
+    plan.steps.iter().any(|s| s.simulated())
 }
 
 fn header(texts: &Texts, plan: &Plan, ticket: &Ticket, service: &str) -> serde_json::Value {
@@ -62,12 +63,23 @@ fn step_lines(texts: &Texts, run: &Run, plan: &Plan) -> anyhow::Result<Vec<Strin
     if let Some(r) = &run.rollback_result {
         lines.push(texts.render("exec_rollback_line", &json!({ "result": r }))?);
     }
+    if let Some(q) = &run.exec.queued {
+        let step = run
+            .exec
+            .running()
+            .map(|i| plan.steps[i].name.clone())
+            .unwrap_or_default();
+        lines.push(texts.render(
+            "exec_queued_line",
+            &json!({ "command": texts.plain(&format!("btn_{}", q.command.as_str()))?, "by": q.by, "step": step }),
+        )?);
+    }
     Ok(lines)
 }
 
 fn button(texts: &Texts, ticket: &Ticket, cmd: Command, style: ButtonStyle) -> anyhow::Result<Button> {
     let confirm = match cmd {
-        Command::Rollback | Command::Abort => {
+        Command::Rollback | Command::Abort | Command::StopRollback | Command::StopAbort => {
             let data = json!({ "ticket": ticket.id.to_string() });
             Some(Confirm {
                 title: texts.render(&format!("confirm_{}_title", cmd.as_str()), &data)?,
@@ -90,11 +102,20 @@ fn button(texts: &Texts, ticket: &Ticket, cmd: Command, style: ButtonStyle) -> a
     })
 }
 
+/// A button that stops the running step and rolls back (or aborts), offered when a
+/// command waits for a step that must otherwise be let finish.
+pub fn stop_button(texts: &Texts, ticket: &Ticket, cmd: Command) -> anyhow::Result<Button> {
+    button(texts, ticket, cmd, ButtonStyle::Danger)
+}
+
 /// The buttons that fit the execution's state.
 fn controls(texts: &Texts, run: &Run, ticket: &Ticket) -> anyhow::Result<Vec<Button>> {
     let e = &run.exec;
     if e.status.is_final() || e.rolling_back {
         return Ok(vec![]);
+    }
+    if run.queued_behind.is_some() {
+        return Ok(vec![button(texts, ticket, Command::Abort, ButtonStyle::Default)?]);
     }
     let cmds: &[(Command, ButtonStyle)] = match (e.status, e.blocked_on) {
         (ExecStatus::Paused, Some(_)) => &[
@@ -148,10 +169,17 @@ pub fn message(
     } else {
         row.status.clone()
     };
+    let status_value = match (&run.queued_behind, run.exec.status.is_final()) {
+        (Some(b), false) => texts.render(
+            "exec_status_queued_behind",
+            &json!({ "ticket": crate::domain::ticket::TicketId(b.ticket).to_string(), "application": row.application, "environment": row.environment }),
+        )?,
+        _ => texts.plain(&format!("exec_status_{status_key}"))?,
+    };
     let mut fields = vec![
         Field {
             label: texts.plain("label_status")?,
-            value: texts.plain(&format!("exec_status_{status_key}"))?,
+            value: status_value,
         },
         Field {
             label: texts.plain("label_traffic")?,

@@ -3,11 +3,15 @@
 //! covers approval gates and notifications.
 
 use super::{Run, Sample, TargetStatus};
-use crate::domain::plan::{StepDef, StepType, Thresholds};
+use crate::domain::plan::{Provider, StepDef, StepType, Thresholds};
 use crate::domain::ticket::Ticket;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio_util::sync::CancellationToken;
 
 /// Faults and numbers of the simulated fleet (`[sim]` in the configuration).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -87,6 +91,10 @@ pub struct StepCtx<'a> {
     pub sim: &'a SimConfig,
     pub started_at: i64,
     pub now: i64,
+    /// Fired when a person asked to stop the step: its processes are terminated
+    /// (SIGTERM to the process group, then SIGKILL after `grace`).
+    pub stop: &'a CancellationToken,
+    pub grace: Duration,
 }
 
 /// A step's result or evidence, worded by `messages/*/result_<key>.hbs`.
@@ -171,25 +179,39 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
             summary("timed_out", json!({ "secs": ctx.step.timeout_secs.unwrap_or(0) })),
         );
     }
-    let sim_config = ctx.sim;
-    match ctx.step.provider.as_str() {
-        "sim" => sim(ctx, deadline),
-        "script" => script(ctx, deadline).await,
-        "health" => super::net::health(ctx).await,
-        "probe" => super::net::probe(ctx).await,
-        "prometheus" => super::net::prometheus(ctx).await,
-        "http" => super::net::http(ctx).await,
-        "download" => super::net::verify_package(ctx, deadline).await,
-        "nginx" => {
+    if let Some((key, why)) = ctx.step.invalid.as_ref().and_then(|i| i.problems.first()) {
+        return done(
+            false,
+            summary("invalid_settings", json!({ "setting": key, "why": why })),
+        );
+    }
+    match &ctx.step.provider {
+        Provider::Sim => sim(ctx, deadline),
+        Provider::Script { command } => {
+            let command = command.clone();
+            script(ctx, &command, deadline).await
+        }
+        Provider::Health { .. } => super::net::health(ctx).await,
+        Provider::Probe { .. } => super::net::probe(ctx).await,
+        Provider::Prometheus { .. } => super::net::prometheus(ctx).await,
+        Provider::Http { .. } => super::net::http(ctx).await,
+        Provider::Download => super::net::verify_package(ctx, deadline).await,
+        Provider::Nginx { .. } => {
             let weight = if ctx.step.kind == StepType::Rollback {
                 0
             } else {
                 ctx.step.weight.unwrap_or(100)
             };
-            super::net::nginx(ctx, weight, sim_config).await
+            super::net::nginx(ctx, weight).await
         }
-        _ => builtin(ctx),
+        Provider::Builtin => builtin(ctx),
     }
+}
+
+/// Whether the step's provider reaches outside the daemon (a process, a network call):
+/// such a call may take long, and tests may leave it running.
+pub fn external(step: &StepDef) -> bool {
+    !matches!(step.provider, Provider::Sim | Provider::Builtin)
 }
 
 /// A MONITOR tick: record the sample, fail on an anomaly (once the new version has
@@ -228,6 +250,8 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
         started_at,
         now,
         ticket,
+        stop,
+        grace,
     } = ctx;
     if sim.hang_steps.contains(&step.id) {
         return StepOutcome::Continue {
@@ -253,6 +277,8 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
                 sim,
                 started_at,
                 now,
+                stop,
+                grace,
             },
             sim_sample(sim),
         ),
@@ -395,7 +421,10 @@ pub fn script_env(ticket: &Ticket, step: &StepDef, run: &Run, sim: &SimConfig) -
     env
 }
 
-const LOG_TAIL: usize = 20;
+/// Lines of a step's output kept (the last ones).
+pub const LOG_TAIL: usize = 20;
+/// Characters of one output line kept.
+const LINE_MAX: usize = 400;
 
 /// The hosts a ticket's scope names (`web-1,web-2`), if it names any.
 fn scoped_targets(ticket: &Ticket) -> Option<Vec<String>> {
@@ -413,53 +442,152 @@ fn scoped_targets(ticket: &Ticket) -> Option<Vec<String>> {
     )
 }
 
-/// Runs `sh -c command` with only `env` (plus PATH, HOME, LANG, TZ): the daemon's own
-/// environment, secrets included, never reaches a script.
-async fn sh(command: &str, env: Vec<(String, String)>, limit: Duration) -> Result<std::process::Output, Summary> {
+/// The last lines of a process's output, kept while it runs (never the whole output).
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: String) {
+        let line = crate::chat::truncate(&line, LINE_MAX, "…");
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() == LOG_TAIL {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+async fn read_lines(stream: impl AsyncRead + Unpin, tail: Tail) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tail.push(line);
+    }
+}
+
+/// Sends `signal` to every process of a process group.
+fn signal_group(pgid: u32, signal: libc::c_int) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid signals the process group; it touches no memory.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Kills a process group when dropped (a step cancelled or abandoned mid-way).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            signal_group(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// How a process ended.
+enum Exit {
+    Code(std::process::ExitStatus),
+    TimedOut,
+    Stopped,
+}
+
+/// Runs `sh -c command` in its own process group with only `env` (plus PATH, HOME, LANG,
+/// TZ): the daemon's own environment, secrets included, never reaches a script. Output is
+/// streamed into a bounded tail. On timeout or `stop`, the whole group gets SIGTERM, then
+/// SIGKILL after `grace`.
+async fn sh(
+    command: &str,
+    env: Vec<(String, String)>,
+    limit: Duration,
+    stop: &CancellationToken,
+    grace: Duration,
+) -> Result<(Exit, Vec<String>), Summary> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
         .arg(command)
         .env_clear()
         .envs(env)
+        .process_group(0)
         .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for var in ["PATH", "HOME", "LANG", "TZ"] {
         if let Ok(v) = std::env::var(var) {
             cmd.env(var, v);
         }
     }
-    match tokio::time::timeout(limit, cmd.output()).await {
-        Err(_) => Err(summary("timed_out", json!({ "secs": limit.as_secs() }))),
-        Ok(Err(e)) => Err(summary("could_not_start", json!({ "error": e.to_string() }))),
-        Ok(Ok(out)) => Ok(out),
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| summary("could_not_start", json!({ "error": e.to_string() })))?;
+    let guard = GroupGuard(child.id());
+    let tail = Tail::default();
+    let out = child.stdout.take().map(|o| tokio::spawn(read_lines(o, tail.clone())));
+    let err = child.stderr.take().map(|e| tokio::spawn(read_lines(e, tail.clone())));
+    let ended = tokio::select! {
+        r = child.wait() => r.map(Exit::Code),
+        _ = tokio::time::sleep(limit) => Ok(Exit::TimedOut),
+        _ = stop.cancelled() => Ok(Exit::Stopped),
+    };
+    let exit = match ended {
+        Ok(Exit::Code(status)) => Exit::Code(status),
+        Ok(how) => {
+            if let Some(pgid) = guard.0 {
+                signal_group(pgid, libc::SIGTERM);
+            }
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                if let Some(pgid) = guard.0 {
+                    signal_group(pgid, libc::SIGKILL);
+                }
+                let _ = child.wait().await;
+            }
+            how
+        }
+        Err(e) => return Err(summary("could_not_start", json!({ "error": e.to_string() }))),
+    };
+    // Whatever the group left running is stopped with it.
+    drop(guard);
+    for reader in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
     }
+    Ok((exit, tail.lines()))
 }
 
-fn tail(out: &std::process::Output) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
-        .map(str::to_string)
-        .collect();
-    if lines.len() > LOG_TAIL {
-        lines.drain(..lines.len() - LOG_TAIL);
+fn code_of(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(sig)) => format!("signal {sig}"),
+        (None, None) => "signal".into(),
     }
-    lines
 }
 
 /// `script`: the command once, or once per batch of the ticket's targets (a small first
 /// batch, then the rest), stopping at the first failure.
-async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
-    let Some(command) = ctx.step.command.clone() else {
-        return done(false, summary("no_command", json!({})));
-    };
+async fn script(ctx: StepCtx<'_>, command: &str, deadline: Option<i64>) -> StepOutcome {
     let batches = match scoped_targets(ctx.ticket) {
         Some(targets) => batches_of(targets, ctx.step.batches.as_ref()),
         None => vec![vec![]],
     };
     let per_target = ctx.step.kind == StepType::Deploy && batches.iter().any(|b| !b.is_empty());
     let total = batches.len();
-    let mut log = Vec::new();
+    let mut log: Vec<String> = Vec::new();
+    let keep_tail = |log: &mut Vec<String>| {
+        if log.len() > LOG_TAIL {
+            log.drain(..log.len() - LOG_TAIL);
+        }
+    };
     for (n, batch) in batches.iter().enumerate() {
         let mut env = script_env(ctx.ticket, ctx.step, ctx.run, ctx.sim);
         env.retain(|(k, _)| k != "RELEASEBOT_TARGETS");
@@ -468,8 +596,8 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
         let limit = deadline
             .map(|d| Duration::from_millis((d - ctx.now).max(1) as u64))
             .unwrap_or(Duration::from_secs(3600));
-        let out = match sh(&command, env, limit).await {
-            Ok(out) => out,
+        let (exit, lines) = match sh(command, env, limit, ctx.stop, ctx.grace).await {
+            Ok(r) => r,
             Err(why) => {
                 return StepOutcome::Done {
                     ok: false,
@@ -478,22 +606,36 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
                 }
             }
         };
-        log.extend(tail(&out));
-        let code = out
-            .status
-            .code()
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "signal".into());
+        log.extend(lines);
+        let status = match exit {
+            Exit::Code(status) => status,
+            Exit::TimedOut => {
+                keep_tail(&mut log);
+                let secs = ctx.step.timeout_secs.unwrap_or(limit.as_secs());
+                return StepOutcome::Done {
+                    ok: false,
+                    summary: summary("timed_out", json!({ "secs": secs })),
+                    log,
+                };
+            }
+            Exit::Stopped => {
+                keep_tail(&mut log);
+                return StepOutcome::Done {
+                    ok: false,
+                    summary: summary("terminated", json!({ "grace": ctx.grace.as_secs() })),
+                    log,
+                };
+            }
+        };
+        let code = code_of(&status);
         if total > 1 {
             log.push(format!("[{}/{total}] {} → {code}", n + 1, batch.join(",")));
         }
-        if !out.status.success() {
+        if !status.success() {
             if per_target {
                 record_targets(ctx.run, &batches, n, Some(n));
             }
-            if log.len() > LOG_TAIL {
-                log.drain(..log.len() - LOG_TAIL);
-            }
+            keep_tail(&mut log);
             return StepOutcome::Done {
                 ok: false,
                 summary: summary("exit_code", json!({ "code": code })),
@@ -503,11 +645,11 @@ async fn script(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
     }
     if per_target {
         record_targets(ctx.run, &batches, batches.len(), None);
+    }
+    if ctx.step.kind == StepType::Deploy {
         ctx.run.deployed = true;
     }
-    if log.len() > LOG_TAIL {
-        log.drain(..log.len() - LOG_TAIL);
-    }
+    keep_tail(&mut log);
     let result = if total > 1 {
         summary("batches_done", json!({ "batches": total }))
     } else {

@@ -34,13 +34,17 @@ pub struct AppState {
     pub slack_secret: Option<Secret>,
     pub discord: Option<Arc<crate::chat::discord::verify::Verifier>>,
     pub dingtalk_secret: Option<Secret>,
+    /// The workers `/readyz` answers for.
+    pub health: crate::runtime::Health,
 }
 
 /// Everything `serve` runs, built once; tests drive the workers by hand.
 pub struct App {
     pub state: AppState,
+    pub inbox: crate::inbox::InboxWorker,
     pub outbox: OutboxWorker,
     pub executor: crate::executor::Executor,
+    pub pruner: crate::runtime::Pruner,
 }
 
 impl App {
@@ -76,15 +80,26 @@ impl App {
             );
         }
         let outbox_notify = Arc::new(Notify::new());
-        let executor_notify = Arc::new(Notify::new());
+        let inbox_notify = Arc::new(Notify::new());
         if store.backend == store::Backend::Sqlite {
-            // This process is the database's only user: leases of a previous run are stale.
-            let freed = store::executions::release_all_leases(&store).await?;
-            if freed > 0 {
-                tracing::warn!(executions = freed, "resuming executions left running by a previous run");
+            // This process is the database's only user: every lease of a previous run is
+            // stale, so nothing waits for it to expire.
+            let now = clock.now_ms();
+            let freed = store::lease::release_all(&store, &store::lease::INBOX, now).await?
+                + store::lease::release_all(&store, &store::lease::OUTBOX_CHANNELS, now).await?;
+            let executions = store::executions::release_all_leases(&store).await?;
+            if freed + executions > 0 {
+                tracing::warn!(
+                    events_and_queues = freed,
+                    executions,
+                    "took over the work a previous run left"
+                );
             }
         }
         let sim = config.sim.clone();
+        let executor_config = config.executor.clone();
+        let retention = config.runtime.retention;
+        let intake = crate::inbox::Intake::start(store.clone(), clock.clone(), inbox_notify.clone());
         let bot = Bot {
             store: store.clone(),
             config: Arc::new(config),
@@ -92,24 +107,39 @@ impl App {
             clock: clock.clone(),
             metrics: metrics.clone(),
             outbox_notify: outbox_notify.clone(),
-            inbox_notify: Arc::new(Notify::new()),
-            executor_notify: executor_notify.clone(),
+            inbox_notify,
+            executions: Arc::new(crate::executor::Wakers::default()),
+            intake,
+            hooks: Arc::new(crate::bot::Hooks::default()),
         };
-        let executor = crate::executor::Executor {
-            bot: bot.clone(),
+        let executor = crate::executor::Executor::new(
+            bot.exec_deps(),
             sim,
-            notify: executor_notify,
+            executor_config.concurrency,
+            executor_config.stop_grace.0,
+        );
+        let inbox = crate::inbox::InboxWorker::new(bot.clone());
+        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify);
+        let pruner = crate::runtime::Pruner::new(store, clock, retention);
+        let health = crate::runtime::Health {
+            workers: vec![
+                inbox.heartbeat.clone(),
+                outbox.heartbeat.clone(),
+                executor.heartbeat.clone(),
+            ],
         };
-        let outbox = OutboxWorker::new(store, clients, texts, clock, metrics, outbox_notify);
         Ok(Self {
             state: AppState {
                 bot,
                 slack_secret: slack.map(|(s, _)| s),
                 discord: discord_verifier,
                 dingtalk_secret: dingtalk.map(|d| d.app_secret),
+                health,
             },
+            inbox,
             outbox,
             executor,
+            pruner,
         })
     }
 
@@ -147,13 +177,17 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     res
 }
 
+/// Ready when the database answers and every worker runs and keeps up with its work.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.bot.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
-        }
+    let mut problems = state.health.problems();
+    if let Err(e) = state.bot.store.ping().await {
+        tracing::warn!(error = %format!("{e:#}"), "database not reachable");
+        problems.insert(0, "database not reachable".to_string());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
     }
 }
 
@@ -285,10 +319,29 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "listening");
     let shutdown = CancellationToken::new();
     let router = app.router();
-    let bot = app.state.bot.clone();
-    let inbox = tokio::spawn(bot.run(shutdown.clone()));
-    let outbox = tokio::spawn(app.outbox.run(shutdown.clone()));
-    let executor = tokio::spawn(app.executor.clone().run(shutdown.clone()));
+    let grace = app.state.bot.config.runtime.shutdown_grace.0;
+    let inbox = {
+        let w = app.inbox.clone();
+        let s = shutdown.clone();
+        crate::runtime::supervise(app.inbox.heartbeat.clone(), shutdown.clone(), move || {
+            w.clone().run(s.clone(), grace)
+        })
+    };
+    let outbox = {
+        let w = app.outbox.clone();
+        let s = shutdown.clone();
+        crate::runtime::supervise(app.outbox.heartbeat.clone(), shutdown.clone(), move || {
+            w.clone().run(s.clone(), grace)
+        })
+    };
+    let executor = {
+        let w = app.executor.clone();
+        let s = shutdown.clone();
+        crate::runtime::supervise(app.executor.heartbeat.clone(), shutdown.clone(), move || {
+            w.clone().run(s.clone(), grace)
+        })
+    };
+    let pruner = tokio::spawn(app.pruner.clone().run(shutdown.clone()));
     let stream = match settings.dingtalk().filter(|_| settings.dingtalk_stream) {
         Some(d) => {
             let bot = app.state.bot.clone();
@@ -307,19 +360,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: no new requests; finishing what was accepted");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new work; finishing what is under way"
+        );
         signal.cancel();
     });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
-    // Accepted events are processed and deliverable messages flushed before exit.
+    // Work under way finishes within the grace; what waits stays for the next start.
     let _ = inbox.await;
     let _ = executor.await;
     if let Some(s) = stream {
         let _ = s.await;
     }
     let _ = outbox.await;
+    let _ = pruner.await;
+    app.state.bot.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Executions of release plans. The whole run state is one JSON document per row,
 //! written with optimistic concurrency; runners lease due rows.
 
+use super::lease::{self, EXECUTIONS};
 use super::{get_i64, Conn, Store};
 use crate::domain::ticket::TicketId;
 use anyhow::Context;
@@ -23,9 +24,11 @@ pub struct ExecRow<S> {
     pub next_wake: i64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// The process whose task runs it now, if any.
+    pub lease_owner: Option<String>,
 }
 
-const COLUMNS: &str = "id, ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, started_at, finished_at";
+const COLUMNS: &str = "id, ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, started_at, finished_at, lease_owner";
 
 fn from_row<S: DeserializeOwned>(r: &AnyRow) -> anyhow::Result<ExecRow<S>> {
     let state: String = r.try_get("state")?;
@@ -43,6 +46,7 @@ fn from_row<S: DeserializeOwned>(r: &AnyRow) -> anyhow::Result<ExecRow<S>> {
         next_wake: get_i64(r, "next_wake")?,
         started_at: get_i64(r, "started_at")?,
         finished_at: r.try_get("finished_at")?,
+        lease_owner: r.try_get("lease_owner")?,
     })
 }
 
@@ -56,14 +60,16 @@ pub struct NewExec<'a, S> {
     pub state: &'a S,
     pub platform: &'a str,
     pub channel: &'a str,
+    /// When a runner may take it first (never, while it waits for another release).
+    pub due_at: i64,
     pub now: i64,
 }
 
 /// Creates the execution of a ticket; `None` if the ticket already has one (released at most once).
 pub async fn insert<S: Serialize>(conn: &mut Conn, e: NewExec<'_, S>) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
-        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $10)
+        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $11, $11, $10, $10)
          ON CONFLICT (ticket_id) DO NOTHING RETURNING id",
     )
     .bind(e.ticket.0)
@@ -76,6 +82,7 @@ pub async fn insert<S: Serialize>(conn: &mut Conn, e: NewExec<'_, S>) -> anyhow:
     .bind(e.platform)
     .bind(e.channel)
     .bind(e.now)
+    .bind(e.due_at)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| get_i64(&r, "id")).transpose().map_err(Into::into)
@@ -106,89 +113,196 @@ pub async fn for_ticket<S: DeserializeOwned>(conn: &mut Conn, ticket: TicketId) 
     row.as_ref().map(from_row).transpose()
 }
 
-/// Takes the next due execution for `lease_ms`: not finished, its wake time passed, not leased.
-pub async fn lease_due<S: DeserializeOwned>(
-    store: &Store,
-    now: i64,
-    lease_ms: i64,
-) -> anyhow::Result<Option<ExecRow<S>>> {
-    let mut tx = store.begin().await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM executions WHERE finished_at IS NULL AND next_wake <= $1 AND lease_until < $1 ORDER BY next_wake, id LIMIT 1{}",
-        store.skip_locked()
-    ))
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(r) = row else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let e = from_row(&r)?;
-    sqlx::query("UPDATE executions SET lease_until = $1 WHERE id = $2")
-        .bind(now + lease_ms)
-        .bind(e.id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Some(e))
+/// Claims up to `limit` due executions for `lease_ms`; their ids.
+pub async fn claim(store: &Store, now: i64, lease_ms: i64, limit: i64) -> anyhow::Result<Vec<i64>> {
+    let mut conn = store.pool.acquire().await?;
+    let rows = lease::claim(&mut conn, store, &EXECUTIONS, None, now, now + lease_ms, limit, "id").await?;
+    rows.iter().map(|r| get_i64(r, "id").map_err(Into::into)).collect()
 }
 
-/// Lease argument of [`save`]: keep the lease as it is.
-pub const KEEP_LEASE: i64 = -1;
+/// What a save does to the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Leaves it as it is (a person's change while a runner may hold it).
+    Keep,
+    /// The holder keeps it until then.
+    Hold(i64),
+    /// The holder gives it back; it falls due at `next_wake`.
+    Release,
+    /// Not the holder: makes it due now unless a runner holds it (that runner is woken).
+    Wake(i64),
+}
 
-/// Writes the new state if nobody else did meanwhile. `lease_until`: 0 releases the
-/// lease, [`KEEP_LEASE`] leaves it, any other value extends it.
+/// Writes the new state if nobody else did meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub async fn save<S: Serialize>(
     conn: &mut Conn,
+    owner: &str,
     id: i64,
     version: i64,
     status: &str,
     state: &S,
     next_wake: i64,
     finished_at: Option<i64>,
-    lease_until: i64,
+    lease: Lease,
     now: i64,
 ) -> anyhow::Result<bool> {
-    let res = sqlx::query(
-        "UPDATE executions SET status = $1, state = $2, next_wake = $3, finished_at = $4, updated_at = $5, version = version + 1,
-         lease_until = CASE WHEN $6 < 0 THEN lease_until ELSE $6 END
-         WHERE id = $7 AND version = $8",
-    )
-    .bind(status)
-    .bind(serde_json::to_string(state)?)
-    .bind(next_wake)
-    .bind(finished_at)
-    .bind(now)
-    .bind(lease_until)
-    .bind(id)
-    .bind(version)
-    .execute(&mut *conn)
-    .await?;
+    // $1..$7 are the same for every kind; the lease adds a time and/or the owner.
+    let (lease_sql, at, owner_sql) = match lease {
+        Lease::Keep => ("", None, ""),
+        Lease::Hold(t) => (", due_at = $8", Some(t), " AND lease_owner = $9"),
+        Lease::Release => (", due_at = $3, lease_owner = NULL", None, " AND lease_owner = $8"),
+        Lease::Wake(t) => (
+            ", due_at = CASE WHEN lease_owner IS NULL OR due_at < $8 THEN $8 ELSE due_at END",
+            Some(t),
+            "",
+        ),
+    };
+    let sql = format!(
+        "UPDATE executions SET status = $1, state = $2, next_wake = $3, finished_at = $4, updated_at = $5, version = version + 1{lease_sql}
+         WHERE id = $6 AND version = $7{owner_sql}"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(status)
+        .bind(serde_json::to_string(state)?)
+        .bind(next_wake)
+        .bind(finished_at)
+        .bind(now)
+        .bind(id)
+        .bind(version);
+    if let Some(t) = at {
+        q = q.bind(t);
+    }
+    if !owner_sql.is_empty() {
+        q = q.bind(owner.to_string());
+    }
+    let res = q.execute(&mut *conn).await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// Gives a claimed execution back, due at `due_at` (its state unchanged).
+pub async fn release(store: &Store, id: i64, due_at: i64) -> anyhow::Result<bool> {
+    let mut conn = store.pool.acquire().await?;
+    lease::release(&mut conn, &store.owner, &EXECUTIONS, id.into(), due_at).await
+}
+
+/// Extends this process's lease of an execution; false when it no longer holds it.
+pub async fn extend(store: &Store, id: i64, until: i64) -> anyhow::Result<bool> {
+    lease::extend(store, &EXECUTIONS, id.into(), until).await
+}
+
+/// The versions of some executions (to notice a change made by another replica).
+pub async fn versions(store: &Store, ids: &[i64]) -> anyhow::Result<Vec<(i64, i64)>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT id, version FROM executions WHERE id IN ({})", marks.join(", "));
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(&store.read).await?;
+    rows.iter()
+        .map(|r| Ok((get_i64(r, "id")?, get_i64(r, "version")?)))
+        .collect()
 }
 
 /// Frees every lease: called at start by a process that is the database's only user (SQLite).
 pub async fn release_all_leases(store: &Store) -> anyhow::Result<u64> {
-    let res = sqlx::query("UPDATE executions SET lease_until = 0 WHERE finished_at IS NULL AND lease_until > 0")
-        .execute(&store.pool)
-        .await?;
-    Ok(res.rows_affected())
+    lease::release_all(store, &EXECUTIONS, 0).await
 }
 
-pub async fn save_lease(conn: &mut Conn, id: i64, lease_until: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE executions SET lease_until = $1 WHERE id = $2")
-        .bind(lease_until)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Makes an execution due now (after a button press) unless a runner holds it.
+pub async fn wake(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE executions SET next_wake = $1, due_at = CASE WHEN lease_owner IS NULL OR due_at < $1 THEN $1 ELSE due_at END
+         WHERE id = $2 AND finished_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-/// Makes an execution due now (after a button press).
-pub async fn wake(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE executions SET next_wake = $1 WHERE id = $2 AND finished_at IS NULL")
+/// The earliest time an unfinished execution falls due.
+pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
+    Ok(lease::next_due(store, &EXECUTIONS, None)
+        .await?
+        .filter(|t| *t < crate::executor::providers::NEVER))
+}
+
+/// Takes the release lock of an application and environment for an execution; false
+/// when another unfinished execution holds it.
+pub async fn take_lock(
+    conn: &mut Conn,
+    application: &str,
+    environment: &str,
+    execution: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let row = sqlx::query(
+        "INSERT INTO release_locks (application, environment, execution_id, since) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (application, environment) DO UPDATE SET execution_id = EXCLUDED.execution_id, since = EXCLUDED.since
+         WHERE release_locks.execution_id = EXCLUDED.execution_id
+            OR NOT EXISTS (SELECT 1 FROM executions e WHERE e.id = release_locks.execution_id AND e.finished_at IS NULL)
+         RETURNING execution_id",
+    )
+    .bind(application)
+    .bind(environment)
+    .bind(execution)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// The unfinished execution holding the release lock of an application and environment,
+/// with its ticket and since when.
+pub async fn lock_holder(
+    conn: &mut Conn,
+    application: &str,
+    environment: &str,
+) -> anyhow::Result<Option<(i64, TicketId, i64)>> {
+    let row = sqlx::query(
+        "SELECT l.execution_id, e.ticket_id, l.since FROM release_locks l JOIN executions e ON e.id = l.execution_id
+         WHERE l.application = $1 AND l.environment = $2 AND e.finished_at IS NULL",
+    )
+    .bind(application)
+    .bind(environment)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok((
+            get_i64(&r, "execution_id")?,
+            TicketId(get_i64(&r, "ticket_id")?),
+            get_i64(&r, "since")?,
+        ))
+    })
+    .transpose()
+}
+
+/// Frees the release lock if `execution` holds it.
+pub async fn release_lock(
+    conn: &mut Conn,
+    application: &str,
+    environment: &str,
+    execution: i64,
+) -> anyhow::Result<bool> {
+    let res =
+        sqlx::query("DELETE FROM release_locks WHERE application = $1 AND environment = $2 AND execution_id = $3")
+            .bind(application)
+            .bind(environment)
+            .bind(execution)
+            .execute(&mut *conn)
+            .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Records when a queued execution really started.
+pub async fn set_started(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE executions SET started_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
         .execute(&mut *conn)
@@ -196,13 +310,17 @@ pub async fn wake(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The earliest wake time of an unfinished, unleased execution.
-pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query("SELECT MIN(next_wake) AS t FROM executions WHERE finished_at IS NULL AND next_wake < $1")
-        .bind(crate::executor::providers::NEVER)
-        .fetch_one(&store.pool)
-        .await?;
-    Ok(row.try_get::<Option<i64>, _>("t")?)
+/// The oldest execution waiting for the release lock of an application and environment.
+pub async fn next_queued(conn: &mut Conn, application: &str, environment: &str) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT id FROM executions WHERE application = $1 AND environment = $2 AND finished_at IS NULL AND status = 'QUEUED'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(application)
+    .bind(environment)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| get_i64(&r, "id").map_err(Into::into)).transpose()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,12 +335,14 @@ pub struct Baseline {
     pub replicas: i64,
     pub config_version: String,
     pub recorded_at: i64,
+    /// Recorded from the simulated fleet, not from a real system.
+    pub simulated: bool,
 }
 
 pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(&b.application)
     .bind(&b.environment)
@@ -232,6 +352,7 @@ pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i6
     .bind(b.replicas)
     .bind(&b.config_version)
     .bind(b.recorded_at)
+    .bind(i64::from(b.simulated))
     .fetch_one(&mut *conn)
     .await?;
     Ok(get_i64(&row, "id")?)
@@ -240,7 +361,7 @@ pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i6
 /// Reopens a finished execution for a later task (a rollback run again later).
 pub async fn reopen<S: Serialize>(conn: &mut Conn, id: i64, version: i64, state: &S, now: i64) -> anyhow::Result<bool> {
     let res = sqlx::query(
-        "UPDATE executions SET state = $1, finished_at = NULL, next_wake = $2, lease_until = 0, version = version + 1, updated_at = $2
+        "UPDATE executions SET state = $1, finished_at = NULL, next_wake = $2, due_at = $2, lease_owner = NULL, version = version + 1, updated_at = $2
          WHERE id = $3 AND version = $4",
     )
     .bind(serde_json::to_string(state)?)
@@ -253,7 +374,7 @@ pub async fn reopen<S: Serialize>(conn: &mut Conn, id: i64, version: i64, state:
 }
 
 const BASELINE_COLUMNS: &str =
-    "id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at";
+    "id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated";
 
 fn baseline_from_row(r: &AnyRow) -> anyhow::Result<Baseline> {
     Ok(Baseline {
@@ -266,6 +387,7 @@ fn baseline_from_row(r: &AnyRow) -> anyhow::Result<Baseline> {
         replicas: get_i64(r, "replicas")?,
         config_version: r.try_get("config_version")?,
         recorded_at: get_i64(r, "recorded_at")?,
+        simulated: get_i64(r, "simulated")? != 0,
     })
 }
 
@@ -288,14 +410,12 @@ pub async fn baseline_before(conn: &mut Conn, execution: i64) -> anyhow::Result<
     row.as_ref().map(baseline_from_row).transpose()
 }
 
-/// The latest recorded state of an application in an environment.
-pub async fn latest_baseline(
-    conn: &mut Conn,
-    application: &str,
-    environment: &str,
-) -> anyhow::Result<Option<Baseline>> {
+/// The last completed state of an application in an environment: what the newest
+/// finished release (or rollback) left.
+pub async fn last_completed(conn: &mut Conn, application: &str, environment: &str) -> anyhow::Result<Option<Baseline>> {
     let row = sqlx::query(&format!(
-        "SELECT {BASELINE_COLUMNS} FROM baselines WHERE application = $1 AND environment = $2 ORDER BY id DESC LIMIT 1"
+        "SELECT {BASELINE_COLUMNS} FROM baselines WHERE application = $1 AND environment = $2 AND kind IN ('after', 'rollback')
+         ORDER BY id DESC LIMIT 1"
     ))
     .bind(application)
     .bind(environment)
@@ -313,7 +433,7 @@ pub async fn list_baselines(
     limit: i64,
 ) -> anyhow::Result<Vec<(Baseline, Option<TicketId>)>> {
     let rows = sqlx::query(
-        "SELECT b.id, b.application, b.environment, b.execution_id, b.kind, b.version, b.replicas, b.config_version, b.recorded_at, e.ticket_id
+        "SELECT b.id, b.application, b.environment, b.execution_id, b.kind, b.version, b.replicas, b.config_version, b.recorded_at, b.simulated, e.ticket_id
          FROM baselines b LEFT JOIN executions e ON e.id = b.execution_id
          WHERE b.application = $1 AND b.environment = $2 ORDER BY b.id DESC LIMIT $3",
     )

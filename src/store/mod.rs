@@ -5,6 +5,7 @@ pub mod audit;
 pub mod executions;
 pub mod forms;
 pub mod inbox;
+pub mod lease;
 pub mod outbox;
 pub mod roles;
 pub mod tickets;
@@ -23,11 +24,22 @@ pub enum Backend {
     Postgres,
 }
 
+/// The database: `pool` takes every write (on SQLite one connection, the only writer, so
+/// writes queue instead of failing); `read` serves reads that need no transaction (on
+/// SQLite a pool of read-only connections beside the writer, thanks to WAL; on PostgreSQL
+/// the same pool). `owner` names this process in the leases it takes.
 #[derive(Clone)]
 pub struct Store {
     pub pool: AnyPool,
+    pub read: AnyPool,
     pub backend: Backend,
+    pub owner: std::sync::Arc<str>,
 }
+
+/// Connections to PostgreSQL (shared by every worker and request).
+const POSTGRES_CONNECTIONS: u32 = 24;
+/// Read-only SQLite connections beside the writer.
+const SQLITE_READERS: u32 = 4;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -46,30 +58,51 @@ impl Store {
                 redact_url(url)
             );
         };
-        // SQLite allows one writer: a single connection serialises writes instead of failing them.
-        let max = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 10,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL with synchronous=NORMAL: a crash loses no committed transaction
-                        // and cannot corrupt the file; only a power cut may lose the last ones.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    }
-                    Ok(())
+        let owner: std::sync::Arc<str> = format!("{}-{:08x}", std::process::id(), rand::random::<u32>()).into();
+        let connect = |max: u32, read_only: bool| async move {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL with synchronous=NORMAL: a crash loses no committed transaction
+                            // and cannot corrupt the file; only a power cut may lose the last ones.
+                            // Readers see the last commit while the writer works.
+                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            if read_only {
+                                sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                            }
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(url)
-            .await
-            .with_context(|| format!("connecting to {}", redact_url(url)))?;
-        Ok(Self { pool, backend })
+                .connect(url)
+                .await
+                .with_context(|| format!("connecting to {}", redact_url(url)))
+        };
+        let (pool, read) = match backend {
+            Backend::Sqlite => {
+                // One writer: SQLite allows one at a time, and a single connection serialises
+                // writes in order instead of failing them with SQLITE_BUSY.
+                let pool = connect(1, false).await?;
+                let read = connect(SQLITE_READERS, true).await?;
+                (pool, read)
+            }
+            Backend::Postgres => {
+                let pool = connect(POSTGRES_CONNECTIONS, false).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            read,
+            backend,
+            owner,
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -93,16 +126,14 @@ impl Store {
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
-    /// `FOR UPDATE SKIP LOCKED` where the backend has it (PostgreSQL); SQLite has a single writer.
-    pub(crate) fn skip_locked(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        }
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.read.close().await;
     }
 }
 

@@ -1,7 +1,16 @@
 //! The outbox: chat messages written in the same transaction as the state change
 //! they announce, delivered later by the outbox worker.
+//!
+//! Items wait in delivery queues (`outbox_channels`: a channel, a user's direct messages,
+//! one interaction's answers). A queue is the unit of the lease: a worker claims due
+//! queues, sends the first item of each, and gives the queue back due again after its
+//! pacing, so items of one queue go out in order and paced, and queues go out at once.
+//! `pending` counts a queue's undelivered items; every change of an item out of
+//! `pending`/`sending` goes through [`settle_items`], which keeps it right.
 
+use super::lease::{self, OUTBOX_CHANNELS};
 use super::{get_i64, Conn, Store};
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 #[derive(Debug, Clone)]
@@ -15,6 +24,8 @@ pub struct NewItem<'a> {
     pub payload: &'a str,
     /// Not delivered before this time (ms).
     pub not_before: i64,
+    /// The interaction this item answers, for [`take_reply`].
+    pub reply_key: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,21 +38,62 @@ pub struct Item {
     pub payload: String,
     pub attempts: i64,
     pub created_at: i64,
+    /// An earlier attempt may have reached the platform (it was under way when the
+    /// process stopped, or ended without a clear answer): reconcile before sending again.
+    pub uncertain: bool,
 }
 
+const ITEM_COLUMNS: &str =
+    "id, platform, channel_key, kind, msg_key, payload, attempts, created_at, next_attempt_at, status";
+
+fn item_from_row(r: &AnyRow) -> anyhow::Result<(Item, i64)> {
+    let status: String = r.try_get("status")?;
+    Ok((
+        Item {
+            id: get_i64(r, "id")?,
+            platform: r.try_get("platform")?,
+            channel_key: r.try_get("channel_key")?,
+            kind: r.try_get("kind")?,
+            msg_key: r.try_get("msg_key")?,
+            payload: r.try_get("payload")?,
+            attempts: get_i64(r, "attempts")?,
+            created_at: get_i64(r, "created_at")?,
+            uncertain: status == "sending",
+        },
+        get_i64(r, "next_attempt_at")?,
+    ))
+}
+
+/// Writes an item and wakes its queue, in the caller's transaction.
 pub async fn insert(conn: &mut Conn, item: &NewItem<'_>, now: i64) -> anyhow::Result<i64> {
+    let not_before = item.not_before.max(now);
     let row = sqlx::query(
-        "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
+        "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) RETURNING id",
     )
     .bind(item.platform)
     .bind(item.channel_key)
     .bind(item.kind)
     .bind(item.msg_key)
     .bind(item.payload)
-    .bind(item.not_before.max(now))
+    .bind(not_before)
     .bind(now)
+    .bind(item.reply_key)
     .fetch_one(&mut *conn)
+    .await?;
+    // An idle queue falls due when its pacing and the item allow; a busy one is already due
+    // or leased, and its worker picks the item up in turn.
+    sqlx::query(
+        "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES ($1, $2, 1, 0, $3)
+         ON CONFLICT (channel_key) DO UPDATE SET pending = outbox_channels.pending + 1,
+           due_at = CASE WHEN outbox_channels.pending > 0 OR outbox_channels.lease_owner IS NOT NULL THEN outbox_channels.due_at
+                         WHEN outbox_channels.next_at > EXCLUDED.due_at THEN outbox_channels.next_at
+                         ELSE EXCLUDED.due_at END",
+    )
+    .bind(item.channel_key)
+    .bind(item.platform)
+    .bind(not_before)
+    .execute(&mut *conn)
     .await?;
     Ok(get_i64(&row, "id")?)
 }
@@ -65,117 +117,219 @@ pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Marks not-yet-sent edits of `msg_key` as replaced by a newer one.
-pub async fn supersede_pending(conn: &mut Conn, msg_key: &str, kind: &str) -> anyhow::Result<u64> {
-    let res =
-        sqlx::query("UPDATE outbox SET status = 'superseded' WHERE msg_key = $1 AND kind = $2 AND status = 'pending'")
-            .bind(msg_key)
-            .bind(kind)
+/// A value bound to a filter of [`settle_items`].
+#[derive(Debug, Clone, Copy)]
+pub enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Moves undelivered items to a final `status` (`sent`, `superseded`, `failed`) and
+/// takes them off their queues' counts. Returns how many changed.
+pub async fn settle_items(
+    conn: &mut Conn,
+    filter: &str,
+    bind: &[Bind<'_>],
+    status: &str,
+    now: i64,
+    error: Option<&str>,
+) -> anyhow::Result<u64> {
+    let sql = format!(
+        "UPDATE outbox SET status = '{status}', sent_at = ${n1}, last_error = ${n2}
+         WHERE status IN ('pending', 'sending') AND {filter} RETURNING channel_key",
+        n1 = bind.len() + 1,
+        n2 = bind.len() + 2,
+    );
+    let mut q = sqlx::query(&sql);
+    for b in bind {
+        q = match *b {
+            Bind::Int(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+        };
+    }
+    let rows = q.bind(now).bind(error).fetch_all(&mut *conn).await?;
+    let mut per_channel: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for r in &rows {
+        *per_channel.entry(r.try_get("channel_key")?).or_default() += 1;
+    }
+    for (channel, n) in per_channel {
+        sqlx::query("UPDATE outbox_channels SET pending = pending - $1 WHERE channel_key = $2")
+            .bind(n)
+            .bind(channel)
             .execute(&mut *conn)
             .await?;
-    Ok(res.rows_affected())
+    }
+    Ok(rows.len() as u64)
 }
 
-/// Takes the next deliverable item: due, first of its channel, channel not paced.
-pub async fn lease_next(store: &Store, now: i64, lease_ms: i64) -> anyhow::Result<Option<Item>> {
+/// Marks not-yet-sent edits of `msg_key` as replaced by a newer one.
+pub async fn supersede_pending(conn: &mut Conn, msg_key: &str, kind: &str, now: i64) -> anyhow::Result<u64> {
+    settle_items(
+        conn,
+        "msg_key = $1 AND kind = $2 AND status = 'pending'",
+        &[Bind::Text(msg_key), Bind::Text(kind)],
+        "superseded",
+        now,
+        None,
+    )
+    .await
+}
+
+/// Claims up to `limit` due queues of `platform` for `lease_ms` and returns the first
+/// item of each, marked as being sent. A queue whose first item is held (not yet due) is
+/// given back until then.
+pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit: i64) -> anyhow::Result<Vec<Item>> {
     let mut tx = store.begin().await?;
-    let row = sqlx::query(&format!(
-        "SELECT o.id, o.platform, o.channel_key, o.kind, o.msg_key, o.payload, o.attempts, o.created_at FROM outbox o
-         WHERE ((o.status = 'pending' AND o.next_attempt_at <= $1) OR (o.status = 'sending' AND o.lease_until < $1))
-           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel_key = o.channel_key AND p.id < o.id AND p.status IN ('pending', 'sending'))
-           AND NOT EXISTS (SELECT 1 FROM outbox_channels c WHERE c.channel_key = o.channel_key AND c.next_at > $1)
-         ORDER BY o.id LIMIT 1{}",
-        store.skip_locked()
-    ))
-    .bind(now)
-    .fetch_optional(&mut *tx)
+    let rows = lease::claim(
+        &mut tx,
+        store,
+        &OUTBOX_CHANNELS,
+        Some(("platform", platform)),
+        now,
+        now + lease_ms,
+        limit,
+        "channel_key",
+    )
     .await?;
-    let Some(r) = row else {
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("channel_key"))
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
         tx.commit().await?;
-        return Ok(None);
+        return Ok(vec![]);
+    }
+    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM outbox WHERE id IN (
+           SELECT MIN(id) FROM outbox WHERE channel_key IN ({}) AND status IN ('pending', 'sending') GROUP BY channel_key)",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for k in &keys {
+        q = q.bind(k.as_str());
+    }
+    let heads = q.fetch_all(&mut *tx).await?;
+    let mut out = Vec::with_capacity(heads.len());
+    let mut with_head = std::collections::BTreeSet::new();
+    for r in &heads {
+        let (item, not_before) = item_from_row(r)?;
+        with_head.insert(item.channel_key.clone());
+        if not_before > now {
+            lease::release(
+                &mut tx,
+                &store.owner,
+                &OUTBOX_CHANNELS,
+                item.channel_key.as_str().into(),
+                not_before,
+            )
+            .await?;
+            continue;
+        }
+        out.push(item);
+    }
+    for k in keys.iter().filter(|k| !with_head.contains(*k)) {
+        // Nothing left to send (the count was off): the queue goes idle and is repaired.
+        sqlx::query("UPDATE outbox_channels SET pending = 0, lease_owner = NULL WHERE channel_key = $1")
+            .bind(k.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !out.is_empty() {
+        let marks: Vec<String> = (1..=out.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for item in &out {
+            q = q.bind(item.id);
+        }
+        q.execute(&mut *tx).await?;
+        for item in &mut out {
+            item.attempts += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// What became of a delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Outcome<'a> {
+    /// Delivered (or found delivered by reconciliation); where a new message lives.
+    Sent(Option<&'a MessageRef>),
+    /// Refused for good.
+    Failed(&'a str),
+    /// Try again at `at`; `certain` when the platform surely did not take it (a 429),
+    /// otherwise the next attempt reconciles first.
+    Retry { at: i64, error: &'a str, certain: bool },
+}
+
+/// Records an attempt's outcome and gives the queue back: due after `pace_until` (when
+/// more items wait), in one transaction.
+pub async fn finish(store: &Store, item: &Item, outcome: Outcome<'_>, pace_until: i64, now: i64) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    let id = [Bind::Int(item.id)];
+    let due = match outcome {
+        Outcome::Sent(location) => {
+            if let (Some(r), Some(key)) = (location, &item.msg_key) {
+                put_ref(&mut tx, key, r, now).await?;
+            }
+            settle_items(&mut tx, "id = $1", &id, "sent", now, None).await?;
+            pace_until
+        }
+        Outcome::Failed(error) => {
+            settle_items(&mut tx, "id = $1", &id, "failed", now, Some(error)).await?;
+            pace_until
+        }
+        Outcome::Retry { at, error, certain } => {
+            let status = if certain { "pending" } else { "sending" };
+            sqlx::query(&format!(
+                "UPDATE outbox SET status = '{status}', next_attempt_at = $1, last_error = $2 WHERE id = $3"
+            ))
+            .bind(at)
+            .bind(error)
+            .bind(item.id)
+            .execute(&mut *tx)
+            .await?;
+            at.max(pace_until)
+        }
     };
-    let item = Item {
-        id: get_i64(&r, "id")?,
-        platform: r.try_get("platform")?,
-        channel_key: r.try_get("channel_key")?,
-        kind: r.try_get("kind")?,
-        msg_key: r.try_get("msg_key")?,
-        payload: r.try_get("payload")?,
-        attempts: get_i64(&r, "attempts")?,
-        created_at: get_i64(&r, "created_at")?,
-    };
-    sqlx::query("UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1 WHERE id = $2")
-        .bind(now + lease_ms)
-        .bind(item.id)
+    sqlx::query("UPDATE outbox_channels SET next_at = $1 WHERE channel_key = $2")
+        .bind(pace_until)
+        .bind(item.channel_key.as_str())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(Some(item))
-}
-
-pub async fn mark_sent(store: &Store, id: i64, now: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok(())
-}
-
-/// Puts an item back in the queue, to be tried again at `next_at`.
-pub async fn reschedule(store: &Store, id: i64, next_at: i64, error: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = $1, last_error = $2 WHERE id = $3")
-        .bind(next_at)
-        .bind(error)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok(())
-}
-
-/// Gives up on an item that can never be delivered (the platform refused it).
-pub async fn mark_failed(store: &Store, id: i64, now: i64, error: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE outbox SET status = 'failed', sent_at = $1, last_error = $2 WHERE id = $3")
-        .bind(now)
-        .bind(error)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok(())
-}
-
-/// Holds back the channel until `next_at` (pacing, or the platform's Retry-After).
-pub async fn pace_channel(store: &Store, channel_key: &str, next_at: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox_channels (channel_key, next_at) VALUES ($1, $2)
-         ON CONFLICT (channel_key) DO UPDATE SET next_at = EXCLUDED.next_at",
+    lease::release(
+        &mut tx,
+        &store.owner,
+        &OUTBOX_CHANNELS,
+        item.channel_key.as_str().into(),
+        due,
     )
-    .bind(channel_key)
-    .bind(next_at)
-    .execute(&store.pool)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
 /// Items not yet delivered.
 pub async fn depth(store: &Store) -> anyhow::Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sending')")
-        .fetch_one(&store.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT CAST(COALESCE(SUM(pending), 0) AS BIGINT) AS n FROM outbox_channels WHERE pending > 0")
+            .fetch_one(&store.read)
+            .await?;
     Ok(get_i64(&row, "n")?)
 }
 
-/// The earliest time at which a waiting item may become deliverable, if any waits.
+/// The earliest time a queue of `platform` falls due, if any waits.
+pub async fn next_due(store: &Store, platform: &str) -> anyhow::Result<Option<i64>> {
+    lease::next_due(store, &OUTBOX_CHANNELS, Some(("platform", platform))).await
+}
+
+/// The earliest time any queue falls due, if any waits.
 pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT MIN(CASE WHEN c.next_at IS NOT NULL AND c.next_at > o.next_attempt_at THEN c.next_at ELSE o.next_attempt_at END) AS t
-         FROM outbox o LEFT JOIN outbox_channels c ON c.channel_key = o.channel_key
-         WHERE o.status = 'pending'
-           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel_key = o.channel_key AND p.id < o.id AND p.status IN ('pending', 'sending'))",
-    )
-    .fetch_one(&store.pool)
-    .await?;
-    Ok(row.try_get::<Option<i64>, _>("t")?)
+    lease::next_due(store, &OUTBOX_CHANNELS, None).await
 }
 
 /// Where a posted message lives, so that later edits find it.
@@ -186,7 +340,7 @@ pub struct MessageRef {
     pub ts: String,
 }
 
-pub async fn put_ref(store: &Store, msg_key: &str, r: &MessageRef, now: i64) -> anyhow::Result<()> {
+pub async fn put_ref(conn: &mut Conn, msg_key: &str, r: &MessageRef, now: i64) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO message_refs (msg_key, platform, channel, ts, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (msg_key) DO UPDATE SET platform = EXCLUDED.platform, channel = EXCLUDED.channel, ts = EXCLUDED.ts, updated_at = EXCLUDED.updated_at",
@@ -196,7 +350,7 @@ pub async fn put_ref(store: &Store, msg_key: &str, r: &MessageRef, now: i64) -> 
     .bind(&r.channel)
     .bind(&r.ts)
     .bind(now)
-    .execute(&store.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -218,10 +372,10 @@ pub async fn get_ref(store: &Store, msg_key: &str) -> anyhow::Result<Option<Mess
 
 /// Finds which message key a platform message is, from its location.
 pub async fn find_ref(store: &Store, platform: &str, channel: &str, ts: &str) -> anyhow::Result<Option<String>> {
-    let row = sqlx::query("SELECT msg_key FROM message_refs WHERE platform = $1 AND channel = $2 AND ts = $3")
+    let row = sqlx::query("SELECT msg_key FROM message_refs WHERE platform = $1 AND ts = $2 AND channel = $3")
         .bind(platform)
-        .bind(channel)
         .bind(ts)
+        .bind(channel)
         .fetch_optional(&store.pool)
         .await?;
     row.map(|r| r.try_get("msg_key")).transpose().map_err(Into::into)
@@ -238,20 +392,15 @@ pub async fn channel_of(store: &Store, platform: &str, ts: &str) -> anyhow::Resu
     row.map(|r| r.try_get("channel")).transpose().map_err(Into::into)
 }
 
-/// Claims the first undelivered private answer or form meant for one interaction
-/// (`token` appears in its payload), so that the platform gets it as the synchronous
-/// answer to that interaction instead of a later call. Forms come first.
-/// Returns the claimed item's payload.
+/// Claims the first undelivered private answer or form meant for one interaction (its
+/// `reply_key`), so that the platform gets it as the synchronous answer to that
+/// interaction instead of a later call. Forms come first. Returns the claimed payload.
 pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) -> anyhow::Result<Option<String>> {
-    // `%` and `_` in a token match themselves too; the exact check follows.
-    let pattern = format!("%{token}%");
     let rows = sqlx::query(
-        "SELECT id, kind, payload FROM outbox
-         WHERE platform = $1 AND status = 'pending' AND kind IN ('open_form', 'ephemeral') AND payload LIKE $2
-         ORDER BY id",
+        "SELECT id, kind, payload FROM outbox WHERE reply_key = $1 AND status = 'pending' AND platform = $2 ORDER BY id",
     )
+    .bind(token)
     .bind(platform)
-    .bind(pattern)
     .fetch_all(&store.pool)
     .await?;
     let mut best: Option<(i64, String, String)> = None;
@@ -268,10 +417,29 @@ pub async fn take_reply(store: &Store, platform: &str, token: &str, now: i64) ->
     let Some((id, _, payload)) = best else {
         return Ok(None);
     };
-    let res = sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'")
-        .bind(now)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok((res.rows_affected() == 1).then_some(payload))
+    let mut tx = store.begin().await?;
+    let taken = settle_items(
+        &mut tx,
+        "id = $1 AND status = 'pending'",
+        &[Bind::Int(id)],
+        "sent",
+        now,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((taken == 1).then_some(payload))
+}
+
+/// Deletes up to `limit` items delivered (or given up) before `before`; how many went.
+/// Where messages live (`message_refs`) is kept: later edits need it.
+pub async fn prune(store: &Store, before: i64, limit: i64) -> anyhow::Result<u64> {
+    let res = sqlx::query(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('sent', 'superseded', 'failed') AND sent_at < $1 ORDER BY sent_at LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&store.pool)
+    .await?;
+    Ok(res.rows_affected())
 }

@@ -16,7 +16,7 @@ use releasebot::chat::slack::verify;
 pub use releasebot::clock::Clock;
 use releasebot::clock::ManualClock;
 use releasebot::config::{Config, Secret, Settings, DEFAULT_CONFIG};
-use releasebot::outbox::Step;
+use releasebot::executor::Wait;
 use releasebot::server::App;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -152,6 +152,10 @@ impl TestBot {
         let config = Config::parse(config).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
         let router = app.router();
+        // The test drives the workers: one idle round of each is their start.
+        app.inbox.drain().await.expect("inbox");
+        app.executor.drain(Wait::All).await.expect("executor");
+        app.outbox.round().await.expect("outbox");
         Self {
             settings,
             app,
@@ -295,24 +299,53 @@ impl TestBot {
             .await
     }
 
-    /// Runs the inbox and the outbox until nothing is left, moving the clock over
-    /// pacing and retry delays. Returns the Slack calls made meanwhile.
+    /// Runs the inbox, the executor and the outbox until nothing is left, moving the clock
+    /// over pacing, retry delays and monitor windows. Returns the Slack calls made meanwhile.
     pub async fn settle(&self) -> Vec<Call> {
+        self.settle_with(Wait::All).await
+    }
+
+    /// Like [`TestBot::settle`], but leaves executions whose step runs a process or calls
+    /// out (a long script) running, and moves the clock only to what does not wait for them.
+    pub async fn settle_around_running_steps(&self) -> Vec<Call> {
+        self.settle_with(Wait::ExceptExternal).await
+    }
+
+    async fn settle_with(&self, wait: Wait) -> Vec<Call> {
         let before = self.slack.calls().len();
         for _ in 0..100_000 {
-            while self.app.state.bot.step().await.expect("inbox step") {}
-            while self.app.executor.step().await.expect("executor step") {}
-            if self.app.outbox.step().await.expect("outbox step") == Step::Idle {
-                let store = &self.app.state.bot.store;
-                let outbox = releasebot::store::outbox::next_wake(store).await.unwrap();
-                let executions = releasebot::store::executions::next_wake(store).await.unwrap();
-                match [outbox, executions].into_iter().flatten().min() {
+            let handled = self.app.inbox.drain().await.expect("inbox");
+            let moved = self.app.executor.drain(wait).await.expect("executor");
+            let delivered = self.app.outbox.round().await.expect("outbox");
+            if handled == 0 && moved == 0 && delivered.attempted() == 0 {
+                match self.next_due().await {
                     Some(t) if t > self.clock.now_ms() => self.clock.set_ms(t),
                     _ => break,
                 }
             }
         }
         self.slack.calls()[before..].to_vec()
+    }
+
+    /// When the next queued thing falls due: an outbox queue, an event given back, or an
+    /// execution waiting for a time (not one whose task is running).
+    pub async fn next_due(&self) -> Option<i64> {
+        use sqlx::Row;
+        let store = &self.app.state.bot.store;
+        let outbox = releasebot::store::outbox::next_wake(store).await.unwrap();
+        let inbox = releasebot::store::lease::next_due(store, &releasebot::store::lease::INBOX, None)
+            .await
+            .unwrap();
+        let executions: Option<i64> = sqlx::query(
+            "SELECT MIN(due_at) AS t FROM executions WHERE finished_at IS NULL AND lease_owner IS NULL AND due_at < $1",
+        )
+        .bind(releasebot::executor::providers::NEVER)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+        .try_get("t")
+        .unwrap();
+        [outbox, inbox, executions].into_iter().flatten().min()
     }
 
     /// The last modal Slack was asked to open.
@@ -418,6 +451,21 @@ pub fn valid_release(md5: &str) -> Vec<(&'static str, &str)> {
         ("planned_at", "2030-01-15 22:00"),
         ("notes", "Fixes <!channel> & the refund bug"),
     ]
+}
+
+/// A request body for a snapshot: the delivery key a post carries (it names the outbox
+/// item, so it changes whenever a test writes one more) becomes `[delivery]`.
+pub fn snapshot_body(body: &Value) -> Value {
+    let mut b = body.clone();
+    if let Some(k) = b.pointer_mut("/metadata/event_payload/delivery") {
+        assert!(k.as_str().is_some_and(|k| k.starts_with("rb-")), "a delivery key: {k}");
+        *k = json!("[delivery]");
+    }
+    if let Some(n) = b.get_mut("nonce") {
+        assert!(n.as_str().is_some_and(|k| k.starts_with("rb-")), "a delivery key: {n}");
+        *n = json!("[delivery]");
+    }
+    b
 }
 
 /// Where a posted message landed (its `ts`), or which message an update edits.

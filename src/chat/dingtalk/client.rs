@@ -6,7 +6,7 @@ use super::{verify, PLATFORM};
 use crate::chat::markdown::{to_markdown, unescape};
 use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
 use crate::config::{DingTalkSettings, Secret};
-use crate::outbox::{ChatClient, SendError};
+use crate::outbox::{ChatClient, Delivery, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -25,7 +25,13 @@ pub const MAX_BUTTONS: usize = 10;
 /// `markdown` and `buttons` (a JSON list of `{text, actionId, style}`).
 pub const DEFAULT_CARD_TEMPLATE: &str = "releasebot.card";
 
+/// DingTalk robots take about 20 messages a minute, then are throttled for 10 minutes:
+/// one message every 3 s per robot, whatever the conversation.
+pub const ROBOT_PACE_MS: i64 = 3_000;
+
 pub struct DingTalkChat {
+    /// When the robot may send next (ms).
+    next_slot: std::sync::Mutex<i64>,
     http: reqwest::Client,
     api_url: String,
     app_key: String,
@@ -125,6 +131,7 @@ impl DingTalkChat {
     pub fn new(s: &DingTalkSettings, clock: crate::clock::SharedClock) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
         Ok(Self {
+            next_slot: std::sync::Mutex::new(0),
             http,
             api_url: s.api_url.trim_end_matches('/').to_string(),
             app_key: s.app_key.clone(),
@@ -135,6 +142,20 @@ impl DingTalkChat {
             token: Mutex::new(None),
             clock,
         })
+    }
+
+    /// Takes the robot's next sending slot, or says how long to wait for it: the outbox
+    /// then holds the message and tries again, without holding up other platforms.
+    fn pace(&self) -> Result<(), SendError> {
+        let now = self.clock.now_ms();
+        let mut next = self.next_slot.lock().unwrap_or_else(|p| p.into_inner());
+        if now < *next {
+            return Err(SendError::RateLimited(Some(Duration::from_millis(
+                (*next - now) as u64,
+            ))));
+        }
+        *next = now + ROBOT_PACE_MS;
+        Ok(())
     }
 
     /// The access token: cached, and refreshed by one caller while the others wait.
@@ -260,14 +281,19 @@ impl ChatClient for DingTalkChat {
     async fn send(
         &self,
         texts: &Texts,
+        delivery: Delivery,
         out: &Outbound,
         existing: Option<&MessageRef>,
     ) -> Result<Option<Location>, SendError> {
+        if !matches!(out, Outbound::OpenForm { .. }) {
+            self.pace()?;
+        }
         match out {
             // Messages with buttons are interactive cards (updatable); announcements go to
             // the group webhook when one is configured, else as robot messages.
             Outbound::Post { channel, message } if !message.buttons.is_empty() => {
-                let track = format!("rb-{:016x}", rand::random::<u64>());
+                // Stable across attempts: an attempt whose answer was lost is found by it.
+                let track = delivery.key();
                 let mut body = json!({
                     "cardTemplateId": self.card_template,
                     "outTrackId": track,

@@ -3,7 +3,7 @@
 use super::render;
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, SendError};
+use crate::outbox::{ChatClient, Delivery, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -108,6 +108,7 @@ impl ChatClient for DiscordChat {
     async fn send(
         &self,
         texts: &Texts,
+        delivery: Delivery,
         out: &Outbound,
         existing: Option<&MessageRef>,
     ) -> Result<Option<Location>, SendError> {
@@ -116,7 +117,12 @@ impl ChatClient for DiscordChat {
         match out {
             Outbound::Post { channel, message } => {
                 let ch = ChannelId::from(id(channel)?);
-                let msg = timed(self.http.send_message(ch, Vec::new(), &body(message)?)).await?;
+                let mut b = body(message)?;
+                // Sent again with the same nonce, Discord returns the first message
+                // instead of posting a second one.
+                b["nonce"] = json!(delivery.key());
+                b["enforce_nonce"] = json!(true);
+                let msg = timed(self.http.send_message(ch, Vec::new(), &b)).await?;
                 Ok(Some(Location {
                     channel: channel.clone(),
                     ts: msg.id.to_string(),
@@ -128,7 +134,12 @@ impl ChatClient for DiscordChat {
                 timed(self.http.edit_message(ch, mid, &body(message)?, Vec::new())).await?;
                 Ok(None)
             }
-            Outbound::Direct { user, message } => self.dm(user, &body(message)?).await.map(Some),
+            Outbound::Direct { user, message } => {
+                let mut b = body(message)?;
+                b["nonce"] = json!(delivery.key());
+                b["enforce_nonce"] = json!(true);
+                self.dm(user, &b).await.map(Some)
+            }
             Outbound::Ephemeral {
                 user, message, reply, ..
             } => {

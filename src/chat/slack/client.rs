@@ -2,7 +2,7 @@
 
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, SendError};
+use crate::outbox::{ChatClient, Delivery, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::json;
@@ -10,6 +10,9 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
 type Connector = SlackClientHyperHttpsConnector;
+
+/// The metadata event type of releasebot's messages, carrying the outbox delivery key.
+pub const METADATA_EVENT: &str = "releasebot_delivery";
 
 /// Errors of `chat.postEphemeral` that a direct message avoids.
 const NOT_IN_CHANNEL: &[&str] = &["not_in_channel", "channel_not_found", "user_not_in_channel"];
@@ -69,6 +72,7 @@ impl ChatClient for SlackChat {
     async fn send(
         &self,
         texts: &Texts,
+        delivery: Delivery,
         out: &Outbound,
         existing: Option<&MessageRef>,
     ) -> Result<Option<Location>, SendError> {
@@ -81,6 +85,9 @@ impl ChatClient for SlackChat {
             Outbound::Post { channel, message } | Outbound::Direct { user: channel, message } => {
                 let mut req = content(message)?;
                 req["channel"] = json!(channel);
+                // Finds the message again if this attempt's answer is lost (see `reconcile`).
+                req["metadata"] =
+                    json!({ "event_type": METADATA_EVENT, "event_payload": { "delivery": delivery.key() } });
                 let req: SlackApiChatPostMessageRequest = model(req)?;
                 let res = timed(session.chat_post_message(&req)).await?;
                 Ok(Some(Location {

@@ -41,6 +41,16 @@ pub enum FormCallback {
 }
 
 impl Action {
+    /// The ticket the action is about.
+    pub fn ticket(&self) -> TicketId {
+        match self {
+            Action::Decide { ticket, .. }
+            | Action::Resubmit { ticket, .. }
+            | Action::Withdraw { ticket }
+            | Action::Exec { ticket, .. } => *ticket,
+        }
+    }
+
     pub fn encode(&self) -> String {
         match self {
             Action::Decide {
@@ -71,7 +81,7 @@ impl Action {
                 round: num(2)?,
             }),
             (Some("withdraw"), 2) => Some(Action::Withdraw { ticket: id(1)? }),
-            (Some("exec"), 3) if crate::executor::Command::parse(parts[1]).is_some() => Some(Action::Exec {
+            (Some("exec"), 3) if crate::domain::execution::Command::parse(parts[1]).is_some() => Some(Action::Exec {
                 ticket: id(2)?,
                 cmd: parts[1].to_string(),
             }),
@@ -81,6 +91,14 @@ impl Action {
 }
 
 impl FormCallback {
+    /// The ticket the form is about (none for a new one).
+    pub fn ticket(&self) -> Option<TicketId> {
+        match self {
+            FormCallback::New { .. } => None,
+            FormCallback::Decide { ticket, .. } | FormCallback::Resubmit { ticket, .. } => Some(*ticket),
+        }
+    }
+
     pub fn encode(&self) -> String {
         match self {
             FormCallback::New { service } => format!("new:{service}"),

@@ -1,0 +1,143 @@
+//! Baselines: the recorded state of an application in an environment. An execution
+//! records where it starts from (`before`: the last completed state of its target, taken
+//! when it really starts — after any release it queued behind) and what it leaves
+//! (`after`, or `failed`); `/release rollback --to` returns to any of them. Values that
+//! come from the simulated fleet are marked as such.
+
+use super::{Row, Run, TargetStatus};
+use crate::domain::plan::{Plan, StepType};
+use crate::domain::ticket::{ReleaseOutcome, Ticket};
+use crate::store::executions::{self as q, Baseline};
+use crate::store::Conn;
+
+/// What a target is known to run when nothing was recorded yet.
+pub const UNKNOWN: &str = "unknown";
+
+/// Whether the plan deploys on the simulated fleet (its values are simulated).
+pub fn simulated(plan: &Plan) -> bool {
+    match plan.steps.iter().find(|s| s.kind == StepType::Deploy) {
+        Some(deploy) => deploy.simulated(),
+        None => plan.steps.iter().any(|s| s.simulated()),
+    }
+}
+
+/// Records where an execution starts from: the last completed state of its target.
+pub async fn record_before(conn: &mut Conn, row: &Row, plan: &Plan, now: i64) -> anyhow::Result<Baseline> {
+    let last = q::last_completed(conn, &row.application, &row.environment).await?;
+    let mut b = Baseline {
+        id: 0,
+        application: row.application.clone(),
+        environment: row.environment.clone(),
+        execution: Some(row.id),
+        kind: "before".into(),
+        version: last
+            .as_ref()
+            .map(|b| b.version.clone())
+            .unwrap_or_else(|| UNKNOWN.into()),
+        replicas: last.as_ref().map(|b| b.replicas).unwrap_or(0),
+        config_version: last
+            .as_ref()
+            .map(|b| b.config_version.clone())
+            .unwrap_or_else(|| "-".into()),
+        recorded_at: now,
+        simulated: last.as_ref().is_some_and(|b| b.simulated) || (last.is_none() && simulated(plan)),
+    };
+    b.id = q::record_baseline(conn, &b).await?;
+    Ok(b)
+}
+
+/// How many targets the release's deploy reached, if it deployed to named targets.
+fn deployed_targets(run: &Run) -> Option<i64> {
+    let done = run.targets.iter().filter(|(_, s)| *s == TargetStatus::Done).count();
+    (done > 0).then_some(done as i64)
+}
+
+/// Records what an execution left: the new version when it was released, the state it
+/// started from when it was rolled back, and a `failed` record otherwise (not a state a
+/// later release starts from).
+pub async fn record_after(
+    conn: &mut Conn,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    outcome: ReleaseOutcome,
+    now: i64,
+) -> anyhow::Result<Baseline> {
+    let before = q::baseline_before(conn, row.id).await?;
+    let (kind, version, replicas) = match outcome {
+        ReleaseOutcome::Released => (
+            "after",
+            ticket.fields.get("version").cloned().unwrap_or_else(|| UNKNOWN.into()),
+            deployed_targets(&row.state)
+                .or(before.as_ref().map(|b| b.replicas))
+                .unwrap_or(0),
+        ),
+        ReleaseOutcome::RolledBack => (
+            "after",
+            before
+                .as_ref()
+                .map(|b| b.version.clone())
+                .unwrap_or_else(|| UNKNOWN.into()),
+            before.as_ref().map(|b| b.replicas).unwrap_or(0),
+        ),
+        ReleaseOutcome::Failed if !row.state.deployed => (
+            "failed",
+            before
+                .as_ref()
+                .map(|b| b.version.clone())
+                .unwrap_or_else(|| UNKNOWN.into()),
+            before.as_ref().map(|b| b.replicas).unwrap_or(0),
+        ),
+        ReleaseOutcome::Failed => ("failed", UNKNOWN.into(), deployed_targets(&row.state).unwrap_or(0)),
+    };
+    let mut b = Baseline {
+        id: 0,
+        application: row.application.clone(),
+        environment: row.environment.clone(),
+        execution: Some(row.id),
+        kind: kind.into(),
+        version,
+        replicas,
+        config_version: before
+            .as_ref()
+            .map(|b| b.config_version.clone())
+            .unwrap_or_else(|| "-".into()),
+        recorded_at: now,
+        simulated: simulated(plan),
+    };
+    b.id = q::record_baseline(conn, &b).await?;
+    Ok(b)
+}
+
+/// Records that a rollback returned the target to `to`.
+pub async fn record_rollback(conn: &mut Conn, row: &Row, to: &Baseline, plan: &Plan, now: i64) -> anyhow::Result<()> {
+    q::record_baseline(
+        conn,
+        &Baseline {
+            id: 0,
+            application: row.application.clone(),
+            environment: row.environment.clone(),
+            execution: Some(row.id),
+            kind: "rollback".into(),
+            version: to.version.clone(),
+            replicas: to.replicas,
+            config_version: to.config_version.clone(),
+            recorded_at: now,
+            simulated: to.simulated || simulated(plan),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The step a later rollback redeploys with: the plan's DEPLOY step, if it has one.
+pub fn redeploy_step(plan: &Plan) -> Option<usize> {
+    plan.steps.iter().position(|s| s.kind == StepType::Deploy)
+}
+
+/// The ticket as the redeploy of `version` sees it: the same fields, that version.
+pub fn with_version(ticket: &Ticket, version: &str) -> Ticket {
+    let mut t = ticket.clone();
+    t.fields.insert("version".into(), version.into());
+    t
+}

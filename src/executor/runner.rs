@@ -1,0 +1,986 @@
+//! The runner: claims due executions and advances each in its own task, so that a long
+//! step of one release never delays another release's monitor, gate or rollback.
+//!
+//! A task holds its execution's lease (renewed while a step runs) and moves it on until
+//! it must wait — for a time (the next monitor sample, a retry's backoff), a person (a
+//! paused execution, a gate) or another release (the release lock) — then gives it back,
+//! due when it must be looked at again. While a provider runs, the task also listens for
+//! a person's command: a step that is safe to run again is cancelled at once, a step
+//! being stopped is terminated, any other step is let finish and the command applied
+//! after it.
+
+use super::providers::{self, SimConfig, StepCtx, StepOutcome, NEVER};
+use super::{baselines, edit_progress, progress, render, start, status_str, Deps, Row, Run};
+use crate::chat::Outbound;
+use crate::domain::events::SystemEvent;
+use crate::domain::execution::{interruptible, ExecStatus, Next, Reaction, StepStatus};
+use crate::domain::plan::{Plan, StepType};
+use crate::domain::ticket::{ReleaseOutcome, Ticket};
+use crate::runtime::Heartbeat;
+use crate::store::executions::{self as q, Lease};
+use crate::store::{tickets, Tx};
+use futures::FutureExt;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// How long a claim lasts; a task renews it while a step runs.
+pub const LEASE_MS: i64 = 60_000;
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// Executions advanced at once, by default.
+pub const CONCURRENCY: usize = 512;
+/// A task that failed gives its execution back for this long.
+const BACKOFF_MS: i64 = 5_000;
+/// A rollback never runs longer than this, whatever its provider.
+const ROLLBACK_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// What [`Executor::drain`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Every task to end.
+    All,
+    /// Every task to end or to be inside a call that reaches outside (a script, a
+    /// webhook): tests use it to act while another release's long step runs.
+    ExceptExternal,
+}
+
+struct Inner {
+    deps: Deps,
+    sim: SimConfig,
+    /// SIGTERM → SIGKILL grace of a terminated step.
+    grace: Duration,
+    slots: Arc<Semaphore>,
+    /// Tasks alive, and those inside an external call.
+    active: AtomicUsize,
+    external: AtomicUsize,
+    /// Fired whenever a task starts, ends, or enters or leaves an external call.
+    changed: Notify,
+}
+
+/// The runner; cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+    pub heartbeat: Arc<Heartbeat>,
+}
+
+/// Counts a live task (and frees its slot) until dropped, even by a panic.
+struct TaskGuard {
+    inner: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.inner.active.fetch_sub(1, Ordering::SeqCst);
+        self.inner.changed.notify_waiters();
+    }
+}
+
+/// Counts a task inside an external call until dropped.
+struct ExternalGuard<'a>(&'a Inner);
+
+impl<'a> ExternalGuard<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.external.fetch_add(1, Ordering::SeqCst);
+        inner.changed.notify_waiters();
+        Self(inner)
+    }
+}
+
+impl Drop for ExternalGuard<'_> {
+    fn drop(&mut self) {
+        self.0.external.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// What the task does after a move.
+enum Flow {
+    Continue,
+    Exit,
+}
+
+/// What the runner commits alongside a move.
+enum Alert {
+    Failed(usize, Reaction, String),
+    Interrupted(usize),
+    Gate(usize),
+    Notice(usize),
+}
+
+/// A committed move.
+struct Committed {
+    row: Row,
+    /// The task gave the execution back (it waits for a time, a person, or has ended).
+    released: bool,
+}
+
+impl Executor {
+    pub fn new(deps: Deps, sim: SimConfig, concurrency: usize, grace: Duration) -> Self {
+        let heartbeat = Arc::new(Heartbeat::new("executor", deps.clock.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                deps,
+                sim,
+                grace,
+                slots: Arc::new(Semaphore::new(concurrency.max(1))),
+                active: AtomicUsize::new(0),
+                external: AtomicUsize::new(0),
+                changed: Notify::new(),
+            }),
+            heartbeat,
+        }
+    }
+
+    pub fn deps(&self) -> &Deps {
+        &self.inner.deps
+    }
+
+    /// Executions whose tasks are alive.
+    pub fn active(&self) -> usize {
+        self.inner.active.load(Ordering::SeqCst)
+    }
+
+    /// Claims due executions (as many as there are free slots) and starts a task for each.
+    async fn dispatch(&self) -> anyhow::Result<usize> {
+        let free = self.inner.slots.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
+        let deps = &self.inner.deps;
+        let ids = q::claim(&deps.store, deps.now(), LEASE_MS, free as i64).await?;
+        let mut started = 0;
+        for id in &ids {
+            if deps.wakers.is_running(*id) {
+                // Its task here outlived the lease (a stall): the claim renewed it; carry on.
+                continue;
+            }
+            started += 1;
+            let permit = self.inner.slots.clone().acquire_owned().await?;
+            self.inner.active.fetch_add(1, Ordering::SeqCst);
+            let guard = TaskGuard {
+                inner: self.inner.clone(),
+                _permit: permit,
+            };
+            let inner = self.inner.clone();
+            let id = *id;
+            tokio::spawn(async move {
+                let _guard = guard;
+                task(&inner, id).await;
+            });
+        }
+        Ok(started)
+    }
+
+    /// Advances every due execution until each waits (for a time, a person or another
+    /// release) or — with [`Wait::ExceptExternal`] — is inside an external call. Returns
+    /// how many tasks it started. Tests drive the executor with it.
+    pub async fn drain(&self, wait: Wait) -> anyhow::Result<usize> {
+        self.heartbeat.beat();
+        let mut started = 0;
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let n = self.dispatch().await?;
+            started += n;
+            let active = self.inner.active.load(Ordering::SeqCst);
+            let busy = match wait {
+                Wait::All => active,
+                Wait::ExceptExternal => active.saturating_sub(self.inner.external.load(Ordering::SeqCst)),
+            };
+            if busy == 0 && n == 0 {
+                return Ok(started);
+            }
+            if busy > 0 {
+                changed.await;
+            }
+        }
+    }
+
+    /// When the next execution falls due, if any waits for a time.
+    pub async fn next_wake(&self) -> anyhow::Result<Option<i64>> {
+        q::next_wake(&self.inner.deps.store).await
+    }
+
+    /// Runs until `shutdown` fires; then stops claiming, lets tasks finish their move (for
+    /// at most `grace`) and stops. A step still running then is interrupted: the next
+    /// start resumes it (idempotent steps) or asks a person (the others).
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+        let deps = self.inner.deps.clone();
+        let mut watch = tokio::time::interval(Duration::from_secs(1));
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        loop {
+            self.heartbeat.beat();
+            match self.dispatch().await {
+                Ok(n) => self.heartbeat.progress(n),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "executor"),
+            }
+            let wait = match self.next_wake().await {
+                Ok(Some(t)) => {
+                    self.heartbeat
+                        .set_waiting(t <= deps.now() && self.inner.slots.available_permits() == 0);
+                    (t - deps.now()).clamp(5, 1_000)
+                }
+                _ => {
+                    self.heartbeat.set_waiting(false);
+                    1_000
+                }
+            };
+            tokio::select! {
+                _ = deps.wakers.runner.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = watch.tick() => {
+                    // Another replica's handler changed one of ours: wake its task.
+                    if deps.store.backend == crate::store::Backend::Postgres {
+                        watch_versions(&deps, &mut seen).await;
+                    }
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let stop = async {
+            loop {
+                let changed = self.inner.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.inner.active.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                changed.await;
+            }
+        };
+        if tokio::time::timeout(grace, stop).await.is_err() {
+            tracing::warn!(
+                tasks = self.inner.active.load(Ordering::SeqCst),
+                "executor: steps still running at the deadline; the next start resumes or interrupts them"
+            );
+        }
+        if let Err(e) =
+            crate::store::lease::release_owned(&deps.store, &crate::store::lease::EXECUTIONS, deps.now()).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "executor: could not free its leases");
+        }
+        tracing::info!("executor stopped");
+    }
+}
+
+/// Wakes the tasks of executions whose version changed since the last look.
+async fn watch_versions(deps: &Deps, seen: &mut std::collections::HashMap<i64, i64>) {
+    let ids = deps.wakers.running();
+    match q::versions(&deps.store, &ids).await {
+        Ok(versions) => {
+            seen.retain(|id, _| ids.contains(id));
+            for (id, v) in versions {
+                if seen.insert(id, v).is_some_and(|old| old != v) {
+                    deps.wakers.wake(id);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "executor: watching executions"),
+    }
+}
+
+/// One execution's task: moves it on until it waits, then gives it back.
+async fn task(inner: &Inner, id: i64) {
+    let deps = &inner.deps;
+    let wake = deps.wakers.register(id);
+    let span = tracing::info_span!("execution", id);
+    let result = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(advance_all(inner, id, &wake), span))
+        .catch_unwind()
+        .await;
+    deps.wakers.unregister(id, &wake);
+    let failed = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(panic) => Some(
+            panic
+                .downcast::<String>()
+                .map(|s| *s)
+                .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|_| "a panic".into()),
+        ),
+    };
+    if let Some(why) = failed {
+        tracing::error!(execution = id, error = %why, "executor: a move failed; trying again shortly");
+        if let Err(e) = q::release(&deps.store, id, deps.now() + BACKOFF_MS).await {
+            tracing::warn!(execution = id, error = %format!("{e:#}"), "executor: could not give an execution back");
+        }
+    }
+}
+
+async fn advance_all(inner: &Inner, id: i64, wake: &Notify) -> anyhow::Result<()> {
+    let deps = &inner.deps;
+    let (plan, ticket) = {
+        let mut conn = deps.store.read.acquire().await?;
+        let plan: Plan = serde_json::from_str(&q::plan_json(&mut conn, id).await?)?;
+        let Some(row) = q::get::<Run>(&mut conn, id).await? else {
+            return Ok(());
+        };
+        let ticket = tickets::get(&mut conn, row.ticket)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{} vanished", row.ticket))?;
+        (plan, ticket)
+    };
+    let mover = Mover {
+        inner,
+        plan: &plan,
+        ticket: &ticket,
+        wake,
+    };
+    loop {
+        let row = {
+            let mut conn = deps.store.read.acquire().await?;
+            q::get::<Run>(&mut conn, id).await?
+        };
+        let Some(row) = row else { return Ok(()) };
+        if row.lease_owner.as_deref() != Some(deps.store.owner.as_ref()) {
+            return Ok(());
+        }
+        match mover.advance(row).await? {
+            Flow::Continue => continue,
+            Flow::Exit => return Ok(()),
+        }
+    }
+}
+
+/// Moves one execution on; holds what does not change during a task.
+struct Mover<'a> {
+    inner: &'a Inner,
+    plan: &'a Plan,
+    ticket: &'a Ticket,
+    wake: &'a Notify,
+}
+
+/// How a provider call ended.
+enum Called {
+    Outcome(StepOutcome),
+    /// A person's command stopped a step that is safe to run again; its result is theirs.
+    Cancelled,
+}
+
+impl Mover<'_> {
+    fn deps(&self) -> &Deps {
+        &self.inner.deps
+    }
+
+    async fn give_back(&self, row: &Row, due: i64) -> anyhow::Result<Flow> {
+        q::release(&self.deps().store, row.id, due).await?;
+        Ok(Flow::Exit)
+    }
+
+    /// One move.
+    async fn advance(&self, row: Row) -> anyhow::Result<Flow> {
+        let now = self.deps().now();
+        let plan = self.plan;
+        if row.state.later_rollback.as_ref().is_some_and(|l| !l.done) {
+            return self.later_rollback(row).await;
+        }
+        if row.finished_at.is_some() {
+            return self.give_back(&row, NEVER).await;
+        }
+        let mut run = row.state.clone();
+        if run.queued_behind.is_some() && !run.exec.status.is_final() {
+            if !run.exec.rolling_back {
+                // Waits for another release of its target; that one's end starts it.
+                return self.give_back(&row, NEVER).await;
+            }
+            // Rolled back before it started: nothing was deployed, nothing to undo.
+            run.rollback_result = Some(render(&self.deps().texts, "result_cancelled_queued", json!({})));
+            let _ = run.exec.rollback_finished(true);
+            return self.commit_flow(&row, run, now, None).await;
+        }
+        // A step left running by a task that is gone (a crash, a restart).
+        if let Some(i) = run.running() {
+            if !run.steps[i].polling && plan.steps[i].kind != StepType::ApprovalGate {
+                let interrupted = run.exec.recover(plan);
+                let key = if interrupted.is_some() {
+                    "result_interrupted_held"
+                } else {
+                    "result_interrupted_rerun"
+                };
+                run.steps[i].log.push(render(&self.deps().texts, key, json!({})));
+                tracing::warn!(step = %plan.steps[i].id, interrupted = interrupted.is_some(), "recovered a step after a restart");
+                let alert = interrupted.map(Alert::Interrupted);
+                return self.commit_flow(&row, run, now, alert).await;
+            }
+        }
+        match run.exec.next(now) {
+            Next::Finished => self.commit_flow(&row, run, now, None).await,
+            Next::Wait(w) => match run.running() {
+                Some(i) if run.steps[i].polling => {
+                    if row.next_wake > now {
+                        return self.give_back(&row, row.next_wake).await;
+                    }
+                    match self.call(&row, i, &mut run, now).await? {
+                        Called::Outcome(outcome) => {
+                            let now = self.deps().now();
+                            self.finish(&row, run, i, outcome, now).await
+                        }
+                        Called::Cancelled => Ok(Flow::Continue),
+                    }
+                }
+                Some(_) => self.give_back(&row, NEVER).await,
+                None => self.give_back(&row, w.unwrap_or(NEVER)).await,
+            },
+            Next::Rollback => {
+                let (ok, result) = self.rollback_traffic(&mut run, now).await;
+                run.rollback_result = Some(result);
+                let _ = run.exec.rollback_finished(ok);
+                self.commit_flow(&row, run, self.deps().now(), None).await
+            }
+            Next::Run(i) => {
+                if run.exec.begin(i, now).is_err() {
+                    return self.commit_flow(&row, run, now, None).await;
+                }
+                if !run.exec.preconditions_met(plan, i) {
+                    let needs = plan.steps[i].requires.join(", ");
+                    let outcome = StepOutcome::Done {
+                        ok: false,
+                        summary: providers::summary("precondition", json!({ "needs": needs })),
+                        log: vec![],
+                    };
+                    return self.finish(&row, run, i, outcome, now).await;
+                }
+                run.steps[i].started_at = Some(now);
+                if plan.steps[i].kind == StepType::ApprovalGate {
+                    // Waits for Continue; announced with its button.
+                    return self.commit_flow(&row, run, now, Some(Alert::Gate(i))).await;
+                }
+                // The start is committed before the side effect; the lease is held through it.
+                let Some(started) = self.commit(&row, run.clone(), now, None, true).await? else {
+                    return Ok(Flow::Continue);
+                };
+                match self.call(&started.row, i, &mut run, now).await? {
+                    Called::Outcome(outcome) => {
+                        let now = self.deps().now();
+                        self.finish(&started.row, run, i, outcome, now).await
+                    }
+                    Called::Cancelled => Ok(Flow::Continue),
+                }
+            }
+        }
+    }
+
+    /// Runs (or polls) step `i`, listening for commands and renewing the lease meanwhile.
+    async fn call(&self, row: &Row, i: usize, run: &mut Run, now: i64) -> anyhow::Result<Called> {
+        let deps = self.deps();
+        let step = &self.plan.steps[i];
+        let stop = CancellationToken::new();
+        let _external = providers::external(step).then(|| ExternalGuard::enter(self.inner));
+        let started_at = run.steps[i].started_at.unwrap_or(now);
+        let call = providers::run(StepCtx {
+            index: i,
+            step,
+            ticket: self.ticket,
+            run,
+            sim: &self.inner.sim,
+            started_at,
+            now,
+            stop: &stop,
+            grace: self.inner.grace,
+        });
+        tokio::pin!(call);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            tokio::select! {
+                outcome = &mut call => return Ok(Called::Outcome(outcome)),
+                _ = self.wake.notified() => {
+                    let latest = {
+                        let mut conn = deps.store.read.acquire().await?;
+                        q::get::<Run>(&mut conn, row.id).await?
+                    };
+                    let Some(latest) = latest else { continue };
+                    let e = &latest.state.exec;
+                    if e.steps[i].status == StepStatus::Running && !e.status.is_final() {
+                        continue;
+                    }
+                    if e.terminate == Some(i) {
+                        tracing::info!(step = %step.id, "terminating the step's processes, as asked");
+                        stop.cancel();
+                    } else if interruptible(self.plan, i) {
+                        tracing::info!(step = %step.id, "cancelled by a person's command");
+                        return Ok(Called::Cancelled);
+                    }
+                }
+                _ = renew.tick() => {
+                    if !q::extend(&deps.store, row.id, deps.now() + LEASE_MS).await? {
+                        tracing::warn!(step = %step.id, "lost the execution's lease; stopping the step");
+                        return Ok(Called::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a provider's answer to step `i` and commits it. If a person changed the
+    /// execution meanwhile, the answer is applied again to their version: a result is
+    /// never lost.
+    async fn finish(&self, row: &Row, run: Run, i: usize, outcome: StepOutcome, now: i64) -> anyhow::Result<Flow> {
+        let (mut row, mut run) = (row.clone(), run);
+        for _ in 0..5 {
+            let (next, next_wake, alert) = apply_outcome(&self.deps().texts, self.plan, run, i, &outcome, now);
+            let attempt = Row {
+                next_wake: next_wake.unwrap_or(row.next_wake),
+                ..row.clone()
+            };
+            if let Some(c) = self.commit(&attempt, next, now, alert, false).await? {
+                return Ok(if c.released { Flow::Exit } else { Flow::Continue });
+            }
+            let mut conn = self.deps().store.pool.acquire().await?;
+            row = q::get::<Run>(&mut conn, row.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("execution {} vanished", row.id))?;
+            run = row.state.clone();
+        }
+        anyhow::bail!(
+            "execution {}: could not record the result of step {i} after 5 concurrent changes",
+            row.id
+        )
+    }
+
+    async fn commit_flow(&self, row: &Row, run: Run, now: i64, alert: Option<Alert>) -> anyhow::Result<Flow> {
+        match self.commit(row, run, now, alert, false).await? {
+            Some(c) if c.released => Ok(Flow::Exit),
+            // Someone changed it meanwhile: the next move starts from their version.
+            _ => Ok(Flow::Continue),
+        }
+    }
+
+    /// Saves the run, edits the progress message and posts or records what must be told,
+    /// in one transaction; ends the execution when it is over. The task keeps the
+    /// execution when its next move is due now (or `hold`), and gives it back otherwise.
+    /// `None` when someone changed it meanwhile.
+    async fn commit(
+        &self,
+        row: &Row,
+        mut run: Run,
+        now: i64,
+        alert: Option<Alert>,
+        hold: bool,
+    ) -> anyhow::Result<Option<Committed>> {
+        let deps = self.deps();
+        let plan = self.plan;
+        let mut tx = deps.store.begin().await?;
+        let mut finished_at = None;
+        let ending = run.exec.status.is_final() && !run.finalized;
+        if ending {
+            run.finalized = true;
+            finished_at = Some(now);
+        }
+        let next_wake = if run.exec.status.is_final() {
+            NEVER
+        } else if run.running().is_some_and(|i| run.steps[i].polling) {
+            row.next_wake.max(now)
+        } else if run
+            .running()
+            .is_some_and(|i| plan.steps[i].kind == StepType::ApprovalGate)
+            || (run.exec.status == ExecStatus::Paused && run.running().is_none())
+        {
+            NEVER
+        } else {
+            match run.exec.next(now) {
+                Next::Wait(Some(t)) => t,
+                Next::Wait(None) if run.running().is_none() => NEVER,
+                _ => now,
+            }
+        };
+        let release = !hold && next_wake > now;
+        let lease = if release {
+            Lease::Release
+        } else {
+            Lease::Hold(now + LEASE_MS)
+        };
+        let saved = q::save(
+            &mut tx,
+            &deps.store.owner,
+            row.id,
+            row.version,
+            status_str(&run),
+            &run,
+            next_wake,
+            finished_at,
+            lease,
+            now,
+        )
+        .await?;
+        if !saved {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let saved_row = Row {
+            finished_at,
+            lease_owner: (!release).then(|| deps.store.owner.to_string()),
+            ..row.clone()
+        };
+        let saved_row = edit_progress(
+            deps,
+            &mut tx,
+            &saved_row,
+            plan,
+            self.ticket,
+            run.clone(),
+            next_wake,
+            now,
+        )
+        .await?;
+        let mut recorded = ending;
+        match alert {
+            Some(Alert::Failed(i, reaction, evidence)) => {
+                let event = SystemEvent::NeedsAttention {
+                    ticket: row.ticket.0,
+                    execution: row.id,
+                    step: i,
+                    reaction: Some(reaction),
+                    evidence,
+                };
+                let key = format!("x{}:attention:{i}:{}", row.id, run.exec.steps[i].attempts);
+                record_event(&mut tx, row, &key, event, now).await?;
+                recorded = true;
+            }
+            Some(Alert::Interrupted(i)) => {
+                let event = SystemEvent::NeedsAttention {
+                    ticket: row.ticket.0,
+                    execution: row.id,
+                    step: i,
+                    reaction: None,
+                    evidence: String::new(),
+                };
+                let key = format!("x{}:interrupted:{i}:{}", row.id, run.exec.steps[i].attempts);
+                record_event(&mut tx, row, &key, event, now).await?;
+                recorded = true;
+            }
+            Some(Alert::Gate(i)) => {
+                let msg = progress::gate(&deps.texts, &saved_row, plan, self.ticket, i)?;
+                deps.post(&mut tx, row, msg).await?;
+            }
+            Some(Alert::Notice(i)) => {
+                let msg = progress::notice(&deps.texts, &saved_row, plan, self.ticket, i)?;
+                deps.post(&mut tx, row, msg).await?;
+            }
+            None => {}
+        }
+        let mut wake = vec![];
+        if ending {
+            wake.extend(self.end(&mut tx, &saved_row, now).await?);
+        }
+        tx.commit().await?;
+        deps.outbox_notify.notify_one();
+        if recorded {
+            deps.inbox_notify.notify_one();
+        }
+        for id in &wake {
+            deps.wakers.wake(*id);
+        }
+        Ok(Some(Committed {
+            row: saved_row,
+            released: release,
+        }))
+    }
+
+    /// The execution ended: the baseline it left, the report, the event the ticket moves
+    /// on with, and the release lock for whoever waits for it.
+    async fn end(&self, tx: &mut Tx, row: &Row, now: i64) -> anyhow::Result<Option<i64>> {
+        let deps = self.deps();
+        let outcome = match row.state.exec.status {
+            ExecStatus::Completed => ReleaseOutcome::Released,
+            ExecStatus::RolledBack => ReleaseOutcome::RolledBack,
+            _ => ReleaseOutcome::Failed,
+        };
+        deps.metrics
+            .inc("releasebot_executions_finished_total", &[("outcome", outcome.as_str())]);
+        if row.state.queued_behind.is_none() {
+            baselines::record_after(tx, row, self.plan, self.ticket, outcome, now).await?;
+        }
+        let service = deps.service_name(self.ticket);
+        let report = progress::report(&deps.texts, row, self.plan, self.ticket, &service, outcome, now)?;
+        deps.post(tx, row, report).await?;
+        let event = SystemEvent::ExecutionEnded {
+            ticket: row.ticket.0,
+            execution: row.id,
+            outcome,
+        };
+        record_event(tx, row, &format!("x{}:ended", row.id), event, now).await?;
+        start::pass_lock(deps, tx, row).await
+    }
+
+    /// Returns all traffic to the old version with the provider of the plan's traffic
+    /// steps (weight 0), or on the simulated fleet.
+    async fn rollback_traffic(&self, run: &mut Run, now: i64) -> (bool, String) {
+        let plan = self.plan;
+        let texts = &self.deps().texts;
+        let shift = plan
+            .steps
+            .iter()
+            .rposition(|s| s.kind == StepType::TrafficShift && !s.simulated());
+        let Some(j) = shift else {
+            run.traffic = 0;
+            let back = providers::summary("traffic_back", json!({ "restored": run.deployed }));
+            return (true, back.render(texts));
+        };
+        let mut step = plan.steps[j].clone();
+        step.kind = StepType::Rollback;
+        step.weight = Some(0);
+        let stop = CancellationToken::new();
+        let _external = ExternalGuard::enter(self.inner);
+        let outcome = tokio::time::timeout(
+            ROLLBACK_LIMIT,
+            providers::run(StepCtx {
+                index: j,
+                step: &step,
+                ticket: self.ticket,
+                run,
+                sim: &self.inner.sim,
+                started_at: now,
+                now,
+                stop: &stop,
+                grace: self.inner.grace,
+            }),
+        )
+        .await;
+        match outcome {
+            Ok(StepOutcome::Done { ok: true, .. }) => {
+                run.traffic = 0;
+                (
+                    true,
+                    providers::summary("traffic_back", json!({ "restored": false })).render(texts),
+                )
+            }
+            Ok(StepOutcome::Done { summary, .. }) => {
+                let reason = summary.render(texts);
+                (
+                    false,
+                    providers::summary("rollback_failed", json!({ "reason": reason })).render(texts),
+                )
+            }
+            Ok(StepOutcome::Continue { .. }) | Err(_) => (
+                false,
+                providers::summary("rollback_unfinished", json!({})).render(texts),
+            ),
+        }
+    }
+
+    /// Carries out a `/release rollback` asked for after the execution ended: the
+    /// baseline's version redeployed through the plan's DEPLOY step, then traffic back.
+    async fn later_rollback(&self, row: Row) -> anyhow::Result<Flow> {
+        let deps = self.deps();
+        let plan = self.plan;
+        let now = deps.now();
+        let mut run = row.state.clone();
+        let Some(mut lr) = run.later_rollback.clone() else {
+            return self.give_back(&row, NEVER).await;
+        };
+        let (ok, result) = if lr.started {
+            // A previous task started the redeploy and is gone: it may or may not have run.
+            (
+                false,
+                render(&deps.texts, "result_later_rollback_interrupted", json!({})),
+            )
+        } else {
+            lr.started = true;
+            run.later_rollback = Some(lr.clone());
+            let mut tx = deps.store.begin().await?;
+            let saved = q::save(
+                &mut tx,
+                &deps.store.owner,
+                row.id,
+                row.version,
+                &row.status,
+                &run,
+                NEVER,
+                row.finished_at,
+                Lease::Hold(now + LEASE_MS),
+                now,
+            )
+            .await?;
+            if !saved {
+                tx.rollback().await?;
+                return Ok(Flow::Continue);
+            }
+            tx.commit().await?;
+            self.redeploy_and_shift(&mut run, &lr, now).await
+        };
+        lr.done = true;
+        run.later_rollback = Some(lr.clone());
+        run.rollback_result = Some(result.clone());
+        let now = deps.now();
+        let current = {
+            let mut conn = deps.store.pool.acquire().await?;
+            q::get::<Run>(&mut conn, row.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("execution {} vanished", row.id))?
+        };
+        let mut tx = deps.store.begin().await?;
+        if !q::save(
+            &mut tx,
+            &deps.store.owner,
+            row.id,
+            current.version,
+            &current.status,
+            &run,
+            NEVER,
+            Some(now),
+            Lease::Release,
+            now,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(Flow::Continue);
+        }
+        if ok {
+            if let Some(b) = q::baseline(&mut tx, lr.baseline).await? {
+                baselines::record_rollback(&mut tx, &row, &b, plan, now).await?;
+            }
+        }
+        let saved = Row {
+            finished_at: Some(now),
+            ..current.clone()
+        };
+        edit_progress(deps, &mut tx, &saved, plan, self.ticket, run, NEVER, now).await?;
+        let msg = progress::later_rollback(&deps.texts, self.ticket, &lr, ok, &result)?;
+        deps.send(
+            &mut tx,
+            &row.platform,
+            Outbound::Post {
+                channel: row.channel.clone(),
+                message: msg,
+            },
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        deps.outbox_notify.notify_one();
+        Ok(Flow::Exit)
+    }
+
+    /// The redeploy of a baseline's version, then traffic back to the old version.
+    async fn redeploy_and_shift(&self, run: &mut Run, lr: &super::LaterRollback, now: i64) -> (bool, String) {
+        let texts = &self.deps().texts;
+        let Some(d) = baselines::redeploy_step(self.plan) else {
+            return (false, render(texts, "result_no_deploy_step", json!({})));
+        };
+        let ticket = baselines::with_version(self.ticket, &lr.version);
+        let step = &self.plan.steps[d];
+        let stop = CancellationToken::new();
+        let deployed = {
+            let _external = providers::external(step).then(|| ExternalGuard::enter(self.inner));
+            providers::run(StepCtx {
+                index: d,
+                step,
+                ticket: &ticket,
+                run,
+                sim: &self.inner.sim,
+                started_at: now,
+                now,
+                stop: &stop,
+                grace: self.inner.grace,
+            })
+            .await
+        };
+        let redeployed = match deployed {
+            StepOutcome::Done { ok: true, summary, .. } => summary.render(texts),
+            StepOutcome::Done { summary, .. } => {
+                let reason = summary.render(texts);
+                return (
+                    false,
+                    render(texts, "result_redeploy_failed", json!({ "reason": reason })),
+                );
+            }
+            StepOutcome::Continue { .. } => {
+                return (false, render(texts, "result_redeploy_failed", json!({ "reason": "" })));
+            }
+        };
+        let (ok, back) = self.rollback_traffic(run, now).await;
+        let result = render(
+            texts,
+            "result_redeployed",
+            json!({ "version": lr.version, "deploy": redeployed, "traffic": back }),
+        );
+        (ok, result)
+    }
+}
+
+/// Records an event for the handlers in the caller's transaction.
+async fn record_event(tx: &mut Tx, row: &Row, key: &str, event: SystemEvent, now: i64) -> anyhow::Result<()> {
+    let ev = crate::chat::Inbound {
+        actor: crate::domain::Actor::new(row.platform.clone(), "releasebot"),
+        actor_name: "releasebot".into(),
+        channel: row.channel.clone(),
+        trigger: None,
+        reply: None,
+        kind: crate::chat::InboundKind::System(event),
+    };
+    let e = crate::store::inbox::NewEvent {
+        platform: row.platform.clone(),
+        dedupe_key: key.to_string(),
+        order_key: format!("ticket:{}", row.ticket.0),
+        payload: serde_json::to_string(&ev)?,
+    };
+    crate::store::inbox::insert_in(tx, &[e], now).await?;
+    Ok(())
+}
+
+/// The run after a provider's answer, the wake time it asks for, and what to announce.
+fn apply_outcome(
+    texts: &crate::chat::Texts,
+    plan: &Plan,
+    mut run: Run,
+    i: usize,
+    outcome: &StepOutcome,
+    now: i64,
+) -> (Run, Option<i64>, Option<Alert>) {
+    match outcome {
+        StepOutcome::Continue { next_at } => {
+            if run.exec.steps[i].status == StepStatus::Running {
+                run.steps[i].polling = true;
+            }
+            (run, Some(*next_at), None)
+        }
+        StepOutcome::Done { ok, summary, log } => {
+            let info = &mut run.steps[i];
+            info.polling = false;
+            info.ended_at = Some(now);
+            let text = summary.render(texts);
+            info.result = Some(text.clone());
+            info.log.extend(log.iter().cloned());
+            let keep = info.log.len().saturating_sub(providers::LOG_TAIL);
+            info.log.drain(..keep);
+            if run.exec.steps[i].status != StepStatus::Running {
+                // Rolled back or aborted by a person while the step ran: only its result is kept.
+                run.exec.terminate = None;
+                return (run, Some(now), None);
+            }
+            let (run, wake, alert) = if *ok {
+                let _ = run.exec.succeed(i);
+                let notice = plan.steps[i].notify || plan.steps[i].kind == StepType::Notify;
+                (run, Some(now), notice.then_some(Alert::Notice(i)))
+            } else {
+                match run.exec.fail(plan, i, now) {
+                    Ok(Reaction::Retrying { at }) => {
+                        let line = providers::summary("retrying", json!({ "result": text })).render(texts);
+                        run.steps[i].log.push(line);
+                        (run, Some(at), None)
+                    }
+                    Ok(reaction) => (run, Some(now), Some(Alert::Failed(i, reaction, text))),
+                    Err(_) => (run, None, None),
+                }
+            };
+            let mut run = run;
+            // A command that waited for the step applies now.
+            if let Some((q, r)) = run.exec.step_ended(plan, now) {
+                tracing::info!(
+                    command = q.command.as_str(),
+                    applied = r.is_ok(),
+                    "applied a command that waited for the step"
+                );
+            }
+            (run, wake, alert)
+        }
+    }
+}
