@@ -40,7 +40,9 @@ async fn scenario(p: &dyn Platform, locale: &str) -> TestBot {
         p.decide(&bot, who, &msg, Decision::Approve, &answers).await;
         seen = settle(&bot, p, 0).await;
     }
+    // Two people's answers are independent deliveries: one after the other, for a stable order.
     p.command(&bot, Who::Alice, "/release show REL-1").await;
+    bot.settle().await;
     p.command(&bot, Who::Ada, "/role list").await;
     bot.settle().await;
     bot
