@@ -164,7 +164,7 @@ pub fn slack_manifest(public_url: &str) -> serde_json::Value {
             "bot_user": { "display_name": "releasebot", "always_online": true },
             "slash_commands": commands,
         },
-        "oauth_config": { "scopes": { "bot": ["commands", "chat:write", "chat:write.public", "im:write", "app_mentions:read"] } },
+        "oauth_config": { "scopes": { "bot": ["commands", "chat:write", "chat:write.public", "im:write", "app_mentions:read", "channels:history", "groups:history"] } },
         "settings": {
             "interactivity": { "is_enabled": true, "request_url": format!("{base}/slack/interactions") },
             "event_subscriptions": { "request_url": format!("{base}/slack/events"), "bot_events": ["app_mention"] },

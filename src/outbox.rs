@@ -421,7 +421,7 @@ async fn deliver(inner: &Inner, item: q::Item) -> anyhow::Result<Sent> {
         Err(e) => return give_up(inner, &item, &format!("unreadable payload: {e}"), now).await,
     };
     let existing = match (&out, &item.msg_key) {
-        (Outbound::Update { .. }, Some(key)) => match q::get_ref(store, key).await? {
+        (Outbound::Update { .. }, Some(key)) => match q::get_ref(&mut *store.read.acquire().await?, key).await? {
             Some(r) => Some(r),
             None => return give_up(inner, &item, "the message to edit was never posted", now).await,
         },

@@ -176,6 +176,48 @@ async fn rate_limited_delivery(p: &dyn Platform) {
     assert_eq!(delivered, 1, "{}", p.name());
 }
 
+/// The process dies while the platform is creating the test stage's message (the platform
+/// has it; releasebot never hears back). The next process finds it again by its delivery
+/// key instead of posting a second live copy, and the stage is decided on that one message.
+async fn crash_during_a_post(p: &dyn Platform) {
+    let mut bot = team().await;
+    p.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
+    bot.app.inbox.drain().await.unwrap();
+    p.hang_next_post(&bot);
+    let posted = p.deliveries(&bot);
+    let outbox = bot.app.outbox.clone();
+    let round = tokio::spawn(async move { outbox.round().await });
+    p.deliveries_reach(&bot, posted + 1).await;
+    round.abort();
+    let _ = round.await;
+    // A new process on the same database (SQLite: it takes over the dead one's leases).
+    bot.restart_with(&everywhere_config()).await;
+    let seen = settle(&bot, p, 0).await;
+    let copies: std::collections::BTreeSet<String> = seen
+        .iter()
+        .filter(|s| s.kind == Kind::Post && s.text.contains("Test confirmation") && !s.id.is_empty())
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "{}: one copy of the stage message: {seen:#?}",
+        p.name()
+    );
+    let test = post_about(&seen, "Test confirmation").clone();
+    let before = p.log(&bot).len();
+    p.decide(&bot, Who::Tom, &test, Decision::Approve, &TEST_ANSWERS).await;
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        of_kind(&seen, Kind::Update)
+            .iter()
+            .any(|u| u.id == test.id && u.actions.is_empty()),
+        "{}: the one copy is edited when decided: {seen:#?}",
+        p.name()
+    );
+    post_about(&seen, "Resource coordination");
+}
+
 macro_rules! conformance {
     ($($platform:ident => $make:expr),* $(,)?) => {
         $(
@@ -204,6 +246,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn a_rate_limited_message_is_delivered_later() {
                     rate_limited_delivery(&$make).await
+                }
+                #[tokio::test]
+                async fn a_crash_during_a_post_leaves_one_live_copy() {
+                    crash_during_a_post(&$make).await
                 }
             }
         )*

@@ -760,3 +760,56 @@ async fn the_dry_run_shows_steps_gates_thresholds_targets_and_duration() {
     bot.command(TOM, "/release plan REL-7").await;
     assert!(TestBot::text_of(&bot.settle().await[0]).contains("There is no ticket REL-7."));
 }
+
+/// When Slack's history cannot be read (no history scope), a post whose answer was lost is
+/// sent again and the channel holds two copies; a click on the copy releasebot does not
+/// know takes that copy's buttons away, and counts as on the real message.
+#[tokio::test]
+async fn a_surplus_copy_loses_its_buttons_when_clicked() {
+    let mut bot = TestBot::start().await;
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    bot.submit(ALICE, &modal, &valid_release(MD5)).await;
+    bot.app.inbox.drain().await.unwrap();
+    bot.slack
+        .fail_next("chat.postMessage", common::fake_slack::Failure::AcceptThenHang);
+    let outbox = bot.app.outbox.clone();
+    let round = tokio::spawn(async move { outbox.round().await });
+    bot.slack.wait_for("chat.postMessage", 1).await;
+    round.abort();
+    let _ = round.await;
+    bot.restart_with(&team_config()).await;
+    bot.slack.fail_next(
+        "conversations.history",
+        common::fake_slack::Failure::Api("missing_scope"),
+    );
+    bot.settle().await;
+    let copies = bot.slack.calls_of("chat.postMessage");
+    assert_eq!(
+        copies.len(),
+        2,
+        "the answer was lost and the history unreadable: sent again"
+    );
+    let (stale, live) = (&copies[0], &copies[1]);
+    assert_ne!(ts_of(stale), ts_of(live));
+
+    bot.click(TOM, "approve:1:1:0", &ts_of(stale)).await;
+    let calls = bot.settle().await;
+    let retired = updates(&calls)
+        .into_iter()
+        .find(|u| ts_of(u) == ts_of(stale))
+        .expect("the stale copy is edited");
+    assert!(TestBot::buttons_of(retired).is_empty(), "no live buttons on the copy");
+    assert!(TestBot::text_of(retired).contains("posted twice by mistake"));
+    // The click opened the test stage's form as on the real message; the decision goes there.
+    let modal = bot.last_modal();
+    bot.submit(TOM, &modal, &[("evaluation", "pass"), ("test_summary", "ok")])
+        .await;
+    let calls = bot.settle().await;
+    let decided = updates(&calls)
+        .into_iter()
+        .find(|u| ts_of(u) == ts_of(live))
+        .expect("the real message is edited");
+    assert!(TestBot::text_of(decided).contains("Approved by"));
+}

@@ -682,6 +682,60 @@ async fn check_decision(
     ))
 }
 
+/// A click on a copy of a stage message that releasebot does not know — posted twice
+/// because a lost answer could not be reconciled with the platform — takes that copy's
+/// buttons away, so that only the message releasebot keeps up to date stays live. The
+/// click itself counts as on the real message.
+async fn retire_surplus_copy(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    l: &Loaded<'_>,
+    stage: usize,
+    round: u32,
+) -> anyhow::Result<()> {
+    use crate::store::outbox::{find_ref, get_ref, put_ref, MessageRef};
+    let crate::chat::InboundKind::Action { message: Some(loc), .. } = &ev.kind else {
+        return Ok(());
+    };
+    let platform = &ev.actor.platform;
+    if loc.ts.is_empty() || platform != &l.ticket.submitter.platform {
+        return Ok(());
+    }
+    let Some(recorded) = get_ref(tx, &stage_key(l.ticket.id, round, stage)).await? else {
+        return Ok(());
+    };
+    if recorded.ts == loc.ts || find_ref(tx, platform, &loc.channel, &loc.ts).await?.is_some() {
+        return Ok(());
+    }
+    tracing::warn!(ticket = %l.ticket.id, ts = %loc.ts, "a click on a second copy of a stage message: taking its buttons away");
+    let key = format!("surplus:{platform}:{}", loc.ts);
+    let r = MessageRef {
+        platform: platform.clone(),
+        channel: loc.channel.clone(),
+        ts: loc.ts.clone(),
+    };
+    put_ref(tx, &key, &r, bot.now()).await?;
+    let title = bot.texts.render(
+        "stage_surplus_copy",
+        &json!({ "ticket": l.ticket.id.to_string(), "stage": l.flow.stages[stage].name }),
+    )?;
+    let msg = Message {
+        title,
+        ..Default::default()
+    };
+    bot.send(
+        tx,
+        platform,
+        Outbound::Update {
+            channel: loc.channel.clone(),
+            message: msg,
+        },
+        Some(&key),
+    )
+    .await
+}
+
 pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> anyhow::Result<Handled> {
     match action {
         Action::Decide {
@@ -693,6 +747,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
                 return Ok(Handled::Done);
             };
+            retire_surplus_copy(bot, tx, ev, &l, stage, round).await?;
             if let Err(denied) = check_decision(bot, tx, ev, &l, stage, round, kind).await? {
                 refuse(bot, tx, ev, &l, denied, stage, round).await?;
                 return Ok(Handled::Done);

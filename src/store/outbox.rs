@@ -355,10 +355,10 @@ pub async fn put_ref(conn: &mut Conn, msg_key: &str, r: &MessageRef, now: i64) -
     Ok(())
 }
 
-pub async fn get_ref(store: &Store, msg_key: &str) -> anyhow::Result<Option<MessageRef>> {
+pub async fn get_ref(conn: &mut Conn, msg_key: &str) -> anyhow::Result<Option<MessageRef>> {
     let row = sqlx::query("SELECT platform, channel, ts FROM message_refs WHERE msg_key = $1")
         .bind(msg_key)
-        .fetch_optional(&store.pool)
+        .fetch_optional(&mut *conn)
         .await?;
     row.map(|r| {
         Ok(MessageRef {
@@ -371,12 +371,12 @@ pub async fn get_ref(store: &Store, msg_key: &str) -> anyhow::Result<Option<Mess
 }
 
 /// Finds which message key a platform message is, from its location.
-pub async fn find_ref(store: &Store, platform: &str, channel: &str, ts: &str) -> anyhow::Result<Option<String>> {
+pub async fn find_ref(conn: &mut Conn, platform: &str, channel: &str, ts: &str) -> anyhow::Result<Option<String>> {
     let row = sqlx::query("SELECT msg_key FROM message_refs WHERE platform = $1 AND ts = $2 AND channel = $3")
         .bind(platform)
         .bind(ts)
         .bind(channel)
-        .fetch_optional(&store.pool)
+        .fetch_optional(&mut *conn)
         .await?;
     row.map(|r| r.try_get("msg_key")).transpose().map_err(Into::into)
 }
@@ -387,7 +387,7 @@ pub async fn channel_of(store: &Store, platform: &str, ts: &str) -> anyhow::Resu
     let row = sqlx::query("SELECT channel FROM message_refs WHERE platform = $1 AND ts = $2")
         .bind(platform)
         .bind(ts)
-        .fetch_optional(&store.pool)
+        .fetch_optional(&store.read)
         .await?;
     row.map(|r| r.try_get("channel")).transpose().map_err(Into::into)
 }

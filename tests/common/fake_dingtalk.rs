@@ -7,8 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -25,6 +26,10 @@ pub struct Call {
 struct Inner {
     calls: Vec<Call>,
     rate_limited: VecDeque<String>,
+    /// Routes whose next call is carried out but never answered.
+    hang: VecDeque<String>,
+    /// Cards created, by `outTrackId`: updating another one is refused (4xx).
+    cards: HashSet<String>,
     tokens: u64,
     next: u64,
     /// Where `connections/open` sends Stream clients.
@@ -34,6 +39,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct FakeDingTalk {
     inner: Arc<Mutex<Inner>>,
+    called: Arc<Notify>,
     pub api_url: String,
     pub webhook_url: String,
 }
@@ -41,10 +47,14 @@ pub struct FakeDingTalk {
 impl FakeDingTalk {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let called = Arc::new(Notify::new());
+        let app = Router::new()
+            .fallback(handle)
+            .with_state((inner.clone(), called.clone()));
         let addr = super::serve_fake(app).await;
         Self {
             inner,
+            called,
             api_url: format!("http://{addr}"),
             webhook_url: format!("http://{addr}/robot/send?access_token=hook-token"),
         }
@@ -63,15 +73,43 @@ impl FakeDingTalk {
     pub fn rate_limit_next(&self, route: &str) {
         self.inner.lock().unwrap().rate_limited.push_back(route.to_string());
     }
+
+    /// The next call of `route` is carried out (a card is created) but never answered.
+    pub fn hang_next(&self, route: &str) {
+        self.inner.lock().unwrap().hang.push_back(route.to_string());
+    }
+
+    /// Waits until `route` was called `n` times.
+    pub async fn wait_for(&self, route: &str, n: usize) {
+        loop {
+            let called = self.called.notified();
+            tokio::pin!(called);
+            called.as_mut().enable();
+            if self.calls().iter().filter(|c| c.route == route).count() >= n {
+                return;
+            }
+            called.await;
+        }
+    }
 }
 
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State((inner, called)): State<(Arc<Mutex<Inner>>, Arc<Notify>)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, hang) = answer(&inner, method, uri, headers, body);
+    called.notify_waiters();
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    response
+}
+
+/// The answer to one call, and whether the caller never gets it.
+fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> (Response, bool) {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let route = match (method.as_str(), uri.path()) {
         ("POST", "/v1.0/oauth2/accessToken") => "token",
@@ -100,25 +138,57 @@ async fn handle(
         if let Some(last) = g.calls.last_mut() {
             last.status = 429;
         }
-        return super::too_many_requests(json!({ "code": "Throttling", "message": "too many requests" }));
+        return (
+            super::too_many_requests(json!({ "code": "Throttling", "message": "too many requests" })),
+            false,
+        );
     }
     if !matches!(route, "token" | "webhook" | "stream_open") && token.is_none() {
         return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "code": "InvalidAuthentication", "message": "no token" })),
-        )
-            .into_response();
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "code": "InvalidAuthentication", "message": "no token" })),
+            )
+                .into_response(),
+            false,
+        );
     }
+    let hang = g
+        .hang
+        .iter()
+        .position(|r| r == route)
+        .map(|pos| g.hang.remove(pos))
+        .is_some();
     g.next += 1;
     let n = g.next;
-    match route {
+    let track = body["outTrackId"].as_str().unwrap_or("").to_string();
+    if route == "card_update" && !g.cards.contains(&track) {
+        if let Some(last) = g.calls.last_mut() {
+            last.status = 400;
+        }
+        return (
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "code": "param.cardInstanceNotExist", "message": "card instance not found" })),
+            )
+                .into_response(),
+            false,
+        );
+    }
+    if route == "card_create" {
+        g.cards.insert(track);
+    }
+    let response = match route {
         "token" => {
             if body["appSecret"] != "dingtalk-app-secret" {
                 return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({ "code": "invalidClientSecret", "message": "bad secret" })),
-                )
-                    .into_response();
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({ "code": "invalidClientSecret", "message": "bad secret" })),
+                    )
+                        .into_response(),
+                    false,
+                );
             }
             g.tokens += 1;
             Json(json!({ "accessToken": format!("dt-token-{}", g.tokens), "expireIn": 7200 })).into_response()
@@ -140,5 +210,6 @@ async fn handle(
             Json(json!({ "code": "NotFound", "message": "unknown route" })),
         )
             .into_response(),
-    }
+    };
+    (response, hang)
 }

@@ -7,8 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -28,12 +29,18 @@ struct Inner {
     calls: Vec<Call>,
     /// Routes whose next call answers 429.
     rate_limited: VecDeque<String>,
+    /// Routes whose next call is carried out but never answered.
+    hang: VecDeque<String>,
+    /// Messages created with `enforce_nonce`, by nonce: Discord returns the existing
+    /// message when the same author sends the same nonce again within a few minutes.
+    nonces: HashMap<String, Value>,
     next_id: u64,
 }
 
 #[derive(Clone)]
 pub struct FakeDiscord {
     inner: Arc<Mutex<Inner>>,
+    called: Arc<Notify>,
     pub api_url: String,
 }
 
@@ -59,11 +66,33 @@ impl FakeDiscord {
             next_id: 5000,
             ..Default::default()
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let called = Arc::new(Notify::new());
+        let app = Router::new()
+            .fallback(handle)
+            .with_state((inner.clone(), called.clone()));
         let addr = super::serve_fake(app).await;
         Self {
             inner,
+            called,
             api_url: format!("http://{addr}/api/v10"),
+        }
+    }
+
+    /// The next call of `route` is carried out (a message is created) but never answered.
+    pub fn hang_next(&self, route: &str) {
+        self.inner.lock().unwrap().hang.push_back(route.to_string());
+    }
+
+    /// Waits until `route` was called `n` times.
+    pub async fn wait_for(&self, route: &str, n: usize) {
+        loop {
+            let called = self.called.notified();
+            tokio::pin!(called);
+            called.as_mut().enable();
+            if self.calls().iter().filter(|c| c.route == route).count() >= n {
+                return;
+            }
+            called.await;
         }
     }
 
@@ -78,12 +107,22 @@ impl FakeDiscord {
 }
 
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State((inner, called)): State<(Arc<Mutex<Inner>>, Arc<Notify>)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, hang) = answer(&inner, method, uri, headers, body);
+    called.notify_waiters();
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    response
+}
+
+/// The answer to one call, and whether the caller never gets it.
+fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> (Response, bool) {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().trim_start_matches("/api/v10/").to_string();
     let parts: Vec<&str> = path.split('/').collect();
@@ -111,17 +150,39 @@ async fn handle(
     if let Some(pos) = g.rate_limited.iter().position(|r| r == route) {
         g.rate_limited.remove(pos);
         return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "2"), ("content-type", "application/json")],
-            json!({ "message": "You are being rate limited.", "retry_after": 2.0, "global": false, "code": 0 })
-                .to_string(),
-        )
-            .into_response();
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "2"), ("content-type", "application/json")],
+                json!({ "message": "You are being rate limited.", "retry_after": 2.0, "global": false, "code": 0 })
+                    .to_string(),
+            )
+                .into_response(),
+            false,
+        );
     }
+    let hang = g
+        .hang
+        .iter()
+        .position(|r| r == route)
+        .map(|pos| g.hang.remove(pos))
+        .is_some();
     g.next_id += 1;
     let id = g.next_id.to_string();
+    let nonce = body["nonce"]
+        .as_str()
+        .filter(|_| body["enforce_nonce"] == true)
+        .map(str::to_string);
     let response = match route {
-        "send_message" => message_json(&id, &target, &body),
+        "send_message" => match nonce.as_ref().and_then(|n| g.nonces.get(n)) {
+            Some(existing) => existing.clone(),
+            None => {
+                let m = message_json(&id, &target, &body);
+                if let Some(n) = nonce {
+                    g.nonces.insert(n, m.clone());
+                }
+                m
+            }
+        },
         "edit_message" => message_json(&message, &target, &body),
         "followup" => message_json(&id, "900", &body),
         "create_dm" => {
@@ -147,14 +208,17 @@ async fn handle(
         }
         _ => {
             return (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "message": "Unknown route", "code": 0 })),
-            )
-                .into_response();
+                (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "message": "Unknown route", "code": 0 })),
+                )
+                    .into_response(),
+                false,
+            );
         }
     };
     if let Some(last) = g.calls.last_mut() {
         last.response = response.clone();
     }
-    Json(response).into_response()
+    (Json(response).into_response(), hang)
 }

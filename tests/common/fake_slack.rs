@@ -3,13 +3,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -23,37 +24,70 @@ pub struct Call {
 /// A scripted answer instead of success.
 #[derive(Debug, Clone)]
 pub enum Failure {
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     ServerError,
     Api(&'static str),
+    /// Does what was asked (a message is posted), then never answers: as if the
+    /// connection, or releasebot, died before the answer arrived.
+    AcceptThenHang,
 }
 
-#[derive(Default)]
 struct Inner {
+    /// Slack's `ts` is the time of posting: the fake takes it from this clock.
+    clock: releasebot::clock::SharedClock,
     calls: Vec<Call>,
     failures: VecDeque<(String, Failure)>,
     next_ts: u64,
+    /// The messages of each channel, oldest first (for `conversations.history`).
+    history: HashMap<String, Vec<Value>>,
 }
 
 #[derive(Clone)]
 pub struct FakeSlack {
     inner: Arc<Mutex<Inner>>,
+    /// Fired at every call.
+    called: Arc<Notify>,
     pub api_url: String,
 }
 
 impl FakeSlack {
     pub async fn start() -> Self {
+        Self::with_clock(Arc::new(releasebot::clock::SystemClock)).await
+    }
+
+    /// A fake whose message timestamps come from `clock` (the test's).
+    pub async fn with_clock(clock: releasebot::clock::SharedClock) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
+            clock,
+            calls: Vec::new(),
+            failures: VecDeque::new(),
             next_ts: 1,
-            ..Default::default()
+            history: HashMap::new(),
         }));
+        let called = Arc::new(Notify::new());
         let app = Router::new()
             .route("/api/{method}", any(handle))
-            .with_state(inner.clone());
+            .with_state((inner.clone(), called.clone()));
         let addr = super::serve_fake(app).await;
         Self {
             inner,
+            called,
             api_url: format!("http://{addr}/api"),
+        }
+    }
+
+    /// Waits until `method` was called `n` times.
+    pub async fn wait_for(&self, method: &str, n: usize) {
+        loop {
+            let called = self.called.notified();
+            tokio::pin!(called);
+            called.as_mut().enable();
+            if self.calls_of(method).len() >= n {
+                return;
+            }
+            called.await;
         }
     }
 
@@ -91,26 +125,45 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Value {
 }
 
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State((inner, called)): State<(Arc<Mutex<Inner>>, Arc<Notify>)>,
     Path(method): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = parse_body(&headers, &body);
+    let mut body = parse_body(&headers, &body);
+    // GET methods (conversations.history) carry their arguments in the query.
+    if let (Some(q), true) = (
+        uri.query(),
+        body.is_null() || body.as_object().is_some_and(|o| o.is_empty()),
+    ) {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap_or_default();
+        body = Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    }
+    let response = answer(&inner, &method, headers, body);
+    called.notify_waiters();
+    match response {
+        Some(r) => r,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answer to one call; `None` for a call that gets none.
+fn answer(inner: &Mutex<Inner>, method: &str, headers: HeaderMap, body: Value) -> Option<Response> {
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut g = inner.lock().unwrap();
     g.calls.push(Call {
-        method: method.clone(),
+        method: method.to_string(),
         body: body.clone(),
         auth,
         response: Value::Null,
     });
     if let Some(pos) = g.failures.iter().position(|(m, _)| *m == method) {
         let (_, failure) = g.failures.remove(pos).unwrap();
-        return match failure {
+        return Some(match failure {
             Failure::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 [
@@ -122,14 +175,35 @@ async fn handle(
                 .into_response(),
             Failure::ServerError => (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response(),
             Failure::Api(code) => Json(json!({ "ok": false, "error": code })).into_response(),
-        };
+            Failure::AcceptThenHang => {
+                accept_then_hang(&mut g, method, &body);
+                return None;
+            }
+        });
     }
     let channel = body.get("channel").cloned().unwrap_or(json!("C0"));
-    let response = match method.as_str() {
-        "chat.postMessage" => {
-            let ts = format!("{}.000100", 1_700_000_000 + g.next_ts);
-            g.next_ts += 1;
-            json!({ "ok": true, "channel": channel, "ts": ts, "message": { "ts": ts, "text": body.get("text") } })
+    let response = match method {
+        "chat.postMessage" => post(&mut g, &body),
+        "conversations.history" => {
+            let oldest: f64 = body["oldest"].as_str().and_then(|o| o.parse().ok()).unwrap_or(0.0);
+            let with_metadata = body["include_all_metadata"] == "true";
+            let channel = body["channel"].as_str().unwrap_or("").to_string();
+            let mut messages: Vec<Value> = g
+                .history
+                .get(&channel)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m["ts"].as_str().and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0) >= oldest)
+                .map(|mut m| {
+                    if !with_metadata {
+                        m.as_object_mut().map(|o| o.remove("metadata"));
+                    }
+                    m
+                })
+                .collect();
+            messages.reverse();
+            json!({ "ok": true, "messages": messages, "has_more": false })
         }
         "chat.update" => {
             json!({ "ok": true, "channel": channel, "ts": body.get("ts"), "message": { "text": body.get("text") } })
@@ -148,5 +222,33 @@ async fn handle(
     if let Some(last) = g.calls.last_mut() {
         last.response = response.clone();
     }
-    Json(response).into_response()
+    Some(Json(response).into_response())
+}
+
+/// Posts a message: it is in the channel's history from now on.
+fn post(g: &mut Inner, body: &Value) -> Value {
+    let channel = body.get("channel").cloned().unwrap_or(json!("C0"));
+    let ts = format!("{}.{:06}", g.clock.now_ms() / 1000, g.next_ts);
+    g.next_ts += 1;
+    let mut message = json!({ "type": "message", "ts": ts, "text": body.get("text"), "bot_id": "B1" });
+    if let Some(m) = body.get("metadata") {
+        message["metadata"] = m.clone();
+    }
+    g.history
+        .entry(channel.as_str().unwrap_or("C0").to_string())
+        .or_default()
+        .push(message);
+    json!({ "ok": true, "channel": channel, "ts": ts, "message": { "ts": ts, "text": body.get("text") } })
+}
+
+/// Carries out the call (a post is in the channel) and records the answer it would have
+/// had; the caller never gets it.
+fn accept_then_hang(g: &mut Inner, method: &str, body: &Value) {
+    let response = match method {
+        "chat.postMessage" => post(g, body),
+        _ => json!({ "ok": true }),
+    };
+    if let Some(last) = g.calls.last_mut() {
+        last.response = response;
+    }
 }

@@ -124,7 +124,8 @@ impl TestBot {
     pub async fn with_settings(locale: &str, config: &str, tweak: impl FnOnce(&mut Settings, &Fakes)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let slack = FakeSlack::start().await;
+        let clock = ManualClock::new(START_MS);
+        let slack = FakeSlack::with_clock(clock.clone()).await;
         let mut settings = Settings::defaults();
         settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("releasebot.db").display());
         settings.locale = locale.to_string();
@@ -148,7 +149,6 @@ impl TestBot {
                 dingtalk_webhook: dingtalk.webhook_url.clone(),
             },
         );
-        let clock = ManualClock::new(START_MS);
         let config = Config::parse(config).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
         let router = app.router();

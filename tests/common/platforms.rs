@@ -159,6 +159,10 @@ pub trait Platform: Send + Sync {
     fn rate_limit_next_post(&self, bot: &TestBot);
     /// How many requests the platform's API received that deliver messages.
     fn deliveries(&self, bot: &TestBot) -> usize;
+    /// The platform creates the next new message but its answer never arrives.
+    fn hang_next_post(&self, bot: &TestBot);
+    /// Waits until the platform received `n` requests that deliver messages.
+    async fn deliveries_reach(&self, bot: &TestBot, n: usize);
 }
 
 /// Runs the workers, then returns what was seen since `before` entries.
@@ -339,6 +343,13 @@ impl Platform for Slack {
     }
     fn deliveries(&self, bot: &TestBot) -> usize {
         bot.slack.calls_of("chat.postMessage").len()
+    }
+    fn hang_next_post(&self, bot: &TestBot) {
+        bot.slack
+            .fail_next("chat.postMessage", fake_slack::Failure::AcceptThenHang);
+    }
+    async fn deliveries_reach(&self, bot: &TestBot, n: usize) {
+        bot.slack.wait_for("chat.postMessage", n).await;
     }
 }
 
@@ -597,6 +608,12 @@ impl Platform for Discord {
     fn deliveries(&self, bot: &TestBot) -> usize {
         bot.discord.calls().iter().filter(|c| c.route == "send_message").count()
     }
+    fn hang_next_post(&self, bot: &TestBot) {
+        bot.discord.hang_next("send_message");
+    }
+    async fn deliveries_reach(&self, bot: &TestBot, n: usize) {
+        bot.discord.wait_for("send_message", n).await;
+    }
 }
 
 // ---------------------------------------------------------------- DingTalk
@@ -781,5 +798,11 @@ impl Platform for DingTalk {
     }
     fn deliveries(&self, bot: &TestBot) -> usize {
         bot.dingtalk.calls().iter().filter(|c| c.route == "card_create").count()
+    }
+    fn hang_next_post(&self, bot: &TestBot) {
+        bot.dingtalk.hang_next("card_create");
+    }
+    async fn deliveries_reach(&self, bot: &TestBot, n: usize) {
+        bot.dingtalk.wait_for("card_create", n).await;
     }
 }

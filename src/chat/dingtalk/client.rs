@@ -6,7 +6,7 @@ use super::{verify, PLATFORM};
 use crate::chat::markdown::{to_markdown, unescape};
 use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
 use crate::config::{DingTalkSettings, Secret};
-use crate::outbox::{ChatClient, Delivery, SendError};
+use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -278,6 +278,33 @@ async fn answer(res: reqwest::Response) -> Result<Value, SendError> {
 
 #[async_trait]
 impl ChatClient for DingTalkChat {
+    /// A card is named by its `outTrackId` (the delivery key): updating it with the same
+    /// content succeeds only if the lost attempt created it. Plain robot messages carry no
+    /// id to look for (and no buttons, so a second copy misleads nobody).
+    async fn reconcile(&self, texts: &Texts, delivery: Delivery, out: &Outbound) -> Result<Reconciled, SendError> {
+        let Outbound::Post { channel, message } = out else {
+            return Ok(Reconciled::Unknown);
+        };
+        if message.buttons.is_empty() {
+            return Ok(Reconciled::Unknown);
+        }
+        let track = delivery.key();
+        let body = json!({
+            "outTrackId": track,
+            "cardData": { "cardParamMap": card_params(message, texts)? },
+            "cardUpdateOptions": { "updateCardDataByKey": true },
+        });
+        match self.call(reqwest::Method::PUT, "/v1.0/card/instances", &body).await {
+            Ok(_) => Ok(Reconciled::Delivered(Some(Location {
+                channel: channel.clone(),
+                ts: track,
+            }))),
+            // DingTalk does not know the card: the lost attempt never created it.
+            Err(SendError::Permanent(_)) => Ok(Reconciled::SendAgain),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send(
         &self,
         texts: &Texts,

@@ -3,7 +3,7 @@
 use super::render;
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, Delivery, SendError};
+use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -105,6 +105,15 @@ async fn timed_followup(http: &Http, token: &str, body: &Value) -> Result<(), Se
 
 #[async_trait]
 impl ChatClient for DiscordChat {
+    /// Posts carry the delivery key as their `nonce` with `enforce_nonce`: sent again,
+    /// Discord returns the message the lost attempt created instead of a second one.
+    async fn reconcile(&self, _texts: &Texts, _delivery: Delivery, out: &Outbound) -> Result<Reconciled, SendError> {
+        Ok(match out {
+            Outbound::Post { .. } | Outbound::Direct { .. } => Reconciled::SendAgain,
+            _ => Reconciled::Unknown,
+        })
+    }
+
     async fn send(
         &self,
         texts: &Texts,

@@ -2,7 +2,7 @@
 
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, Delivery, SendError};
+use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
 use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::json;
@@ -67,8 +67,67 @@ async fn timed<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Resu
     crate::outbox::timed(f, classify).await
 }
 
+/// Pages of a channel's history read when looking for a message whose answer was lost.
+const HISTORY_PAGES: usize = 5;
+
 #[async_trait]
 impl ChatClient for SlackChat {
+    /// Looks for the message in the channel's history by the delivery key in its metadata
+    /// (posted with the message). Without the history scopes the answer is unknown.
+    async fn reconcile(&self, _texts: &Texts, delivery: Delivery, out: &Outbound) -> Result<Reconciled, SendError> {
+        let Outbound::Post { channel, .. } = out else {
+            return Ok(Reconciled::Unknown);
+        };
+        let session = self.client.open_session(&self.token);
+        let key = delivery.key();
+        let oldest = format!("{}.000000", (delivery.created_at / 1000 - 60).max(0));
+        let mut cursor: Option<SlackCursorId> = None;
+        for _ in 0..HISTORY_PAGES {
+            let req = SlackApiConversationsHistoryRequest {
+                channel: Some(channel.clone().into()),
+                cursor: cursor.clone(),
+                latest: None,
+                limit: Some(200),
+                oldest: Some(SlackTs(oldest.clone())),
+                inclusive: Some(true),
+                include_all_metadata: Some(true),
+            };
+            let res = match timed(session.conversations_history(&req)).await {
+                Ok(r) => r,
+                // No history scope, not in the channel …: the platform cannot tell us.
+                Err(SendError::Permanent(why)) => {
+                    tracing::warn!(error = %why, "Slack history is not readable; a lost answer cannot be reconciled");
+                    return Ok(Reconciled::Unknown);
+                }
+                Err(e) => return Err(e),
+            };
+            let found = res.messages.iter().find(|m| {
+                m.content.metadata.as_ref().is_some_and(|md| {
+                    md.event_type == METADATA_EVENT
+                        && md
+                            .event_payload
+                            .as_ref()
+                            .and_then(|p| p.get("delivery"))
+                            .is_some_and(|d| *d == key)
+                })
+            });
+            if let Some(m) = found {
+                return Ok(Reconciled::Delivered(Some(Location {
+                    channel: channel.clone(),
+                    ts: m.origin.ts.to_string(),
+                })));
+            }
+            cursor = res
+                .response_metadata
+                .and_then(|r| r.next_cursor)
+                .filter(|c| !c.to_string().is_empty());
+            if cursor.is_none() || !res.has_more.unwrap_or(false) {
+                return Ok(Reconciled::SendAgain);
+            }
+        }
+        Ok(Reconciled::Unknown)
+    }
+
     async fn send(
         &self,
         texts: &Texts,
