@@ -208,12 +208,6 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     }
 }
 
-/// Whether the step's provider reaches outside the daemon (a process, a network call):
-/// such a call may take long, and tests may leave it running.
-pub fn external(step: &StepDef) -> bool {
-    !matches!(step.provider, Provider::Sim | Provider::Builtin)
-}
-
 /// A MONITOR tick: record the sample, fail on an anomaly (once the new version has
 /// traffic), succeed at the end of the window, otherwise look again at the next tick.
 pub(crate) fn monitor(ctx: StepCtx<'_>, sample: Sample) -> StepOutcome {

@@ -38,13 +38,13 @@ const BACKOFF_MS: i64 = 5_000;
 const ROLLBACK_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 /// What [`Executor::drain`] waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
     /// Every task to end.
     All,
-    /// Every task to end or to be inside a call that reaches outside (a script, a
-    /// webhook): tests use it to act while another release's long step runs.
-    ExceptExternal,
+    /// Every task but those of these executions (tests use it to act while another
+    /// release's long step runs).
+    Except(Vec<i64>),
 }
 
 struct Inner {
@@ -53,10 +53,9 @@ struct Inner {
     /// SIGTERM → SIGKILL grace of a terminated step.
     grace: Duration,
     slots: Arc<Semaphore>,
-    /// Tasks alive, and those inside an external call.
+    /// Tasks alive.
     active: AtomicUsize,
-    external: AtomicUsize,
-    /// Fired whenever a task starts, ends, or enters or leaves an external call.
+    /// Fired whenever a task ends.
     changed: Notify,
 }
 
@@ -77,24 +76,6 @@ impl Drop for TaskGuard {
     fn drop(&mut self) {
         self.inner.active.fetch_sub(1, Ordering::SeqCst);
         self.inner.changed.notify_waiters();
-    }
-}
-
-/// Counts a task inside an external call until dropped.
-struct ExternalGuard<'a>(&'a Inner);
-
-impl<'a> ExternalGuard<'a> {
-    fn enter(inner: &'a Inner) -> Self {
-        inner.external.fetch_add(1, Ordering::SeqCst);
-        inner.changed.notify_waiters();
-        Self(inner)
-    }
-}
-
-impl Drop for ExternalGuard<'_> {
-    fn drop(&mut self) {
-        self.0.external.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_waiters();
     }
 }
 
@@ -129,7 +110,6 @@ impl Executor {
                 grace,
                 slots: Arc::new(Semaphore::new(concurrency.max(1))),
                 active: AtomicUsize::new(0),
-                external: AtomicUsize::new(0),
                 changed: Notify::new(),
             }),
             heartbeat,
@@ -168,16 +148,17 @@ impl Executor {
             };
             let inner = self.inner.clone();
             let id = *id;
+            let wake = deps.wakers.register(id);
             tokio::spawn(async move {
                 let _guard = guard;
-                task(&inner, id).await;
+                task(&inner, id, wake).await;
             });
         }
         Ok(started)
     }
 
     /// Advances every due execution until each waits (for a time, a person or another
-    /// release) or — with [`Wait::ExceptExternal`] — is inside an external call. Returns
+    /// release) — but those [`Wait::Except`] names, whose tasks may keep running. Returns
     /// how many tasks it started. Tests drive the executor with it.
     pub async fn drain(&self, wait: Wait) -> anyhow::Result<usize> {
         self.heartbeat.beat();
@@ -188,10 +169,16 @@ impl Executor {
             changed.as_mut().enable();
             let n = self.dispatch().await?;
             started += n;
-            let active = self.inner.active.load(Ordering::SeqCst);
-            let busy = match wait {
-                Wait::All => active,
-                Wait::ExceptExternal => active.saturating_sub(self.inner.external.load(Ordering::SeqCst)),
+            let busy = match &wait {
+                Wait::All => self.inner.active.load(Ordering::SeqCst),
+                Wait::Except(ids) => self
+                    .inner
+                    .deps
+                    .wakers
+                    .running()
+                    .into_iter()
+                    .filter(|id| !ids.contains(id))
+                    .count(),
             };
             if busy == 0 && n == 0 {
                 return Ok(started);
@@ -287,9 +274,8 @@ async fn watch_versions(deps: &Deps, seen: &mut std::collections::HashMap<i64, i
 }
 
 /// One execution's task: moves it on until it waits, then gives it back.
-async fn task(inner: &Inner, id: i64) {
+async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
     let deps = &inner.deps;
-    let wake = deps.wakers.register(id);
     let span = tracing::info_span!("execution", id);
     let result = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(advance_all(inner, id, &wake), span))
         .catch_unwind()
@@ -472,7 +458,6 @@ impl Mover<'_> {
         let deps = self.deps();
         let step = &self.plan.steps[i];
         let stop = CancellationToken::new();
-        let _external = providers::external(step).then(|| ExternalGuard::enter(self.inner));
         let started_at = run.steps[i].started_at.unwrap_or(now);
         let call = providers::run(StepCtx {
             index: i,
@@ -727,7 +712,6 @@ impl Mover<'_> {
         step.kind = StepType::Rollback;
         step.weight = Some(0);
         let stop = CancellationToken::new();
-        let _external = ExternalGuard::enter(self.inner);
         let outcome = tokio::time::timeout(
             ROLLBACK_LIMIT,
             providers::run(StepCtx {
@@ -869,7 +853,6 @@ impl Mover<'_> {
         let step = &self.plan.steps[d];
         let stop = CancellationToken::new();
         let deployed = {
-            let _external = providers::external(step).then(|| ExternalGuard::enter(self.inner));
             providers::run(StepCtx {
                 index: d,
                 step,

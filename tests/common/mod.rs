@@ -98,6 +98,8 @@ pub struct TestBot {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     trigger: std::sync::atomic::AtomicU64,
+    /// Executions `settle` leaves running (see [`TestBot::leave_running`]).
+    leave: std::sync::Mutex<Vec<i64>>,
 }
 
 pub struct Reply {
@@ -167,6 +169,7 @@ impl TestBot {
             clock,
             dir,
             trigger: std::sync::atomic::AtomicU64::new(1),
+            leave: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -302,20 +305,25 @@ impl TestBot {
     /// Runs the inbox, the executor and the outbox until nothing is left, moving the clock
     /// over pacing, retry delays and monitor windows. Returns the Slack calls made meanwhile.
     pub async fn settle(&self) -> Vec<Call> {
-        self.settle_with(Wait::All).await
+        let leave = self.leave.lock().unwrap().clone();
+        if leave.is_empty() {
+            self.settle_with(Wait::All).await
+        } else {
+            self.settle_with(Wait::Except(leave)).await
+        }
     }
 
-    /// Like [`TestBot::settle`], but leaves executions whose step runs a process or calls
-    /// out (a long script) running, and moves the clock only to what does not wait for them.
-    pub async fn settle_around_running_steps(&self) -> Vec<Call> {
-        self.settle_with(Wait::ExceptExternal).await
+    /// From now on, [`TestBot::settle`] leaves the tasks of these executions running (a
+    /// long step the test lets go on) and waits for everything else; `&[]` waits for all.
+    pub fn leave_running(&self, executions: &[i64]) {
+        *self.leave.lock().unwrap() = executions.to_vec();
     }
 
     async fn settle_with(&self, wait: Wait) -> Vec<Call> {
         let before = self.slack.calls().len();
         for _ in 0..100_000 {
             let handled = self.app.inbox.drain().await.expect("inbox");
-            let moved = self.app.executor.drain(wait).await.expect("executor");
+            let moved = self.app.executor.drain(wait.clone()).await.expect("executor");
             let delivered = self.app.outbox.round().await.expect("outbox");
             if handled == 0 && moved == 0 && delivered.attempted() == 0 {
                 match self.next_due().await {
