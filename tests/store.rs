@@ -112,6 +112,8 @@ store_suite!(
     form_drafts_keep_answers_between_steps,
     an_interactions_reply_is_claimed_once,
     an_event_is_processed_now_by_one_taker,
+    lease_queries_read_their_index_with_20000_rows_waiting,
+    two_replicas_claim_each_event_once,
 );
 
 const T0: i64 = 1_795_251_600_000;
@@ -526,5 +528,206 @@ async fn an_event_is_processed_now_by_one_taker(s: &Store) {
     assert!(
         inbox::lease_next(s, T0 + 10, 1000).await.unwrap().is_none(),
         "the worker leaves it to the route"
+    );
+}
+
+/// Fills a table with `n` rows from a recursive counter `g(x)`.
+async fn fill(s: &Store, n: i64, insert: &str) {
+    let sql = format!("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {n}) {insert}");
+    sqlx::query(&sql).execute(&s.pool).await.unwrap();
+}
+
+/// The plan of a statement, one line per node (a generic plan on PostgreSQL, as a cached
+/// prepared statement gets after five runs).
+async fn plan_of(s: &Store, sql: &str, types: &str) -> String {
+    use sqlx::Row;
+    let mut conn = s.pool.acquire().await.unwrap();
+    match s.backend {
+        store::Backend::Postgres => {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let name = format!("plan_{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("PREPARE {name} ({types}) AS {sql}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let n = types.split(',').count();
+            let args: Vec<String> = (0..n).map(|_| "NULL".to_string()).collect();
+            let rows = sqlx::raw_sql(&format!("EXPLAIN EXECUTE {name}({})", args.join(", ")))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("DEALLOCATE {name}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        store::Backend::Sqlite => {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+}
+
+/// Every claim reads the first rows of its partial index, whatever waits behind them —
+/// including PostgreSQL's generic plan of a cached statement, with no statistics
+/// (autovacuum off, never analysed).
+async fn lease_queries_read_their_index_with_20000_rows_waiting(s: &Store) {
+    use releasebot::store::lease::{claim_sql, EXECUTIONS, INBOX, OUTBOX_CHANNELS};
+    if s.backend == store::Backend::Postgres {
+        for t in ["inbox", "outbox", "outbox_channels", "executions", "tickets"] {
+            sqlx::query(&format!("ALTER TABLE {t} SET (autovacuum_enabled = false)"))
+                .execute(&s.pool)
+                .await
+                .unwrap();
+        }
+    }
+    fill(
+        s,
+        20_000,
+        "INSERT INTO inbox (platform, dedupe_key, order_key, payload, status, received_at, due_at)
+         SELECT 'slack', 'k' || x, 'ticket:' || (x % 500), '{}', 'pending', x, x FROM g",
+    )
+    .await;
+    fill(
+        s,
+        20_000,
+        "INSERT INTO outbox (platform, channel_key, kind, payload, status, next_attempt_at, created_at)
+         SELECT 'slack', 'slack:C' || x, 'post', '{}', 'pending', x, x FROM g",
+    )
+    .await;
+    fill(
+        s,
+        20_000,
+        "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at)
+         SELECT 'slack:C' || x, 'slack', 1, 0, x FROM g",
+    )
+    .await;
+    fill(
+        s,
+        20_000,
+        "INSERT INTO tickets (flow_id, service, application, status, stage, round, submitter_platform, submitter_id, fields, channel, version, created_at, updated_at)
+         SELECT 'f', 's', 'app' || (x % 50), 'releasing', 3, 0, 'slack', 'U1', '{}', 'C', 0, x, x FROM g",
+    )
+    .await;
+    fill(
+        s,
+        20_000,
+        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
+         SELECT x, 'p', '{}', 'app' || (x % 50), 'prod', 'RUNNING', '{}', 'slack', 'C', 0, x, x, x, x FROM g",
+    )
+    .await;
+    let cases = [
+        (
+            "inbox claim",
+            claim_sql(&INBOX, s.backend, false, "id"),
+            "bigint, text, bigint, bigint",
+            "inbox_due",
+        ),
+        (
+            "outbox claim",
+            claim_sql(&OUTBOX_CHANNELS, s.backend, true, "channel_key"),
+            "bigint, text, bigint, bigint, text",
+            "outbox_channels_due",
+        ),
+        (
+            "execution claim",
+            claim_sql(&EXECUTIONS, s.backend, false, "id"),
+            "bigint, text, bigint, bigint",
+            "executions_due",
+        ),
+        (
+            "outbox heads",
+            store::outbox::heads_sql(2),
+            "text, text",
+            "outbox_queue",
+        ),
+        (
+            "earlier event of a ticket",
+            store::inbox::EARLIER_PENDING_SQL.to_string(),
+            "text, bigint",
+            "inbox_order",
+        ),
+    ];
+    for (what, sql, types, index) in cases {
+        let plan = plan_of(s, &sql, types).await;
+        assert!(plan.contains(index), "{what} reads {index}:\n{plan}");
+        let full_scan = match s.backend {
+            store::Backend::Postgres => plan.contains("Seq Scan"),
+            store::Backend::Sqlite => plan.lines().any(|l| l.starts_with("SCAN ") && !l.contains("USING")),
+        };
+        assert!(!full_scan, "{what} does not read the whole table:\n{plan}");
+        assert!(!plan.contains("Sort"), "{what} does not sort the waiting rows:\n{plan}");
+    }
+    // And the claims work on that backlog.
+    let got = store::inbox::claim(s, 30_000, 60_000, 64).await.unwrap();
+    assert_eq!(got.len(), 64);
+    assert_eq!(got[0].id, 1, "oldest first");
+}
+
+/// Two processes (replicas) on one database: each event is claimed by one of them.
+async fn two_replicas_claim_each_event_once(s: &Store) {
+    for i in 0..40 {
+        inbox::insert(s, "slack", &format!("e{i}"), "{}", T0).await.unwrap();
+    }
+    // The same database under another owner: what a second replica is.
+    let a = s;
+    let mut b = s.clone();
+    b.owner = "another-replica".into();
+    let (x, y) = tokio::join!(
+        async {
+            let mut got = vec![];
+            loop {
+                let rows = inbox::claim(a, T0, 60_000, 3).await.unwrap();
+                if rows.is_empty() {
+                    break got;
+                }
+                got.extend(rows.into_iter().map(|r| r.id));
+            }
+        },
+        async {
+            let mut got = vec![];
+            loop {
+                let rows = inbox::claim(&b, T0, 60_000, 3).await.unwrap();
+                if rows.is_empty() {
+                    break got;
+                }
+                got.extend(rows.into_iter().map(|r| r.id));
+            }
+        }
+    );
+    let mut all: Vec<i64> = x.iter().chain(y.iter()).copied().collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!((n, all.len()), (40, 40), "each event once: {x:?} {y:?}");
+    use sqlx::Row;
+    let owners: Vec<String> = sqlx::query("SELECT DISTINCT lease_owner FROM inbox")
+        .fetch_all(&a.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    assert!(owners.contains(&"another-replica".to_string()) || y.is_empty());
+    assert!(
+        inbox::lease_id(a, x.first().copied().unwrap_or(y[0]), T0 + 1, 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "a claimed event is not taken again while its lease runs"
     );
 }

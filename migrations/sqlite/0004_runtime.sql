@@ -32,7 +32,7 @@ CREATE TABLE outbox_channels (
 INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at)
     SELECT channel_key, MIN(platform), COUNT(*), 0, MIN(next_attempt_at)
     FROM outbox WHERE status IN ('pending', 'sending') GROUP BY channel_key;
-CREATE INDEX outbox_channels_due ON outbox_channels (platform, due_at) WHERE pending > 0;
+CREATE INDEX outbox_channels_due ON outbox_channels (platform, due_at, channel_key) WHERE pending > 0;
 
 CREATE INDEX message_refs_location ON message_refs (platform, ts);
 
@@ -42,7 +42,7 @@ UPDATE executions SET due_at = CASE WHEN lease_until > next_wake THEN lease_unti
     WHERE finished_at IS NULL;
 DROP INDEX executions_due;
 ALTER TABLE executions DROP COLUMN lease_until;
-CREATE INDEX executions_due ON executions (due_at) WHERE finished_at IS NULL;
+CREATE INDEX executions_due ON executions (due_at, id) WHERE finished_at IS NULL;
 CREATE INDEX executions_target ON executions (application, environment, id) WHERE finished_at IS NULL;
 
 -- One release per application and environment at a time.

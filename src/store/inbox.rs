@@ -142,10 +142,14 @@ pub async fn lease_id(store: &Store, id: i64, now: i64, lease_ms: i64) -> anyhow
     Ok(Some(from_row(&row)?))
 }
 
+/// An earlier waiting event of the key `$1` than the id `$2`.
+pub const EARLIER_PENDING_SQL: &str =
+    "SELECT id FROM inbox WHERE order_key = $1 AND status = 'pending' AND id < $2 LIMIT 1";
+
 /// Whether an earlier event of the same key is still waiting (claimed by another worker,
 /// or not yet): this one must wait for it.
 pub async fn has_earlier_pending(conn: &mut Conn, order_key: &str, id: i64) -> anyhow::Result<bool> {
-    let row = sqlx::query("SELECT id FROM inbox WHERE order_key = $1 AND status = 'pending' AND id < $2 LIMIT 1")
+    let row = sqlx::query(EARLIER_PENDING_SQL)
         .bind(order_key)
         .bind(id)
         .fetch_optional(&mut *conn)

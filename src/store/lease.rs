@@ -50,6 +50,8 @@ pub struct Queue {
     pub on_claim: &'static str,
     /// Where `due_at` goes when every lease is released at start (SQLite).
     pub release_due: &'static str,
+    /// The column claims may filter on (the outbox's platform), served by the index.
+    pub filter: Option<&'static str>,
 }
 
 pub const INBOX: Queue = Queue {
@@ -58,6 +60,7 @@ pub const INBOX: Queue = Queue {
     live: "status = 'pending'",
     on_claim: ", attempts = attempts + 1",
     release_due: "$1",
+    filter: None,
 };
 
 pub const OUTBOX_CHANNELS: Queue = Queue {
@@ -66,6 +69,7 @@ pub const OUTBOX_CHANNELS: Queue = Queue {
     live: "pending > 0",
     on_claim: "",
     release_due: "next_at",
+    filter: Some("platform"),
 };
 
 pub const EXECUTIONS: Queue = Queue {
@@ -74,10 +78,11 @@ pub const EXECUTIONS: Queue = Queue {
     live: "finished_at IS NULL",
     on_claim: "",
     release_due: "next_wake",
+    filter: None,
 };
 
-/// An optional equality filter of a claim (`platform = 'slack'`), served by the index.
-pub type Filter<'a> = Option<(&'static str, &'a str)>;
+/// The value of the queue's filter column a claim is restricted to (`slack`), if any.
+pub type Filter<'a> = Option<&'a str>;
 
 /// Claims up to `limit` due rows of `q` for `owner` until `until`, oldest due first;
 /// returns `returning` columns of each. On PostgreSQL rows another transaction is
@@ -93,12 +98,30 @@ pub async fn claim(
     limit: i64,
     returning: &str,
 ) -> anyhow::Result<Vec<AnyRow>> {
-    let skip = match store.backend {
+    let sql = claim_sql(q, store.backend, filter.is_some(), returning);
+    let mut query = sqlx::query(&sql)
+        .bind(until)
+        .bind(store.owner.as_ref())
+        .bind(now)
+        .bind(limit);
+    if let (Some(v), Some(_)) = (filter, q.filter) {
+        query = query.bind(v);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
+}
+
+/// The claim statement: `$1` lease end, `$2` owner, `$3` now, `$4` limit, `$5` the
+/// filter's value. Public so that tests can look at its plans.
+pub fn claim_sql(q: &Queue, backend: Backend, filtered: bool, returning: &str) -> String {
+    let skip = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let filter_sql = filter.map(|(col, _)| format!(" AND {col} = $5")).unwrap_or_default();
-    let sql = format!(
+    let filter_sql = match (filtered, q.filter) {
+        (true, Some(col)) => format!(" AND {col} = $5"),
+        _ => String::new(),
+    };
+    format!(
         "UPDATE {t} SET due_at = $1, lease_owner = $2{on_claim}
          WHERE {k} IN (SELECT {k} FROM {t} WHERE {live}{filter_sql} AND due_at <= $3 ORDER BY due_at, {k} LIMIT $4{skip})
          RETURNING {returning}",
@@ -106,16 +129,7 @@ pub async fn claim(
         k = q.key,
         on_claim = q.on_claim,
         live = q.live,
-    );
-    let mut query = sqlx::query(&sql)
-        .bind(until)
-        .bind(store.owner.as_ref())
-        .bind(now)
-        .bind(limit);
-    if let Some((_, v)) = filter {
-        query = query.bind(v);
-    }
-    Ok(query.fetch_all(&mut *conn).await?)
+    )
 }
 
 /// Claims one given row if it is live and not leased by a live owner.
@@ -192,14 +206,17 @@ pub async fn release_owned(store: &Store, q: &Queue, now: i64) -> anyhow::Result
 /// The earliest time a row of the queue falls due, if any is live.
 pub async fn next_due(store: &Store, q: &Queue, filter: Filter<'_>) -> anyhow::Result<Option<i64>> {
     use sqlx::Row;
-    let filter_sql = filter.map(|(col, _)| format!(" AND {col} = $1")).unwrap_or_default();
+    let filter_sql = match (filter, q.filter) {
+        (Some(_), Some(col)) => format!(" AND {col} = $1"),
+        _ => String::new(),
+    };
     let sql = format!(
         "SELECT MIN(due_at) AS t FROM {t} WHERE {live}{filter_sql}",
         t = q.table,
         live = q.live
     );
     let mut query = sqlx::query(&sql);
-    if let Some((_, v)) = filter {
+    if let (Some(v), Some(_)) = (filter, q.filter) {
         query = query.bind(v);
     }
     let row = query.fetch_one(&store.read).await?;

@@ -184,7 +184,7 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
         &mut tx,
         store,
         &OUTBOX_CHANNELS,
-        Some(("platform", platform)),
+        Some(platform),
         now,
         now + lease_ms,
         limit,
@@ -199,12 +199,7 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
         tx.commit().await?;
         return Ok(vec![]);
     }
-    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM outbox WHERE id IN (
-           SELECT MIN(id) FROM outbox WHERE channel_key IN ({}) AND status IN ('pending', 'sending') GROUP BY channel_key)",
-        marks.join(", ")
-    );
+    let sql = heads_sql(keys.len());
     let mut q = sqlx::query(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -252,6 +247,16 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The first undelivered item of each of `n` queues (`$1`…`$n`), by the queue index.
+pub fn heads_sql(n: usize) -> String {
+    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT {ITEM_COLUMNS} FROM outbox WHERE id IN (
+           SELECT MIN(id) FROM outbox WHERE channel_key IN ({}) AND status IN ('pending', 'sending') GROUP BY channel_key)",
+        marks.join(", ")
+    )
 }
 
 /// What became of a delivery attempt.
@@ -324,7 +329,7 @@ pub async fn depth(store: &Store) -> anyhow::Result<i64> {
 
 /// The earliest time a queue of `platform` falls due, if any waits.
 pub async fn next_due(store: &Store, platform: &str) -> anyhow::Result<Option<i64>> {
-    lease::next_due(store, &OUTBOX_CHANNELS, Some(("platform", platform))).await
+    lease::next_due(store, &OUTBOX_CHANNELS, Some(platform)).await
 }
 
 /// The earliest time any queue falls due, if any waits.
