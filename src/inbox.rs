@@ -23,6 +23,8 @@ use tokio::task::JoinSet;
 
 /// Most events one group commit writes.
 const INTAKE_BATCH: usize = 512;
+/// While requests come in together, a group commit waits this long for more.
+const GATHER: Duration = Duration::from_micros(2_000);
 
 type Pending = (NewEvent, oneshot::Sender<Result<Option<i64>, String>>);
 
@@ -30,24 +32,44 @@ type Pending = (NewEvent, oneshot::Sender<Result<Option<i64>, String>>);
 #[derive(Clone)]
 pub struct Intake {
     tx: mpsc::Sender<Pending>,
+    /// Events handed in and not yet committed: the handlers yield the writer to them.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Marked by every request: the workers defer new work while requests arrive.
+    pub pressure: Arc<crate::runtime::Pressure>,
 }
 
 impl Intake {
     /// Starts the writer task (on the current runtime).
     pub fn start(store: Store, clock: crate::clock::SharedClock, notify: Arc<Notify>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8 * INTAKE_BATCH);
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = waiting.clone();
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(INTAKE_BATCH);
+            let mut busy = false;
             while let Some(first) = rx.recv().await {
                 batch.push(first);
+                // Under load, what arrives within a moment joins this commit: fewer, larger
+                // commits cost the writer (and the machine) less per event.
+                let gather = tokio::time::sleep(if busy { GATHER } else { Duration::ZERO });
+                tokio::pin!(gather);
                 while batch.len() < INTAKE_BATCH {
                     match rx.try_recv() {
                         Ok(p) => batch.push(p),
-                        Err(_) => break,
+                        Err(_) if !busy => break,
+                        Err(_) => tokio::select! {
+                            more = rx.recv() => match more {
+                                Some(p) => batch.push(p),
+                                None => break,
+                            },
+                            _ = &mut gather => break,
+                        },
                     }
                 }
+                busy = batch.len() > 1;
                 let events: Vec<NewEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
                 let result = q::insert_batch(&store, &events, clock.now_ms()).await;
+                w.fetch_sub(batch.len(), std::sync::atomic::Ordering::SeqCst);
                 match result {
                     Ok(ids) => {
                         if ids.iter().any(Option::is_some) {
@@ -67,17 +89,29 @@ impl Intake {
                 }
             }
         });
-        Self { tx }
+        Self {
+            tx,
+            waiting,
+            pressure: Arc::default(),
+        }
+    }
+
+    /// Whether acknowledgements wait for the writer: handlers then commit what they have
+    /// and let them through first.
+    pub fn has_waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Records one event; its inbox id, or `None` for a retried delivery. Returns once
     /// the event is committed.
     pub async fn record(&self, event: NewEvent) -> anyhow::Result<Option<i64>> {
+        self.pressure.mark();
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((event, reply))
-            .await
-            .map_err(|_| anyhow::anyhow!("the inbox writer has stopped"))?;
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.tx.send((event, reply)).await.is_err() {
+            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            anyhow::bail!("the inbox writer has stopped");
+        }
         answer
             .await
             .map_err(|_| anyhow::anyhow!("the inbox writer has stopped"))?
@@ -90,11 +124,20 @@ impl Intake {
 const SIBLING_WAIT_MS: i64 = 200;
 /// Longer than any handler takes; a dead worker's events return after it.
 pub const LEASE_MS: i64 = 60_000;
-/// Lanes (keys) handled at once.
+/// Lanes (keys) handled at once (PostgreSQL).
 pub const CONCURRENCY: usize = 16;
+/// While requests arrive, new events are taken at least this often (see [`Pressure`]).
+///
+/// [`Pressure`]: crate::runtime::Pressure
+pub const DEFER: Duration = Duration::from_millis(20);
+/// Events claimed at once for one writer (SQLite).
+pub const BATCH: usize = 64;
 
 struct Inner {
     bot: Bot,
+    /// SQLite has one writer: events are handled in batches, in order, several per
+    /// transaction, by one task at a time. PostgreSQL: lanes per key, at once.
+    batches: bool,
     /// Events claimed and waiting in their key's lane, by key; a key is here while its lane runs.
     lanes: Mutex<HashMap<String, VecDeque<InboxRow>>>,
     slots: Arc<Semaphore>,
@@ -110,11 +153,13 @@ pub struct InboxWorker {
 impl InboxWorker {
     pub fn new(bot: Bot) -> Self {
         let heartbeat = Arc::new(Heartbeat::new("inbox", bot.clock.clone()));
+        let batches = bot.store.backend == crate::store::Backend::Sqlite;
         Self {
             inner: Arc::new(Inner {
                 bot,
+                batches,
                 lanes: Mutex::new(HashMap::new()),
-                slots: Arc::new(Semaphore::new(CONCURRENCY)),
+                slots: Arc::new(Semaphore::new(if batches { 1 } else { CONCURRENCY })),
             }),
             heartbeat,
         }
@@ -128,6 +173,19 @@ impl InboxWorker {
             return Ok(0);
         }
         let bot = &self.inner.bot;
+        if self.inner.batches {
+            let rows = q::claim(&bot.store, bot.now(), LEASE_MS, BATCH as i64).await?;
+            let n = rows.len();
+            if n > 0 {
+                let permit = self.inner.slots.clone().acquire_owned().await?;
+                let inner = self.inner.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    run_batch(&inner, rows).await
+                });
+            }
+            return Ok(n);
+        }
         let rows = q::claim(&bot.store, bot.now(), LEASE_MS, free as i64).await?;
         let n = rows.len();
         for row in rows {
@@ -182,6 +240,7 @@ impl InboxWorker {
         let mut tasks: JoinSet<usize> = JoinSet::new();
         loop {
             self.heartbeat.beat();
+            bot.intake.pressure.calm(DEFER).await;
             if let Err(e) = self.dispatch(&mut tasks, usize::MAX).await {
                 tracing::error!(error = %format!("{e:#}"), "inbox worker");
             }
@@ -281,22 +340,47 @@ async fn run_lane(inner: &Inner, key: String) -> usize {
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "inbox: checking the order of events"),
         }
-        let id = row.id;
-        match std::panic::AssertUnwindSafe(bot.process_row(row)).catch_unwind().await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(inbox_id = id, error = %format!("{e:#}"), "inbox: handling an event"),
-            Err(panic) => {
-                let why = panic
-                    .downcast::<String>()
-                    .map(|s| *s)
-                    .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|_| "unknown panic".into());
-                if let Err(e) = bot.panicked(id, &why).await {
-                    tracing::error!(inbox_id = id, error = %format!("{e:#}"), "inbox: recording a panic");
-                }
+        handle_one(bot, row).await;
+        handled += 1;
+    }
+}
+
+/// Handles a batch of claimed events (SQLite); those its transactions could not take are
+/// handled one by one.
+async fn run_batch(inner: &Inner, rows: Vec<InboxRow>) -> usize {
+    let bot = &inner.bot;
+    let n = rows.len();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let rest = match bot.process_batch(rows).await {
+        Ok(rest) => rest,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "inbox: handling a batch; its events are taken again after their lease");
+            let _ = ids;
+            return 0;
+        }
+    };
+    for row in rest {
+        handle_one(bot, row).await;
+    }
+    n
+}
+
+/// Handles one event in its own transaction; a panic marks it failed and tells its author.
+async fn handle_one(bot: &Bot, row: InboxRow) {
+    let id = row.id;
+    match std::panic::AssertUnwindSafe(bot.process_row(row)).catch_unwind().await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(inbox_id = id, error = %format!("{e:#}"), "inbox: handling an event"),
+        Err(panic) => {
+            let why = panic
+                .downcast::<String>()
+                .map(|s| *s)
+                .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|_| "unknown panic".into());
+            if let Err(e) = bot.panicked(id, &why).await {
+                tracing::error!(inbox_id = id, error = %format!("{e:#}"), "inbox: recording a panic");
             }
         }
-        handled += 1;
     }
 }
 

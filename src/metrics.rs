@@ -6,8 +6,12 @@ use std::sync::Mutex;
 
 const BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
+/// Bounds for durations of a millisecond or less (seconds).
+pub const FINE_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
+
 #[derive(Default)]
 struct Histogram {
+    bounds: &'static [f64],
     counts: Vec<u64>,
     sum: f64,
     count: u64,
@@ -43,12 +47,18 @@ impl Metrics {
     }
 
     pub fn observe(&self, name: &str, value: f64) {
+        self.observe_in(name, value, BUCKETS);
+    }
+
+    /// Observes into a histogram with its own bucket bounds (those of its first observation).
+    pub fn observe_in(&self, name: &str, value: f64, bounds: &'static [f64]) {
         if let Ok(mut h) = self.histograms.lock() {
             let h = h.entry(name.to_string()).or_insert_with(|| Histogram {
-                counts: vec![0; BUCKETS.len()],
+                bounds,
+                counts: vec![0; bounds.len()],
                 ..Default::default()
             });
-            for (i, b) in BUCKETS.iter().enumerate() {
+            for (i, b) in h.bounds.iter().enumerate() {
                 if value <= *b {
                     h.counts[i] += 1;
                 }
@@ -56,6 +66,16 @@ impl Metrics {
             h.sum += value;
             h.count += 1;
         }
+    }
+
+    /// A histogram's cumulative buckets (bound, observations at most that) and its count.
+    pub fn buckets(&self, name: &str) -> Option<(Vec<(f64, u64)>, u64)> {
+        let h = self.histograms.lock().ok()?;
+        let h = h.get(name)?;
+        Some((
+            h.bounds.iter().copied().zip(h.counts.iter().copied()).collect(),
+            h.count,
+        ))
     }
 
     pub fn counter(&self, name: &str, pairs: &[(&str, &str)]) -> u64 {
@@ -81,7 +101,7 @@ impl Metrics {
         if let Ok(h) = self.histograms.lock() {
             for (name, h) in h.iter() {
                 let _ = writeln!(out, "# TYPE {name} histogram");
-                for (i, b) in BUCKETS.iter().enumerate() {
+                for (i, b) in h.bounds.iter().enumerate() {
                     let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);
                 }
                 let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);

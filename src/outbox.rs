@@ -103,7 +103,8 @@ pub async fn timed<T, E>(
     }
 }
 
-/// Minimum gap between two messages in one channel (Slack: ~1 message/s/channel).
+/// Average gap between two messages in one channel (Slack: ~1 message/s/channel, short
+/// bursts allowed: see `store::outbox::BURST_MS`).
 pub const CHANNEL_PACE_MS: i64 = 1_000;
 /// Longer than a reconciliation and a send may take together, so that a dead worker's
 /// queues return soon.
@@ -111,7 +112,12 @@ const LEASE_MS: i64 = 45_000;
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
 /// Deliveries under way at once, per platform.
-pub const CONCURRENCY_PER_PLATFORM: usize = 32;
+pub const CONCURRENCY_PER_PLATFORM: usize = 256;
+/// While this many deliveries are under way, new claims wait for more to finish (claims
+/// and outcomes are written in batches, one transaction each).
+const BATCH_WHEN_BUSY: usize = CONCURRENCY_PER_PLATFORM / 2;
+/// Outcomes finishing within this long of each other are recorded together.
+const GATHER: Duration = Duration::from_millis(3);
 /// Platforms the outbox delivers to (items of a platform without a client fail).
 const PLATFORMS: &[&str] = &[
     crate::chat::slack::PLATFORM,
@@ -159,9 +165,139 @@ fn paced(out_kind: &str) -> bool {
     matches!(out_kind, "post" | "update" | "direct")
 }
 
-/// Writes an outbound effect into the outbox, in the caller's transaction.
-/// An edit replaces earlier undelivered edits of the same message (or the
-/// undelivered post itself), so that only the latest state is sent.
+/// One outbound effect waiting to be written.
+struct Queued {
+    platform: String,
+    out: Outbound,
+    msg_key: Option<String>,
+    now: i64,
+}
+
+/// The outbound effects of one transaction, written together before it commits: one
+/// statement for the items, one for their queues, whatever their number.
+#[derive(Default)]
+pub struct Batch {
+    items: Vec<Queued>,
+}
+
+impl Batch {
+    pub fn push(&mut self, platform: &str, out: &Outbound, msg_key: Option<&str>, now: i64) {
+        // An edit of a message whose post or edit is still here replaces it: only the
+        // latest state is sent.
+        if let (Outbound::Update { message, .. }, Some(key)) = (out, msg_key) {
+            if let Some(earlier) = self
+                .items
+                .iter_mut()
+                .rev()
+                .find(|q| q.msg_key.as_deref() == Some(key) && q.platform == platform)
+            {
+                match &mut earlier.out {
+                    Outbound::Post { message: m, .. } | Outbound::Update { message: m, .. } => {
+                        *m = message.clone();
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.items.push(Queued {
+            platform: platform.to_string(),
+            out: out.clone(),
+            msg_key: msg_key.map(str::to_string),
+            now,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Adds another batch's effects after these.
+    pub fn append(&mut self, other: &Batch) {
+        for q in &other.items {
+            self.push(&q.platform, &q.out, q.msg_key.as_deref(), q.now);
+        }
+    }
+
+    /// Writes the effects in the caller's transaction. An edit of a message whose post or
+    /// edit is still undelivered replaces its payload instead.
+    pub async fn flush(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
+        let items = std::mem::take(&mut self.items);
+        if items.is_empty() {
+            return Ok(());
+        }
+        let edits: Vec<&str> = items
+            .iter()
+            .filter(|q| matches!(q.out, Outbound::Update { .. }))
+            .filter_map(|q| q.msg_key.as_deref())
+            .collect();
+        let waiting = q::pending_for_messages(conn, &edits).await?;
+        let mut rows = Vec::with_capacity(items.len());
+        let mut replaced: Vec<(i64, String)> = Vec::new();
+        for queued in &items {
+            if let (Outbound::Update { message, .. }, Some(key)) = (&queued.out, queued.msg_key.as_deref()) {
+                if let Some((id, kind, payload)) = waiting.get(key) {
+                    let mut undelivered: Outbound = serde_json::from_str(payload)?;
+                    match (&mut undelivered, kind.as_str()) {
+                        (Outbound::Post { message: m, .. }, "post") => *m = message.clone(),
+                        _ => undelivered = queued.out.clone(),
+                    }
+                    replaced.push((*id, serde_json::to_string(&undelivered)?));
+                    continue;
+                }
+            }
+            let hint = format!("{}-{}", queued.now, rand::random::<u32>());
+            rows.push((
+                queued,
+                serde_json::to_string(&queued.out)?,
+                channel_key(&queued.platform, &queued.out, &hint),
+            ));
+        }
+        let new: Vec<NewItem<'_>> = rows
+            .iter()
+            .map(|(queued, payload, key)| NewItem {
+                platform: &queued.platform,
+                channel_key: key,
+                kind: queued.out.kind(),
+                msg_key: queued.msg_key.as_deref(),
+                payload,
+                not_before: queued.now + hold(&queued.platform, &queued.out),
+                reply_key: reply_key(&queued.platform, &queued.out),
+            })
+            .collect();
+        q::set_payloads(conn, &replaced).await?;
+        let now = items.iter().map(|q| q.now).max().unwrap_or(0);
+        q::insert_many(conn, &new, now).await
+    }
+}
+
+tokio::task_local! {
+    /// The outbound effects of the transaction under way, when its owner buffers them.
+    static BUFFER: std::cell::RefCell<Batch>;
+}
+
+/// Runs `f` with outbound effects buffered: [`enqueue`] collects them, [`flush`] writes
+/// them (before the transaction commits).
+pub async fn buffered<F: std::future::Future>(f: F) -> F::Output {
+    BUFFER.scope(std::cell::RefCell::new(Batch::default()), f).await
+}
+
+/// Writes the buffered effects in the caller's transaction.
+pub async fn flush(conn: &mut Conn) -> anyhow::Result<()> {
+    let mut batch = BUFFER
+        .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
+        .unwrap_or_default();
+    batch.flush(conn).await
+}
+
+/// Forgets the buffered effects (their transaction was rolled back).
+pub fn discard() {
+    let _ = BUFFER.try_with(|b| b.borrow_mut().items.clear());
+}
+
+/// Writes an outbound effect into the outbox, in the caller's transaction (buffered until
+/// [`flush`] inside [`buffered`]). An edit replaces earlier undelivered edits of the same
+/// message (or the undelivered post itself), so that only the latest state is sent.
 pub async fn enqueue(
     conn: &mut Conn,
     platform: &str,
@@ -169,38 +305,15 @@ pub async fn enqueue(
     msg_key: Option<&str>,
     now: i64,
 ) -> anyhow::Result<()> {
-    if let (Outbound::Update { message, .. }, Some(key)) = (out, msg_key) {
-        if let Some((id, payload)) = q::pending_for_message(conn, key, "post").await? {
-            let mut post: Outbound = serde_json::from_str(&payload)?;
-            if let Outbound::Post { message: m, .. } = &mut post {
-                *m = message.clone();
-            }
-            q::set_payload(conn, id, &serde_json::to_string(&post)?).await?;
-            return Ok(());
-        }
-        if let Some((id, _)) = q::pending_for_message(conn, key, "update").await? {
-            q::set_payload(conn, id, &serde_json::to_string(out)?).await?;
-            return Ok(());
-        }
+    if BUFFER
+        .try_with(|b| b.borrow_mut().push(platform, out, msg_key, now))
+        .is_ok()
+    {
+        return Ok(());
     }
-    let payload = serde_json::to_string(out)?;
-    let hint = format!("{now}-{}", rand::random::<u32>());
-    let key = channel_key(platform, out, &hint);
-    q::insert(
-        conn,
-        &NewItem {
-            platform,
-            channel_key: &key,
-            kind: out.kind(),
-            msg_key,
-            payload: &payload,
-            not_before: now + hold(platform, out),
-            reply_key: reply_key(platform, out),
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+    let mut batch = Batch::default();
+    batch.push(platform, out, msg_key, now);
+    batch.flush(conn).await
 }
 
 struct Inner {
@@ -218,6 +331,8 @@ pub struct OutboxWorker {
     inner: Arc<Inner>,
     pub notify: Arc<Notify>,
     pub heartbeat: Arc<Heartbeat>,
+    /// The intake's pressure: new deliveries wait for a pause in a burst of requests.
+    pressure: Arc<crate::runtime::Pressure>,
 }
 
 /// What one round of the worker did.
@@ -233,22 +348,34 @@ impl Round {
         self.delivered + self.retrying + self.failed
     }
 
-    fn add(&mut self, s: Sent) {
-        match s {
-            Sent::Delivered => self.delivered += 1,
-            Sent::Retrying => self.retrying += 1,
-            Sent::Failed => self.failed += 1,
+    fn add(&mut self, a: &Attempt) {
+        match a.outcome {
+            Done::Sent(_) => self.delivered += 1,
+            Done::Retry { .. } => self.retrying += 1,
+            Done::Failed(_) => self.failed += 1,
         }
     }
 }
 
-/// What became of one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    Delivered,
-    Retrying,
-    Failed,
+/// What became of one item's delivery: recorded with the others of its round in one
+/// transaction.
+struct Attempt {
+    item: q::Item,
+    outcome: Done,
+    /// The queue's pacing after this attempt: its theoretical next-message time.
+    tat: i64,
+    /// When the queue may send next.
+    due: i64,
 }
+
+enum Done {
+    Sent(Option<MessageRef>),
+    Failed(String),
+    Retry { at: i64, error: String, certain: bool },
+}
+
+/// Deliveries finished and not yet recorded.
+type Tasks = JoinSet<Attempt>;
 
 impl OutboxWorker {
     pub fn new(
@@ -275,46 +402,154 @@ impl OutboxWorker {
             }),
             notify,
             heartbeat,
+            pressure: Arc::default(),
         }
     }
 
-    /// Claims due queues of every platform, as many as it has free delivery slots, and
-    /// starts delivering the first item of each in `tasks`. Returns how many started.
-    async fn dispatch(&self, tasks: &mut JoinSet<anyhow::Result<Sent>>) -> anyhow::Result<usize> {
+    /// Defers new deliveries while the intake acknowledges a burst (see [`Pressure`]).
+    ///
+    /// [`Pressure`]: crate::runtime::Pressure
+    pub fn yielding_to(mut self, pressure: Arc<crate::runtime::Pressure>) -> Self {
+        self.pressure = pressure;
+        self
+    }
+
+    /// Gives up, at start, on messages for platforms this process has no client for
+    /// (their configuration was removed): they could never be delivered.
+    pub async fn fail_unconfigured(&self) -> anyhow::Result<u64> {
+        let mut n = 0;
+        for platform in PLATFORMS.iter().filter(|p| !self.inner.clients.contains_key(**p)) {
+            let now = self.inner.clock.now_ms();
+            n += q::fail_platform(
+                &self.inner.store,
+                platform,
+                &format!("platform {platform} is not configured"),
+                now,
+            )
+            .await?;
+        }
+        Ok(n)
+    }
+
+    /// Claims due queues of every configured platform, as many as it has free delivery
+    /// slots, and starts delivering the first item of each. Returns how many started.
+    async fn dispatch(&self, tasks: &mut Tasks) -> anyhow::Result<usize> {
         let now = self.inner.clock.now_ms();
-        let mut started = 0;
-        for platform in PLATFORMS {
-            let slots = &self.inner.slots[platform];
-            let free = slots.available_permits();
-            if free == 0 {
+        let wanted: Vec<(&str, usize)> = PLATFORMS
+            .iter()
+            .filter(|p| self.inner.clients.contains_key(**p))
+            .map(|p| (*p, self.inner.slots[p].available_permits()))
+            .collect();
+        if wanted.iter().all(|(_, n)| *n == 0) {
+            return Ok(0);
+        }
+        let items = q::claim(&self.inner.store, &wanted, now, LEASE_MS).await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        self.inner
+            .metrics
+            .observe("releasebot_outbox_claimed_per_transaction", items.len() as f64);
+        let keys: Vec<&str> = items
+            .iter()
+            .filter(|i| i.kind == "update")
+            .filter_map(|i| i.msg_key.as_deref())
+            .collect();
+        let refs = q::get_refs(&self.inner.store, &keys).await?;
+        let started = items.len();
+        for item in items {
+            let Some(slots) = PLATFORMS
+                .iter()
+                .find(|p| **p == item.platform)
+                .map(|p| self.inner.slots[p].clone())
+            else {
                 continue;
-            }
-            let items = q::claim(&self.inner.store, platform, now, LEASE_MS, free as i64).await?;
-            for item in items {
-                let permit = slots.clone().acquire_owned().await?;
-                let inner = self.inner.clone();
-                started += 1;
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    deliver(&inner, item).await
-                });
-            }
+            };
+            let permit = slots.acquire_owned().await?;
+            let inner = self.inner.clone();
+            let existing = item.msg_key.as_ref().and_then(|k| refs.get(k)).cloned();
+            tasks.spawn(async move {
+                let _permit = permit;
+                deliver(&inner, item, existing).await
+            });
         }
         Ok(started)
+    }
+
+    /// Records finished deliveries in one transaction.
+    async fn record(&self, done: Vec<Attempt>) -> anyhow::Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = self.inner.clock.now_ms();
+        let outcomes: Vec<q::Finished<'_>> = done
+            .iter()
+            .map(|a| q::Finished {
+                item: &a.item,
+                outcome: match &a.outcome {
+                    Done::Sent(r) => Outcome::Sent(r.as_ref()),
+                    Done::Failed(e) => Outcome::Failed(e),
+                    Done::Retry { at, error, certain } => Outcome::Retry {
+                        at: *at,
+                        error,
+                        certain: *certain,
+                    },
+                },
+                tat: a.tat,
+                due: a.due,
+            })
+            .collect();
+        q::finish_many(&self.inner.store, &outcomes, now).await?;
+        self.inner
+            .metrics
+            .observe("releasebot_outbox_recorded_per_transaction", outcomes.len() as f64);
+        self.notify_metrics(&done, now);
+        Ok(())
+    }
+
+    fn notify_metrics(&self, done: &[Attempt], now: i64) {
+        let m = &self.inner.metrics;
+        for a in done {
+            let platform = a.item.platform.as_str();
+            match &a.outcome {
+                Done::Sent(_) => {
+                    m.inc(
+                        "releasebot_outbox_delivered_total",
+                        &[("platform", platform), ("kind", &a.item.kind)],
+                    );
+                    m.observe(
+                        "releasebot_outbox_delivery_latency_seconds",
+                        (now - a.item.created_at).max(0) as f64 / 1000.0,
+                    );
+                }
+                Done::Failed(_) => m.inc("releasebot_outbox_failed_total", &[("platform", platform)]),
+                Done::Retry { certain, .. } => m.inc(
+                    "releasebot_outbox_retries_total",
+                    &[
+                        ("platform", platform),
+                        ("reason", if *certain { "rate_limited" } else { "transient" }),
+                    ],
+                ),
+            }
+        }
     }
 
     /// Delivers everything due now, every queue at once, and waits for the attempts to
     /// end. Tests drive the outbox with it; `serve` runs [`OutboxWorker::run`].
     pub async fn round(&self) -> anyhow::Result<Round> {
         self.heartbeat.beat();
-        let mut tasks = JoinSet::new();
+        let mut tasks = Tasks::new();
         let mut round = Round::default();
         loop {
-            self.dispatch(&mut tasks).await?;
-            let Some(done) = tasks.join_next().await else {
+            if self.dispatch(&mut tasks).await? == 0 && tasks.is_empty() {
                 break;
-            };
-            round.add(flatten(done)?);
+            }
+            let mut done = Vec::new();
+            while let Some(a) = tasks.join_next().await {
+                done.extend(joined(a));
+            }
+            done.iter().for_each(|a| round.add(a));
+            self.record(done).await?;
         }
         self.heartbeat.progress(round.attempted());
         Ok(round)
@@ -328,13 +563,20 @@ impl OutboxWorker {
     /// Runs until `shutdown` fires; then lets deliveries under way finish (for at most
     /// `grace`) and stops, leaving the rest queued for the next start.
     pub async fn run(self, shutdown: tokio_util::sync::CancellationToken, grace: Duration) {
-        let mut tasks: JoinSet<anyhow::Result<Sent>> = JoinSet::new();
+        if let Err(e) = self.fail_unconfigured().await {
+            tracing::warn!(error = %format!("{e:#}"), "outbox: giving up on messages of unconfigured platforms");
+        }
+        let mut tasks = Tasks::new();
         loop {
             self.heartbeat.beat();
-            match self.dispatch(&mut tasks).await {
-                Ok(n) if n > 0 => self.heartbeat.progress(n),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "outbox worker"),
+            // Claims go in batches: when few slots are free, wait for more to finish.
+            if tasks.len() < BATCH_WHEN_BUSY {
+                self.pressure.calm(crate::inbox::DEFER).await;
+                match self.dispatch(&mut tasks).await {
+                    Ok(n) if n > 0 => self.heartbeat.progress(n),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "outbox worker"),
+                }
             }
             let wait = match self.next_wake().await {
                 Ok(Some(t)) => {
@@ -349,9 +591,19 @@ impl OutboxWorker {
             };
             tokio::select! {
                 _ = self.notify.notified() => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Err(e) = flatten(done) {
-                        tracing::error!(error = %format!("{e:#}"), "outbox delivery");
+                Some(first) = tasks.join_next(), if !tasks.is_empty() => {
+                    // What finishes within a moment is recorded together, in one transaction.
+                    let mut done: Vec<Attempt> = joined(first).into_iter().collect();
+                    let gather = tokio::time::sleep(GATHER);
+                    tokio::pin!(gather);
+                    while !tasks.is_empty() && done.len() < CONCURRENCY_PER_PLATFORM {
+                        tokio::select! {
+                            Some(more) = tasks.join_next() => done.extend(joined(more)),
+                            _ = &mut gather => break,
+                        }
+                    }
+                    if let Err(e) = self.record(done).await {
+                        tracing::error!(error = %format!("{e:#}"), "outbox: recording deliveries; their queues resume after the lease, reconciled first");
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
@@ -359,10 +611,12 @@ impl OutboxWorker {
             }
         }
         let stop = tokio::time::timeout(grace, async {
-            while let Some(done) = tasks.join_next().await {
-                if let Err(e) = flatten(done) {
-                    tracing::error!(error = %format!("{e:#}"), "outbox delivery");
-                }
+            let mut done = Vec::new();
+            while let Some(a) = tasks.join_next().await {
+                done.extend(joined(a));
+            }
+            if let Err(e) = self.record(done).await {
+                tracing::error!(error = %format!("{e:#}"), "outbox: recording deliveries");
             }
         })
         .await;
@@ -383,50 +637,38 @@ impl OutboxWorker {
     }
 }
 
-fn flatten(done: Result<anyhow::Result<Sent>, tokio::task::JoinError>) -> anyhow::Result<Sent> {
+/// A finished delivery task's attempt; a task that panicked leaves its queue leased
+/// (reconciled after the lease).
+fn joined(done: Result<Attempt, tokio::task::JoinError>) -> Option<Attempt> {
     match done {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            tracing::error!("a delivery panicked; its queue resumes after its lease, reconciled first");
-            Ok(Sent::Failed)
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::error!(error = %e, "a delivery task failed; its queue resumes after its lease, reconciled first");
+            None
         }
-        Err(e) => Err(anyhow::anyhow!("delivery task: {e}")),
     }
 }
 
-/// Gives up on an item that can never be delivered.
-async fn give_up(inner: &Inner, item: &q::Item, why: &str, now: i64) -> anyhow::Result<Sent> {
-    q::finish(&inner.store, item, Outcome::Failed(why), now, now).await?;
-    inner
-        .metrics
-        .inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
-    Ok(Sent::Failed)
-}
-
-/// Delivers one claimed item and gives its queue back.
-async fn deliver(inner: &Inner, item: q::Item) -> anyhow::Result<Sent> {
+/// Delivers one claimed item (`existing`: where the message to edit lives).
+async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> Attempt {
     let now = inner.clock.now_ms();
-    let store = &inner.store;
+    let give_up = |item: q::Item, why: String| Attempt {
+        tat: item.tat,
+        item,
+        outcome: Done::Failed(why),
+        due: now,
+    };
     let Some(client) = inner.clients.get(&item.platform) else {
-        return give_up(
-            inner,
-            &item,
-            &format!("platform {} is not configured", item.platform),
-            now,
-        )
-        .await;
+        let why = format!("platform {} is not configured", item.platform);
+        return give_up(item, why);
     };
     let out: Outbound = match serde_json::from_str(&item.payload) {
         Ok(o) => o,
-        Err(e) => return give_up(inner, &item, &format!("unreadable payload: {e}"), now).await,
+        Err(e) => return give_up(item, format!("unreadable payload: {e}")),
     };
-    let existing = match (&out, &item.msg_key) {
-        (Outbound::Update { .. }, Some(key)) => match q::get_ref(&mut *store.read.acquire().await?, key).await? {
-            Some(r) => Some(r),
-            None => return give_up(inner, &item, "the message to edit was never posted", now).await,
-        },
-        _ => None,
-    };
+    if matches!(out, Outbound::Update { .. }) && existing.is_none() {
+        return give_up(item, "the message to edit was never posted".into());
+    }
     let delivery = Delivery {
         id: item.id,
         created_at: item.created_at,
@@ -453,65 +695,55 @@ async fn deliver(inner: &Inner, item: q::Item) -> anyhow::Result<Sent> {
         None => client.send(&inner.texts, delivery, &out, existing.as_ref()).await,
     };
     let now = inner.clock.now_ms();
-    let pace_until = if paced(&item.kind) { now + CHANNEL_PACE_MS } else { now };
-    match result {
-        Ok(location) => {
-            let r = location.map(|loc| MessageRef {
-                platform: item.platform.clone(),
-                channel: loc.channel,
-                ts: loc.ts,
-            });
-            q::finish(store, &item, Outcome::Sent(r.as_ref()), pace_until, now).await?;
-            inner.metrics.inc(
-                "releasebot_outbox_delivered_total",
-                &[("platform", &item.platform), ("kind", &item.kind)],
-            );
-            inner.metrics.observe(
-                "releasebot_outbox_delivery_latency_seconds",
-                (now - item.created_at).max(0) as f64 / 1000.0,
-            );
-            Ok(Sent::Delivered)
-        }
+    // Pacing (GCRA): one message per CHANNEL_PACE_MS on average, with a short burst.
+    let (tat, due) = if paced(&item.kind) {
+        let tat = item.tat.max(now) + CHANNEL_PACE_MS;
+        (tat, (tat - q::BURST_MS).max(now))
+    } else {
+        (item.tat, now)
+    };
+    let outcome = match result {
+        Ok(location) => Done::Sent(location.map(|loc| MessageRef {
+            platform: item.platform.clone(),
+            channel: loc.channel,
+            ts: loc.ts,
+        })),
         Err(SendError::RateLimited(after)) => {
             let wait = after
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(DEFAULT_RETRY_AFTER_MS)
                 .max(1);
             tracing::debug!(outbox_id = item.id, platform = %item.platform, wait_ms = wait, "rate limited; holding the channel");
-            let retry = Outcome::Retry {
-                at: now + wait,
-                error: "rate limited",
-                certain: !item.uncertain,
+            return Attempt {
+                outcome: Done::Retry {
+                    at: now + wait,
+                    error: "rate limited".into(),
+                    certain: !item.uncertain,
+                },
+                item,
+                // Held until then, and no burst right after.
+                tat: now + wait + q::BURST_MS,
+                due: now + wait,
             };
-            q::finish(store, &item, retry, now + wait, now).await?;
-            inner.metrics.inc(
-                "releasebot_outbox_retries_total",
-                &[("platform", &item.platform), ("reason", "rate_limited")],
-            );
-            Ok(Sent::Retrying)
         }
         Err(SendError::Transient(e)) => {
             let backoff = (1_000i64 << (item.attempts - 1).clamp(0, 16)).min(MAX_BACKOFF_MS);
             tracing::warn!(outbox_id = item.id, platform = %item.platform, error = %e, backoff_ms = backoff, "delivery failed; will retry");
-            let retry = Outcome::Retry {
+            Done::Retry {
                 at: now + backoff,
-                error: &e,
+                error: e,
                 certain: false,
-            };
-            q::finish(store, &item, retry, pace_until, now).await?;
-            inner.metrics.inc(
-                "releasebot_outbox_retries_total",
-                &[("platform", &item.platform), ("reason", "transient")],
-            );
-            Ok(Sent::Retrying)
+            }
         }
         Err(SendError::Permanent(e)) => {
             tracing::error!(outbox_id = item.id, platform = %item.platform, error = %e, "the platform refused a message");
-            q::finish(store, &item, Outcome::Failed(&e), pace_until, now).await?;
-            inner
-                .metrics
-                .inc("releasebot_outbox_failed_total", &[("platform", &item.platform)]);
-            Ok(Sent::Failed)
+            Done::Failed(e)
         }
+    };
+    Attempt {
+        item,
+        outcome,
+        tat,
+        due,
     }
 }

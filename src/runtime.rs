@@ -107,6 +107,59 @@ impl Heartbeat {
     }
 }
 
+/// Acknowledgements come first. Every acknowledged request marks the pressure; while
+/// requests keep arriving, background workers (handling, delivery) start new work only in
+/// a pause between them or after a bounded deferral, so that a burst is acknowledged at
+/// the rate of the intake alone and worked off right after it (or slowly during it, when
+/// it does not end). Work already started is not interrupted.
+pub struct Pressure {
+    base: tokio::time::Instant,
+    /// When the last request was acknowledged, in µs since `base`.
+    last_us: AtomicU64,
+}
+
+impl Default for Pressure {
+    fn default() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            last_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A gap this long between requests is a pause the workers use.
+const PAUSE: Duration = Duration::from_millis(2);
+
+impl Pressure {
+    /// A request is being acknowledged.
+    pub fn mark(&self) {
+        let now = self.base.elapsed().as_micros() as u64;
+        self.last_us.store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// How long since the last request.
+    fn idle(&self) -> Duration {
+        let last = self.last_us.load(Ordering::Relaxed);
+        if last == 0 {
+            return Duration::MAX;
+        }
+        self.base.elapsed().saturating_sub(Duration::from_micros(last))
+    }
+
+    /// Waits for a pause between requests, at most `cap`.
+    pub async fn calm(&self, cap: Duration) {
+        let start = tokio::time::Instant::now();
+        loop {
+            let idle = self.idle();
+            let waited = start.elapsed();
+            if idle >= PAUSE || waited >= cap {
+                return;
+            }
+            tokio::time::sleep((PAUSE - idle).min(cap - waited)).await;
+        }
+    }
+}
+
 /// The workers `/readyz` answers for.
 #[derive(Default, Clone)]
 pub struct Health {

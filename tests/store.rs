@@ -114,6 +114,8 @@ store_suite!(
     an_event_is_processed_now_by_one_taker,
     lease_queries_read_their_index_with_20000_rows_waiting,
     two_replicas_claim_each_event_once,
+    moves_saved_together_only_where_their_version_and_lease_hold,
+    a_buffered_edit_replaces_the_undelivered_post,
 );
 
 const T0: i64 = 1_795_251_600_000;
@@ -185,6 +187,7 @@ async fn tickets_round_trip_with_optimistic_concurrency(s: &Store) {
 
 async fn a_person_decides_a_stage_once(s: &Store) {
     let t = new_ticket(s).await;
+    let other = new_ticket(s).await;
     let mut conn = s.pool.acquire().await.unwrap();
     let d = Decision {
         round: 0,
@@ -204,9 +207,36 @@ async fn a_person_decides_a_stage_once(s: &Store) {
         !tickets::insert_decision(&mut conn, t.id, &again).await.unwrap(),
         "a second decision by the same person is refused"
     );
-    let next_round = Decision { round: 1, ..d.clone() };
+    let next_round = Decision {
+        round: 1,
+        comment: None,
+        ..d.clone()
+    };
     assert!(tickets::insert_decision(&mut conn, t.id, &next_round).await.unwrap());
-    assert_eq!(tickets::decisions(&mut conn, t.id).await.unwrap(), vec![d, next_round]);
+    assert_eq!(
+        tickets::decisions(&mut conn, t.id).await.unwrap(),
+        vec![d.clone(), next_round.clone()]
+    );
+    // The same, read with the ticket and where its stage message is, in one statement.
+    let r = store::outbox::MessageRef {
+        platform: "slack".into(),
+        channel: "C1".into(),
+        ts: "1.5".into(),
+    };
+    store::outbox::put_ref(&mut conn, "t1:r1:s1", &r, T0).await.unwrap();
+    let (ticket, decisions, posted) = tickets::get_for_decision(&mut conn, t.id, "t1:r1:s1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ticket.id, decisions, posted.as_deref()),
+        (t.id, vec![d, next_round], Some("1.5"))
+    );
+    let (_, none, unposted) = tickets::get_for_decision(&mut conn, other.id, "nope")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((none, unposted), (vec![], None));
 }
 
 async fn the_audit_log_is_append_only(s: &Store) {
@@ -328,24 +358,27 @@ fn sent(rec: &Recorder) -> Vec<String> {
 async fn outbox_keeps_channel_order_and_paces_channels(s: &Store) {
     let clock = ManualClock::new(T0);
     let (w, rec) = worker(s, clock.clone());
-    put(s, post("A", "a1"), None).await;
-    put(s, post("A", "a2"), None).await;
+    for m in ["a1", "a2", "a3", "a4", "a5"] {
+        put(s, post("A", m), None).await;
+    }
     put(s, post("B", "b1"), None).await;
-    assert_eq!(w.round().await.unwrap().delivered, 2, "both channels at once");
-    assert_eq!(
-        w.round().await.unwrap().attempted(),
-        0,
-        "channel A waits a second after a1"
-    );
+    // A short burst, then one message a second.
+    let r = w.round().await.unwrap();
+    assert_eq!(r.delivered, 4, "a1, a2, a3 in a burst; b1 at once: {r:?}");
+    assert_eq!(w.round().await.unwrap().attempted(), 0, "channel A is paced now");
     assert_eq!(store::outbox::next_wake(s).await.unwrap(), Some(T0 + 1000));
     clock.advance_ms(1000);
     assert_eq!(w.round().await.unwrap().delivered, 1);
+    assert_eq!(w.round().await.unwrap().attempted(), 0);
+    assert_eq!(store::outbox::next_wake(s).await.unwrap(), Some(T0 + 2000));
+    clock.advance_ms(1000);
+    assert_eq!(w.round().await.unwrap().delivered, 1);
     let sent = sent(&rec);
-    assert_eq!(sent.len(), 3);
+    let a: Vec<&String> = sent.iter().filter(|m| m.contains(" a")).collect();
+    assert_eq!(a, ["post a1", "post a2", "post a3", "post a4", "post a5"], "in order");
     let pos = |m: &str| sent.iter().position(|x| x == m).unwrap();
-    assert!(pos("post a1") < pos("post a2"), "{sent:?}");
     assert!(
-        pos("post b1") < pos("post a2"),
+        pos("post b1") < pos("post a4"),
         "B is not held up by A's pacing: {sent:?}"
     );
     assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
@@ -397,7 +430,7 @@ async fn outbox_leases_each_item_once_across_workers(s: &Store) {
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let items = store::outbox::claim(&s, "slack", T0, 60_000, 4).await.unwrap();
+                let items = store::outbox::claim(&s, &[("slack", 4)], T0, 60_000).await.unwrap();
                 if items.is_empty() {
                     break;
                 }
@@ -651,7 +684,7 @@ async fn lease_queries_read_their_index_with_20000_rows_waiting(s: &Store) {
         ),
         (
             "outbox heads",
-            store::outbox::heads_sql(2),
+            store::outbox::heads_sql(s.backend, 2),
             "text, text",
             "outbox_queue",
         ),
@@ -730,4 +763,96 @@ async fn two_replicas_claim_each_event_once(s: &Store) {
             .is_none(),
         "a claimed event is not taken again while its lease runs"
     );
+}
+
+async fn moves_saved_together_only_where_their_version_and_lease_hold(s: &Store) {
+    use store::executions::{self as q, Lease, NewExec, Save};
+    let mut ids = vec![];
+    for _ in 0..4 {
+        let t = new_ticket(s).await;
+        let mut tx = s.begin().await.unwrap();
+        let id = q::insert(
+            &mut tx,
+            NewExec {
+                ticket: t.id,
+                plan_id: "p",
+                plan_json: "{}",
+                application: "payments",
+                environment: "prod",
+                status: "RUNNING",
+                state: &serde_json::json!({ "n": 0 }),
+                platform: "slack",
+                channel: "C1",
+                due_at: T0,
+                now: T0,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(id);
+    }
+    assert_eq!(q::claim(s, T0, 60_000, 10).await.unwrap().len(), 4);
+    let save = |id: i64, version: i64, n: i64, lease: Lease| Save {
+        id,
+        version,
+        status: if lease == Lease::Release { "COMPLETED" } else { "RUNNING" },
+        state: ["{\"n\":1}", "{\"n\":2}"][(n - 1) as usize],
+        next_wake: T0 + 5_000,
+        finished_at: (lease == Lease::Release).then_some(T0 + 1),
+        lease,
+        now: T0 + 1,
+    };
+    let saves = [
+        save(ids[0], 0, 1, Lease::Hold(T0 + 60_000)),
+        // Someone changed it meanwhile: nothing of this move is written.
+        save(ids[1], 7, 1, Lease::Hold(T0 + 60_000)),
+        save(ids[2], 0, 2, Lease::Release),
+    ];
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(q::save_many(&mut tx, &s.owner, &saves).await.unwrap(), [true, false, true]);
+    // Another process's runner does not hold the lease: refused.
+    let theirs = [save(ids[3], 0, 1, Lease::Hold(T0 + 60_000))];
+    assert_eq!(q::save_many(&mut tx, "someone-else", &theirs).await.unwrap(), [false]);
+    tx.commit().await.unwrap();
+
+    let mut conn = s.read.acquire().await.unwrap();
+    let mut rows = vec![];
+    for id in &ids {
+        rows.push(q::get::<serde_json::Value>(&mut conn, *id).await.unwrap().unwrap());
+    }
+    let [held, stale, done, other] = <[_; 4]>::try_from(rows).unwrap();
+    assert_eq!((held.version, held.state["n"].as_i64()), (1, Some(1)));
+    assert_eq!(held.lease_owner.as_deref(), Some(&*s.owner));
+    assert_eq!((stale.version, stale.state["n"].as_i64()), (0, Some(0)));
+    assert_eq!((done.version, done.status.as_str()), (1, "COMPLETED"));
+    assert_eq!((done.finished_at, done.lease_owner), (Some(T0 + 1), None));
+    assert_eq!(other.version, 0);
+}
+
+async fn a_buffered_edit_replaces_the_undelivered_post(s: &Store) {
+    let clock = ManualClock::new(T0);
+    let (w, rec) = worker(s, clock.clone());
+    put(s, post("A", "v1"), Some("m")).await;
+    put(s, post("B", "other"), Some("n")).await;
+    // Edits queued in one transaction's buffer (as handlers and the executor write them).
+    let mut tx = s.begin().await.unwrap();
+    releasebot::outbox::buffered(async {
+        for v in ["v2", "v3"] {
+            let edit = Outbound::Update {
+                channel: "A".into(),
+                message: msg(v),
+            };
+            enqueue(&mut tx, "slack", &edit, Some("m"), T0).await.unwrap();
+        }
+        releasebot::outbox::flush(&mut tx).await.unwrap();
+    })
+    .await;
+    tx.commit().await.unwrap();
+    while w.round().await.unwrap().attempted() > 0 {}
+    let mut sent = sent(&rec);
+    sent.sort();
+    assert_eq!(sent, ["post other", "post v3"]);
+    assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
 }

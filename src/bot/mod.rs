@@ -46,6 +46,8 @@ pub struct Bot {
     pub executions: Arc<crate::executor::Wakers>,
     /// Records inbound events (group commits).
     pub intake: crate::inbox::Intake,
+    /// The roles in memory (checked against their version).
+    pub roles: Arc<roles::RolesCache>,
     /// Fault injection for tests.
     #[doc(hidden)]
     pub hooks: Arc<Hooks>,
@@ -64,10 +66,59 @@ pub struct Hooks {
 }
 
 const MAX_CONFLICT_RETRIES: usize = 5;
+/// A handling transaction yields the writer to waiting acknowledgements after this long.
+const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// What the transaction under way remembers.
+#[derive(Default)]
+struct TxContext {
+    /// Executions a handler changed, woken once the transaction is committed.
+    wakes: Vec<i64>,
+    /// The roles' version this transaction has read (the roles need no second look).
+    roles_version: Option<i64>,
+}
 
 tokio::task_local! {
-    /// Executions a handler changed, woken once its transaction is committed.
-    static AFTER_COMMIT: std::cell::RefCell<Vec<i64>>;
+    static TX: std::cell::RefCell<TxContext>;
+}
+
+/// Runs `f` with the writes of its transactions that can wait (outbox messages, audit
+/// entries) buffered, to be written together by [`flush_buffers`] before each commit.
+async fn buffered<F: std::future::Future>(f: F) -> F::Output {
+    outbox::buffered(crate::store::audit::buffered(f)).await
+}
+
+/// Writes what the transaction buffered.
+async fn flush_buffers(tx: &mut Tx) -> anyhow::Result<()> {
+    crate::store::audit::flush(tx).await?;
+    outbox::flush(tx).await
+}
+
+/// Forgets what a rolled-back transaction buffered.
+fn discard_buffers() {
+    outbox::discard();
+    crate::store::audit::discard();
+}
+
+/// Starts over the transaction context (a new transaction, or a retried one).
+fn tx_reset() {
+    let _ = TX.try_with(|c| *c.borrow_mut() = TxContext::default());
+}
+
+/// The executions to wake, taken from the context.
+fn tx_wakes() -> Vec<i64> {
+    TX.try_with(|c| std::mem::take(&mut c.borrow_mut().wakes))
+        .unwrap_or_default()
+}
+
+/// The roles' version the current transaction read already, if any.
+pub(crate) fn tx_roles_version() -> Option<i64> {
+    TX.try_with(|c| c.borrow().roles_version).ok().flatten()
+}
+
+/// Remembers (or, after a change, forgets) the roles' version the transaction read.
+pub(crate) fn tx_set_roles_version(v: Option<i64>) {
+    let _ = TX.try_with(|c| c.borrow_mut().roles_version = v);
 }
 
 /// The aggregate an event changes: events of one key are handled in order, events of
@@ -163,6 +214,73 @@ impl Bot {
         Ok(())
     }
 
+    /// Handles claimed events in order, as many per transaction as it can: SQLite has a
+    /// single writer, where a transaction per event would pay a commit for each. A
+    /// transaction ends early when acknowledgements wait for the writer, so that they never
+    /// queue behind handling. Returns the events this could not handle (an error, a
+    /// conflict or a panic rolled their transaction back): the caller handles those one by
+    /// one, each in its own transaction.
+    pub(crate) async fn process_batch(&self, rows: Vec<inbox::InboxRow>) -> anyhow::Result<Vec<inbox::InboxRow>> {
+        buffered(self.process_in_batches(rows)).await
+    }
+
+    async fn process_in_batches(&self, rows: Vec<inbox::InboxRow>) -> anyhow::Result<Vec<inbox::InboxRow>> {
+        use futures::FutureExt;
+        let mut rest: std::collections::VecDeque<inbox::InboxRow> = rows.into();
+        while !rest.is_empty() {
+            let mut tx = self.store.begin().await?;
+            let started = std::time::Instant::now();
+            let mut taken: Vec<inbox::InboxRow> = Vec::new();
+            let outcome = TX
+                .scope(std::cell::RefCell::new(TxContext::default()), async {
+                    while let Some(row) = rest.pop_front() {
+                        let Ok(ev) = serde_json::from_str::<Inbound>(&row.payload) else {
+                            rest.push_front(row);
+                            return (false, vec![]);
+                        };
+                        let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
+                        let handled = std::panic::AssertUnwindSafe(self.handle(&mut tx, &ev).instrument(span))
+                            .catch_unwind()
+                            .await;
+                        if !matches!(handled, Ok(Ok(Handled::Done))) {
+                            rest.push_front(row);
+                            return (false, vec![]);
+                        }
+                        taken.push(row);
+                        // Acknowledgements waiting for the writer go next, after a
+                        // transaction of at most a few milliseconds.
+                        if self.intake.has_waiting() && started.elapsed() >= YIELD_AFTER {
+                            break;
+                        }
+                    }
+                    (true, tx_wakes())
+                })
+                .await;
+            match outcome {
+                (true, wakes) => {
+                    self.metrics
+                        .observe("releasebot_inbox_events_per_transaction", taken.len() as f64);
+                    let ids: Vec<i64> = taken.iter().map(|r| r.id).collect();
+                    flush_buffers(&mut tx).await?;
+                    inbox::mark_done_many(&mut tx, &ids, self.now()).await?;
+                    tx.commit().await.context("committing")?;
+                    for id in wakes {
+                        self.executions.wake(id);
+                    }
+                    self.outbox_notify.notify_one();
+                }
+                (false, _) => {
+                    // The whole transaction is undone: its events go one by one.
+                    discard_buffers();
+                    let _ = tx.rollback().await;
+                    taken.extend(rest.drain(..));
+                    return Ok(taken);
+                }
+            }
+        }
+        Ok(vec![])
+    }
+
     /// A handler panicked on event `id`: the event is marked failed and its author told,
     /// as for any internal error.
     pub(crate) async fn panicked(&self, id: i64, why: &str) -> anyhow::Result<()> {
@@ -179,43 +297,44 @@ impl Bot {
     }
 
     async fn process(&self, inbox_id: i64, ev: &Inbound) -> anyhow::Result<()> {
-        AFTER_COMMIT
-            .scope(std::cell::RefCell::new(Vec::new()), async {
-                for _ in 0..MAX_CONFLICT_RETRIES {
-                    let mut tx = self.store.begin().await?;
-                    AFTER_COMMIT.with(|w| w.borrow_mut().clear());
-                    match self.handle(&mut tx, ev).await {
-                        Ok(Handled::Done) => {
-                            inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
-                            tx.commit().await.context("committing")?;
-                            for id in AFTER_COMMIT.with(|w| w.take()) {
-                                self.executions.wake(id);
-                            }
-                            return Ok(());
+        let run = TX.scope(std::cell::RefCell::new(TxContext::default()), async {
+            for _ in 0..MAX_CONFLICT_RETRIES {
+                let mut tx = self.store.begin().await?;
+                tx_reset();
+                discard_buffers();
+                match self.handle(&mut tx, ev).await {
+                    Ok(Handled::Done) => {
+                        flush_buffers(&mut tx).await?;
+                        inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
+                        tx.commit().await.context("committing")?;
+                        for id in tx_wakes() {
+                            self.executions.wake(id);
                         }
-                        Ok(Handled::Conflict) => {
-                            tx.rollback().await?;
-                            tracing::debug!("concurrent change; handling again");
-                        }
-                        Err(e) => {
-                            tx.rollback().await?;
-                            return self.fail(inbox_id, ev, e).await;
-                        }
+                        return Ok(());
+                    }
+                    Ok(Handled::Conflict) => {
+                        tx.rollback().await?;
+                        tracing::debug!("concurrent change; handling again");
+                    }
+                    Err(e) => {
+                        tx.rollback().await?;
+                        return self.fail(inbox_id, ev, e).await;
                     }
                 }
-                self.fail(
-                    inbox_id,
-                    ev,
-                    anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
-                )
-                .await
-            })
+            }
+            self.fail(
+                inbox_id,
+                ev,
+                anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
+            )
             .await
+        });
+        buffered(run).await
     }
 
     /// Tells an execution's task of a change this handler makes, once it is committed.
     pub fn wake_execution(&self, id: i64) {
-        if AFTER_COMMIT.try_with(|w| w.borrow_mut().push(id)).is_err() {
+        if TX.try_with(|c| c.borrow_mut().wakes.push(id)).is_err() {
             self.executions.wake(id);
         }
     }
@@ -258,6 +377,7 @@ impl Bot {
             },
         )
         .await?;
+        flush_buffers(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,11 +8,50 @@ use crate::store::roles::{self as q, Member};
 use crate::store::{Conn, Tx};
 use serde_json::json;
 
+/// The role members added from chat and the identity links, as of one version.
+pub struct Snapshot {
+    version: i64,
+    members: Vec<Member>,
+    links: Vec<Vec<Actor>>,
+}
+
+/// The roles kept in memory, read again only when their version changed.
+#[derive(Default)]
+pub struct RolesCache(std::sync::RwLock<Option<std::sync::Arc<Snapshot>>>);
+
+impl RolesCache {
+    /// The roles as `conn` sees them: one read of the version, the tables only when it changed.
+    async fn snapshot(&self, conn: &mut Conn) -> anyhow::Result<std::sync::Arc<Snapshot>> {
+        let version = match super::tx_roles_version() {
+            Some(v) => v,
+            None => q::version(conn).await?,
+        };
+        super::tx_set_roles_version(Some(version));
+        if let Some(s) = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|s| s.version == version)
+        {
+            return Ok(s.clone());
+        }
+        let s = std::sync::Arc::new(Snapshot {
+            version,
+            members: q::all(conn).await?,
+            links: q::link_groups(conn).await?,
+        });
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+        Ok(s)
+    }
+}
+
 /// Members of `role` for `application` (members without an application count for all),
 /// with every identity linked to them on other platforms.
 pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) -> anyhow::Result<Vec<Actor>> {
+    let snapshot = bot.roles.snapshot(conn).await?;
     let mut out: Vec<Actor> = bot.config.role_members.get(role).cloned().unwrap_or_default();
-    for m in q::all(conn).await? {
+    for m in snapshot.members.iter().cloned() {
         if m.role == role
             && (m.application.is_empty() || m.application.eq_ignore_ascii_case(application))
             && !out.contains(&m.actor)
@@ -20,11 +59,11 @@ pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) 
             out.push(m.actor);
         }
     }
-    for group in q::link_groups(conn).await? {
+    for group in &snapshot.links {
         if group.iter().any(|a| out.contains(a)) {
             for a in group {
-                if !out.contains(&a) {
-                    out.push(a);
+                if !out.contains(a) {
+                    out.push(a.clone());
                 }
             }
         }
@@ -113,6 +152,8 @@ pub async fn add(
     };
     let data = json!({ "role": role, "user": mention(user), "application": application });
     let added = q::add(tx, &m, &ev.actor, bot.now()).await?;
+    // The roles changed in this transaction: read them again.
+    super::tx_set_roles_version(None);
     changed(bot, tx, ev, &m, added, ["role_added", "role_already"]).await?;
     reply(
         bot,
@@ -148,6 +189,8 @@ pub async fn remove(
         application: application.unwrap_or("").to_string(),
     };
     let removed = q::remove(tx, &m).await?;
+    // The roles changed in this transaction: read them again.
+    super::tx_set_roles_version(None);
     changed(bot, tx, ev, &m, removed, ["role_removed", "role_not_member"]).await?;
     reply(
         bot,
@@ -172,6 +215,8 @@ pub async fn link(bot: &Bot, tx: &mut Tx, ev: &Inbound, user: &Actor, other: &Ac
         return Ok(Handled::Done);
     }
     let linked = q::link(tx, user, other, &ev.actor, bot.now()).await?;
+    // The roles changed in this transaction: read them again.
+    super::tx_set_roles_version(None);
     if linked {
         let detail = json!({ "user": user.to_string(), "other": other.to_string() });
         bot.audit(tx, &ev.actor, None, "identity_linked", detail).await?;

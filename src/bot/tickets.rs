@@ -34,10 +34,17 @@ pub(crate) struct Loaded<'a> {
 }
 
 async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
-    tracing::Span::current().record("ticket", tracing::field::display(id));
     let Some(ticket) = q::get(tx, id).await? else {
+        tracing::Span::current().record("ticket", tracing::field::display(id));
         return Ok(None);
     };
+    loaded(bot, ticket).map(Some)
+}
+
+/// A ticket with its flow and service from the configuration.
+fn loaded(bot: &Bot, ticket: Ticket) -> anyhow::Result<Loaded<'_>> {
+    let id = ticket.id;
+    tracing::Span::current().record("ticket", tracing::field::display(id));
     let flow = bot
         .config
         .flows
@@ -48,7 +55,7 @@ async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Opt
         .services
         .get(&ticket.service)
         .ok_or_else(|| anyhow::anyhow!("{id} uses service {} which is no longer configured", ticket.service))?;
-    Ok(Some(Loaded { ticket, flow, service }))
+    Ok(Loaded { ticket, flow, service })
 }
 
 /// Loads a ticket or tells the user it does not exist.
@@ -341,7 +348,8 @@ pub async fn decide_by_command(
         _ => 0,
     };
     let round = l.ticket.round;
-    if let Err(denied) = check_decision(bot, tx, ev, &l, stage, round, kind).await? {
+    let checked = check_decision(bot, tx, ev, &l, stage, round, kind).await?;
+    if let Err(denied) = checked.outcome {
         refuse(bot, tx, ev, &l, denied, stage, round).await?;
         return Ok(Handled::Done);
     }
@@ -357,7 +365,7 @@ pub async fn decide_by_command(
         bot.open_form(tx, ev, form).await?;
         return Ok(Handled::Done);
     }
-    decide(bot, tx, ev, id, stage, round, kind, &values).await
+    decide(bot, tx, ev, l, checked, stage, round, kind, &values).await
 }
 
 /// `release resubmit REL-ID field=value …`: the answers given replace the earlier ones.
@@ -652,6 +660,12 @@ fn approvals_of(decisions: &[Decision], round: u32, stage: usize) -> Vec<Decisio
         .collect()
 }
 
+/// A decision checked, not yet recorded: what it would do, and the ticket's decisions so far.
+struct Checked {
+    outcome: Result<Outcome, Denied>,
+    decisions: Vec<Decision>,
+}
+
 /// Checks a decision without recording it.
 async fn check_decision(
     bot: &Bot,
@@ -661,15 +675,30 @@ async fn check_decision(
     stage: usize,
     round: u32,
     kind: DecisionKind,
-) -> anyhow::Result<Result<Outcome, Denied>> {
+) -> anyhow::Result<Checked> {
+    let decisions = q::decisions(tx, l.ticket.id).await?;
+    check_decision_with(bot, tx, ev, l, decisions, stage, round, kind).await
+}
+
+/// Like [`check_decision`], with the ticket's decisions already read.
+#[allow(clippy::too_many_arguments)]
+async fn check_decision_with(
+    bot: &Bot,
+    tx: &mut Tx,
+    ev: &Inbound,
+    l: &Loaded<'_>,
+    decisions: Vec<Decision>,
+    stage: usize,
+    round: u32,
+    kind: DecisionKind,
+) -> anyhow::Result<Checked> {
     let role = l.flow.stages.get(stage).map(|s| s.role.clone()).unwrap_or_default();
     let has_role = roles::has_role(bot, tx, &ev.actor, &role, &l.ticket.application).await?;
-    let decisions = q::decisions(tx, l.ticket.id).await?;
     let approvals: Vec<Actor> = approvals_of(&decisions, round, stage)
         .into_iter()
         .map(|d| d.actor)
         .collect();
-    Ok(l.ticket.decide(
+    let outcome = l.ticket.decide(
         l.flow,
         &approvals,
         &DecideRequest {
@@ -679,7 +708,8 @@ async fn check_decision(
             round,
             kind,
         },
-    ))
+    );
+    Ok(Checked { outcome, decisions })
 }
 
 /// A click on a copy of a stage message that releasebot does not know — posted twice
@@ -692,22 +722,25 @@ async fn retire_surplus_copy(
     ev: &Inbound,
     l: &Loaded<'_>,
     stage: usize,
-    round: u32,
+    posted: Option<&str>,
 ) -> anyhow::Result<()> {
-    use crate::store::outbox::{find_ref, get_ref, put_ref, MessageRef};
+    use crate::store::outbox::{find_ref, put_ref, MessageRef};
     let crate::chat::InboundKind::Action { message: Some(loc), .. } = &ev.kind else {
         return Ok(());
     };
     let platform = &ev.actor.platform;
-    if loc.ts.is_empty() || platform != &l.ticket.submitter.platform {
-        return Ok(());
-    }
-    let Some(recorded) = get_ref(tx, &stage_key(l.ticket.id, round, stage)).await? else {
+    let Some(posted) = posted else {
         return Ok(());
     };
-    if recorded.ts == loc.ts || find_ref(tx, platform, &loc.channel, &loc.ts).await?.is_some() {
+    if loc.ts.is_empty() || platform != &l.ticket.submitter.platform || posted == loc.ts {
         return Ok(());
     }
+    if find_ref(tx, platform, &loc.channel, &loc.ts).await?.is_some() {
+        return Ok(());
+    }
+    let Some(stage_name) = l.flow.stages.get(stage).map(|s| s.name.clone()) else {
+        return Ok(());
+    };
     tracing::warn!(ticket = %l.ticket.id, ts = %loc.ts, "a click on a second copy of a stage message: taking its buttons away");
     let key = format!("surplus:{platform}:{}", loc.ts);
     let r = MessageRef {
@@ -718,7 +751,7 @@ async fn retire_surplus_copy(
     put_ref(tx, &key, &r, bot.now()).await?;
     let title = bot.texts.render(
         "stage_surplus_copy",
-        &json!({ "ticket": l.ticket.id.to_string(), "stage": l.flow.stages[stage].name }),
+        &json!({ "ticket": l.ticket.id.to_string(), "stage": stage_name }),
     )?;
     let msg = Message {
         title,
@@ -744,11 +777,18 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             round,
             kind,
         } => {
-            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
+            // The ticket, its decisions and where its stage message is, in one read.
+            let Some((t, decisions, posted)) =
+                q::get_for_decision(tx, ticket, &stage_key(ticket, round, stage)).await?
+            else {
+                bot.say(tx, ev, "ticket_not_found", json!({ "ticket": ticket.to_string() }))
+                    .await?;
                 return Ok(Handled::Done);
             };
-            retire_surplus_copy(bot, tx, ev, &l, stage, round).await?;
-            if let Err(denied) = check_decision(bot, tx, ev, &l, stage, round, kind).await? {
+            let l = loaded(bot, t)?;
+            retire_surplus_copy(bot, tx, ev, &l, stage, posted.as_deref()).await?;
+            let checked = check_decision_with(bot, tx, ev, &l, decisions, stage, round, kind).await?;
+            if let Err(denied) = checked.outcome {
                 refuse(bot, tx, ev, &l, denied, stage, round).await?;
                 return Ok(Handled::Done);
             }
@@ -758,7 +798,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
                 bot.open_form(tx, ev, form).await?;
                 return Ok(Handled::Done);
             }
-            decide(bot, tx, ev, ticket, stage, round, kind, &BTreeMap::new()).await
+            decide(bot, tx, ev, l, checked, stage, round, kind, &BTreeMap::new()).await
         }
         Action::Resubmit { ticket, round } => {
             let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
@@ -803,7 +843,13 @@ pub async fn on_form(
             stage,
             round,
             kind,
-        } => decide(bot, tx, ev, ticket, stage, round, kind, values).await,
+        } => {
+            let Some(l) = load_or_say(bot, tx, ev, ticket).await? else {
+                return Ok(Handled::Done);
+            };
+            let checked = check_decision(bot, tx, ev, &l, stage, round, kind).await?;
+            decide(bot, tx, ev, l, checked, stage, round, kind, values).await
+        }
         FormCallback::Resubmit { ticket, round } => resubmit(bot, tx, ev, ticket, round, values).await,
     }
 }
@@ -842,16 +888,14 @@ async fn decide(
     bot: &Bot,
     tx: &mut Tx,
     ev: &Inbound,
-    id: TicketId,
+    mut l: Loaded<'_>,
+    checked: Checked,
     stage: usize,
     round: u32,
     kind: DecisionKind,
     values: &BTreeMap<String, String>,
 ) -> anyhow::Result<Handled> {
-    let Some(mut l) = load_or_say(bot, tx, ev, id).await? else {
-        return Ok(Handled::Done);
-    };
-    let outcome = match check_decision(bot, tx, ev, &l, stage, round, kind).await? {
+    let outcome = match checked.outcome {
         Ok(o) => o,
         Err(denied) => {
             refuse(bot, tx, ev, &l, denied, stage, round).await?;
@@ -933,7 +977,8 @@ async fn decide(
 
     match outcome {
         Outcome::Counted { .. } => {
-            let decisions = q::decisions(tx, l.ticket.id).await?;
+            let mut decisions = checked.decisions;
+            decisions.push(decision.clone());
             let approvals = approvals_of(&decisions, round, stage);
             let platform = l.ticket.submitter.platform.clone();
             let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application)

@@ -114,9 +114,14 @@ impl Texts {
     }
 
     pub fn render<T: Serialize>(&self, key: &str, data: &T) -> anyhow::Result<String> {
-        self.hb
+        let mut text = self
+            .hb
             .render(&format!("{}/{key}", self.locale), data)
-            .with_context(|| format!("rendering messages/{}/{key}.hbs", self.locale))
+            .with_context(|| format!("rendering messages/{}/{key}.hbs", self.locale))?;
+        // Handlebars writes into an 8 KiB buffer; texts are kept (progress lines, queued
+        // messages), mostly a few dozen bytes long.
+        text.shrink_to_fit();
+        Ok(text)
     }
 
     /// A template without variables.

@@ -5,9 +5,10 @@
 use super::plan::{FailurePolicy, Plan, StepType};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecStatus {
+    #[default]
     Running,
     Paused,
     Completed,
@@ -44,7 +45,7 @@ pub struct StepRun {
     pub not_before: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Execution {
     pub status: ExecStatus,
     pub steps: Vec<StepRun>,

@@ -18,6 +18,7 @@
 
 pub mod baselines;
 pub mod commands;
+mod committer;
 pub mod net;
 pub mod progress;
 pub mod providers;
@@ -26,7 +27,7 @@ pub mod start;
 
 pub use crate::domain::execution::Command;
 pub use commands::{audit_command, load, save_command, Wakers};
-pub use runner::{Executor, Wait};
+pub use runner::{Executor, Wait, STEP_OVERHEAD};
 pub use start::{busy, start, Busy, LockPolicy, Started};
 
 use crate::chat::{Message, Outbound, Texts};
@@ -85,7 +86,7 @@ pub struct Behind {
 }
 
 /// Everything about one execution, stored as one JSON document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub exec: Execution,
     pub steps: Vec<StepInfo>,
@@ -234,6 +235,23 @@ pub(crate) async fn edit_progress(
     next_wake: i64,
     now: i64,
 ) -> anyhow::Result<Row> {
+    let (saved, edit) = progress_after(deps, row, plan, ticket, run, next_wake, now)?;
+    send_progress(deps, tx, &saved, edit).await?;
+    Ok(saved)
+}
+
+/// The row as a save of `run` stores it, and the edit of its progress message: prepared
+/// before the transaction that saves them, so that it holds the writer only to write.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn progress_after(
+    deps: &Deps,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    run: Run,
+    next_wake: i64,
+    now: i64,
+) -> anyhow::Result<(Row, Outbound)> {
     let saved = Row {
         version: row.version + 1,
         status: status_str(&run).into(),
@@ -246,8 +264,12 @@ pub(crate) async fn edit_progress(
         channel: row.channel.clone(),
         message: msg,
     };
-    deps.send(tx, &row.platform, out, Some(&progress_key(row.id))).await?;
-    Ok(saved)
+    Ok((saved, out))
+}
+
+/// Queues a prepared edit of the execution's progress message.
+pub(crate) async fn send_progress(deps: &Deps, tx: &mut Tx, row: &Row, edit: Outbound) -> anyhow::Result<()> {
+    deps.send(tx, &row.platform, edit, Some(&progress_key(row.id))).await
 }
 
 /// A message for a ticket's channel without buttons.

@@ -37,6 +37,10 @@ pub struct SimConfig {
     /// Hosts where a deploy fails.
     #[serde(default)]
     pub failing_hosts: Vec<String>,
+    /// How long each simulated step (but a MONITOR's tick) takes, in milliseconds, give
+    /// or take half; 0 for instant.
+    #[serde(default)]
+    pub step_ms: u64,
 }
 
 fn four() -> u32 {
@@ -63,6 +67,7 @@ impl Default for SimConfig {
             fail_steps: vec![],
             hang_steps: vec![],
             failing_hosts: vec![],
+            step_ms: 0,
         }
     }
 }
@@ -170,6 +175,12 @@ fn sim_sample(sim: &SimConfig) -> Sample {
     }
 }
 
+/// A simulated step's duration: `step_ms`, give or take half, as real steps vary.
+fn sim_duration(step_ms: u64) -> std::time::Duration {
+    let half = step_ms / 2;
+    std::time::Duration::from_millis(half + rand::random::<u64>() % (2 * half + 1))
+}
+
 /// Runs (or polls) one step.
 pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     let deadline = ctx.step.timeout_secs.map(|t| ctx.started_at + (t as i64) * 1000);
@@ -186,7 +197,18 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         );
     }
     match &ctx.step.provider {
-        Provider::Sim => sim(ctx, deadline),
+        Provider::Sim => {
+            if ctx.sim.step_ms > 0 && ctx.step.kind != StepType::Monitor {
+                // The simulated work takes its time; asked to stop, it stops.
+                tokio::select! {
+                    _ = tokio::time::sleep(sim_duration(ctx.sim.step_ms)) => {}
+                    _ = ctx.stop.cancelled() => {
+                        return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() })));
+                    }
+                }
+            }
+            sim(ctx, deadline)
+        }
         Provider::Script { command } => {
             let command = command.clone();
             script(ctx, &command, deadline).await

@@ -10,7 +10,9 @@
 //! after it.
 
 use super::providers::{self, SimConfig, StepCtx, StepOutcome, NEVER};
-use super::{baselines, edit_progress, progress, render, start, status_str, Deps, Row, Run};
+use super::{
+    baselines, edit_progress, progress, progress_after, render, send_progress, start, status_str, Deps, Row, Run,
+};
 use crate::chat::Outbound;
 use crate::domain::events::SystemEvent;
 use crate::domain::execution::{interruptible, ExecStatus, Next, Reaction, StepStatus};
@@ -49,6 +51,8 @@ pub enum Wait {
 
 struct Inner {
     deps: Deps,
+    /// Writes ordinary moves of many executions together.
+    committer: super::committer::Committer,
     sim: SimConfig,
     /// SIGTERM → SIGKILL grace of a terminated step.
     grace: Duration,
@@ -57,6 +61,28 @@ struct Inner {
     active: AtomicUsize,
     /// Fired whenever a task ends.
     changed: Notify,
+    /// Plans of executions in flight, shared by those that run the same one.
+    plans: Plans,
+}
+
+/// Executions store their plan as it was when they started; most of those in flight run
+/// the same few plans, parsed once here and shared while a task uses them.
+#[derive(Default)]
+struct Plans(std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<Plan>>>);
+
+impl Plans {
+    fn get(&self, json: String) -> anyhow::Result<Arc<Plan>> {
+        let Ok(mut plans) = self.0.lock() else {
+            return Ok(Arc::new(serde_json::from_str(&json)?));
+        };
+        if let Some(plan) = plans.get(&json).and_then(std::sync::Weak::upgrade) {
+            return Ok(plan);
+        }
+        let plan = Arc::new(serde_json::from_str::<Plan>(&json)?);
+        plans.retain(|_, p| p.strong_count() > 0);
+        plans.insert(json, Arc::downgrade(&plan));
+        Ok(plan)
+    }
 }
 
 /// The runner; cheap to clone.
@@ -83,6 +109,55 @@ impl Drop for TaskGuard {
 enum Flow {
     Continue,
     Exit,
+    /// Run step `i`, started (committed) in `row`, and those that follow it.
+    Steps(Box<Steps>),
+}
+
+struct Steps {
+    /// As saved: its state is the run.
+    row: Row,
+    i: usize,
+    now: i64,
+}
+
+/// Carries on after a result: runs the step started with it, if any.
+fn go_on(finished: Finished, now: i64) -> Flow {
+    match finished {
+        Finished::Moved(flow) => flow,
+        Finished::Started(row, i) => Flow::Steps(Box::new(Steps { row: *row, i, now })),
+    }
+}
+
+/// A move ready to be written.
+struct Prepared {
+    state: String,
+    saved_row: Row,
+    edit: crate::chat::Outbound,
+    announcement: Option<crate::chat::Message>,
+    next_wake: i64,
+    finished_at: Option<i64>,
+    lease: Lease,
+    release: bool,
+    ending: bool,
+}
+
+/// What recording a step's result led to.
+enum Finished {
+    Moved(Flow),
+    /// The next step, `usize`, was started in the same commit (saved in the row).
+    Started(Box<Row>, usize),
+}
+
+/// Starts the step that is due right after a result, when a provider runs it at once (not
+/// an approval gate, its requirements met); which one.
+fn start_next(plan: &Plan, run: &mut Run, now: i64) -> Option<usize> {
+    let Next::Run(j) = run.exec.next(now) else { return None };
+    if plan.steps[j].kind == StepType::ApprovalGate || !run.exec.preconditions_met(plan, j) {
+        return None;
+    }
+    run.exec.begin(j, now).ok()?;
+    run.steps[j].started_at = Some(now);
+    Some(j)
 }
 
 /// What the runner commits alongside a move.
@@ -105,12 +180,14 @@ impl Executor {
         let heartbeat = Arc::new(Heartbeat::new("executor", deps.clock.clone()));
         Self {
             inner: Arc::new(Inner {
+                committer: super::committer::Committer::start(deps.store.clone(), deps.outbox_notify.clone()),
                 deps,
                 sim,
                 grace,
                 slots: Arc::new(Semaphore::new(concurrency.max(1))),
                 active: AtomicUsize::new(0),
                 changed: Notify::new(),
+                plans: Plans::default(),
             }),
             heartbeat,
         }
@@ -302,35 +379,46 @@ async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
 
 async fn advance_all(inner: &Inner, id: i64, wake: &Notify) -> anyhow::Result<()> {
     let deps = &inner.deps;
-    let (plan, ticket) = {
+    let Some((plan, ticket)) = Box::pin(async {
         let mut conn = deps.store.read.acquire().await?;
-        let plan: Plan = serde_json::from_str(&q::plan_json(&mut conn, id).await?)?;
+        let plan = inner.plans.get(q::plan_json(&mut conn, id).await?)?;
         let Some(row) = q::get::<Run>(&mut conn, id).await? else {
-            return Ok(());
+            return anyhow::Ok(None);
         };
         let ticket = tickets::get(&mut conn, row.ticket)
             .await?
             .ok_or_else(|| anyhow::anyhow!("{} vanished", row.ticket))?;
-        (plan, ticket)
+        Ok(Some((plan, ticket)))
+    })
+    .await?
+    else {
+        return Ok(());
     };
     let mover = Mover {
         inner,
         plan: &plan,
         ticket: &ticket,
         wake,
+        last_end: std::sync::Mutex::new(None),
     };
     loop {
-        let row = {
+        let row = Box::pin(async {
             let mut conn = deps.store.read.acquire().await?;
-            q::get::<Run>(&mut conn, id).await?
-        };
+            q::get::<Run>(&mut conn, id).await
+        })
+        .await?;
         let Some(row) = row else { return Ok(()) };
         if row.lease_owner.as_deref() != Some(deps.store.owner.as_ref()) {
             return Ok(());
         }
-        match mover.advance(row).await? {
-            Flow::Continue => continue,
-            Flow::Exit => return Ok(()),
+        // A move is boxed and its steps run from here: a task rests inside a step for far
+        // longer than it decides, and what it holds meanwhile is what it costs.
+        let mut flow = Box::pin(mover.advance(row)).await?;
+        while let Flow::Steps(steps) = flow {
+            flow = mover.run_steps(*steps).await?;
+        }
+        if matches!(flow, Flow::Exit) {
+            return Ok(());
         }
     }
 }
@@ -341,7 +429,14 @@ struct Mover<'a> {
     plan: &'a Plan,
     ticket: &'a Ticket,
     wake: &'a Notify,
+    /// When this task's last provider call returned: the time to the next call is the
+    /// executor's own overhead between steps.
+    last_end: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// The executor's own time between one step's provider returning and the next one's
+/// starting (saving, progress, events), in seconds.
+pub const STEP_OVERHEAD: &str = "releasebot_executor_step_overhead_seconds";
 
 /// How a provider call ended.
 enum Called {
@@ -365,7 +460,7 @@ impl Mover<'_> {
         let now = self.deps().now();
         let plan = self.plan;
         if row.state.later_rollback.as_ref().is_some_and(|l| !l.done) {
-            return self.later_rollback(row).await;
+            return Box::pin(self.later_rollback(row)).await;
         }
         if row.finished_at.is_some() {
             return self.give_back(&row, NEVER).await;
@@ -403,13 +498,11 @@ impl Mover<'_> {
                     if row.next_wake > now {
                         return self.give_back(&row, row.next_wake).await;
                     }
-                    match self.call(&row, i, &mut run, now).await? {
-                        Called::Outcome(outcome) => {
-                            let now = self.deps().now();
-                            self.finish(&row, run, i, outcome, now).await
-                        }
-                        Called::Cancelled => Ok(Flow::Continue),
-                    }
+                    Ok(Flow::Steps(Box::new(Steps {
+                        row: Row { state: run, ..row },
+                        i,
+                        now,
+                    })))
                 }
                 Some(_) => self.give_back(&row, NEVER).await,
                 None => self.give_back(&row, w.unwrap_or(NEVER)).await,
@@ -431,7 +524,8 @@ impl Mover<'_> {
                         summary: providers::summary("precondition", json!({ "needs": needs })),
                         log: vec![],
                     };
-                    return self.finish(&row, run, i, outcome, now).await;
+                    let finished = self.finish(&row, run, i, outcome, now).await?;
+                    return Ok(go_on(finished, now));
                 }
                 run.steps[i].started_at = Some(now);
                 if plan.steps[i].kind == StepType::ApprovalGate {
@@ -442,12 +536,37 @@ impl Mover<'_> {
                 let Some(started) = self.commit(&row, run.clone(), now, None, true).await? else {
                     return Ok(Flow::Continue);
                 };
-                match self.call(&started.row, i, &mut run, now).await? {
-                    Called::Outcome(outcome) => {
-                        let now = self.deps().now();
-                        self.finish(&started.row, run, i, outcome, now).await
-                    }
-                    Called::Cancelled => Ok(Flow::Continue),
+                Ok(Flow::Steps(Box::new(Steps {
+                    row: started.row,
+                    i,
+                    now,
+                })))
+            }
+        }
+    }
+
+    /// Runs step `i` (its start committed in `row`), and each step that follows it at
+    /// once: one step's result and the next one's start are committed together.
+    async fn run_steps(&self, steps: Steps) -> anyhow::Result<Flow> {
+        let Steps {
+            mut row,
+            mut i,
+            mut now,
+        } = steps;
+        // The run is held once, not also in the row, while the step runs.
+        let mut run = std::mem::take(&mut row.state);
+        loop {
+            let outcome = match self.call(&row, i, &mut run, now).await? {
+                Called::Outcome(outcome) => outcome,
+                Called::Cancelled => return Ok(Flow::Continue),
+            };
+            now = self.deps().now();
+            match Box::pin(self.finish(&row, run, i, outcome, now)).await? {
+                Finished::Moved(flow) => return Ok(flow),
+                Finished::Started(next_row, j) => {
+                    row = *next_row;
+                    run = std::mem::take(&mut row.state);
+                    i = j;
                 }
             }
         }
@@ -459,6 +578,14 @@ impl Mover<'_> {
         let step = &self.plan.steps[i];
         let stop = CancellationToken::new();
         let started_at = run.steps[i].started_at.unwrap_or(now);
+        let ended = self.last_end.lock().map(|mut l| l.take()).unwrap_or(None);
+        if let Some(ended) = ended {
+            deps.metrics.observe_in(
+                STEP_OVERHEAD,
+                ended.elapsed().as_secs_f64(),
+                crate::metrics::FINE_BUCKETS,
+            );
+        }
         let call = providers::run(StepCtx {
             index: i,
             step,
@@ -474,12 +601,19 @@ impl Mover<'_> {
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
         loop {
             tokio::select! {
-                outcome = &mut call => return Ok(Called::Outcome(outcome)),
+                outcome = &mut call => {
+                    if let Ok(mut l) = self.last_end.lock() {
+                        *l = Some(std::time::Instant::now());
+                    }
+                    return Ok(Called::Outcome(outcome));
+                }
                 _ = self.wake.notified() => {
-                    let latest = {
+                    // Boxed, as below: seldom, and the task would carry their size all along.
+                    let latest = Box::pin(async {
                         let mut conn = deps.store.read.acquire().await?;
-                        q::get::<Run>(&mut conn, row.id).await?
-                    };
+                        q::get::<Run>(&mut conn, row.id).await
+                    })
+                    .await?;
                     let Some(latest) = latest else { continue };
                     let e = &latest.state.exec;
                     if e.steps[i].status == StepStatus::Running && !e.status.is_final() {
@@ -494,7 +628,7 @@ impl Mover<'_> {
                     }
                 }
                 _ = renew.tick() => {
-                    if !q::extend(&deps.store, row.id, deps.now() + LEASE_MS).await? {
+                    if !Box::pin(q::extend(&deps.store, row.id, deps.now() + LEASE_MS)).await? {
                         tracing::warn!(step = %step.id, "lost the execution's lease; stopping the step");
                         return Ok(Called::Cancelled);
                     }
@@ -506,16 +640,21 @@ impl Mover<'_> {
     /// Applies a provider's answer to step `i` and commits it. If a person changed the
     /// execution meanwhile, the answer is applied again to their version: a result is
     /// never lost.
-    async fn finish(&self, row: &Row, run: Run, i: usize, outcome: StepOutcome, now: i64) -> anyhow::Result<Flow> {
+    async fn finish(&self, row: &Row, run: Run, i: usize, outcome: StepOutcome, now: i64) -> anyhow::Result<Finished> {
         let (mut row, mut run) = (row.clone(), run);
         for _ in 0..5 {
-            let (next, next_wake, alert) = apply_outcome(&self.deps().texts, self.plan, run, i, &outcome, now);
+            let (mut next, next_wake, alert) = apply_outcome(&self.deps().texts, self.plan, run, i, &outcome, now);
             let attempt = Row {
                 next_wake: next_wake.unwrap_or(row.next_wake),
                 ..row.clone()
             };
-            if let Some(c) = self.commit(&attempt, next, now, alert, false).await? {
-                return Ok(if c.released { Flow::Exit } else { Flow::Continue });
+            let started = start_next(self.plan, &mut next, now);
+            if let Some(c) = self.commit(&attempt, next, now, alert, started.is_some()).await? {
+                return Ok(match started {
+                    Some(j) => Finished::Started(Box::new(c.row), j),
+                    None if c.released => Finished::Moved(Flow::Exit),
+                    None => Finished::Moved(Flow::Continue),
+                });
             }
             let mut conn = self.deps().store.pool.acquire().await?;
             row = q::get::<Run>(&mut conn, row.id)
@@ -544,6 +683,18 @@ impl Mover<'_> {
     async fn commit(
         &self,
         row: &Row,
+        run: Run,
+        now: i64,
+        alert: Option<Alert>,
+        hold: bool,
+    ) -> anyhow::Result<Option<Committed>> {
+        // Boxed: a task waits in a step far longer than it commits; its resting size counts.
+        crate::outbox::buffered(Box::pin(self.commit_buffered(row, run, now, alert, hold))).await
+    }
+
+    async fn commit_buffered(
+        &self,
+        row: &Row,
         mut run: Run,
         now: i64,
         alert: Option<Alert>,
@@ -551,7 +702,6 @@ impl Mover<'_> {
     ) -> anyhow::Result<Option<Committed>> {
         let deps = self.deps();
         let plan = self.plan;
-        let mut tx = deps.store.begin().await?;
         let mut finished_at = None;
         let ending = run.exec.status.is_final() && !run.finalized;
         if ending {
@@ -581,13 +731,106 @@ impl Mover<'_> {
         } else {
             Lease::Hold(now + LEASE_MS)
         };
-        let saved = q::save(
+        // What is written is prepared before the writer is taken.
+        let state = serde_json::to_string(&run)?;
+        let (saved_row, edit) = progress_after(
+            deps,
+            &Row {
+                finished_at,
+                lease_owner: (!release).then(|| deps.store.owner.to_string()),
+                ..row.clone()
+            },
+            plan,
+            self.ticket,
+            run.clone(),
+            next_wake,
+            now,
+        )?;
+        let announcement = match &alert {
+            Some(Alert::Gate(i)) => Some(progress::gate(&deps.texts, &saved_row, plan, self.ticket, *i)?),
+            Some(Alert::Notice(i)) => Some(progress::notice(&deps.texts, &saved_row, plan, self.ticket, *i)?),
+            _ => None,
+        };
+        if !ending && !matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
+            // An ordinary move: written with other executions' moves.
+            let mut outbox = crate::outbox::Batch::default();
+            outbox.push(&row.platform, &edit, Some(&super::progress_key(row.id)), now);
+            if let Some(message) = announcement {
+                let post = crate::chat::Outbound::Post {
+                    channel: row.channel.clone(),
+                    message,
+                };
+                outbox.push(&row.platform, &post, None, now);
+            }
+            let m = super::committer::Move {
+                id: row.id,
+                version: row.version,
+                status: status_str(&run),
+                state,
+                next_wake,
+                finished_at,
+                lease,
+                now,
+                outbox,
+            };
+            if !self.inner.committer.commit(m).await? {
+                return Ok(None);
+            }
+            return Ok(Some(Committed {
+                row: saved_row,
+                released: release,
+            }));
+        }
+        // Boxed: the rare path holds a transaction; the ordinary one waits for its group.
+        Box::pin(self.commit_alone(
+            row,
+            run,
+            Prepared {
+                state,
+                saved_row,
+                edit,
+                announcement,
+                next_wake,
+                finished_at,
+                lease,
+                release,
+                ending,
+            },
+            alert,
+            now,
+        ))
+        .await
+    }
+
+    /// Commits a move that ends the execution or raises an alert, in its own transaction.
+    async fn commit_alone(
+        &self,
+        row: &Row,
+        run: Run,
+        prepared: Prepared,
+        alert: Option<Alert>,
+        now: i64,
+    ) -> anyhow::Result<Option<Committed>> {
+        let deps = self.deps();
+        let Prepared {
+            state,
+            saved_row,
+            edit,
+            announcement,
+            next_wake,
+            finished_at,
+            lease,
+            release,
+            ending,
+        } = prepared;
+        let mut tx = deps.store.begin().await?;
+        let saved = q::save_json(
             &mut tx,
             &deps.store.owner,
             row.id,
             row.version,
             status_str(&run),
-            &run,
+            &state,
             next_wake,
             finished_at,
             lease,
@@ -598,22 +841,10 @@ impl Mover<'_> {
             tx.rollback().await?;
             return Ok(None);
         }
-        let saved_row = Row {
-            finished_at,
-            lease_owner: (!release).then(|| deps.store.owner.to_string()),
-            ..row.clone()
-        };
-        let saved_row = edit_progress(
-            deps,
-            &mut tx,
-            &saved_row,
-            plan,
-            self.ticket,
-            run.clone(),
-            next_wake,
-            now,
-        )
-        .await?;
+        send_progress(deps, &mut tx, &saved_row, edit).await?;
+        if let Some(msg) = announcement {
+            deps.post(&mut tx, row, msg).await?;
+        }
         let mut recorded = ending;
         match alert {
             Some(Alert::Failed(i, reaction, evidence)) => {
@@ -640,20 +871,13 @@ impl Mover<'_> {
                 record_event(&mut tx, row, &key, event, now).await?;
                 recorded = true;
             }
-            Some(Alert::Gate(i)) => {
-                let msg = progress::gate(&deps.texts, &saved_row, plan, self.ticket, i)?;
-                deps.post(&mut tx, row, msg).await?;
-            }
-            Some(Alert::Notice(i)) => {
-                let msg = progress::notice(&deps.texts, &saved_row, plan, self.ticket, i)?;
-                deps.post(&mut tx, row, msg).await?;
-            }
-            None => {}
+            Some(Alert::Gate(_)) | Some(Alert::Notice(_)) | None => {}
         }
         let mut wake = vec![];
         if ending {
             wake.extend(self.end(&mut tx, &saved_row, now).await?);
         }
+        crate::outbox::flush(&mut tx).await?;
         tx.commit().await?;
         deps.outbox_notify.notify_one();
         if recorded {

@@ -110,6 +110,7 @@ impl App {
             inbox_notify,
             executions: Arc::new(crate::executor::Wakers::default()),
             intake,
+            roles: Arc::new(crate::bot::roles::RolesCache::default()),
             hooks: Arc::new(crate::bot::Hooks::default()),
         };
         let executor = crate::executor::Executor::new(
@@ -119,7 +120,8 @@ impl App {
             executor_config.stop_grace.0,
         );
         let inbox = crate::inbox::InboxWorker::new(bot.clone());
-        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify);
+        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify)
+            .yielding_to(bot.intake.pressure.clone());
         let pruner = crate::runtime::Pruner::new(store, clock, retention);
         let health = crate::runtime::Health {
             workers: vec![

@@ -16,22 +16,63 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+tokio::task_local! {
+    /// Entries of the transaction under way, written together (see [`buffered`]).
+    static BUFFER: std::cell::RefCell<Vec<AuditEntry>>;
+}
+
+/// Runs `f` with appends buffered: they are written by [`flush`] (before the
+/// transaction commits) or before anything reads the trail, in the order they were made.
+pub async fn buffered<F: std::future::Future>(f: F) -> F::Output {
+    BUFFER.scope(std::cell::RefCell::new(Vec::new()), f).await
+}
+
+/// Forgets buffered entries (their transaction was rolled back).
+pub fn discard() {
+    let _ = BUFFER.try_with(|b| b.borrow_mut().clear());
+}
+
+/// Appends an entry (buffered inside [`buffered`]).
 pub async fn append(conn: &mut Conn, e: &AuditEntry) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (ticket_id, at, platform, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(e.ticket.map(|t| t.0))
-    .bind(e.at)
-    .bind(&e.platform)
-    .bind(&e.actor)
-    .bind(&e.action)
-    .bind(e.detail.to_string())
-    .execute(&mut *conn)
-    .await?;
+    if BUFFER.try_with(|b| b.borrow_mut().push(e.clone())).is_ok() {
+        return Ok(());
+    }
+    write(conn, std::slice::from_ref(e)).await
+}
+
+/// Writes the buffered entries in the caller's transaction.
+pub async fn flush(conn: &mut Conn) -> anyhow::Result<()> {
+    let entries = BUFFER
+        .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
+        .unwrap_or_default();
+    write(conn, &entries).await
+}
+
+async fn write(conn: &mut Conn, entries: &[AuditEntry]) -> anyhow::Result<()> {
+    for chunk in entries.chunks(100) {
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk.iter().map(|_| marks.row(6)).collect();
+        let sql = format!(
+            "INSERT INTO audit_log (ticket_id, at, platform, actor, action, detail) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.ticket.map(|t| t.0))
+                .bind(e.at)
+                .bind(e.platform.as_str())
+                .bind(e.actor.as_str())
+                .bind(e.action.as_str())
+                .bind(e.detail.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
 pub async fn for_ticket(conn: &mut Conn, ticket: TicketId) -> anyhow::Result<Vec<AuditEntry>> {
+    flush(conn).await?;
     let rows = sqlx::query(
         "SELECT ticket_id, at, platform, actor, action, detail FROM audit_log WHERE ticket_id = $1 ORDER BY id",
     )

@@ -147,6 +147,36 @@ pub async fn save<S: Serialize>(
     lease: Lease,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let state = serde_json::to_string(state)?;
+    save_json(
+        conn,
+        owner,
+        id,
+        version,
+        status,
+        &state,
+        next_wake,
+        finished_at,
+        lease,
+        now,
+    )
+    .await
+}
+
+/// [`save`] of a state serialised already (outside the transaction).
+#[allow(clippy::too_many_arguments)]
+pub async fn save_json(
+    conn: &mut Conn,
+    owner: &str,
+    id: i64,
+    version: i64,
+    status: &str,
+    state: &str,
+    next_wake: i64,
+    finished_at: Option<i64>,
+    lease: Lease,
+    now: i64,
+) -> anyhow::Result<bool> {
     // $1..$7 are the same for every kind; the lease adds a time and/or the owner.
     let (lease_sql, at, owner_sql) = match lease {
         Lease::Keep => ("", None, ""),
@@ -164,7 +194,7 @@ pub async fn save<S: Serialize>(
     );
     let mut q = sqlx::query(&sql)
         .bind(status)
-        .bind(serde_json::to_string(state)?)
+        .bind(state)
         .bind(next_wake)
         .bind(finished_at)
         .bind(now)
@@ -178,6 +208,73 @@ pub async fn save<S: Serialize>(
     }
     let res = q.execute(&mut *conn).await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// One save of [`save_many`]: the runner's own, that holds (`Lease::Hold`) or gives back
+/// (`Lease::Release`) the lease it owns.
+#[derive(Debug, Clone)]
+pub struct Save<'a> {
+    pub id: i64,
+    pub version: i64,
+    pub status: &'a str,
+    pub state: &'a str,
+    pub next_wake: i64,
+    pub finished_at: Option<i64>,
+    pub lease: Lease,
+    pub now: i64,
+}
+
+/// Several runner saves in one statement; for each, whether it was written (as [`save`]).
+pub async fn save_many(conn: &mut Conn, owner: &str, saves: &[Save<'_>]) -> anyhow::Result<Vec<bool>> {
+    let mut out = Vec::with_capacity(saves.len());
+    for chunk in saves.chunks(256) {
+        if let Some(other) = chunk
+            .iter()
+            .find(|s| !matches!(s.lease, Lease::Hold(_) | Lease::Release))
+        {
+            anyhow::bail!("save_many: execution {} does not hold or release its lease", other.id);
+        }
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(9))).collect();
+        let owner_mark = marks.next();
+        let sql = format!(
+            "WITH v (x_id, x_version, x_status, x_state, x_next_wake, x_finished_at, x_now, x_due_at, x_release) AS (VALUES {})
+             UPDATE executions SET status = v.x_status, state = v.x_state, next_wake = v.x_next_wake,
+                    finished_at = v.x_finished_at, updated_at = v.x_now, version = executions.version + 1,
+                    due_at = v.x_due_at,
+                    lease_owner = CASE WHEN v.x_release = 1 THEN NULL ELSE executions.lease_owner END
+             FROM v
+             WHERE executions.id = v.x_id AND executions.version = v.x_version AND executions.lease_owner = {owner_mark}
+             RETURNING executions.id AS id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            let (due_at, release) = match s.lease {
+                Lease::Hold(t) => (t, 0i64),
+                _ => (s.next_wake, 1),
+            };
+            q = q
+                .bind(s.id)
+                .bind(s.version)
+                .bind(s.status)
+                .bind(s.state)
+                .bind(s.next_wake)
+                .bind(s.finished_at)
+                .bind(s.now)
+                .bind(due_at)
+                .bind(release);
+        }
+        q = q.bind(owner);
+        let saved: std::collections::HashSet<i64> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| get_i64(r, "id"))
+            .collect::<Result<_, _>>()?;
+        out.extend(chunk.iter().map(|s| saved.contains(&s.id)));
+    }
+    Ok(out)
 }
 
 /// Gives a claimed execution back, due at `due_at` (its state unchanged).
@@ -196,8 +293,8 @@ pub async fn versions(store: &Store, ids: &[i64]) -> anyhow::Result<Vec<(i64, i6
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("SELECT id, version FROM executions WHERE id IN ({})", marks.join(", "));
+    let marks = super::Marks::for_store(store).list(ids.len());
+    let sql = format!("SELECT id, version FROM executions WHERE id IN ({marks})");
     let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(*id);

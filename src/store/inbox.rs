@@ -44,6 +44,11 @@ const INSERT_CHUNK: usize = 256;
 /// Records events in one transaction (a group commit of acknowledgements); for each, its
 /// inbox id, or `None` when the same delivery was recorded before (or earlier in `events`).
 pub async fn insert_batch(store: &Store, events: &[NewEvent], now: i64) -> anyhow::Result<Vec<Option<i64>>> {
+    if events.len() <= INSERT_CHUNK {
+        // One statement is atomic by itself: no transaction around it.
+        let mut conn = store.pool.acquire().await?;
+        return insert_in(&mut conn, events, now).await;
+    }
     let mut tx = store.begin().await?;
     let ids = insert_in(&mut tx, events, now).await?;
     tx.commit().await?;
@@ -59,19 +64,10 @@ pub async fn insert_in(conn: &mut Conn, events: &[NewEvent], now: i64) -> anyhow
         .filter(|&i| *first_of.entry(events[i].dedupe_key.as_str()).or_insert(i) == i)
         .collect();
     for chunk in unique.chunks(INSERT_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|n| {
-                let b = n * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, 'pending', ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 5
-                )
-            })
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|_| format!("({}, 'pending', {}, {})", marks.list(4), marks.next(), marks.next()))
             .collect();
         let sql = format!(
             "INSERT INTO inbox (platform, dedupe_key, order_key, payload, status, received_at, due_at) VALUES {}
@@ -86,6 +82,7 @@ pub async fn insert_in(conn: &mut Conn, events: &[NewEvent], now: i64) -> anyhow
                 .bind(e.dedupe_key.as_str())
                 .bind(e.order_key.as_str())
                 .bind(e.payload.as_str())
+                .bind(now)
                 .bind(now);
         }
         for r in q.fetch_all(&mut *conn).await? {
@@ -169,6 +166,25 @@ pub async fn mark_done(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()>
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Marks events handled; called inside the transaction of their effects.
+pub async fn mark_done_many(conn: &mut Conn, ids: &[i64], now: i64) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut marks = super::Marks::new(conn);
+    let at = marks.next();
+    let sql = format!(
+        "UPDATE inbox SET status = 'done', processed_at = {at}, lease_owner = NULL WHERE id IN ({})",
+        marks.list(ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

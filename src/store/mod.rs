@@ -63,6 +63,9 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(10))
+                // A broken connection fails its statement (and the work is retried); a
+                // ping before every use would double the round trips of the single writer.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -145,6 +148,54 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+/// Placeholders of a statement built with many parameters: `?` on SQLite (where each
+/// numbered parameter costs a lookup through all of them when bound), `$n` on PostgreSQL.
+/// Values are bound in the order the placeholders were made.
+pub(crate) struct Marks {
+    sqlite: bool,
+    n: usize,
+}
+
+impl Marks {
+    pub(crate) fn new(conn: &Conn) -> Self {
+        Self {
+            sqlite: conn.backend_name() != "PostgreSQL",
+            n: 0,
+        }
+    }
+
+    pub(crate) fn for_store(store: &Store) -> Self {
+        Self::for_backend(store.backend)
+    }
+
+    pub(crate) fn for_backend(backend: Backend) -> Self {
+        Self {
+            sqlite: backend == Backend::Sqlite,
+            n: 0,
+        }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.n += 1;
+        if self.sqlite {
+            "?".to_string()
+        } else {
+            format!("${}", self.n)
+        }
+    }
+
+    /// `count` placeholders, comma-separated.
+    pub(crate) fn list(&mut self, count: usize) -> String {
+        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// A row of `count` placeholders in parentheses.
+    pub(crate) fn row(&mut self, count: usize) -> String {
+        format!("({})", self.list(count))
     }
 }
 

@@ -41,7 +41,13 @@ pub struct Item {
     /// An earlier attempt may have reached the platform (it was under way when the
     /// process stopped, or ended without a clear answer): reconcile before sending again.
     pub uncertain: bool,
+    /// The queue's pacing: the theoretical time of its next message (GCRA), from which a
+    /// burst of [`BURST_MS`] may be taken early.
+    pub tat: i64,
 }
+
+/// How far ahead of its pace a queue may send (a burst of a few messages, as Slack allows).
+pub const BURST_MS: i64 = 2_000;
 
 const ITEM_COLUMNS: &str =
     "id, platform, channel_key, kind, msg_key, payload, attempts, created_at, next_attempt_at, status";
@@ -59,43 +65,109 @@ fn item_from_row(r: &AnyRow) -> anyhow::Result<(Item, i64)> {
             attempts: get_i64(r, "attempts")?,
             created_at: get_i64(r, "created_at")?,
             uncertain: status == "sending",
+            tat: 0,
         },
         get_i64(r, "next_attempt_at")?,
     ))
 }
 
-/// Writes an item and wakes its queue, in the caller's transaction.
-pub async fn insert(conn: &mut Conn, item: &NewItem<'_>, now: i64) -> anyhow::Result<i64> {
-    let not_before = item.not_before.max(now);
-    let row = sqlx::query(
-        "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) RETURNING id",
-    )
-    .bind(item.platform)
-    .bind(item.channel_key)
-    .bind(item.kind)
-    .bind(item.msg_key)
-    .bind(item.payload)
-    .bind(not_before)
-    .bind(now)
-    .bind(item.reply_key)
-    .fetch_one(&mut *conn)
-    .await?;
-    // An idle queue falls due when its pacing and the item allow; a busy one is already due
-    // or leased, and its worker picks the item up in turn.
-    sqlx::query(
-        "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES ($1, $2, 1, 0, $3)
-         ON CONFLICT (channel_key) DO UPDATE SET pending = outbox_channels.pending + 1,
-           due_at = CASE WHEN outbox_channels.pending > 0 OR outbox_channels.lease_owner IS NOT NULL THEN outbox_channels.due_at
-                         WHEN outbox_channels.next_at > EXCLUDED.due_at THEN outbox_channels.next_at
-                         ELSE EXCLUDED.due_at END",
-    )
-    .bind(item.channel_key)
-    .bind(item.platform)
-    .bind(not_before)
-    .execute(&mut *conn)
-    .await?;
-    Ok(get_i64(&row, "id")?)
+/// The latest undelivered post or edit of each of these messages: (id, kind, payload) by key.
+pub async fn pending_for_messages(
+    conn: &mut Conn,
+    keys: &[&str],
+) -> anyhow::Result<std::collections::HashMap<String, (i64, String, String)>> {
+    let mut out = std::collections::HashMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let marks = super::Marks::new(conn).list(keys.len());
+    let sql = format!(
+        "SELECT id, msg_key, kind, payload FROM outbox WHERE msg_key IN ({marks}) AND kind IN ('post', 'update') AND status = 'pending' ORDER BY id"
+    );
+    let mut q = sqlx::query(&sql);
+    for k in keys {
+        q = q.bind(*k);
+    }
+    for r in q.fetch_all(&mut *conn).await? {
+        out.insert(
+            r.try_get("msg_key")?,
+            (get_i64(&r, "id")?, r.try_get("kind")?, r.try_get("payload")?),
+        );
+    }
+    Ok(out)
+}
+
+/// Writes items and wakes their queues, in the caller's transaction: two statements.
+pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    for chunk in items.chunks(200) {
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|_| {
+                format!(
+                    "({}, 'pending', {}, {}, {})",
+                    marks.list(5),
+                    marks.next(),
+                    marks.next(),
+                    marks.next()
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for item in chunk {
+            q = q
+                .bind(item.platform)
+                .bind(item.channel_key)
+                .bind(item.kind)
+                .bind(item.msg_key)
+                .bind(item.payload)
+                .bind(item.not_before.max(now))
+                .bind(now)
+                .bind(item.reply_key);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    // Each queue once: how many items it gained, and when the first may go.
+    let mut queues: Vec<(&str, &str, i64, i64)> = Vec::new();
+    for item in items {
+        match queues.iter_mut().find(|(k, _, _, _)| *k == item.channel_key) {
+            Some(q) => {
+                q.2 += 1;
+                q.3 = q.3.min(item.not_before.max(now));
+            }
+            None => queues.push((item.channel_key, item.platform, 1, item.not_before.max(now))),
+        }
+    }
+    for chunk in queues.chunks(200) {
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|_| format!("({}, 0, {})", marks.list(3), marks.next()))
+            .collect();
+        // An idle queue falls due when its pacing and the items allow; a busy one is
+        // already due or leased, and its worker picks the items up in turn.
+        let sql = format!(
+            "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES {}
+             ON CONFLICT (channel_key) DO UPDATE SET pending = outbox_channels.pending + EXCLUDED.pending,
+               due_at = CASE WHEN outbox_channels.pending > 0 OR outbox_channels.lease_owner IS NOT NULL THEN outbox_channels.due_at
+                             WHEN outbox_channels.next_at - {BURST_MS} > EXCLUDED.due_at THEN outbox_channels.next_at - {BURST_MS}
+                             ELSE EXCLUDED.due_at END",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, platform, n, due) in chunk {
+            q = q.bind(*key).bind(*platform).bind(*n).bind(*due);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The not-yet-sent item of `kind` for `msg_key`, if any.
@@ -109,11 +181,25 @@ pub async fn pending_for_message(conn: &mut Conn, msg_key: &str, kind: &str) -> 
 }
 
 pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE outbox SET payload = $1 WHERE id = $2 AND status = 'pending'")
-        .bind(payload)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    set_payloads(conn, &[(id, payload.to_string())]).await
+}
+
+/// [`set_payload`] of several items, in one statement.
+pub async fn set_payloads(conn: &mut Conn, items: &[(i64, String)]) -> anyhow::Result<()> {
+    for chunk in items.chunks(512) {
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(2))).collect();
+        let sql = format!(
+            "WITH v (x_id, x_payload) AS (VALUES {})
+             UPDATE outbox SET payload = v.x_payload FROM v WHERE outbox.id = v.x_id AND outbox.status = 'pending'",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, payload) in chunk {
+            q = q.bind(*id).bind(payload.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -175,31 +261,36 @@ pub async fn supersede_pending(conn: &mut Conn, msg_key: &str, kind: &str, now: 
     .await
 }
 
-/// Claims up to `limit` due queues of `platform` for `lease_ms` and returns the first
-/// item of each, marked as being sent. A queue whose first item is held (not yet due) is
-/// given back until then.
-pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit: i64) -> anyhow::Result<Vec<Item>> {
+/// Claims, for each `(platform, limit)`, up to `limit` due queues of that platform for
+/// `lease_ms`, in one transaction, and returns the first item of each, marked as being
+/// sent. A queue whose first item is held (not yet due) is given back until then.
+pub async fn claim(store: &Store, wanted: &[(&str, usize)], now: i64, lease_ms: i64) -> anyhow::Result<Vec<Item>> {
     let mut tx = store.begin().await?;
-    let rows = lease::claim(
-        &mut tx,
-        store,
-        &OUTBOX_CHANNELS,
-        Some(platform),
-        now,
-        now + lease_ms,
-        limit,
-        "channel_key",
-    )
-    .await?;
-    let keys: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("channel_key"))
-        .collect::<Result<_, _>>()?;
+    let mut keys: Vec<String> = Vec::new();
+    let mut tats: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (platform, limit) in wanted.iter().filter(|(_, n)| *n > 0) {
+        let rows = lease::claim(
+            &mut tx,
+            store,
+            &OUTBOX_CHANNELS,
+            Some(platform),
+            now,
+            now + lease_ms,
+            *limit as i64,
+            "channel_key, next_at",
+        )
+        .await?;
+        for r in &rows {
+            let key: String = r.try_get("channel_key")?;
+            tats.insert(key.clone(), get_i64(r, "next_at")?);
+            keys.push(key);
+        }
+    }
     if keys.is_empty() {
         tx.commit().await?;
         return Ok(vec![]);
     }
-    let sql = heads_sql(keys.len());
+    let sql = heads_sql(store.backend, keys.len());
     let mut q = sqlx::query(&sql);
     for k in &keys {
         q = q.bind(k.as_str());
@@ -208,7 +299,8 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
     let mut out = Vec::with_capacity(heads.len());
     let mut with_head = std::collections::BTreeSet::new();
     for r in &heads {
-        let (item, not_before) = item_from_row(r)?;
+        let (mut item, not_before) = item_from_row(r)?;
+        item.tat = tats.get(&item.channel_key).copied().unwrap_or(0);
         with_head.insert(item.channel_key.clone());
         if not_before > now {
             lease::release(
@@ -231,11 +323,8 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
             .await?;
     }
     if !out.is_empty() {
-        let marks: Vec<String> = (1..=out.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN ({})",
-            marks.join(", ")
-        );
+        let marks = super::Marks::new(&tx).list(out.len());
+        let sql = format!("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN ({marks})");
         let mut q = sqlx::query(&sql);
         for item in &out {
             q = q.bind(item.id);
@@ -249,13 +338,12 @@ pub async fn claim(store: &Store, platform: &str, now: i64, lease_ms: i64, limit
     Ok(out)
 }
 
-/// The first undelivered item of each of `n` queues (`$1`…`$n`), by the queue index.
-pub fn heads_sql(n: usize) -> String {
-    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+/// The first undelivered item of each of `n` queues, by the queue index.
+pub fn heads_sql(backend: super::Backend, n: usize) -> String {
+    let marks = super::Marks::for_backend(backend).list(n);
     format!(
         "SELECT {ITEM_COLUMNS} FROM outbox WHERE id IN (
-           SELECT MIN(id) FROM outbox WHERE channel_key IN ({}) AND status IN ('pending', 'sending') GROUP BY channel_key)",
-        marks.join(", ")
+           SELECT MIN(id) FROM outbox WHERE channel_key IN ({marks}) AND status IN ('pending', 'sending') GROUP BY channel_key)"
     )
 }
 
@@ -271,51 +359,138 @@ pub enum Outcome<'a> {
     Retry { at: i64, error: &'a str, certain: bool },
 }
 
-/// Records an attempt's outcome and gives the queue back: due after `pace_until` (when
-/// more items wait), in one transaction.
-pub async fn finish(store: &Store, item: &Item, outcome: Outcome<'_>, pace_until: i64, now: i64) -> anyhow::Result<()> {
+/// An attempt's outcome, and its queue's pacing after it: `tat` its theoretical time of
+/// the next message, `due` when it may send next.
+pub struct Finished<'a> {
+    pub item: &'a Item,
+    pub outcome: Outcome<'a>,
+    pub tat: i64,
+    pub due: i64,
+}
+
+/// Records attempts' outcomes and gives their queues back — each due after its pacing
+/// (when more items wait) — in one transaction, with a handful of statements however
+/// many there are. Each attempt is the first item of its own queue.
+pub async fn finish_many(store: &Store, attempts: &[Finished<'_>], now: i64) -> anyhow::Result<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
     let mut tx = store.begin().await?;
-    let id = [Bind::Int(item.id)];
-    let due = match outcome {
-        Outcome::Sent(location) => {
-            if let (Some(r), Some(key)) = (location, &item.msg_key) {
-                put_ref(&mut tx, key, r, now).await?;
+    let mut settled: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let sent: Vec<i64> = attempts
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Sent(_)))
+        .map(|f| f.item.id)
+        .collect();
+    if !sent.is_empty() {
+        let mut marks = super::Marks::for_store(store);
+        let at = marks.next();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', sent_at = {at}, last_error = NULL
+             WHERE id IN ({}) AND status IN ('pending', 'sending') RETURNING channel_key",
+            marks.list(sent.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for id in &sent {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            *settled.entry(r.try_get("channel_key")?).or_default() += 1;
+        }
+    }
+    let mut refs = Vec::new();
+    for Finished { item, outcome, .. } in attempts {
+        match outcome {
+            Outcome::Sent(location) => {
+                if let (Some(r), Some(key)) = (location, &item.msg_key) {
+                    refs.push((key.as_str(), *r));
+                }
             }
-            settle_items(&mut tx, "id = $1", &id, "sent", now, None).await?;
-            pace_until
+            Outcome::Failed(error) => {
+                let rows = sqlx::query(
+                    "UPDATE outbox SET status = 'failed', sent_at = $1, last_error = $2
+                     WHERE id = $3 AND status IN ('pending', 'sending') RETURNING channel_key",
+                )
+                .bind(now)
+                .bind(*error)
+                .bind(item.id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in rows {
+                    *settled.entry(r.try_get("channel_key")?).or_default() += 1;
+                }
+            }
+            Outcome::Retry { at, error, certain } => {
+                // A certain refusal (a 429) was no attempt: it does not count toward backoff.
+                let (status, attempts) = if *certain {
+                    ("pending", "attempts - 1")
+                } else {
+                    ("sending", "attempts")
+                };
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = '{status}', attempts = {attempts}, next_attempt_at = $1, last_error = $2 WHERE id = $3"
+                ))
+                .bind(*at)
+                .bind(*error)
+                .bind(item.id)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        Outcome::Failed(error) => {
-            settle_items(&mut tx, "id = $1", &id, "failed", now, Some(error)).await?;
-            pace_until
-        }
-        Outcome::Retry { at, error, certain } => {
-            let status = if certain { "pending" } else { "sending" };
-            sqlx::query(&format!(
-                "UPDATE outbox SET status = '{status}', next_attempt_at = $1, last_error = $2 WHERE id = $3"
-            ))
-            .bind(at)
-            .bind(error)
-            .bind(item.id)
-            .execute(&mut *tx)
-            .await?;
-            at.max(pace_until)
-        }
-    };
-    sqlx::query("UPDATE outbox_channels SET next_at = $1 WHERE channel_key = $2")
-        .bind(pace_until)
-        .bind(item.channel_key.as_str())
-        .execute(&mut *tx)
-        .await?;
-    lease::release(
+    }
+    put_refs(&mut tx, &refs, now).await?;
+    // Every queue given back: its count, pacing and next due time, in one statement.
+    let mut marks = super::Marks::for_store(store);
+    let values: Vec<String> = attempts
+        .iter()
+        .map(|_| {
+            format!(
+                "(CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT))",
+                marks.next(),
+                marks.next(),
+                marks.next(),
+                marks.next()
+            )
+        })
+        .collect();
+    let owner = marks.next();
+    let sql = format!(
+        "UPDATE outbox_channels SET pending = outbox_channels.pending - v.column2, next_at = v.column3,
+           due_at = v.column4, lease_owner = NULL
+         FROM (VALUES {}) AS v WHERE outbox_channels.channel_key = v.column1 AND outbox_channels.lease_owner = {owner}",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for f in attempts {
+        let due = match f.outcome {
+            Outcome::Retry { at, .. } => at.max(f.due),
+            _ => f.due,
+        };
+        q = q
+            .bind(f.item.channel_key.as_str())
+            .bind(settled.get(&f.item.channel_key).copied().unwrap_or(0))
+            .bind(f.tat)
+            .bind(due);
+    }
+    q.bind(store.owner.as_ref()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives up on every undelivered item of a platform (its configuration is gone).
+pub async fn fail_platform(store: &Store, platform: &str, error: &str, now: i64) -> anyhow::Result<u64> {
+    let mut tx = store.begin().await?;
+    let n = settle_items(
         &mut tx,
-        &store.owner,
-        &OUTBOX_CHANNELS,
-        item.channel_key.as_str().into(),
-        due,
+        "platform = $1",
+        &[Bind::Text(platform)],
+        "failed",
+        now,
+        Some(error),
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(n)
 }
 
 /// Items not yet delivered.
@@ -343,6 +518,56 @@ pub struct MessageRef {
     pub platform: String,
     pub channel: String,
     pub ts: String,
+}
+
+/// Records where several messages live, in one statement.
+pub async fn put_refs(conn: &mut Conn, refs: &[(&str, &MessageRef)], now: i64) -> anyhow::Result<()> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut marks = super::Marks::new(conn);
+    let values: Vec<String> = refs.iter().map(|_| marks.row(5)).collect();
+    let sql = format!(
+        "INSERT INTO message_refs (msg_key, platform, channel, ts, updated_at) VALUES {}
+         ON CONFLICT (msg_key) DO UPDATE SET platform = EXCLUDED.platform, channel = EXCLUDED.channel, ts = EXCLUDED.ts, updated_at = EXCLUDED.updated_at",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (key, r) in refs {
+        q = q
+            .bind(*key)
+            .bind(r.platform.as_str())
+            .bind(r.channel.as_str())
+            .bind(r.ts.as_str())
+            .bind(now);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Where several messages live, by message key.
+pub async fn get_refs(store: &Store, keys: &[&str]) -> anyhow::Result<std::collections::HashMap<String, MessageRef>> {
+    let mut out = std::collections::HashMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let marks = super::Marks::for_store(store).list(keys.len());
+    let sql = format!("SELECT msg_key, platform, channel, ts FROM message_refs WHERE msg_key IN ({marks})");
+    let mut q = sqlx::query(&sql);
+    for k in keys {
+        q = q.bind(*k);
+    }
+    for r in q.fetch_all(&store.read).await? {
+        out.insert(
+            r.try_get("msg_key")?,
+            MessageRef {
+                platform: r.try_get("platform")?,
+                channel: r.try_get("channel")?,
+                ts: r.try_get("ts")?,
+            },
+        );
+    }
+    Ok(out)
 }
 
 pub async fn put_ref(conn: &mut Conn, msg_key: &str, r: &MessageRef, now: i64) -> anyhow::Result<()> {

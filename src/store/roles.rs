@@ -12,6 +12,23 @@ pub struct Member {
     pub application: String,
 }
 
+/// The roles' version: a new one with every change of members or links.
+pub async fn version(conn: &mut Conn) -> anyhow::Result<i64> {
+    let row = sqlx::query("SELECT version FROM roles_version WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(super::get_i64(&row, "version")?)
+}
+
+/// Marks the roles changed (a random version: a rolled-back change never looks like another).
+async fn bump(conn: &mut Conn) -> anyhow::Result<()> {
+    sqlx::query("UPDATE roles_version SET version = $1 WHERE id = 1")
+        .bind(rand::random::<i64>())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// False when the member was already there.
 pub async fn add(conn: &mut Conn, m: &Member, added_by: &Actor, now: i64) -> anyhow::Result<bool> {
     let res = sqlx::query(
@@ -26,7 +43,10 @@ pub async fn add(conn: &mut Conn, m: &Member, added_by: &Actor, now: i64) -> any
     .execute(&mut *conn)
     .await;
     match res {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            bump(conn).await?;
+            Ok(true)
+        }
         Err(e) if is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -42,6 +62,9 @@ pub async fn remove(conn: &mut Conn, m: &Member) -> anyhow::Result<bool> {
             .bind(&m.application)
             .execute(&mut *conn)
             .await?;
+    if res.rows_affected() > 0 {
+        bump(conn).await?;
+    }
     Ok(res.rows_affected() > 0)
 }
 
@@ -131,5 +154,6 @@ pub async fn link(conn: &mut Conn, a: &Actor, b: &Actor, by: &Actor, now: i64) -
                 .await?;
         }
     }
+    bump(conn).await?;
     Ok(true)
 }

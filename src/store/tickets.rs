@@ -71,6 +71,61 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Ticket> {
     })
 }
 
+/// A ticket with its decisions, and where the message `msg_key` (one of its stage
+/// messages) was posted: what deciding a stage needs, in one read.
+pub async fn get_for_decision(
+    conn: &mut Conn,
+    id: TicketId,
+    msg_key: &str,
+) -> anyhow::Result<Option<(Ticket, Vec<Decision>, Option<String>)>> {
+    let decisions = match conn.backend_name() {
+        "PostgreSQL" => {
+            "(SELECT COALESCE(json_agg(json_build_array(round, stage, platform, user_id, user_name, kind, comment, at) ORDER BY id), '[]'::json)::text
+              FROM decisions WHERE ticket_id = tickets.id)"
+        }
+        _ => {
+            "(SELECT json_group_array(json_array(round, stage, platform, user_id, user_name, kind, comment, at))
+              FROM (SELECT * FROM decisions WHERE ticket_id = tickets.id ORDER BY id))"
+        }
+    };
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, (SELECT ts FROM message_refs WHERE msg_key = $2) AS message_ts, {decisions} AS decided
+         FROM tickets WHERE id = $1"
+    ))
+    .bind(id.0)
+    .bind(msg_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let decided: String = r
+        .try_get::<Option<String>, _>("decided")?
+        .unwrap_or_else(|| "[]".into());
+    let decided: Vec<DecisionColumns> = serde_json::from_str(&decided).context("decisions")?;
+    let decisions = decided
+        .into_iter()
+        .map(|(round, stage, platform, user, name, kind, comment, at)| {
+            Ok(Decision {
+                round: u32::try_from(round)?,
+                stage: usize::try_from(stage)?,
+                actor: Actor::new(platform, user),
+                actor_name: name,
+                kind: DecisionKind::parse(&kind).with_context(|| format!("unknown decision kind {kind}"))?,
+                comment,
+                at,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some((
+        from_row(&r)?,
+        decisions,
+        r.try_get::<Option<String>, _>("message_ts")?,
+    )))
+}
+
+/// A decision as the query aggregates it: round, stage, platform, user, name, kind,
+/// comment, at.
+type DecisionColumns = (i64, i64, String, String, String, String, Option<String>, i64);
+
 pub async fn get(conn: &mut Conn, id: TicketId) -> anyhow::Result<Option<Ticket>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tickets WHERE id = $1"))
         .bind(id.0)
