@@ -1,6 +1,10 @@
-//! Executor overhead: many concurrent executions of a 12-step plan on the simulated fleet
-//! with instant steps, on SQLite. Reports executions/s, the runner's per-move latency
-//! (p50/p99) and peak memory. `cargo bench --bench executor [-- EXECUTIONS]`.
+//! Executor at volume: 1,000 executions of a 12-step plan in flight at once, on SQLite,
+//! each step of the simulated fleet taking `STEP_MS` (so that every execution is inside a
+//! step while the others move). Reports the executor's own overhead between one step's
+//! end and the next one's start (its p99, from the executor's histogram), the wall time
+//! against the ideal (12 × `STEP_MS`), and the memory each in-flight execution costs.
+//!
+//! `cargo bench --bench executor [-- EXECUTIONS [STEP_MS]]`
 
 use releasebot::clock::SystemClock;
 use releasebot::config::{Config, Settings, DEFAULT_CONFIG};
@@ -9,60 +13,92 @@ use releasebot::domain::Actor;
 use releasebot::server::App;
 use releasebot::store::tickets::{self, NewTicket};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-const PLAN: &str = r#"
+/// The allocator releasebot runs with, counting the bytes allocated and not yet freed:
+/// what the executions hold, apart from the allocator's own slack and SQLite's page cache.
+struct Counting;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn plan(n: usize, step_ms: u64) -> String {
+    format!(
+        r#"
 [services.bench]
 name = "Bench"
 flow = "app-release"
 plan = "bench"
 
+[executor]
+concurrency = {n}
+
+[sim]
+step_ms = {step_ms}
+
 [plans.bench]
-name = "Bench (12 instant steps)"
+name = "Bench (12 steps)"
 template = "CUSTOM"
 steps = [
-  { id = "verify", name = "Verify", type = "VERIFY_PACKAGE" },
-  { id = "deploy", name = "Deploy", type = "DEPLOY", batches = { first = 1, size = 2 } },
-  { id = "health", name = "Health", type = "HEALTH_CHECK", requires = ["deploy"] },
-  { id = "test", name = "Test", type = "TEST", requires = ["health"] },
-  { id = "s10", name = "10%", type = "TRAFFIC_SHIFT", weight = 10 },
-  { id = "check-10", name = "Check 10%", type = "SCRIPT" },
-  { id = "s50", name = "50%", type = "TRAFFIC_SHIFT", weight = 50 },
-  { id = "check-50", name = "Check 50%", type = "SCRIPT" },
-  { id = "s100", name = "100%", type = "TRAFFIC_SHIFT", weight = 100 },
-  { id = "check-100", name = "Check 100%", type = "SCRIPT" },
-  { id = "retire", name = "Retire", type = "SCRIPT" },
-  { id = "report", name = "Report", type = "NOTIFY", provider = "builtin" },
+  {{ id = "verify", name = "Verify", type = "VERIFY_PACKAGE" }},
+  {{ id = "deploy", name = "Deploy", type = "DEPLOY", batches = {{ first = 1, size = 2 }} }},
+  {{ id = "health", name = "Health", type = "HEALTH_CHECK", requires = ["deploy"] }},
+  {{ id = "test", name = "Test", type = "TEST", requires = ["health"] }},
+  {{ id = "s10", name = "10%", type = "TRAFFIC_SHIFT", weight = 10 }},
+  {{ id = "check-10", name = "Check 10%", type = "SCRIPT" }},
+  {{ id = "s50", name = "50%", type = "TRAFFIC_SHIFT", weight = 50 }},
+  {{ id = "check-50", name = "Check 50%", type = "SCRIPT" }},
+  {{ id = "s100", name = "100%", type = "TRAFFIC_SHIFT", weight = 100 }},
+  {{ id = "check-100", name = "Check 100%", type = "SCRIPT" }},
+  {{ id = "retire", name = "Retire", type = "SCRIPT" }},
+  {{ id = "report", name = "Report", type = "NOTIFY", provider = "builtin" }},
 ]
-"#;
+"#
+    )
+}
 
-fn peak_rss_kib() -> u64 {
+/// This process's resident memory, KiB.
+fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u64>().ok());
+    let n = args.next().unwrap_or(1000) as usize;
+    let step_ms = args.next().unwrap_or(2000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let dir = tempfile::tempdir()?;
         let mut settings = Settings::defaults();
         settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-        let config = Config::parse(&format!("{DEFAULT_CONFIG}\n{PLAN}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config =
+            Config::parse(&format!("{DEFAULT_CONFIG}\n{}", plan(n, step_ms))).map_err(|e| anyhow::anyhow!("{e}"))?;
         let app = App::build(&settings, config, Arc::new(SystemClock)).await?;
         let bot = &app.state.bot;
         let plan = bot
@@ -71,19 +107,23 @@ fn main() -> anyhow::Result<()> {
             .get("bench")
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no bench plan"))?;
+        let steps = plan.steps.len();
         let submitter = Actor::new("slack", "UBENCH");
-        let mut fields = BTreeMap::new();
-        fields.insert("version".to_string(), "2.0.0".to_string());
-        fields.insert("application".to_string(), "bench".to_string());
         let setup = Instant::now();
-        for _ in 0..n {
-            let mut tx = bot.store.begin().await?;
+        // One application each: a release lock per application and environment would
+        // otherwise queue them one behind the other.
+        let mut tx = bot.store.begin().await?;
+        for i in 0..n {
+            let application = format!("bench-{i:04}");
+            let mut fields = BTreeMap::new();
+            fields.insert("version".to_string(), "2.0.0".to_string());
+            fields.insert("application".to_string(), application.clone());
             let t = tickets::insert(
                 &mut tx,
                 NewTicket {
                     flow_id: "app-release",
                     service: "bench",
-                    application: "bench",
+                    application: &application,
                     status: TicketStatus::Releasing(4),
                     submitter: &submitter,
                     fields: &fields,
@@ -93,43 +133,90 @@ fn main() -> anyhow::Result<()> {
             )
             .await?;
             releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan, "Bench").await?;
-            tx.commit().await?;
         }
+        tx.commit().await?;
         let setup = setup.elapsed();
+
+        // Memory: resident and allocated before the executions are claimed, and their
+        // peaks while they run.
+        let before = rss_kib();
+        let live_before = LIVE.load(Ordering::Relaxed);
+        let peak = Arc::new(AtomicU64::new(before));
+        let live_peak = Arc::new(AtomicI64::new(live_before));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, live_peak, stop) = (peak.clone(), live_peak.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                    live_peak.fetch_max(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
         let start = Instant::now();
-        let mut moves = Vec::with_capacity(n * 14);
-        let t = Instant::now();
         app.executor.drain(releasebot::executor::Wait::All).await?;
-        moves.push(t.elapsed().as_secs_f64() * 1000.0);
         let total = start.elapsed().as_secs_f64();
-        moves.sort_by(|a, b| a.total_cmp(b));
-        let per_step = total * 1000.0 / (n * plan.steps.len()) as f64;
-        println!(
-            "executions: {n} × {} steps (sim, instant), SQLite, {} runner moves",
-            plan.steps.len(),
-            moves.len()
-        );
-        println!("setup (tickets + executions created): {:.2}s", setup.as_secs_f64());
-        println!(
-            "wall time: {total:.2}s → {:.1} executions/s, {:.1} steps/s, {per_step:.2} ms per step",
-            n as f64 / total,
-            (n * plan.steps.len()) as f64 / total
-        );
-        println!(
-            "runner move latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            percentile(&moves, 0.5),
-            percentile(&moves, 0.99),
-            moves.last().copied().unwrap_or(0.0)
-        );
-        println!("peak memory (VmHWM): {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
-        let mut conn = bot.store.pool.acquire().await?;
+        stop.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        let peak = peak.load(Ordering::Relaxed);
+        let live_peak = live_peak.load(Ordering::Relaxed);
+
         use sqlx::Row;
         let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM executions WHERE status = 'COMPLETED'")
-            .fetch_one(&mut *conn)
+            .fetch_one(&bot.store.read)
             .await?
             .try_get("n")?;
         anyhow::ensure!(done as usize == n, "only {done} of {n} executions completed");
-        println!("all {n} executions COMPLETED");
+
+        let (buckets, count) = bot
+            .metrics
+            .buckets(releasebot::executor::STEP_OVERHEAD)
+            .ok_or_else(|| anyhow::anyhow!("no step overhead was measured"))?;
+        let p99 = buckets
+            .iter()
+            .find(|(_, at_most)| *at_most as f64 >= 0.99 * count as f64)
+            .map(|(bound, _)| bound * 1000.0);
+        let within_1ms = buckets
+            .iter()
+            .find(|(bound, _)| (*bound - 0.001).abs() < 1e-9)
+            .map(|(_, c)| *c as f64 / count.max(1) as f64 * 100.0)
+            .unwrap_or(0.0);
+        let quantile = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, at_most)| *at_most as f64 >= q * count as f64)
+                .map(|(bound, _)| format!("≤ {:.2} ms", bound * 1000.0))
+                .unwrap_or_else(|| "above 1 s".into())
+        };
+        let ideal = steps as f64 * step_ms as f64 / 1000.0;
+        println!("executions: {n} × {steps} steps (simulated, {step_ms} ms each), SQLite, all in flight at once");
+        println!("setup (tickets + executions created): {:.2} s", setup.as_secs_f64());
+        println!(
+            "wall time: {total:.2} s for an ideal {ideal:.2} s ({:.0} steps/s); all {n} COMPLETED",
+            (n * steps) as f64 / total
+        );
+        match p99 {
+            Some(p99) => println!(
+                "step overhead ({count} step changes): p50 {}, p90 {}, p99 ≤ {p99:.2} ms; {within_1ms:.2}% within 1 ms",
+                quantile(0.5),
+                quantile(0.9)
+            ),
+            None => println!("step overhead ({count} step changes): p99 above 1 s"),
+        }
+        println!(
+            "memory: {:.1} KiB allocated per in-flight execution (heap {:.1} MiB before, peak {:.1} MiB)",
+            (live_peak - live_before) as f64 / 1024.0 / n as f64,
+            live_before as f64 / 1024.0 / 1024.0,
+            live_peak as f64 / 1024.0 / 1024.0,
+        );
+        println!(
+            "        resident {:.1} MiB before, peak {:.1} MiB → {:.1} KiB per in-flight execution \
+             (with the allocator's slack and SQLite's page cache)",
+            before as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            peak.saturating_sub(before) as f64 / n as f64
+        );
         Ok(())
     })
 }
