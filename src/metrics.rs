@@ -7,7 +7,9 @@ use std::sync::Mutex;
 const BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// Bounds for durations of a millisecond or less (seconds).
-pub const FINE_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
+pub const FINE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
 
 #[derive(Default)]
 struct Histogram {

@@ -34,6 +34,8 @@ pub struct Store {
     pub read: AnyPool,
     pub backend: Backend,
     pub owner: std::sync::Arc<str>,
+    /// Alive while a clone of this store is (SQLite's checkpointer stops with the last).
+    _alive: std::sync::Arc<()>,
 }
 
 /// Connections to PostgreSQL (shared by every worker and request).
@@ -78,6 +80,10 @@ impl Store {
                             sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                             if read_only {
                                 sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                            } else {
+                                // The writer never stops to copy the log into the database
+                                // (an unpredictable pause of a commit): the checkpointer does.
+                                sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
                             }
                         }
                         Ok(())
@@ -87,12 +93,14 @@ impl Store {
                 .await
                 .with_context(|| format!("connecting to {}", redact_url(url)))
         };
+        let alive = std::sync::Arc::new(());
         let (pool, read) = match backend {
             Backend::Sqlite => {
                 // One writer: SQLite allows one at a time, and a single connection serialises
                 // writes in order instead of failing them with SQLITE_BUSY.
                 let pool = connect(1, false).await?;
                 let read = connect(SQLITE_READERS, true).await?;
+                checkpoint_in_background(url, std::sync::Arc::downgrade(&alive)).await?;
                 (pool, read)
             }
             Backend::Postgres => {
@@ -105,6 +113,7 @@ impl Store {
             read,
             backend,
             owner,
+            _alive: alive,
         })
     }
 
@@ -138,6 +147,34 @@ impl Store {
         self.pool.close().await;
         self.read.close().await;
     }
+}
+
+/// How often SQLite's write-ahead log is copied into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies SQLite's write-ahead log into the database on a connection of its own, beside
+/// the writer (a passive checkpoint waits for nobody and makes nobody wait), until the
+/// store is dropped. The log starts over from its beginning once it is all copied.
+async fn checkpoint_in_background(url: &str, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                tracing::warn!(error = %format!("{e:#}"), "sqlite: checkpoint");
+            }
+        }
+        let _ = conn.close().await;
+    });
+    Ok(())
 }
 
 /// Hides the password of a database URL.
