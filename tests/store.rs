@@ -797,7 +797,11 @@ async fn moves_saved_together_only_where_their_version_and_lease_hold(s: &Store)
     let save = |id: i64, version: i64, n: i64, lease: Lease| Save {
         id,
         version,
-        status: if lease == Lease::Release { "COMPLETED" } else { "RUNNING" },
+        status: if lease == Lease::Release {
+            "COMPLETED"
+        } else {
+            "RUNNING"
+        },
         state: ["{\"n\":1}", "{\"n\":2}"][(n - 1) as usize],
         next_wake: T0 + 5_000,
         finished_at: (lease == Lease::Release).then_some(T0 + 1),
@@ -811,7 +815,10 @@ async fn moves_saved_together_only_where_their_version_and_lease_hold(s: &Store)
         save(ids[2], 0, 2, Lease::Release),
     ];
     let mut tx = s.begin().await.unwrap();
-    assert_eq!(q::save_many(&mut tx, &s.owner, &saves).await.unwrap(), [true, false, true]);
+    assert_eq!(
+        q::save_many(&mut tx, &s.owner, &saves).await.unwrap(),
+        [true, false, true]
+    );
     // Another process's runner does not hold the lease: refused.
     let theirs = [save(ids[3], 0, 1, Lease::Hold(T0 + 60_000))];
     assert_eq!(q::save_many(&mut tx, "someone-else", &theirs).await.unwrap(), [false]);
