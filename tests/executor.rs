@@ -377,3 +377,58 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
         "{usage}"
     );
 }
+
+/// The README's canary shape: weights set by a `script`, an ops gate, then a `sim`
+/// monitor judging the new version.
+fn scripted_canary(weight_file: &std::path::Path) -> String {
+    let command = format!("echo $RELEASEBOT_WEIGHT > {}", weight_file.display());
+    format!(
+        r#"{team}
+[plans.scripted]
+name = "Scripted canary"
+template = "CANARY"
+steps = [
+  {{ id = "deploy", name = "Deploy", type = "DEPLOY" }},
+  {{ id = "shift-10", name = "Shift 10%", type = "TRAFFIC_SHIFT", weight = 10, provider = "script", command = "{command}", on_failure = "rollback" }},
+  {{ id = "gate", name = "Watch it?", type = "APPROVAL_GATE", provider = "builtin", role = "ops" }},
+  {{ id = "watch", name = "Watch 5 minutes", type = "MONITOR", duration_secs = 300, thresholds = {{ min_success_rate = 99.5 }}, on_failure = "rollback" }},
+  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100, provider = "script", command = "{command}", on_failure = "rollback" }},
+]
+
+[sim]
+new_error_rate = 5.0
+"#,
+        team = team_config().replace("plan = \"canary\"", "plan = \"scripted\"")
+    )
+}
+
+#[tokio::test]
+async fn a_canary_whose_traffic_a_script_shifts_is_judged_and_rolled_back_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let weight = dir.path().join("weight");
+    let bot = TestBot::with("en", &scripted_canary(&weight)).await;
+    let calls = release(&bot).await;
+    let progress = find(&calls, "— Scripted canary").clone();
+    let shown = TestBot::text_of(&latest(&calls, &progress));
+    assert!(
+        shown.contains("new 10% · old 90%"),
+        "the script's shift is recorded: {shown}"
+    );
+    assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "10");
+
+    bot.click(OSCAR, "exec:continue:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    let alert = TestBot::text_of(find(&calls, "🚨 REL-1 · Watch 5 minutes failed"));
+    assert!(alert.contains("new version success 95.0% &lt; 99.5%"), "{alert}");
+    let last = TestBot::text_of(&latest(&calls, &progress));
+    assert!(
+        last.contains("↩️ rolled back") && last.contains("new 0% · old 100%"),
+        "{last}"
+    );
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("new 100%")),
+        "never promoted"
+    );
+    // Traffic went back through the script that shifted it.
+    assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "0");
+}

@@ -536,10 +536,18 @@ impl Plan {
                         last_weight = Some((i, w));
                     }
                 },
-                StepType::Monitor if s.duration_secs.unwrap_or(0) == 0 => {
-                    out.push(format!(
-                        "{sp}.duration_secs: a MONITOR step needs an observation window"
-                    ));
+                StepType::Monitor => {
+                    if s.duration_secs.unwrap_or(0) == 0 {
+                        out.push(format!(
+                            "{sp}.duration_secs: a MONITOR step needs an observation window"
+                        ));
+                    }
+                    if s.thresholds.is_none() {
+                        // A monitor never passes unjudged.
+                        out.push(format!(
+                            "{sp}.thresholds: a MONITOR step needs thresholds to judge the new version by"
+                        ));
+                    }
                 }
                 StepType::ApprovalGate => match &s.role {
                     None => out.push(format!(
@@ -697,6 +705,7 @@ provider = "nginx"
                 "plans.p.steps[2].url: the prometheus provider needs url",
                 "plans.p.steps[2].queries: the prometheus provider needs queries (new_success, old_success)",
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
+                "plans.p.steps[2].thresholds: a MONITOR step needs thresholds to judge the new version by",
                 "plans.p.steps[3].role: unknown role \"opz\"",
                 "plans.p.steps[4].provider: \"nginx\" cannot run a HealthCheck step (use one of health, sim)",
                 "plans.p.steps[1].weight: the last traffic shift must reach 100 (it stops at 40)",

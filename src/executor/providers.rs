@@ -230,8 +230,9 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     }
 }
 
-/// A MONITOR tick: record the sample, fail on an anomaly (once the new version has
-/// traffic), succeed at the end of the window, otherwise look again at the next tick.
+/// A MONITOR tick: record the sample, fail on an anomaly, succeed at the end of the
+/// window, otherwise look again at the next tick. Every sample is judged against the
+/// thresholds: a monitor never passes unjudged (one that cannot measure fails with why).
 pub(crate) fn monitor(ctx: StepCtx<'_>, sample: Sample) -> StepOutcome {
     let StepCtx {
         step,
@@ -241,10 +242,8 @@ pub(crate) fn monitor(ctx: StepCtx<'_>, sample: Sample) -> StepOutcome {
         ..
     } = ctx;
     run.sample = Some(sample);
-    if run.traffic > 0 {
-        if let Some(evidence) = step.thresholds.as_ref().and_then(|t| anomaly(t, &sample)) {
-            return done(false, evidence);
-        }
+    if let Some(evidence) = step.thresholds.as_ref().and_then(|t| anomaly(t, &sample)) {
+        return done(false, evidence);
     }
     let end = started_at + (step.duration_secs.unwrap_or(0) as i64) * 1000;
     if now >= end {

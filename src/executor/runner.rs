@@ -1164,6 +1164,11 @@ fn apply_outcome(
                 return (run, Some(now), None);
             }
             let (run, wake, alert) = if *ok {
+                if plan.steps[i].kind == StepType::TrafficShift {
+                    // Whatever shifted it (a script, a webhook, nginx, the simulation), the
+                    // new version now has this share: monitors judge it and progress shows it.
+                    run.traffic = plan.steps[i].weight.unwrap_or(100);
+                }
                 let _ = run.exec.succeed(i);
                 let notice = plan.steps[i].notify || plan.steps[i].kind == StepType::Notify;
                 (run, Some(now), notice.then_some(Alert::Notice(i)))
