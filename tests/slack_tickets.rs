@@ -813,3 +813,25 @@ async fn a_surplus_copy_loses_its_buttons_when_clicked() {
         .expect("the real message is edited");
     assert!(TestBot::text_of(decided).contains("Approved by"));
 }
+
+#[tokio::test]
+async fn a_form_that_can_no_longer_open_asks_the_person_to_press_again() {
+    let bot = TestBot::start().await;
+    // Slack's trigger lives 3 seconds; this one was gone when the form went out.
+    bot.slack
+        .fail_next("views.open", common::fake_slack::Failure::Api("expired_trigger_id"));
+    bot.command(ALICE, "/release new").await;
+    let calls = bot.settle().await;
+    let told = ephemerals_to(&calls, ALICE);
+    assert_eq!(told.len(), 1, "{calls:?}");
+    assert!(
+        told[0].contains("The form could not be opened in time. Please run the command or press the button again."),
+        "{told:?}"
+    );
+    assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+    // Pressed again, the form opens.
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    assert_eq!(bot.slack.calls_of("views.open").len(), 2);
+    assert_eq!(bot.last_modal()["type"], "modal");
+}

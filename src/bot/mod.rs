@@ -504,8 +504,13 @@ impl Bot {
     pub async fn open_form(&self, tx: &mut Tx, ev: &Inbound, form: Form) -> anyhow::Result<()> {
         match ev.trigger.clone() {
             Some(trigger) => {
-                self.send(tx, &ev.actor.platform, Outbound::OpenForm { trigger, form }, None)
-                    .await
+                let out = Outbound::OpenForm {
+                    trigger,
+                    form,
+                    channel: ev.channel.clone(),
+                    user: ev.actor.user_id.clone(),
+                };
+                self.send(tx, &ev.actor.platform, out, None).await
             }
             None => {
                 let msg = views::form_as_text(&self.texts, &form)?;

@@ -108,8 +108,16 @@ pub enum Outbound {
     },
     /// A direct message to a user.
     Direct { user: String, message: Message },
-    /// Open a form in answer to an interaction.
-    OpenForm { trigger: String, form: Form },
+    /// Open a form in answer to an interaction; where it cannot open any more, the person
+    /// (`user`, in `channel`) is asked to press again.
+    OpenForm {
+        trigger: String,
+        form: Form,
+        #[serde(default)]
+        channel: String,
+        #[serde(default)]
+        user: String,
+    },
 }
 
 impl Outbound {

@@ -16,6 +16,8 @@ pub const METADATA_EVENT: &str = "releasebot_delivery";
 
 /// Errors of `chat.postEphemeral` that a direct message avoids.
 const NOT_IN_CHANNEL: &[&str] = &["not_in_channel", "channel_not_found", "user_not_in_channel"];
+/// `views.open` refusals meaning the interaction's trigger can no longer open anything.
+const TRIGGER_GONE: &[&str] = &["expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"];
 
 pub struct SlackChat {
     client: SlackClient<Connector>,
@@ -181,11 +183,34 @@ impl ChatClient for SlackChat {
                     other => other.map(|_| None),
                 }
             }
-            Outbound::OpenForm { trigger, form } => {
+            Outbound::OpenForm {
+                trigger,
+                form,
+                channel,
+                user,
+            } => {
                 let req: SlackApiViewsOpenRequest =
                     model(json!({ "trigger_id": trigger, "view": super::render::modal(form) }))?;
-                timed(session.views_open(&req)).await?;
-                Ok(None)
+                match timed(session.views_open(&req)).await {
+                    // A trigger lives 3 seconds: too late, the person is asked to press again
+                    // (privately, where they pressed) instead of waiting for a form that never comes.
+                    Err(SendError::Permanent(code)) if TRIGGER_GONE.contains(&code.as_str()) && !user.is_empty() => {
+                        let message = crate::chat::Message {
+                            title: texts
+                                .plain("form_too_slow")
+                                .map_err(|e| SendError::Permanent(format!("{e:#}")))?,
+                            ..Default::default()
+                        };
+                        let answer = Outbound::Ephemeral {
+                            channel: channel.clone(),
+                            user: user.clone(),
+                            message,
+                            reply: None,
+                        };
+                        Box::pin(self.send(texts, delivery, &answer, None)).await
+                    }
+                    other => other.map(|_| None),
+                }
             }
         }
     }
