@@ -176,6 +176,48 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
 }
 
 #[tokio::test]
+async fn a_captured_dingtalk_request_cannot_be_replayed_with_another_body() {
+    let bot = team().await;
+    let t = DingTalk::default();
+    let sign = |ts: &str| releasebot::chat::dingtalk::verify::sign(DINGTALK_SECRET, ts);
+    let send = |body: serde_json::Value, ts: String| {
+        let headers = [("sign", sign(&ts)), ("timestamp", ts)];
+        let bot = &bot;
+        async move {
+            bot.raw(
+                "/dingtalk/events",
+                "application/json",
+                body.to_string().into_bytes(),
+                &headers,
+            )
+            .await
+            .status
+        }
+    };
+    let ts = bot.clock.now_ms().to_string();
+    assert_eq!(
+        send(t.text_payload(Who::Alice, "release list"), ts.clone()).await,
+        StatusCode::OK
+    );
+    let recorded = bot.inbox_rows().await;
+    // DingTalk signs only the timestamp: the captured pair with someone else's body.
+    let forged = t.text_payload_as("mallory01", "role add admin dingtalk:mallory01");
+    assert_eq!(send(forged, ts).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(bot.inbox_rows().await, recorded, "nothing of the replay is recorded");
+    // Five minutes is all a request gets.
+    let old = (bot.clock.now_ms() - 5 * 60_000 - 1).to_string();
+    assert_eq!(
+        send(t.text_payload(Who::Alice, "release list"), old).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = (bot.clock.now_ms() - 4 * 60_000).to_string();
+    assert_eq!(
+        send(t.text_payload(Who::Alice, "release list"), fresh).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn dingtalk_fetches_one_access_token_for_many_callers() {
     let bot = team().await;
     let chat = std::sync::Arc::new(

@@ -116,6 +116,7 @@ store_suite!(
     two_replicas_claim_each_event_once,
     moves_saved_together_only_where_their_version_and_lease_hold,
     a_buffered_edit_replaces_the_undelivered_post,
+    a_signature_is_accepted_once_until_it_is_forgotten,
 );
 
 const T0: i64 = 1_795_251_600_000;
@@ -862,4 +863,17 @@ async fn a_buffered_edit_replaces_the_undelivered_post(s: &Store) {
     sent.sort();
     assert_eq!(sent, ["post other", "post v3"]);
     assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
+}
+
+async fn a_signature_is_accepted_once_until_it_is_forgotten(s: &Store) {
+    use store::signatures::{first_use, prune};
+    assert!(first_use(s, "dingtalk", "1700000000000:abc=", T0).await.unwrap());
+    assert!(!first_use(s, "dingtalk", "1700000000000:abc=", T0 + 1).await.unwrap());
+    assert!(
+        first_use(s, "other", "1700000000000:abc=", T0).await.unwrap(),
+        "per platform"
+    );
+    assert!(first_use(s, "dingtalk", "1700000000001:abd=", T0 + 10).await.unwrap());
+    assert_eq!(prune(s, T0 + 5, 100).await.unwrap(), 2, "those seen before T0+5");
+    assert!(!first_use(s, "dingtalk", "1700000000001:abd=", T0 + 20).await.unwrap());
 }

@@ -25,17 +25,25 @@ impl FromRequest<AppState> for DingTalkVerified {
         let headers = req.headers().clone();
         let body = read_limited(req.into_body()).await?;
         let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        match verify::verify(
-            secret.expose(),
-            header("timestamp"),
-            header("sign"),
-            state.bot.clock.now_ms(),
-        ) {
-            Ok(()) => Ok(DingTalkVerified(body)),
-            Err(e) => {
-                tracing::warn!(reason = ?e, "refused a DingTalk request with a bad signature");
-                Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response())
+        let now = state.bot.clock.now_ms();
+        if let Err(e) = verify::verify(secret.expose(), header("timestamp"), header("sign"), now) {
+            tracing::warn!(reason = ?e, "refused a DingTalk request with a bad signature");
+            return Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response());
+        }
+        // DingTalk signs the timestamp, not the body: a captured pair would carry any other
+        // body. Each pair is accepted once, on every replica, for as long as it is fresh.
+        let pair = format!(
+            "{}:{}",
+            header("timestamp").unwrap_or_default().trim(),
+            header("sign").unwrap_or_default().trim()
+        );
+        match crate::store::signatures::first_use(&state.bot.store, PLATFORM, &pair, now).await {
+            Ok(true) => Ok(DingTalkVerified(body)),
+            Ok(false) => {
+                tracing::warn!("refused a replayed DingTalk request (its signature was used before)");
+                Err((StatusCode::UNAUTHORIZED, "replayed request").into_response())
             }
+            Err(e) => Err(internal(e)),
         }
     }
 }

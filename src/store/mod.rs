@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod lease;
 pub mod outbox;
 pub mod roles;
+pub mod signatures;
 pub mod tickets;
 
 use anyhow::Context;
