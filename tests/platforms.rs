@@ -370,6 +370,65 @@ async fn a_linked_identity_approves_from_another_platform() {
     assert!(seen[0].text.contains("admin"), "{}", seen[0].text);
 }
 
+#[tokio::test]
+async fn linked_identities_are_one_person_for_separation_of_duties_and_countersign() {
+    // Alice may test as well; coordination needs two different ops people.
+    let config = everywhere_config()
+        .replace(
+            "[roles.test]\nmembers = [",
+            &format!("[roles.test]\nmembers = [\"slack:{ALICE}\", "),
+        )
+        .replace(
+            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
+            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\napprovals_required = 2\n",
+        );
+    assert!(config.contains("approvals_required = 2") && config.contains(&format!("\"slack:{ALICE}\", ")));
+    let bot = TestBot::with("en", &config).await;
+    let t = DingTalk::default();
+    for (who, other) in [(ALICE, "alice-mobile"), (OSCAR, "oscar-mobile")] {
+        bot.command(ADA, &format!("/role link <@{who}> dingtalk:{other}")).await;
+        let answer = ephemerals_to(&bot.settle().await, ADA).join("\n");
+        assert!(answer.contains("are now one person"), "{answer}");
+    }
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+
+    // Alice approving her own ticket from her other account is Alice approving it.
+    let before = t.log(&bot).len();
+    t.post(
+        &bot,
+        &t.text_payload_as("alice-mobile", "release approve REL-1 evaluation=pass test_summary=ok"),
+        DINGTALK_SECRET,
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(seen.iter().any(|s| s.text.contains("You submitted REL-1")), "{seen:#?}");
+
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let coordinate = posts(&calls)[0].clone();
+    let calls = approve(&bot, OSCAR, &coordinate, &[]).await;
+    assert!(posts(&calls).is_empty(), "one of two approvals");
+
+    // Oscar's second account is still Oscar: the stage waits for someone else.
+    let before = t.log(&bot).len();
+    t.post(
+        &bot,
+        &t.text_payload_as("oscar-mobile", "release approve REL-1"),
+        DINGTALK_SECRET,
+    )
+    .await;
+    let seen = settle(&bot, &t, before).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.text.contains("You already approved this stage of REL-1")),
+        "{seen:#?}"
+    );
+    let calls = approve(&bot, OLGA, &coordinate, &[]).await;
+    assert!(
+        TestBot::text_of(posts(&calls)[0]).contains("Release"),
+        "the second person moves it on"
+    );
+}
+
 /// A DingTalk Stream gateway on a local websocket: sends `frames`, then collects what
 /// the client answers until it closes.
 #[allow(clippy::result_large_err)] // tungstenite's handshake callback type

@@ -71,6 +71,25 @@ pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) 
     Ok(out)
 }
 
+/// `actor` as the person the rules know: when it is linked (`/role link`) to one of
+/// `known` — a ticket's submitter, a stage's approvers — that identity, so that one person
+/// is one person whichever platform they act from; otherwise `actor` itself.
+pub async fn as_known<'k>(
+    bot: &Bot,
+    conn: &mut Conn,
+    actor: &Actor,
+    known: impl IntoIterator<Item = &'k Actor>,
+) -> anyhow::Result<Actor> {
+    let snapshot = bot.roles.snapshot(conn).await?;
+    let linked = snapshot.links.iter().find(|group| group.contains(actor));
+    for k in known {
+        if k == actor || linked.is_some_and(|group| group.contains(k)) {
+            return Ok(k.clone());
+        }
+    }
+    Ok(actor.clone())
+}
+
 pub async fn has_role(
     bot: &Bot,
     conn: &mut Conn,

@@ -698,11 +698,20 @@ async fn check_decision_with(
         .into_iter()
         .map(|d| d.actor)
         .collect();
+    // Separation of duties and distinct approvers compare people: an identity linked to
+    // the submitter or to an approver is them.
+    let person = roles::as_known(
+        bot,
+        tx,
+        &ev.actor,
+        std::iter::once(&l.ticket.submitter).chain(&approvals),
+    )
+    .await?;
     let outcome = l.ticket.decide(
         l.flow,
         &approvals,
         &DecideRequest {
-            actor: &ev.actor,
+            actor: &person,
             has_role,
             stage,
             round,
@@ -807,7 +816,8 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             let check = if l.ticket.round != round {
                 Err(Denied::Stale)
             } else {
-                l.ticket.resubmit(l.flow, &ev.actor)
+                let person = roles::as_known(bot, tx, &ev.actor, [&l.ticket.submitter]).await?;
+                l.ticket.resubmit(l.flow, &person)
             };
             if let Err(denied) = check {
                 refuse(bot, tx, ev, &l, denied, 0, round).await?;
@@ -1036,7 +1046,8 @@ async fn resubmit(
     let check = if l.ticket.round != round {
         Err(Denied::Stale)
     } else {
-        l.ticket.resubmit(l.flow, &ev.actor)
+        let person = roles::as_known(bot, tx, &ev.actor, [&l.ticket.submitter]).await?;
+        l.ticket.resubmit(l.flow, &person)
     };
     let next = match check {
         Ok(n) => n,
@@ -1105,7 +1116,8 @@ async fn close(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, reason: Optio
         return Ok(Handled::Done);
     };
     let is_admin = roles::is_admin(bot, tx, &ev.actor).await?;
-    let next = match l.ticket.cancel(&ev.actor, is_admin) {
+    let person = roles::as_known(bot, tx, &ev.actor, [&l.ticket.submitter]).await?;
+    let next = match l.ticket.cancel(&person, is_admin) {
         Ok(n) => n,
         Err(denied) => {
             refuse(bot, tx, ev, &l, denied, 0, l.ticket.round).await?;
