@@ -447,16 +447,9 @@ impl Config {
             }
             let mut members = Vec::new();
             for (i, m) in role.members.iter().enumerate() {
-                match Actor::parse(m) {
-                    Some(a) if PLATFORMS.contains(&a.platform.as_str()) => members.push(a),
-                    Some(a) => errors.push(format!(
-                        "roles.{name}.members[{i}]: unknown platform \"{}\" (expected one of {})",
-                        a.platform,
-                        PLATFORMS.join(", ")
-                    )),
-                    None => errors.push(format!(
-                        "roles.{name}.members[{i}]: \"{m}\" is not of the form platform:user-id (slack:U0123ABCD)"
-                    )),
+                match Actor::member(m) {
+                    Ok(a) => members.push(a),
+                    Err(why) => errors.push(format!("roles.{name}.members[{i}]: {why}")),
                 }
             }
             role_members.insert(name.clone(), members);
@@ -683,13 +676,15 @@ mod tests {
             "role = \"ops\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"",
             "role = \"opz\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"",
         )
-            + "\n[roles.bad]\nmembers = [\"U123\", \"irc:x\"]\n[services.other]\nname = \"x\"\nflow = \"nope\"\n";
+            + "\n[roles.bad]\nmembers = [\"U123\", \"irc:x\", \"slack:U9X><!channel>\", \"discord:bob\"]\n[services.other]\nname = \"x\"\nflow = \"nope\"\n";
         let err = Config::parse(&text).unwrap_err();
         assert_eq!(
             err.0,
             vec![
                 "roles.bad.members[0]: \"U123\" is not of the form platform:user-id (slack:U0123ABCD)".to_string(),
                 "roles.bad.members[1]: unknown platform \"irc\" (expected one of slack, discord, dingtalk)".to_string(),
+                "roles.bad.members[2]: \"slack:U9X><!channel>\": a Slack user id starts with U or W and has only capital letters and digits (U0123ABCD)".to_string(),
+                "roles.bad.members[3]: \"discord:bob\": a Discord user id is a number (its snowflake, e.g. 80351110224678912)".to_string(),
                 "flows.app-release.stages[2].role: unknown role \"opz\"".to_string(),
                 "services.other.flow: unknown flow \"nope\"".to_string(),
             ]

@@ -835,3 +835,44 @@ async fn a_form_that_can_no_longer_open_asks_the_person_to_press_again() {
     assert_eq!(bot.slack.calls_of("views.open").len(), 2);
     assert_eq!(bot.last_modal()["type"], "modal");
 }
+
+#[tokio::test]
+async fn a_typed_member_id_cannot_ping_a_channel() {
+    let bot = TestBot::start().await;
+    bot.command(ADA, "/role add qc slack:U9X><!channel>").await;
+    let calls = bot.settle().await;
+    let reply = &ephemerals_to(&calls, ADA)[0];
+    assert!(reply.contains("is not a user id of its platform"), "{reply}");
+    assert!(!reply.contains("<!channel>"), "the reply itself is escaped: {reply}");
+    bot.command(ADA, "/role list").await;
+    let list = ephemerals_to(&bot.settle().await, ADA)[0].clone();
+    assert!(!list.contains("U9X"), "nothing was added: {list}");
+
+    // An id stored before ids were checked is named as text, never spliced into a mention.
+    {
+        let mut conn = bot.app.state.bot.store.pool.acquire().await.unwrap();
+        let member = releasebot::store::roles::Member {
+            role: "qc".into(),
+            actor: releasebot::domain::Actor::new("slack", "U9X><!channel>"),
+            application: String::new(),
+        };
+        let by = releasebot::domain::Actor::new("slack", ADA);
+        releasebot::store::roles::add(&mut conn, &member, &by, bot.clock.now_ms())
+            .await
+            .unwrap();
+    }
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let release = posts(&calls)[0].clone();
+    let mut all = calls.clone();
+    all.extend(approve(&bot, OLGA, &release, &[("release_summary", "go")]).await);
+    let qc = posts(&all)
+        .into_iter()
+        .find(|c| TestBot::text_of(c).contains("QC evaluation"))
+        .expect("the QC stage is posted")
+        .clone();
+    let text = serde_json::to_string(&qc.body).unwrap();
+    assert!(!text.contains("<!channel>"), "no live ping: {text}");
+    assert!(text.contains("&lt;!channel&gt;"), "named as text: {text}");
+}

@@ -258,6 +258,8 @@ pub enum Problem {
     MissingUser,
     /// A word that should have been a mention (`@bob` typed as plain text).
     NotAMention(String),
+    /// `platform:user-id` whose id is not one that platform issues.
+    BadUserId(String),
     /// `--to` without a baseline number, or not a number.
     BadBaseline(String),
     MissingApplication,
@@ -281,6 +283,7 @@ impl Problem {
             Problem::MissingRole => "missing_role",
             Problem::MissingUser => "missing_user",
             Problem::NotAMention(_) => "not_a_mention",
+            Problem::BadUserId(_) => "bad_user_id",
             Problem::BadBaseline(_) => "bad_baseline",
             Problem::MissingApplication => "missing_application",
             Problem::Unexpected(_) => "unexpected",
@@ -294,6 +297,7 @@ impl Problem {
             | Problem::BadTicket(w)
             | Problem::BadScope(w)
             | Problem::NotAMention(w)
+            | Problem::BadUserId(w)
             | Problem::BadBaseline(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
@@ -303,15 +307,22 @@ impl Problem {
 }
 
 /// Platforms whose users may be named as `platform:user-id` in commands.
-pub const PLATFORMS: [&str; 3] = ["slack", "discord", "dingtalk"];
+pub use crate::domain::actor::PLATFORMS;
 
 /// Parses a neutral mention token `<@platform:user>`, or an explicit `platform:user-id`
-/// (to name someone on another platform).
-pub fn parse_mention(token: &str) -> Option<Actor> {
-    if let Some(inner) = token.strip_prefix("<@").and_then(|t| t.strip_suffix('>')) {
-        return Actor::parse(inner);
+/// (to name someone on another platform) whose id has the shape its platform issues.
+pub fn parse_mention(token: &str) -> Result<Actor, Problem> {
+    let inner = token
+        .strip_prefix("<@")
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(token);
+    let Some(actor) = Actor::parse(inner).filter(|a| PLATFORMS.contains(&a.platform.as_str())) else {
+        return Err(Problem::NotAMention(token.to_string()));
+    };
+    if !actor.is_well_formed() {
+        return Err(Problem::BadUserId(token.to_string()));
     }
-    Actor::parse(token).filter(|a| PLATFORMS.contains(&a.platform.as_str()))
+    Ok(actor)
 }
 
 /// Splits a command line into words; double quotes group words (`notes="two words"`).
@@ -415,7 +426,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             .ok_or_else(|| err(verb, Problem::MissingRole))?
             .to_ascii_lowercase();
         let user = rest.get(1).ok_or_else(|| err(verb, Problem::MissingUser))?;
-        let user = parse_mention(user).ok_or_else(|| err(verb, Problem::NotAMention(user.to_string())))?;
+        let user = parse_mention(user).map_err(|p| err(verb, p))?;
         let app = rest.get(2).map(|s| s.to_string());
         no_more(3)?;
         Ok((role, user, app))
@@ -448,9 +459,9 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         }
         Verb::RoleLink => {
             let user = rest.first().ok_or_else(|| err(verb, Problem::MissingUser))?;
-            let user = parse_mention(user).ok_or_else(|| err(verb, Problem::NotAMention(user.to_string())))?;
+            let user = parse_mention(user).map_err(|p| err(verb, p))?;
             let other = rest.get(1).ok_or_else(|| err(verb, Problem::MissingUser))?;
-            let other = parse_mention(other).ok_or_else(|| err(verb, Problem::NotAMention(other.to_string())))?;
+            let other = parse_mention(other).map_err(|p| err(verb, p))?;
             no_more(2)?;
             Ok(Command::RoleLink { user, other })
         }

@@ -173,8 +173,19 @@ pub struct Inbound {
 }
 
 /// The mention token of a user, rendered by each platform.
+/// The neutral mention of `actor` (platforms render it as a real mention). An id that is
+/// not of its platform's shape (stored before ids were checked) is never spliced into a
+/// mention: it is named as escaped text, so that it cannot ping or format anything.
 pub fn mention(actor: &Actor) -> String {
-    format!("<@{}:{}>", actor.platform, actor.user_id)
+    if actor.is_well_formed() {
+        format!("<@{}:{}>", actor.platform, actor.user_id)
+    } else {
+        format!(
+            "@{} ({})",
+            texts::escape(&actor.user_id),
+            texts::escape(&actor.platform)
+        )
+    }
 }
 
 /// Cuts `s` to at most `max` characters, ending with `marker` when it had to cut.
