@@ -93,6 +93,23 @@ pub fn check(settings: &Settings) -> Vec<String> {
     if settings.dingtalk_webhook_secret.is_some() && settings.dingtalk_webhook_url.is_none() {
         problems.push("DINGTALK_WEBHOOK_URL: required when DINGTALK_WEBHOOK_SECRET is set".to_string());
     }
+    // The platform clients, built as `serve` builds them (no request is made).
+    if let Some((_, token)) = settings.slack() {
+        if let Err(e) = crate::chat::slack::SlackChat::new(&settings.slack_api_url, &token) {
+            problems.push(format!("SLACK_API_URL: {e:#}"));
+        }
+    }
+    if let Some(d) = settings.discord() {
+        if let Err(e) = crate::chat::discord::DiscordChat::new(&d.api_url, &d.token, &d.application_id) {
+            problems.push(format!("DISCORD_API_URL: {e:#}"));
+        }
+    }
+    if let Some(d) = settings.dingtalk() {
+        let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        if let Err(e) = crate::chat::dingtalk::DingTalkChat::new(&d, clock) {
+            problems.push(format!("DINGTALK_API_URL: {e:#}"));
+        }
+    }
     problems
 }
 

@@ -44,67 +44,101 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// SQLite (`sqlite://file?mode=rwc`) or PostgreSQL (`postgres://…`) URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://releasebot.db?mode=rwc")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "sqlite://releasebot.db?mode=rwc",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// HTTP listen address.
-    #[arg(long, env = "RELEASEBOT_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, global = true, env = "RELEASEBOT_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: String,
     /// Base of links in messages.
-    #[arg(long, env = "RELEASEBOT_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "RELEASEBOT_PUBLIC_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
     pub public_url: String,
     /// TOML file with roles, flows and services; the built-in defaults when absent.
-    #[arg(long, env = "RELEASEBOT_CONFIG")]
+    #[arg(long, global = true, env = "RELEASEBOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Language of every message: `en` or `zh-CN`.
-    #[arg(long, env = "RELEASEBOT_LOCALE", default_value = "en")]
+    #[arg(long, global = true, env = "RELEASEBOT_LOCALE", default_value = "en")]
     pub locale: String,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "RELEASEBOT_LOG_FORMAT", default_value = "text")]
+    #[arg(long, global = true, env = "RELEASEBOT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
     /// Slack signing secret (Slack is off when unset).
-    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
     pub slack_signing_secret: Option<Secret>,
     /// Slack bot token, `xoxb-…` (Slack is off when unset).
-    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
     pub slack_bot_token: Option<Secret>,
     /// Base URL of the Slack Web API.
-    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
+    #[arg(
+        long,
+        global = true,
+        env = "SLACK_API_URL",
+        default_value = "https://slack.com/api",
+        hide_env_values = true
+    )]
     pub slack_api_url: String,
     /// Discord application public key, hex (Discord is off when unset).
-    #[arg(long, env = "DISCORD_PUBLIC_KEY")]
+    #[arg(long, global = true, env = "DISCORD_PUBLIC_KEY")]
     pub discord_public_key: Option<String>,
     /// Discord bot token.
-    #[arg(long, env = "DISCORD_BOT_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "DISCORD_BOT_TOKEN", hide_env_values = true)]
     pub discord_bot_token: Option<Secret>,
     /// Discord application id.
-    #[arg(long, env = "DISCORD_APPLICATION_ID")]
+    #[arg(long, global = true, env = "DISCORD_APPLICATION_ID")]
     pub discord_application_id: Option<String>,
     /// Base URL of the Discord API.
-    #[arg(long, env = "DISCORD_API_URL", default_value = "https://discord.com/api/v10")]
+    #[arg(
+        long,
+        global = true,
+        env = "DISCORD_API_URL",
+        default_value = "https://discord.com/api/v10",
+        hide_env_values = true
+    )]
     pub discord_api_url: String,
     /// DingTalk enterprise robot app key (DingTalk is off when unset).
-    #[arg(long, env = "DINGTALK_APP_KEY")]
+    #[arg(long, global = true, env = "DINGTALK_APP_KEY")]
     pub dingtalk_app_key: Option<String>,
     /// DingTalk app secret: signs inbound requests and obtains access tokens.
-    #[arg(long, env = "DINGTALK_APP_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "DINGTALK_APP_SECRET", hide_env_values = true)]
     pub dingtalk_app_secret: Option<Secret>,
     /// DingTalk robot code (usually the app key).
-    #[arg(long, env = "DINGTALK_ROBOT_CODE")]
+    #[arg(long, global = true, env = "DINGTALK_ROBOT_CODE")]
     pub dingtalk_robot_code: Option<String>,
     /// Base URL of the DingTalk open API.
-    #[arg(long, env = "DINGTALK_API_URL", default_value = "https://api.dingtalk.com")]
+    #[arg(
+        long,
+        global = true,
+        env = "DINGTALK_API_URL",
+        default_value = "https://api.dingtalk.com",
+        hide_env_values = true
+    )]
     pub dingtalk_api_url: String,
     /// Group robot webhook for announcements (progress, alerts, digests).
-    #[arg(long, env = "DINGTALK_WEBHOOK_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DINGTALK_WEBHOOK_URL", hide_env_values = true)]
     pub dingtalk_webhook_url: Option<Secret>,
     /// Signing secret of the group robot (`SEC…`).
-    #[arg(long, env = "DINGTALK_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "DINGTALK_WEBHOOK_SECRET", hide_env_values = true)]
     pub dingtalk_webhook_secret: Option<Secret>,
     /// The interactive card template (variables `title`, `markdown`, `buttons`).
-    #[arg(long, env = "DINGTALK_CARD_TEMPLATE_ID", default_value = "releasebot.card")]
+    #[arg(
+        long,
+        global = true,
+        env = "DINGTALK_CARD_TEMPLATE_ID",
+        default_value = "releasebot.card"
+    )]
     pub dingtalk_card_template: String,
     /// Receive DingTalk events over Stream mode (an outgoing websocket) instead of HTTP.
-    #[arg(long, env = "DINGTALK_STREAM", default_value_t = false)]
+    #[arg(long, global = true, env = "DINGTALK_STREAM", default_value_t = false)]
     pub dingtalk_stream: bool,
 }
 

@@ -262,3 +262,53 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
         "secrets never reach the logs"
     );
 }
+
+#[test]
+fn help_hides_secrets_and_options_go_anywhere_and_check_refuses_what_serve_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = "postgres://releasebot:hunter2@db.internal/releasebot".to_string();
+    for args in [&["--help"][..], &["serve", "--help"][..]] {
+        let out = releasebot(args, &[("DATABASE_URL", db.clone())]);
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(!help.contains("hunter2"), "{args:?} shows a password:\n{help}");
+        assert!(
+            help.contains("--listen") && help.contains("--database-url"),
+            "{args:?}:\n{help}"
+        );
+    }
+
+    // An option after the subcommand is that option.
+    let out = releasebot(
+        &["check", "--locale", "fr"],
+        &[("HOME", dir.path().display().to_string())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RELEASEBOT_LOCALE: unknown locale \"fr\""));
+
+    // What `serve` would refuse, `check` refuses, and `serve` refuses it before anything.
+    let discord = [
+        ("DISCORD_PUBLIC_KEY", "0".repeat(64)),
+        ("DISCORD_BOT_TOKEN", "discord-secret-token".to_string()),
+        ("DISCORD_APPLICATION_ID", "42".to_string()),
+        ("DISCORD_API_URL", "https://discord.example/api".to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()),
+        ),
+    ];
+    for args in [&["check"][..], &["serve"][..]] {
+        let out = releasebot(args, &discord);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("DISCORD_API_URL: DISCORD_API_URL must end in /api/v10"),
+            "{args:?}:\n{err}"
+        );
+        assert!(!err.contains("discord-secret-token"));
+    }
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "serve stopped before touching the database"
+    );
+}

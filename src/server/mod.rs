@@ -302,6 +302,15 @@ async fn slack_event(State(state): State<AppState>, SlackVerified(body): SlackVe
 
 /// `releasebot serve`: migrations, HTTP server, workers, and a graceful stop on SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Exactly what `releasebot check` finds stops the start, all of it at once.
+    let problems = crate::cli::check(&settings);
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} problem(s) in the settings or the configuration:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
     let config = Config::load(settings.config.as_deref())?;
     let app = App::build(&settings, config, Arc::new(crate::clock::SystemClock)).await?;
     tracing::info!(
