@@ -371,6 +371,138 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Deserializes `value` as a `T`; the problem, if any, with its dotted path under `path`.
+fn shaped<T: serde::de::DeserializeOwned>(value: &toml::Value, path: &str, out: &mut Vec<String>) {
+    if let Err(e) = serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        let inner = e.path().to_string();
+        let at = match (path.is_empty(), inner.as_str()) {
+            (_, ".") => path.to_string(),
+            (true, inner) => inner.to_string(),
+            (false, inner) if inner.starts_with('[') => format!("{path}{inner}"),
+            (false, inner) => format!("{path}.{inner}"),
+        };
+        out.push(format!("{at}: {}", humane(&e.into_inner().to_string())));
+    }
+}
+
+/// Each entry of a table (`roles.*`) or array (`applications[*]`) on its own.
+fn shaped_each<T: serde::de::DeserializeOwned>(value: &toml::Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(t) => t.iter().for_each(|(k, v)| shaped::<T>(v, &format!("{path}.{k}"), out)),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| shaped::<T>(v, &format!("{path}[{i}]"), out)),
+        _ => shaped::<BTreeMap<String, T>>(value, path, out),
+    }
+}
+
+/// A table whose `list` (stages, steps) is checked item by item, the rest as a `T`.
+fn shaped_with_list<T: serde::de::DeserializeOwned, I: serde::de::DeserializeOwned>(
+    value: &toml::Value,
+    path: &str,
+    list: &str,
+    out: &mut Vec<String>,
+) {
+    let toml::Value::Table(t) = value else {
+        return shaped::<T>(value, path, out);
+    };
+    let mut rest = t.clone();
+    if let Some(items) = rest.insert(list.to_string(), toml::Value::Array(vec![])) {
+        shaped_each::<I>(&items, &format!("{path}.{list}"), out);
+    }
+    shaped::<T>(&toml::Value::Table(rest), path, out);
+}
+
+/// Every problem of a configuration file's shape (unknown keys, wrong types, values out of
+/// range), each with its dotted path.
+fn shape_problems(table: &toml::Table) -> Vec<String> {
+    const KEYS: [&str; 9] = [
+        "default_service",
+        "roles",
+        "applications",
+        "services",
+        "flows",
+        "plans",
+        "executor",
+        "runtime",
+        "sim",
+    ];
+    let mut out = Vec::new();
+    for (key, v) in table {
+        match key.as_str() {
+            "default_service" => shaped::<String>(v, key, &mut out),
+            "roles" => shaped_each::<RoleConfig>(v, key, &mut out),
+            "applications" => shaped_each::<ApplicationConfig>(v, key, &mut out),
+            "services" => shaped_each::<ServiceConfig>(v, key, &mut out),
+            "flows" => match v {
+                toml::Value::Table(flows) => {
+                    for (id, f) in flows {
+                        shaped_with_list::<RawFlow, crate::domain::Stage>(
+                            f,
+                            &format!("flows.{id}"),
+                            "stages",
+                            &mut out,
+                        );
+                    }
+                }
+                _ => shaped::<BTreeMap<String, RawFlow>>(v, key, &mut out),
+            },
+            "plans" => match v {
+                toml::Value::Table(plans) => {
+                    for (id, p) in plans {
+                        shaped_with_list::<crate::domain::plan::Plan, crate::domain::plan::StepDef>(
+                            p,
+                            &format!("plans.{id}"),
+                            "steps",
+                            &mut out,
+                        );
+                    }
+                }
+                _ => shaped::<BTreeMap<String, crate::domain::plan::Plan>>(v, key, &mut out),
+            },
+            "executor" => shaped::<ExecutorConfig>(v, key, &mut out),
+            "runtime" => shaped::<RuntimeConfig>(v, key, &mut out),
+            "sim" => shaped::<crate::executor::providers::SimConfig>(v, key, &mut out),
+            other => out.push(format!("{other}: unknown key (expected one of {})", KEYS.join(", "))),
+        }
+    }
+    out
+}
+
+/// A deserializer's message in the words of the configuration, not of Rust's types.
+fn humane(message: &str) -> String {
+    // The path is given already: the parser's own "in `key`" line goes.
+    let mut m = message.lines().next().unwrap_or_default().trim_end().to_string();
+    for (rust, words) in [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a string", "expected text in quotes"),
+        ("unknown field", "unknown key"),
+    ] {
+        m = m.replace(rust, words);
+    }
+    // `expected struct Thresholds`, `expected enum FailurePolicy`: name the shape instead.
+    for (marker, words) in [
+        ("expected struct ", "expected a table"),
+        ("expected enum ", "expected one of the documented values"),
+    ] {
+        if let Some(i) = m.find(marker) {
+            let end = m[i + marker.len()..]
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .map(|e| i + marker.len() + e)
+                .unwrap_or(m.len());
+            m.replace_range(i..end, words);
+        }
+    }
+    m
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -469,8 +601,20 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
-        let raw: RawConfig =
+        // A file that is not TOML has one problem, at a line and column; one that is
+        // TOML but not a configuration has every problem named by its dotted path.
+        let table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim_end().to_string()]))?;
+        let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table.clone())) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let mut problems = shape_problems(&table);
+                if problems.is_empty() {
+                    problems.push(humane(&e.to_string()));
+                }
+                return Err(ConfigErrors(problems));
+            }
+        };
         let mut errors = Vec::new();
         let mut role_members = BTreeMap::new();
         for (name, role) in &raw.roles {
@@ -520,13 +664,34 @@ impl Config {
                 if st.approvals_required == 0 {
                     errors.push(format!("{sp}.approvals_required: must be at least 1"));
                 }
-                if let Some(crate::domain::flow::StageChannel::PerPlatform(m)) = &st.channel {
-                    for p in m.keys().filter(|p| !PLATFORMS.contains(&p.as_str())) {
+                match &st.channel {
+                    Some(crate::domain::flow::StageChannel::PerPlatform(m)) => {
+                        for (p, c) in m {
+                            if !PLATFORMS.contains(&p.as_str()) {
+                                errors.push(format!(
+                                    "{sp}.channel.{p}: unknown platform (expected one of {})",
+                                    PLATFORMS.join(", ")
+                                ));
+                            } else if c.trim().is_empty() {
+                                errors.push(format!("{sp}.channel.{p}: must not be empty (leave it out to post in the ticket's channel)"));
+                            }
+                        }
+                    }
+                    Some(crate::domain::flow::StageChannel::All(c)) if c.trim().is_empty() => {
                         errors.push(format!(
-                            "{sp}.channel.{p}: unknown platform (expected one of {})",
-                            PLATFORMS.join(", ")
+                            "{sp}.channel: must not be empty (leave it out to post in the ticket's channel)"
                         ));
                     }
+                    _ => {}
+                }
+                if st.starts_execution && i == 0 {
+                    errors.push(format!(
+                        "{sp}.starts_execution: the submission stage cannot start the release (an approval stage does)"
+                    ));
+                } else if st.starts_execution && rf.stages[..i].iter().any(|s| s.starts_execution) {
+                    errors.push(format!(
+                        "{sp}.starts_execution: only one stage starts the release (an earlier one does already)"
+                    ));
                 }
                 if i == 0 && st.approvals_required != 1 {
                     errors.push(format!("{sp}.approvals_required: the submission stage is not approved"));
@@ -557,7 +722,16 @@ impl Config {
                     }
                     match (f.kind, f.options.is_empty()) {
                         (FieldKind::Select, true) => errors.push(format!("{fp}.options: a select field needs options")),
-                        (FieldKind::Select, false) => {}
+                        (FieldKind::Select, false) => {
+                            let mut options = BTreeSet::new();
+                            for (k, o) in f.options.iter().enumerate() {
+                                if o.trim().is_empty() {
+                                    errors.push(format!("{fp}.options[{k}]: must not be empty"));
+                                } else if !options.insert(o.trim()) {
+                                    errors.push(format!("{fp}.options[{k}]: duplicate option \"{o}\""));
+                                }
+                            }
+                        }
                         (_, false) => errors.push(format!("{fp}.options: only select fields have options")),
                         (_, true) => {}
                     }
@@ -705,6 +879,41 @@ mod tests {
     }
 
     #[test]
+    fn every_shape_problem_is_reported_at_once_in_the_configurations_words() {
+        let text = r#"
+[roles.qc]
+membres = []
+
+[plans.p]
+name = "P"
+template = "CUSTOM"
+steps = [
+  { id = "a", name = "A", type = "DEPLOI" },
+  { id = "b", name = "B", type = "TRAFFIC_SHIFT", weight = 300 },
+  { id = "c", name = "C", type = "MONITOR", duration_secs = 60, thresholds = "high" },
+]
+
+[executor]
+concurrency = "many"
+
+[bogus]
+x = 1
+"#;
+        let err = Config::parse(text).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![
+                "bogus: unknown key (expected one of default_service, roles, applications, services, flows, plans, executor, runtime, sim)",
+                "executor.concurrency: invalid type: string \"many\", expected a whole number, 0 or more",
+                "plans.p.steps[0].type: unknown variant `DEPLOI`, expected one of `VERIFY_PACKAGE`, `DEPLOY`, `HEALTH_CHECK`, `TEST`, `TRAFFIC_SHIFT`, `MONITOR`, `APPROVAL_GATE`, `SCRIPT`, `NOTIFY`, `ROLLBACK`",
+                "plans.p.steps[1].weight: invalid value: integer `300`, expected a whole number from 0 to 255",
+                "plans.p.steps[2].thresholds: invalid type: string \"high\", expected a table",
+                "roles.qc.membres: unknown key `membres`, expected `description` or `members`",
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_path() {
         let text = DEFAULT_CONFIG.replace(
             "role = \"ops\"\non_reject = \"submitter\"\n\n[[flows.app-release.stages]]\nid = \"release\"",
@@ -728,7 +937,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_references_are_refused() {
         let err = Config::parse("[roles.admin]\ncolour = \"red\"\n").unwrap_err();
-        assert!(err.0[0].contains("unknown field `colour`"), "{err}");
+        assert_eq!(
+            err.0,
+            ["roles.admin.colour: unknown key `colour`, expected `description` or `members`"]
+        );
         let text = r#"
 [roles.admin]
 [roles.ops]
@@ -741,29 +953,38 @@ name = "F"
 id = "submit"
 role = "ops"
 name = "Submit"
-fields = [{ id = "x", label = "X", kind = "select" }, { id = "x", label = "", kind = "md5", options = ["a"] }]
+fields = [{ id = "x", label = "X", kind = "select" }, { id = "x", label = "", kind = "md5", options = ["a"] }, { id = "y", label = "Y", kind = "select", options = ["a", "", "a"] }]
+starts_execution = true
 [[flows.f.stages]]
 id = "a"
 name = "A"
 role = "ops"
 approvals_required = 0
 on_reject = { stage = "b" }
+channel = ""
+starts_execution = true
 [[flows.f.stages]]
 id = "b"
 name = "B"
 role = "ops"
-channel = { slack = "C0OPS", irc = "ops" }
+channel = { slack = "C0OPS", irc = "ops", discord = " " }
 "#;
         let err = Config::parse(text).unwrap_err();
         assert_eq!(
             err.0,
             vec![
+                "flows.f.stages[0].starts_execution: the submission stage cannot start the release (an approval stage does)".to_string(),
                 "flows.f.stages[0].fields[0].options: a select field needs options".to_string(),
                 "flows.f.stages[0].fields[1].id: duplicate field id \"x\"".to_string(),
                 "flows.f.stages[0].fields[1].label: must not be empty".to_string(),
                 "flows.f.stages[0].fields[1].options: only select fields have options".to_string(),
+                "flows.f.stages[0].fields[2].options[1]: must not be empty".to_string(),
+                "flows.f.stages[0].fields[2].options[2]: duplicate option \"a\"".to_string(),
                 "flows.f.stages[1].approvals_required: must be at least 1".to_string(),
+                "flows.f.stages[1].channel: must not be empty (leave it out to post in the ticket's channel)".to_string(),
+                "flows.f.stages[1].starts_execution: only one stage starts the release (an earlier one does already)".to_string(),
                 "flows.f.stages[1].on_reject: stage \"b\" is not earlier than this one".to_string(),
+                "flows.f.stages[2].channel.discord: must not be empty (leave it out to post in the ticket's channel)".to_string(),
                 "flows.f.stages[2].channel.irc: unknown platform (expected one of slack, discord, dingtalk)"
                     .to_string(),
             ]

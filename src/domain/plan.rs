@@ -29,6 +29,22 @@ pub enum StepType {
 }
 
 impl StepType {
+    /// The name as written in the configuration (`HEALTH_CHECK`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StepType::VerifyPackage => "VERIFY_PACKAGE",
+            StepType::Deploy => "DEPLOY",
+            StepType::HealthCheck => "HEALTH_CHECK",
+            StepType::Test => "TEST",
+            StepType::TrafficShift => "TRAFFIC_SHIFT",
+            StepType::Monitor => "MONITOR",
+            StepType::ApprovalGate => "APPROVAL_GATE",
+            StepType::Script => "SCRIPT",
+            StepType::Notify => "NOTIFY",
+            StepType::Rollback => "ROLLBACK",
+        }
+    }
+
     /// Whether running the step twice has the same effect as once, so that it may be
     /// re-run after a crash (traffic weights, probes, monitors). Others are `interrupted`.
     pub fn idempotent(self) -> bool {
@@ -507,9 +523,9 @@ impl Plan {
             let known = PROVIDER_SETTINGS.iter().any(|(n, _, _)| *n == provider);
             if known && !s.kind.providers().contains(&provider) {
                 out.push(format!(
-                    "{sp}.provider: \"{}\" cannot run a {:?} step (use one of {})",
+                    "{sp}.provider: \"{}\" cannot run a {} step (use one of {})",
                     provider,
-                    s.kind,
+                    s.kind.name(),
                     s.kind.providers().join(", ")
                 ));
             } else if let Some(invalid) = &s.invalid {
@@ -542,11 +558,12 @@ impl Plan {
                             "{sp}.duration_secs: a MONITOR step needs an observation window"
                         ));
                     }
-                    if s.thresholds.is_none() {
+                    match &s.thresholds {
                         // A monitor never passes unjudged.
-                        out.push(format!(
+                        None => out.push(format!(
                             "{sp}.thresholds: a MONITOR step needs thresholds to judge the new version by"
-                        ));
+                        )),
+                        Some(t) => check_thresholds(t, &format!("{sp}.thresholds"), &mut out),
                     }
                 }
                 StepType::ApprovalGate => match &s.role {
@@ -600,12 +617,51 @@ impl Plan {
     }
 }
 
+/// The longest wait between two attempts of a step.
+pub const MAX_BACKOFF_SECS: u64 = 3_600;
+/// The most attempts a retry may add.
+pub const MAX_RETRIES: u32 = 10;
+
 fn check_policy(p: &FailurePolicy, path: &str, out: &mut Vec<String>) {
-    if let FailurePolicy::Retry { times, then, .. } = p {
-        if *times == 0 {
-            out.push(format!("{path}.retry.times: must be at least 1"));
+    if let FailurePolicy::Retry {
+        times,
+        backoff_secs,
+        then,
+    } = p
+    {
+        if *times == 0 || *times > MAX_RETRIES {
+            out.push(format!(
+                "{path}.retry.times: {times} is not between 1 and {MAX_RETRIES}"
+            ));
         }
-        check_policy(then, &format!("{path}.retry.then"), out);
+        if *backoff_secs == 0 || *backoff_secs > MAX_BACKOFF_SECS {
+            out.push(format!(
+                "{path}.retry.backoff_secs: {backoff_secs} is not between 1 and {MAX_BACKOFF_SECS} (an hour)"
+            ));
+        }
+        if matches!(**then, FailurePolicy::Retry { .. }) {
+            out.push(format!(
+                "{path}.retry.then: a retry cannot end in another retry (use more times)"
+            ));
+        }
+    }
+}
+
+fn check_thresholds(t: &Thresholds, path: &str, out: &mut Vec<String>) {
+    let percent = |v: f64| (0.0..=100.0).contains(&v);
+    if !percent(t.min_success_rate) {
+        out.push(format!(
+            "{path}.min_success_rate: {} is not a percentage (0-100)",
+            t.min_success_rate
+        ));
+    }
+    if let Some(d) = t.max_success_rate_drop.filter(|d| !percent(*d)) {
+        out.push(format!("{path}.max_success_rate_drop: {d} is not a percentage (0-100)"));
+    }
+    for (key, v) in [("max_p95_ms", t.max_p95_ms), ("max_p99_ms", t.max_p99_ms)] {
+        if v == Some(0) {
+            out.push(format!("{path}.{key}: must be more than 0 ms"));
+        }
     }
 }
 
@@ -693,13 +749,20 @@ id = "h"
 name = "H"
 type = "HEALTH_CHECK"
 provider = "nginx"
+on_failure = { retry = { times = 2, backoff_secs = 99999999, then = { retry = { times = 1 } } } }
+[[steps]]
+id = "w"
+name = "W"
+type = "MONITOR"
+duration_secs = 60
+thresholds = { min_success_rate = 995, max_p95_ms = 0 }
 "#,
         );
         assert_eq!(
             p.problems("plans.p", &roles()),
             vec![
                 "plans.p.steps[0].requires: step \"b\" does not come before this one",
-                "plans.p.steps[0].on_failure.retry.times: must be at least 1",
+                "plans.p.steps[0].on_failure.retry.times: 0 is not between 1 and 10",
                 "plans.p.steps[1].weight: 40 does not increase on the previous shift (50)",
                 "plans.p.steps[2].id: duplicate step id \"b\"",
                 "plans.p.steps[2].url: the prometheus provider needs url",
@@ -707,7 +770,11 @@ provider = "nginx"
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[2].thresholds: a MONITOR step needs thresholds to judge the new version by",
                 "plans.p.steps[3].role: unknown role \"opz\"",
-                "plans.p.steps[4].provider: \"nginx\" cannot run a HealthCheck step (use one of health, sim)",
+                "plans.p.steps[4].provider: \"nginx\" cannot run a HEALTH_CHECK step (use one of health, sim)",
+                "plans.p.steps[4].on_failure.retry.backoff_secs: 99999999 is not between 1 and 3600 (an hour)",
+                "plans.p.steps[4].on_failure.retry.then: a retry cannot end in another retry (use more times)",
+                "plans.p.steps[5].thresholds.min_success_rate: 995 is not a percentage (0-100)",
+                "plans.p.steps[5].thresholds.max_p95_ms: must be more than 0 ms",
                 "plans.p.steps[1].weight: the last traffic shift must reach 100 (it stops at 40)",
             ]
         );
