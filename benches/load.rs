@@ -173,22 +173,25 @@ async fn wait_listening(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_baseline(database: &str) -> anyhow::Result<(Server, u16)> {
-    let port = free_port();
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve-baseline", &format!("127.0.0.1:{port}"), database])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server(child);
+/// Runs `command` as a server on `port`; returns once it answers.
+async fn start_server(mut command: Command, port: u16) -> anyhow::Result<(Server, u16)> {
+    let server = Server(command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?);
     wait_listening(port).await?;
     Ok((server, port))
+}
+
+async fn start_baseline(database: &str) -> anyhow::Result<(Server, u16)> {
+    let port = free_port();
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve-baseline", &format!("127.0.0.1:{port}"), database]);
+    start_server(command, port).await
 }
 
 /// The release binary serving `database` with this configuration, Slack at `slack`.
 async fn start_releasebot(database: &str, config: &std::path::Path, slack: &str) -> anyhow::Result<(Server, u16)> {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_releasebot"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_releasebot"));
+    command
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -198,13 +201,8 @@ async fn start_releasebot(database: &str, config: &std::path::Path, slack: &str)
         .env("SLACK_SIGNING_SECRET", SECRET)
         .env("SLACK_BOT_TOKEN", "xoxb-bench")
         .env("SLACK_API_URL", slack)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server(child);
-    wait_listening(port).await?;
-    Ok((server, port))
+        .env("RUST_LOG", "warn");
+    start_server(command, port).await
 }
 
 // ------------------------------------------------------------------ Slack, as a sink

@@ -876,4 +876,9 @@ async fn a_signature_is_accepted_once_until_it_is_forgotten(s: &Store) {
     assert!(first_use(s, "dingtalk", "1700000000001:abd=", T0 + 10).await.unwrap());
     assert_eq!(prune(s, T0 + 5, 100).await.unwrap(), 2, "those seen before T0+5");
     assert!(!first_use(s, "dingtalk", "1700000000001:abd=", T0 + 20).await.unwrap());
+    // A request that was not recorded after all may come again.
+    store::signatures::forget(s, "dingtalk", "1700000000001:abd=")
+        .await
+        .unwrap();
+    assert!(first_use(s, "dingtalk", "1700000000001:abd=", T0 + 30).await.unwrap());
 }

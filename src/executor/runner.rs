@@ -751,68 +751,7 @@ impl Mover<'_> {
             Some(Alert::Notice(i)) => Some(progress::notice(&deps.texts, &saved_row, plan, self.ticket, *i)?),
             _ => None,
         };
-        if !ending && !matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
-            // An ordinary move: written with other executions' moves.
-            let mut outbox = crate::outbox::Batch::default();
-            outbox.push(&row.platform, &edit, Some(&super::progress_key(row.id)), now);
-            if let Some(message) = announcement {
-                let post = crate::chat::Outbound::Post {
-                    channel: row.channel.clone(),
-                    message,
-                };
-                outbox.push(&row.platform, &post, None, now);
-            }
-            let m = super::committer::Move {
-                id: row.id,
-                version: row.version,
-                status: status_str(&run),
-                state,
-                next_wake,
-                finished_at,
-                lease,
-                now,
-                outbox,
-            };
-            if !self.inner.committer.commit(m).await? {
-                return Ok(None);
-            }
-            return Ok(Some(Committed {
-                row: saved_row,
-                released: release,
-            }));
-        }
-        // Boxed: the rare path holds a transaction; the ordinary one waits for its group.
-        Box::pin(self.commit_alone(
-            row,
-            run,
-            Prepared {
-                state,
-                saved_row,
-                edit,
-                announcement,
-                next_wake,
-                finished_at,
-                lease,
-                release,
-                ending,
-            },
-            alert,
-            now,
-        ))
-        .await
-    }
-
-    /// Commits a move that ends the execution or raises an alert, in its own transaction.
-    async fn commit_alone(
-        &self,
-        row: &Row,
-        run: Run,
-        prepared: Prepared,
-        alert: Option<Alert>,
-        now: i64,
-    ) -> anyhow::Result<Option<Committed>> {
-        let deps = self.deps();
-        let Prepared {
+        let p = Prepared {
             state,
             saved_row,
             edit,
@@ -822,7 +761,51 @@ impl Mover<'_> {
             lease,
             release,
             ending,
-        } = prepared;
+        };
+        if ending || matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
+            // Boxed: the rare path holds a transaction; the ordinary one waits for its group.
+            return Box::pin(self.commit_alone(row, run, p, alert, now)).await;
+        }
+        // An ordinary move: written with other executions' moves.
+        let mut outbox = crate::outbox::Batch::default();
+        outbox.push(&row.platform, &p.edit, Some(&super::progress_key(row.id)), now);
+        if let Some(message) = p.announcement {
+            let post = crate::chat::Outbound::Post {
+                channel: row.channel.clone(),
+                message,
+            };
+            outbox.push(&row.platform, &post, None, now);
+        }
+        let m = super::committer::Move {
+            id: row.id,
+            version: row.version,
+            status: status_str(&run),
+            state: p.state,
+            next_wake: p.next_wake,
+            finished_at: p.finished_at,
+            lease: p.lease,
+            now,
+            outbox,
+        };
+        if !self.inner.committer.commit(m).await? {
+            return Ok(None);
+        }
+        Ok(Some(Committed {
+            row: p.saved_row,
+            released: p.release,
+        }))
+    }
+
+    /// Commits a move that ends the execution or raises an alert, in its own transaction.
+    async fn commit_alone(
+        &self,
+        row: &Row,
+        run: Run,
+        p: Prepared,
+        alert: Option<Alert>,
+        now: i64,
+    ) -> anyhow::Result<Option<Committed>> {
+        let deps = self.deps();
         let mut tx = deps.store.begin().await?;
         let saved = q::save_json(
             &mut tx,
@@ -830,10 +813,10 @@ impl Mover<'_> {
             row.id,
             row.version,
             status_str(&run),
-            &state,
-            next_wake,
-            finished_at,
-            lease,
+            &p.state,
+            p.next_wake,
+            p.finished_at,
+            p.lease,
             now,
         )
         .await?;
@@ -841,41 +824,30 @@ impl Mover<'_> {
             tx.rollback().await?;
             return Ok(None);
         }
-        send_progress(deps, &mut tx, &saved_row, edit).await?;
-        if let Some(msg) = announcement {
+        send_progress(deps, &mut tx, &p.saved_row, p.edit).await?;
+        if let Some(msg) = p.announcement {
             deps.post(&mut tx, row, msg).await?;
         }
-        let mut recorded = ending;
-        match alert {
-            Some(Alert::Failed(i, reaction, evidence)) => {
-                let event = SystemEvent::NeedsAttention {
-                    ticket: row.ticket.0,
-                    execution: row.id,
-                    step: i,
-                    reaction: Some(reaction),
-                    evidence,
-                };
-                let key = format!("x{}:attention:{i}:{}", row.id, run.exec.steps[i].attempts);
-                record_event(&mut tx, row, &key, event, now).await?;
-                recorded = true;
-            }
-            Some(Alert::Interrupted(i)) => {
-                let event = SystemEvent::NeedsAttention {
-                    ticket: row.ticket.0,
-                    execution: row.id,
-                    step: i,
-                    reaction: None,
-                    evidence: String::new(),
-                };
-                let key = format!("x{}:interrupted:{i}:{}", row.id, run.exec.steps[i].attempts);
-                record_event(&mut tx, row, &key, event, now).await?;
-                recorded = true;
-            }
-            Some(Alert::Gate(_)) | Some(Alert::Notice(_)) | None => {}
+        let attention = match alert {
+            Some(Alert::Failed(i, reaction, evidence)) => Some((i, "attention", Some(reaction), evidence)),
+            Some(Alert::Interrupted(i)) => Some((i, "interrupted", None, String::new())),
+            Some(Alert::Gate(_)) | Some(Alert::Notice(_)) | None => None,
+        };
+        let recorded = p.ending || attention.is_some();
+        if let Some((i, what, reaction, evidence)) = attention {
+            let event = SystemEvent::NeedsAttention {
+                ticket: row.ticket.0,
+                execution: row.id,
+                step: i,
+                reaction,
+                evidence,
+            };
+            let key = format!("x{}:{what}:{i}:{}", row.id, run.exec.steps[i].attempts);
+            record_event(&mut tx, row, &key, event, now).await?;
         }
         let mut wake = vec![];
-        if ending {
-            wake.extend(self.end(&mut tx, &saved_row, now).await?);
+        if p.ending {
+            wake.extend(self.end(&mut tx, &p.saved_row, now).await?);
         }
         crate::outbox::flush(&mut tx).await?;
         tx.commit().await?;
@@ -887,8 +859,8 @@ impl Mover<'_> {
             deps.wakers.wake(*id);
         }
         Ok(Some(Committed {
-            row: saved_row,
-            released: release,
+            row: p.saved_row,
+            released: p.release,
         }))
     }
 

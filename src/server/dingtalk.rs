@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-/// A DingTalk request whose signature was checked; the body is not parsed yet.
-pub struct DingTalkVerified(pub Bytes);
+/// A DingTalk request whose signature was checked (and taken: see below), with that
+/// signature; the body is not parsed yet.
+pub struct DingTalkVerified(pub Bytes, pub String);
 
 impl FromRequest<AppState> for DingTalkVerified {
     type Rejection = Response;
@@ -38,7 +39,7 @@ impl FromRequest<AppState> for DingTalkVerified {
             header("sign").unwrap_or_default().trim()
         );
         match crate::store::signatures::first_use(&state.bot.store, PLATFORM, &pair, now).await {
-            Ok(true) => Ok(DingTalkVerified(body)),
+            Ok(true) => Ok(DingTalkVerified(body, pair)),
             Ok(false) => {
                 tracing::warn!("refused a replayed DingTalk request (its signature was used before)");
                 Err((StatusCode::UNAUTHORIZED, "replayed request").into_response())
@@ -52,11 +53,17 @@ fn ok() -> Response {
     Json(json!({})).into_response()
 }
 
-pub async fn events(State(state): State<AppState>, DingTalkVerified(body): DingTalkVerified) -> Response {
+pub async fn events(State(state): State<AppState>, DingTalkVerified(body, pair): DingTalkVerified) -> Response {
     match receive(&state.bot, &body).await {
         Ok(Received::Recorded) => ok(),
         Ok(Received::Malformed(why)) => (StatusCode::BAD_REQUEST, why).into_response(),
-        Err(e) => internal(e),
+        Err(e) => {
+            // Nothing was recorded: the same request sent again must not look like a replay.
+            if let Err(f) = crate::store::signatures::forget(&state.bot.store, PLATFORM, &pair).await {
+                tracing::warn!(error = %format!("{f:#}"), "could not forget a DingTalk signature");
+            }
+            internal(e)
+        }
     }
 }
 

@@ -17,6 +17,16 @@ pub async fn first_use(store: &Store, platform: &str, signature: &str, now: i64)
     Ok(res.rows_affected() == 1)
 }
 
+/// Forgets one signature (its request was not recorded after all).
+pub async fn forget(store: &Store, platform: &str, signature: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM signatures_seen WHERE platform = $1 AND signature = $2")
+        .bind(platform)
+        .bind(signature)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
 /// Forgets up to `limit` signatures seen before `before` (they fail the time check by then).
 pub async fn prune(store: &Store, before: i64, limit: i64) -> anyhow::Result<u64> {
     let res = sqlx::query(
