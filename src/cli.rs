@@ -117,7 +117,7 @@ pub fn check(settings: &Settings) -> Vec<String> {
 /// with one subcommand per verb, each taking the rest of the line as `arguments`.
 pub fn discord_commands() -> serde_json::Value {
     let texts = crate::chat::Texts::new("en").ok();
-    let commands: Vec<serde_json::Value> = ["release", "role"]
+    let commands: Vec<serde_json::Value> = crate::bot::command::COMMANDS
         .iter()
         .map(|name| {
             let subs: Vec<serde_json::Value> = Verb::ALL
@@ -156,7 +156,7 @@ pub fn discord_commands() -> serde_json::Value {
 pub fn slack_manifest(public_url: &str) -> serde_json::Value {
     let base = public_url.trim_end_matches('/');
     let mut commands: Vec<serde_json::Value> = Vec::new();
-    for command in ["release", "role"] {
+    for command in crate::bot::command::COMMANDS {
         let usages: Vec<&str> = Verb::ALL
             .iter()
             .filter(|v| v.command() == command)
@@ -170,7 +170,11 @@ pub fn slack_manifest(public_url: &str) -> serde_json::Value {
         commands.push(serde_json::json!({
             "command": format!("/{command}"),
             "url": format!("{base}/slack/commands"),
-            "description": if command == "release" { "Release tickets and approvals" } else { "Manage who holds which role" },
+            "description": match command {
+                "release" => "Release tickets and approvals",
+                "role" => "Manage who holds which role",
+                _ => "Expiring feature environments (swimlanes)",
+            },
             "usage_hint": crate::chat::truncate(&hint, 1000, "…"),
             "should_escape": true,
         }));

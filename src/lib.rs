@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -246,6 +246,7 @@ impl Pruner {
             // Used signatures fail the time check long before the retention.
             let stale = self.clock.now_ms() - 3 * crate::chat::dingtalk::verify::MAX_SKEW_MS;
             crate::store::signatures::prune(&self.store, stale, PRUNE_BATCH).await?;
+            crate::store::firings::prune(&self.store, before, PRUNE_BATCH).await?;
             let events = crate::store::inbox::prune(&self.store, before, PRUNE_BATCH).await?;
             let messages = crate::store::outbox::prune(&self.store, before, PRUNE_BATCH).await?;
             total = (total.0 + events, total.1 + messages);

@@ -43,11 +43,23 @@ async fn discord_register_sends_commands_derived_from_the_grammar() {
     let n = releasebot::chat::discord::client::register_commands(&settings, &releasebot::cli::discord_commands())
         .await
         .unwrap();
-    assert_eq!(n, 2, "/release and /role");
+    assert_eq!(n, 3, "/release, /role and /swimlane");
     let call = bot.discord.calls().into_iter().find(|c| c.route == "register").unwrap();
     assert_eq!(call.auth.as_deref(), Some("Bot discord-bot-token"));
     let release = &call.body[0];
     assert_eq!(release["name"], "release");
+    let swimlane = &call.body[2];
+    assert_eq!(swimlane["name"], "swimlane");
+    let lane_verbs: Vec<&str> = swimlane["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lane_verbs,
+        ["create", "list", "show", "renew", "delete", "apps", "help"]
+    );
     let subs: Vec<&str> = release["options"]
         .as_array()
         .unwrap()

@@ -26,10 +26,21 @@ pub enum Verb {
     RoleRemove,
     RoleList,
     RoleLink,
+    SwimlaneCreate,
+    SwimlaneList,
+    SwimlaneShow,
+    SwimlaneRenew,
+    SwimlaneDelete,
+    SwimlaneApps,
+    SwimlaneHelp,
 }
 
+/// The top-level commands, each a slash command on Slack and Discord and the first word
+/// of an @-mention on DingTalk.
+pub const COMMANDS: [&str; 3] = ["release", "role", "swimlane"];
+
 impl Verb {
-    pub const ALL: [Verb; 16] = [
+    pub const ALL: [Verb; 23] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -46,6 +57,13 @@ impl Verb {
         Verb::RoleRemove,
         Verb::RoleList,
         Verb::RoleLink,
+        Verb::SwimlaneCreate,
+        Verb::SwimlaneList,
+        Verb::SwimlaneShow,
+        Verb::SwimlaneRenew,
+        Verb::SwimlaneDelete,
+        Verb::SwimlaneApps,
+        Verb::SwimlaneHelp,
     ];
 
     /// The top-level command (`/release`, `/role`).
@@ -64,6 +82,13 @@ impl Verb {
             | Verb::ReleaseReject
             | Verb::ReleaseResubmit => "release",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList | Verb::RoleLink => "role",
+            Verb::SwimlaneCreate
+            | Verb::SwimlaneList
+            | Verb::SwimlaneShow
+            | Verb::SwimlaneRenew
+            | Verb::SwimlaneDelete
+            | Verb::SwimlaneApps
+            | Verb::SwimlaneHelp => "swimlane",
         }
     }
 
@@ -85,6 +110,13 @@ impl Verb {
             Verb::RoleRemove => "remove",
             Verb::RoleList => "list",
             Verb::RoleLink => "link",
+            Verb::SwimlaneCreate => "create",
+            Verb::SwimlaneList => "list",
+            Verb::SwimlaneShow => "show",
+            Verb::SwimlaneRenew => "renew",
+            Verb::SwimlaneDelete => "delete",
+            Verb::SwimlaneApps => "apps",
+            Verb::SwimlaneHelp => "help",
         }
     }
 
@@ -107,6 +139,13 @@ impl Verb {
             Verb::RoleRemove => "/role remove ROLE @user [application]",
             Verb::RoleList => "/role list",
             Verb::RoleLink => "/role link @user platform:user-id",
+            Verb::SwimlaneCreate => "/swimlane create NAME [app …] [--for REL-ID|\"title\"] [--days N]",
+            Verb::SwimlaneList => "/swimlane list [mine|all]",
+            Verb::SwimlaneShow => "/swimlane show NAME",
+            Verb::SwimlaneRenew => "/swimlane renew NAME [days]",
+            Verb::SwimlaneDelete => "/swimlane delete NAME [--confirm]",
+            Verb::SwimlaneApps => "/swimlane apps NAME add|remove APP",
+            Verb::SwimlaneHelp => "/swimlane help",
         }
     }
 
@@ -129,6 +168,13 @@ impl Verb {
             Verb::RoleRemove => "help_role_remove",
             Verb::RoleList => "help_role_list",
             Verb::RoleLink => "help_role_link",
+            Verb::SwimlaneCreate => "help_swimlane_create",
+            Verb::SwimlaneList => "help_swimlane_list",
+            Verb::SwimlaneShow => "help_swimlane_show",
+            Verb::SwimlaneRenew => "help_swimlane_renew",
+            Verb::SwimlaneDelete => "help_swimlane_delete",
+            Verb::SwimlaneApps => "help_swimlane_apps",
+            Verb::SwimlaneHelp => "help_swimlane_help",
         }
     }
 
@@ -209,6 +255,32 @@ pub enum Command {
         user: Actor,
         other: Actor,
     },
+    /// `name` as typed: the handler shows what it becomes as a namespace name.
+    SwimlaneCreate {
+        name: String,
+        apps: Vec<String>,
+        purpose: Option<String>,
+        days: Option<u32>,
+    },
+    SwimlaneList {
+        all: bool,
+    },
+    SwimlaneShow {
+        name: String,
+    },
+    SwimlaneRenew {
+        name: String,
+        days: Option<u32>,
+    },
+    SwimlaneDelete {
+        name: String,
+        confirmed: bool,
+    },
+    SwimlaneApps {
+        name: String,
+        add: bool,
+        app: String,
+    },
 }
 
 impl Command {
@@ -230,8 +302,27 @@ impl Command {
             | Command::RoleAdd { .. }
             | Command::RoleRemove { .. }
             | Command::RoleList
-            | Command::RoleLink { .. } => None,
+            | Command::RoleLink { .. }
+            | Command::SwimlaneCreate { .. }
+            | Command::SwimlaneList { .. }
+            | Command::SwimlaneShow { .. }
+            | Command::SwimlaneRenew { .. }
+            | Command::SwimlaneDelete { .. }
+            | Command::SwimlaneApps { .. } => None,
         }
+    }
+
+    /// Whether it is about swimlanes (handled in order with every other lane event).
+    pub fn about_lanes(&self) -> bool {
+        matches!(
+            self,
+            Command::SwimlaneCreate { .. }
+                | Command::SwimlaneList { .. }
+                | Command::SwimlaneShow { .. }
+                | Command::SwimlaneRenew { .. }
+                | Command::SwimlaneDelete { .. }
+                | Command::SwimlaneApps { .. }
+        ) || matches!(self, Command::Help { command } if command == "swimlane")
     }
 
     /// Whether it changes who holds which role.
@@ -264,6 +355,14 @@ pub enum Problem {
     BadBaseline(String),
     MissingApplication,
     Unexpected(String),
+    /// A swimlane command without the lane's name.
+    MissingLane,
+    /// `--days` or a renewal's days: not a whole number from 1 to 365.
+    BadDays(String),
+    /// `--for` without what the lane is for.
+    MissingPurpose,
+    /// `apps NAME` without `add`/`remove` and an application.
+    BadAppsChange(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +386,10 @@ impl Problem {
             Problem::BadBaseline(_) => "bad_baseline",
             Problem::MissingApplication => "missing_application",
             Problem::Unexpected(_) => "unexpected",
+            Problem::MissingLane => "missing_lane",
+            Problem::BadDays(_) => "bad_days",
+            Problem::MissingPurpose => "missing_purpose",
+            Problem::BadAppsChange(_) => "bad_apps_change",
         }
     }
 
@@ -299,9 +402,16 @@ impl Problem {
             | Problem::NotAMention(w)
             | Problem::BadUserId(w)
             | Problem::BadBaseline(w)
+            | Problem::BadDays(w)
+            | Problem::BadAppsChange(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
-            Problem::MissingTicket | Problem::MissingRole | Problem::MissingUser | Problem::MissingApplication => "",
+            Problem::MissingTicket
+            | Problem::MissingRole
+            | Problem::MissingUser
+            | Problem::MissingApplication
+            | Problem::MissingLane
+            | Problem::MissingPurpose => "",
         }
     }
 }
@@ -389,7 +499,7 @@ fn err(verb: Verb, problem: Problem) -> CommandError {
 /// Parses `text` given to `/command`.
 pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
     let command = command.trim().trim_start_matches('/').to_ascii_lowercase();
-    if command != "release" && command != "role" {
+    if !COMMANDS.contains(&command.as_str()) {
         return Err(CommandError {
             verb: None,
             problem: Problem::UnknownCommand(command),
@@ -543,6 +653,93 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             no_more(0)?;
             Ok(Command::RoleList)
         }
+        Verb::SwimlaneHelp => Ok(Command::Help { command }),
+        Verb::SwimlaneCreate => {
+            let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+            let (mut apps, mut purpose, mut days) = (Vec::new(), None, None);
+            let mut i = 1;
+            while let Some(w) = rest.get(i) {
+                match w.to_ascii_lowercase().as_str() {
+                    "--for" => {
+                        let v = rest.get(i + 1).ok_or_else(|| err(verb, Problem::MissingPurpose))?;
+                        purpose = Some(v.to_string());
+                        i += 2;
+                    }
+                    "--days" => {
+                        days = Some(lane_days(rest.get(i + 1).copied()).map_err(|p| err(verb, p))?);
+                        i += 2;
+                    }
+                    flag if flag.starts_with("--") => return Err(err(verb, Problem::Unexpected(w.to_string()))),
+                    _ => {
+                        apps.push(w.to_string());
+                        i += 1;
+                    }
+                }
+            }
+            Ok(Command::SwimlaneCreate {
+                name,
+                apps,
+                purpose,
+                days,
+            })
+        }
+        Verb::SwimlaneList => {
+            let all = match rest.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+                None | Some("all") => true,
+                Some("mine") => false,
+                Some(_) => return Err(err(verb, Problem::BadScope(rest[0].to_string()))),
+            };
+            no_more(1)?;
+            Ok(Command::SwimlaneList { all })
+        }
+        Verb::SwimlaneShow => {
+            let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+            no_more(1)?;
+            Ok(Command::SwimlaneShow { name })
+        }
+        Verb::SwimlaneRenew => {
+            let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+            let days = match rest.get(1) {
+                Some(d) => Some(lane_days(Some(d)).map_err(|p| err(verb, p))?),
+                None => None,
+            };
+            no_more(2)?;
+            Ok(Command::SwimlaneRenew { name, days })
+        }
+        Verb::SwimlaneDelete => {
+            let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+            let confirmed = match rest.get(1) {
+                None => false,
+                Some(w) if w.eq_ignore_ascii_case("--confirm") || w.eq_ignore_ascii_case("--yes") => true,
+                Some(w) => return Err(err(verb, Problem::Unexpected(w.to_string()))),
+            };
+            no_more(2)?;
+            Ok(Command::SwimlaneDelete { name, confirmed })
+        }
+        Verb::SwimlaneApps => {
+            let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+            let op = rest.get(1).map(|s| s.to_ascii_lowercase());
+            let add = match op.as_deref() {
+                Some("add") => true,
+                Some("remove") => false,
+                _ => return Err(err(verb, Problem::BadAppsChange(op.unwrap_or_default()))),
+            };
+            let app = rest
+                .get(2)
+                .ok_or_else(|| err(verb, Problem::MissingApplication))?
+                .to_string();
+            no_more(3)?;
+            Ok(Command::SwimlaneApps { name, add, app })
+        }
+    }
+}
+
+/// Days a lane is kept: a whole number from 1 to 365.
+fn lane_days(word: Option<&str>) -> Result<u32, Problem> {
+    let w = word.ok_or_else(|| Problem::BadDays(String::new()))?;
+    match w.trim_end_matches(['d', 'D']).parse::<u32>() {
+        Ok(n) if (1..=365).contains(&n) => Ok(n),
+        _ => Err(Problem::BadDays(w.to_string())),
     }
 }
 
@@ -658,6 +855,61 @@ mod tests {
             })
         );
         assert_eq!(parse("role", "list"), Ok(Command::RoleList));
+        assert_eq!(
+            parse(
+                "swimlane",
+                "create Feature/Login web api --for \"new login page\" --days 3"
+            ),
+            Ok(Command::SwimlaneCreate {
+                name: "Feature/Login".into(),
+                apps: vec!["web".into(), "api".into()],
+                purpose: Some("new login page".into()),
+                days: Some(3)
+            })
+        );
+        assert_eq!(parse("swimlane", "list mine"), Ok(Command::SwimlaneList { all: false }));
+        assert_eq!(
+            parse("swimlane", "renew login 10d"),
+            Ok(Command::SwimlaneRenew {
+                name: "login".into(),
+                days: Some(10)
+            })
+        );
+        assert_eq!(
+            parse("swimlane", "delete login --confirm"),
+            Ok(Command::SwimlaneDelete {
+                name: "login".into(),
+                confirmed: true
+            })
+        );
+        assert_eq!(
+            parse("swimlane", "apps login remove web"),
+            Ok(Command::SwimlaneApps {
+                name: "login".into(),
+                add: false,
+                app: "web".into()
+            })
+        );
+        assert_eq!(
+            parse("swimlane", "help"),
+            Ok(Command::Help {
+                command: "swimlane".into()
+            })
+        );
+    }
+
+    #[test]
+    fn swimlane_mistakes_are_named() {
+        let e = |t: &str| parse("swimlane", t).unwrap_err().problem;
+        assert_eq!(e("create"), Problem::MissingLane);
+        assert_eq!(e("create x --days 0"), Problem::BadDays("0".into()));
+        assert_eq!(e("create x --days"), Problem::BadDays(String::new()));
+        assert_eq!(e("create x --for"), Problem::MissingPurpose);
+        assert_eq!(e("create x --color red"), Problem::Unexpected("--color".into()));
+        assert_eq!(e("renew x forever"), Problem::BadDays("forever".into()));
+        assert_eq!(e("apps x rename y"), Problem::BadAppsChange("rename".into()));
+        assert_eq!(e("apps x add"), Problem::MissingApplication);
+        assert_eq!(e("delete x now"), Problem::Unexpected("now".into()));
     }
 
     #[test]

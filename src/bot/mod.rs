@@ -5,6 +5,7 @@
 pub mod command;
 pub mod releases;
 pub mod roles;
+pub mod swimlanes;
 pub mod tickets;
 pub mod views;
 
@@ -42,6 +43,8 @@ pub struct Bot {
     pub outbox_notify: Arc<Notify>,
     /// Wakes the inbox worker after an event is recorded.
     pub inbox_notify: Arc<Notify>,
+    /// Wakes the scheduler after a handler planned a firing.
+    pub scheduler_notify: Arc<Notify>,
     /// Tells the executor that a person changed an execution.
     pub executions: Arc<crate::executor::Wakers>,
     /// Records inbound events (group commits).
@@ -129,10 +132,14 @@ pub fn order_key(ev: &Inbound) -> String {
             Ok(cmd) => match cmd.ticket() {
                 Some(t) => Some(t),
                 None if cmd.changes_roles() => return "roles".to_string(),
+                None if cmd.about_lanes() => return swimlanes::ORDER_KEY.to_string(),
                 None => None,
             },
             Err(_) => None,
         },
+        InboundKind::Action { action, .. } if actions::LaneAction::decode(action).is_some() => {
+            return swimlanes::ORDER_KEY.to_string()
+        }
         InboundKind::Action { action, .. } => actions::Action::decode(action).map(|a| a.ticket()),
         InboundKind::FormSubmit { callback, .. } => actions::FormCallback::decode(callback).and_then(|c| c.ticket()),
         InboundKind::System(e) => Some(e.ticket()),
@@ -332,6 +339,25 @@ impl Bot {
         buffered(run).await
     }
 
+    /// Runs the handler of a claimed scheduler firing (see `scheduler`).
+    pub async fn on_firing(&self, f: &crate::store::firings::Firing) -> anyhow::Result<()> {
+        if let Some(id) = f.job.strip_prefix(swimlanes::TIMER_PREFIX) {
+            let id = id
+                .parse::<i64>()
+                .map_err(|_| anyhow::anyhow!("bad lane timer {}", f.job))?;
+            return swimlanes::on_timer(self, f, id).await;
+        }
+        if f.job == swimlanes::EXPIRING_JOB {
+            return swimlanes::expiring_list(self, f).await;
+        }
+        // A job nobody handles any more (a configuration dropped it): it is done.
+        tracing::warn!(job = %f.job, "scheduler: no handler for this job; dropping its firing");
+        let mut tx = self.store.begin().await?;
+        crate::scheduler::finish(self, &mut tx, f).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Tells an execution's task of a change this handler makes, once it is committed.
     pub fn wake_execution(&self, id: i64) {
         if TX.try_with(|c| c.borrow_mut().wakes.push(id)).is_err() {
@@ -401,6 +427,12 @@ impl Bot {
                     Ok(Handled::Done)
                 }
             },
+            InboundKind::Action { action, .. } if actions::LaneAction::decode(action).is_some() => {
+                match actions::LaneAction::decode(action) {
+                    Some(a) => swimlanes::on_action(self, tx, ev, a).await,
+                    None => Ok(Handled::Done),
+                }
+            }
             InboundKind::Action { action, .. } => match actions::Action::decode(action) {
                 Some(a) => tickets::on_action(self, tx, ev, a).await,
                 None => {
@@ -460,6 +492,17 @@ impl Bot {
             } => roles::remove(self, tx, ev, &role, &user, application.as_deref()).await,
             C::RoleList => roles::list(self, tx, ev).await,
             C::RoleLink { user, other } => roles::link(self, tx, ev, &user, &other).await,
+            C::SwimlaneCreate {
+                name,
+                apps,
+                purpose,
+                days,
+            } => swimlanes::create(self, tx, ev, &name, apps, purpose, days).await,
+            C::SwimlaneList { all } => swimlanes::list(self, tx, ev, all).await,
+            C::SwimlaneShow { name } => swimlanes::show(self, tx, ev, &name).await,
+            C::SwimlaneRenew { name, days } => swimlanes::renew_by_command(self, tx, ev, &name, days).await,
+            C::SwimlaneDelete { name, confirmed } => swimlanes::delete_by_command(self, tx, ev, &name, confirmed).await,
+            C::SwimlaneApps { name, add, app } => swimlanes::apps(self, tx, ev, &name, add, &app).await,
         }
     }
 

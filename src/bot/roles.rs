@@ -90,6 +90,16 @@ pub async fn as_known<'k>(
     Ok(actor.clone())
 }
 
+/// Whether `actor` (or an identity linked to it) holds a role scoped to one of `apps`.
+pub async fn holds_app_role(bot: &Bot, conn: &mut Conn, actor: &Actor, apps: &[String]) -> anyhow::Result<bool> {
+    let snapshot = bot.roles.snapshot(conn).await?;
+    let linked = snapshot.links.iter().find(|group| group.contains(actor));
+    let is = |a: &Actor| a == actor || linked.is_some_and(|g| g.contains(a));
+    Ok(snapshot.members.iter().any(|m| {
+        !m.application.is_empty() && apps.iter().any(|a| a.eq_ignore_ascii_case(&m.application)) && is(&m.actor)
+    }))
+}
+
 pub async fn has_role(
     bot: &Bot,
     conn: &mut Conn,

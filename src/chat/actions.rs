@@ -40,6 +40,47 @@ pub enum FormCallback {
     },
 }
 
+/// A button on a swimlane's message (`lane:renew:7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneAction {
+    /// Keep the lane (its prompt's **Renew**).
+    Renew { lane: i64 },
+    /// Delete it now (the prompt's **Delete now**, a confirmation's **Delete**).
+    Delete { lane: i64 },
+}
+
+impl LaneAction {
+    pub fn lane(&self) -> i64 {
+        match self {
+            LaneAction::Renew { lane } | LaneAction::Delete { lane } => *lane,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            LaneAction::Renew { lane } => format!("lane:renew:{lane}"),
+            LaneAction::Delete { lane } => format!("lane:delete:{lane}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.split(':');
+        if parts.next() != Some("lane") {
+            return None;
+        }
+        let op = parts.next()?;
+        let lane = parts.next()?.parse::<i64>().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        match op {
+            "renew" => Some(LaneAction::Renew { lane }),
+            "delete" => Some(LaneAction::Delete { lane }),
+            _ => None,
+        }
+    }
+}
+
 impl Action {
     /// The ticket the action is about.
     pub fn ticket(&self) -> TicketId {
@@ -190,5 +231,11 @@ mod tests {
         assert_eq!(Action::decode("exec:launch:1"), None);
         assert_eq!(FormCallback::decode("withdraw:1"), None);
         assert_eq!(FormCallback::decode("new:"), None);
+        for a in [LaneAction::Renew { lane: 7 }, LaneAction::Delete { lane: 12 }] {
+            assert_eq!(LaneAction::decode(&a.encode()), Some(a));
+            assert_eq!(Action::decode(&a.encode()), None);
+        }
+        assert_eq!(LaneAction::decode("lane:renew:x"), None);
+        assert_eq!(LaneAction::decode("lane:rename:1"), None);
     }
 }

@@ -6,6 +6,7 @@ pub mod execution;
 pub mod fields;
 pub mod flow;
 pub mod plan;
+pub mod swimlane;
 pub mod ticket;
 
 pub use actor::Actor;

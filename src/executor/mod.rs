@@ -19,6 +19,7 @@
 pub mod baselines;
 pub mod commands;
 mod committer;
+pub mod hooks;
 pub mod net;
 pub mod progress;
 pub mod providers;

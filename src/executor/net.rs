@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn client() -> &'static reqwest::Client {
+pub(crate) fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()

@@ -579,6 +579,30 @@ async fn sh(
     Ok((exit, tail.lines()))
 }
 
+/// Runs `command` as a script step does (own process group, only `env`, bounded output)
+/// for up to `limit`; the last lines of its output, or why it failed in words (exit code,
+/// timeout) with those lines.
+pub async fn run_command(
+    command: &str,
+    env: Vec<(String, String)>,
+    limit: Duration,
+) -> Result<Vec<String>, (String, Vec<String>)> {
+    let never = CancellationToken::new();
+    match sh(command, env, limit, &never, Duration::from_secs(5)).await {
+        Ok((Exit::Code(status), lines)) if status.success() => Ok(lines),
+        Ok((Exit::Code(status), lines)) => Err((format!("exit code {}", code_of(&status)), lines)),
+        Ok((_, lines)) => Err((format!("timed out after {} s", limit.as_secs()), lines)),
+        Err(why) => {
+            let error = why
+                .params
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("unknown error");
+            Err((format!("could not start: {error}"), vec![]))
+        }
+    }
+}
+
 fn code_of(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub slack_secret: Option<Secret>,
     pub discord: Option<Arc<crate::chat::discord::verify::Verifier>>,
     pub dingtalk_secret: Option<Secret>,
+    /// Bearer token of the swimlane activity route (off when unset).
+    pub activity_token: Option<Secret>,
     /// The workers `/readyz` answers for.
     pub health: crate::runtime::Health,
 }
@@ -44,6 +46,7 @@ pub struct App {
     pub inbox: crate::inbox::InboxWorker,
     pub outbox: OutboxWorker,
     pub executor: crate::executor::Executor,
+    pub scheduler: crate::scheduler::Scheduler,
     pub pruner: crate::runtime::Pruner,
 }
 
@@ -86,7 +89,8 @@ impl App {
             // stale, so nothing waits for it to expire.
             let now = clock.now_ms();
             let freed = store::lease::release_all(&store, &store::lease::INBOX, now).await?
-                + store::lease::release_all(&store, &store::lease::OUTBOX_CHANNELS, now).await?;
+                + store::lease::release_all(&store, &store::lease::OUTBOX_CHANNELS, now).await?
+                + store::lease::release_all(&store, &store::lease::FIRINGS, now).await?;
             let executions = store::executions::release_all_leases(&store).await?;
             if freed + executions > 0 {
                 tracing::warn!(
@@ -108,6 +112,7 @@ impl App {
             metrics: metrics.clone(),
             outbox_notify: outbox_notify.clone(),
             inbox_notify,
+            scheduler_notify: Arc::new(Notify::new()),
             executions: Arc::new(crate::executor::Wakers::default()),
             intake,
             roles: Arc::new(crate::bot::roles::RolesCache::default()),
@@ -120,6 +125,8 @@ impl App {
             executor_config.stop_grace.0,
         );
         let inbox = crate::inbox::InboxWorker::new(bot.clone());
+        let scheduler = crate::scheduler::Scheduler::new(bot.clone());
+        scheduler.sync().await.context("planning the cron jobs")?;
         let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify)
             .yielding_to(bot.intake.pressure.clone());
         let pruner = crate::runtime::Pruner::new(store, clock, retention);
@@ -128,6 +135,7 @@ impl App {
                 inbox.heartbeat.clone(),
                 outbox.heartbeat.clone(),
                 executor.heartbeat.clone(),
+                scheduler.heartbeat.clone(),
             ],
         };
         Ok(Self {
@@ -136,11 +144,16 @@ impl App {
                 slack_secret: slack.map(|(s, _)| s),
                 discord: discord_verifier,
                 dingtalk_secret: dingtalk.map(|d| d.app_secret),
+                activity_token: settings
+                    .activity_token
+                    .clone()
+                    .filter(|t| !t.expose().trim().is_empty()),
                 health,
             },
             inbox,
             outbox,
             executor,
+            scheduler,
             pruner,
         })
     }
@@ -157,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/events", post(slack_event))
         .route("/discord/interactions", post(discord::interactions))
         .route("/dingtalk/events", post(dingtalk::events))
+        .route("/swimlanes/{name}/activity", post(swimlane_activity))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -300,6 +314,76 @@ async fn slack_event(State(state): State<AppState>, SlackVerified(body): SlackVe
     }
 }
 
+/// `POST /swimlanes/{name}/activity` (`Authorization: Bearer …`): a CI system reports a
+/// deploy to a lane, which resets its idle clock. The body, if any, is a JSON object whose
+/// `what` is kept in the audit trail.
+async fn swimlane_activity(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(token) = &state.activity_token else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the activity route is off: set RELEASEBOT_ACTIVITY_TOKEN",
+        )
+            .into_response();
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        token.expose().as_bytes(),
+    )) {
+        return (StatusCode::UNAUTHORIZED, "invalid bearer token").into_response();
+    }
+    let body = match read_limited(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let what = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if v.is_object() => v
+                .get("what")
+                .and_then(|w| w.as_str())
+                .map(|w| crate::chat::truncate(w, 200, "…")),
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "the body must be a JSON object, like {\"what\": \"deploy web 1.4.2\"}",
+                )
+                    .into_response()
+            }
+        }
+    };
+    let lane = crate::domain::swimlane::sanitize(&name).unwrap_or(name);
+    use crate::bot::swimlanes::Activity;
+    match crate::bot::swimlanes::activity(&state.bot, &lane, what.as_deref()).await {
+        Ok(Activity::Kept { until, was_pending }) => Json(json!({
+            "lane": lane, "status": "active", "kept": true, "was_pending_deletion": was_pending,
+            "next_reminder_at": crate::domain::fields::format_ms(until),
+        }))
+        .into_response(),
+        Ok(Activity::NotFound) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no live swimlane is named {lane}") })),
+        )
+            .into_response(),
+        Ok(Activity::NotActive(s)) => (
+            StatusCode::CONFLICT,
+            Json(json!({ "error": format!("swimlane {lane} is {}: activity does not keep it", s.as_str()) })),
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 /// `releasebot serve`: migrations, HTTP server, workers, and a graceful stop on SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Exactly what `releasebot check` finds stops the start, all of it at once.
@@ -352,6 +436,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             w.clone().run(s.clone(), grace)
         })
     };
+    let scheduler = {
+        let w = app.scheduler.clone();
+        let s = shutdown.clone();
+        crate::runtime::supervise(app.scheduler.heartbeat.clone(), shutdown.clone(), move || {
+            w.clone().run(s.clone(), grace)
+        })
+    };
     let pruner = tokio::spawn(app.pruner.clone().run(shutdown.clone()));
     let stream = match settings.dingtalk().filter(|_| settings.dingtalk_stream) {
         Some(d) => {
@@ -383,6 +474,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Work under way finishes within the grace; what waits stays for the next start.
     let _ = inbox.await;
     let _ = executor.await;
+    let _ = scheduler.await;
     if let Some(s) = stream {
         let _ = s.await;
     }

@@ -81,6 +81,15 @@ pub const EXECUTIONS: Queue = Queue {
     filter: None,
 };
 
+pub const FIRINGS: Queue = Queue {
+    table: "firings",
+    key: "id",
+    live: "status = 'pending'",
+    on_claim: ", attempts = attempts + 1",
+    release_due: "$1",
+    filter: None,
+};
+
 /// The value of the queue's filter column a claim is restricted to (`slack`), if any.
 pub type Filter<'a> = Option<&'a str>;
 

@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod executions;
+pub mod firings;
 pub mod forms;
 pub mod inbox;
 pub mod lease;
 pub mod outbox;
 pub mod roles;
 pub mod signatures;
+pub mod swimlanes;
 pub mod tickets;
 
 use anyhow::Context;

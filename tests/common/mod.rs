@@ -158,6 +158,7 @@ impl TestBot {
         app.inbox.drain().await.expect("inbox");
         app.executor.drain(Wait::All).await.expect("executor");
         app.outbox.round().await.expect("outbox");
+        app.scheduler.drain().await.expect("scheduler");
         Self {
             settings,
             app,
@@ -322,7 +323,8 @@ impl TestBot {
     async fn settle_with(&self, wait: Wait) -> Vec<Call> {
         let before = self.slack.calls().len();
         for _ in 0..100_000 {
-            let handled = self.app.inbox.drain().await.expect("inbox");
+            let fired = self.app.scheduler.drain().await.expect("scheduler");
+            let handled = self.app.inbox.drain().await.expect("inbox") + fired;
             let moved = self.app.executor.drain(wait.clone()).await.expect("executor");
             let delivered = self.app.outbox.round().await.expect("outbox");
             if handled == 0 && moved == 0 && delivered.attempted() == 0 {

@@ -1,0 +1,249 @@
+//! The durable scheduler: what the daemon does on a clock (swimlane expiry, daily lists).
+//!
+//! A job's firings live in the database, one row per (job, due time), so that a restart
+//! neither loses nor repeats one: a firing is claimed through the one lease mechanism
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several replicas fire each once), and its
+//! handler marks it done in the same transaction as its state change and outbox rows — a
+//! crash before that commit leaves it pending, to fire again, once, after its lease.
+//!
+//! Cron jobs (`"0 0 9 * * *"`, with seconds, UTC) have one pending firing at a time; the
+//! next is planned from the time it fires, so firings missed while the daemon was down
+//! are caught up once, not once per missed time. One-shot timers (a lane's prompt, its
+//! deadline, a hook's retry) are firings set by the handlers.
+//!
+//! The runner sleeps until the earliest due firing (at most a second, to see firings
+//! other replicas planned), so due work starts within a second of its time. Time comes
+//! from the bot's clock: tests move it and call [`Scheduler::drain`].
+
+use crate::bot::Bot;
+use crate::runtime::Heartbeat;
+use crate::store::firings::{self, Firing};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Firings handled at once.
+pub const CONCURRENCY: usize = 16;
+/// The runner looks at the database at least this often.
+pub const MAX_SLEEP_MS: i64 = 1_000;
+/// A firing whose handler failed is tried again this much later.
+pub const RETRY_MS: i64 = 30_000;
+/// Prefix of the jobs whose schedule is a cron expression of the configuration.
+pub const CRON_PREFIX: &str = "cron:";
+
+/// Parses a cron schedule with seconds (`"0 0 10 * * Mon-Fri"`).
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    let fields = text.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "\"{text}\" has {fields} fields; a schedule has 6 (seconds minutes hours day-of-month month day-of-week), e.g. \"0 0 10 * * Mon-Fri\""
+        ));
+    }
+    cron::Schedule::from_str(text).map_err(|e| format!("\"{text}\" is not a cron schedule: {e}"))
+}
+
+/// The first time of `schedule` strictly after `after_ms` (UTC), if it has one.
+pub fn next_after(schedule: &cron::Schedule, after_ms: i64) -> Option<i64> {
+    use chrono::TimeZone;
+    let after = chrono::Utc.timestamp_millis_opt(after_ms).single()?;
+    schedule.after(&after).next().map(|t| t.timestamp_millis())
+}
+
+/// Marks a claimed firing done in `tx` (the transaction of what it did) and, for a cron
+/// job, plans its next firing after now; false when the firing was no longer this
+/// process's (roll back: someone else fires it).
+pub async fn finish(bot: &Bot, tx: &mut crate::store::Tx, f: &Firing) -> anyhow::Result<bool> {
+    let now = bot.now();
+    if !firings::complete(tx, &bot.store.owner, f.id, now).await? {
+        return Ok(false);
+    }
+    if f.job.starts_with(CRON_PREFIX) {
+        if let Some(schedule) = bot
+            .config
+            .cron_jobs()
+            .into_iter()
+            .find(|(j, _)| *j == f.job)
+            .map(|(_, s)| s)
+        {
+            if let Some(next) = parse_schedule(&schedule)
+                .ok()
+                .and_then(|s| next_after(&s, now.max(f.due)))
+            {
+                firings::add(tx, &f.job, next, "").await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Fires due jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    bot: Bot,
+    pub heartbeat: Arc<Heartbeat>,
+    lease_ms: i64,
+}
+
+impl Scheduler {
+    pub fn new(bot: Bot) -> Self {
+        // A firing's lease outlasts the longest hook it may run.
+        let lease_ms = bot.config.swimlanes.hook_timeout.ms().saturating_add(60_000);
+        Self {
+            heartbeat: Arc::new(Heartbeat::new("scheduler", bot.clock.clone())),
+            bot,
+            lease_ms,
+        }
+    }
+
+    /// Plans (at start) the next firing of every cron job of the configuration whose schedule is new
+    /// or changed (a pending firing of an unchanged job is kept, so that one missed while
+    /// the daemon was down fires now, once); retires jobs the configuration dropped.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        let bot = &self.bot;
+        let now = bot.now();
+        let jobs = bot.config.cron_jobs();
+        let mut tx = bot.store.begin().await?;
+        for old in firings::cron_jobs(&mut tx).await? {
+            if !jobs.iter().any(|(j, _)| *j == old) {
+                firings::forget_cron_job(&mut tx, &old).await?;
+            }
+        }
+        for (job, schedule) in &jobs {
+            let same = firings::cron_schedule(&mut tx, job).await?.as_deref() == Some(schedule.as_str());
+            if same && firings::pending(&mut tx, job).await?.is_some() {
+                continue;
+            }
+            let parsed = parse_schedule(schedule).map_err(anyhow::Error::msg)?;
+            match next_after(&parsed, now) {
+                Some(next) => firings::set(&mut tx, job, next, "").await?,
+                None => firings::cancel(&mut tx, job).await?,
+            }
+            firings::set_cron_schedule(&mut tx, job, schedule, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dispatch(&self, tasks: &mut JoinSet<()>) -> anyhow::Result<usize> {
+        let free = CONCURRENCY.saturating_sub(tasks.len());
+        if free == 0 {
+            return Ok(0);
+        }
+        let due = firings::claim(&self.bot.store, self.bot.now(), self.lease_ms, free as i64).await?;
+        let n = due.len();
+        for f in due {
+            let bot = self.bot.clone();
+            tasks.spawn(async move { fire(&bot, f).await });
+        }
+        Ok(n)
+    }
+
+    /// Fires everything due now, several at once, and waits until they are done; how
+    /// many fired. Tests drive the scheduler with it.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        self.heartbeat.beat();
+        let mut tasks = JoinSet::new();
+        let mut fired = 0;
+        loop {
+            fired += self.dispatch(&mut tasks).await?;
+            if tasks.join_next().await.is_none() {
+                break;
+            }
+        }
+        self.heartbeat.progress(fired);
+        Ok(fired)
+    }
+
+    /// Runs until `shutdown`; then lets firings under way finish within `grace`.
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken, grace: Duration) {
+        let bot = self.bot.clone();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            self.heartbeat.beat();
+            match self.dispatch(&mut tasks).await {
+                Ok(n) => self.heartbeat.progress(n),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduler"),
+            }
+            let wait = match crate::store::lease::next_due(&bot.store, &crate::store::lease::FIRINGS, None).await {
+                Ok(Some(t)) => {
+                    self.heartbeat.set_waiting(t <= bot.now() && tasks.len() >= CONCURRENCY);
+                    (t - bot.now()).clamp(1, MAX_SLEEP_MS)
+                }
+                Ok(None) => {
+                    self.heartbeat.set_waiting(false);
+                    MAX_SLEEP_MS
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "scheduler: reading the next firing");
+                    MAX_SLEEP_MS
+                }
+            };
+            tokio::select! {
+                _ = bot.scheduler_notify.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!("scheduler: firings still running at the deadline; they fire again at the next start");
+            tasks.abort_all();
+        }
+        if let Err(e) = crate::store::lease::release_owned(&bot.store, &crate::store::lease::FIRINGS, bot.now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "scheduler: could not free its leases");
+        }
+        tracing::info!("scheduler stopped");
+    }
+}
+
+/// Runs one firing's handler; a failure is logged and the firing tried again later.
+async fn fire(bot: &Bot, f: Firing) {
+    use futures::FutureExt;
+    let started = std::time::Instant::now();
+    let outcome = std::panic::AssertUnwindSafe(bot.on_firing(&f)).catch_unwind().await;
+    let why = match outcome {
+        Ok(Ok(())) => {
+            bot.metrics
+                .inc("releasebot_scheduler_firings_total", &[("result", "ok")]);
+            bot.metrics.observe(
+                "releasebot_scheduler_lateness_seconds",
+                (bot.now() - f.due).max(0) as f64 / 1000.0,
+            );
+            tracing::debug!(job = %f.job, ms = started.elapsed().as_millis() as u64, "fired");
+            return;
+        }
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "the handler panicked".to_string(),
+    };
+    bot.metrics
+        .inc("releasebot_scheduler_firings_total", &[("result", "error")]);
+    tracing::error!(job = %f.job, firing = f.id, error = %why, "scheduler: a firing failed; it is tried again later");
+    let retry = async {
+        let mut conn = bot.store.pool.acquire().await?;
+        firings::release(&mut conn, &bot.store.owner, f.id, bot.now() + RETRY_MS).await
+    };
+    if let Err(e) = retry.await {
+        tracing::warn!(error = %format!("{e:#}"), "scheduler: could not give a firing back; it returns after its lease");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_have_seconds_and_name_their_problem() {
+        let s = parse_schedule("0 0 10 * * Mon-Fri").unwrap();
+        // Friday 2026-12-04 10:00 UTC → Monday 2026-12-07 10:00 UTC.
+        let friday_ten = 1_796_378_400_000;
+        assert_eq!(next_after(&s, friday_ten), Some(friday_ten + 3 * 86_400_000));
+        assert!(parse_schedule("0 10 * * *").unwrap_err().contains("has 5 fields"));
+        assert!(parse_schedule("0 0 25 * * *")
+            .unwrap_err()
+            .contains("is not a cron schedule"));
+    }
+}

@@ -1,0 +1,329 @@
+//! Swimlanes on the scheduler's clock, on Slack: created in chat, announced after the
+//! idle period exactly once, renewed, or deleted with their hooks at the deadline; hooks
+//! that fail are retried and reported; activity reported by CI resets the clock; a
+//! restart during a firing neither loses nor repeats it; the daily expiring list.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use releasebot::store::firings;
+
+const DAY: i64 = 86_400_000;
+
+/// The team's configuration with swimlanes whose script hooks append to `log`.
+fn lanes_config(dir: &std::path::Path, extra: &str) -> String {
+    let log = dir.join("hooks.log");
+    format!(
+        "{}\n[swimlanes]\nidle = \"6d\"\ngrace = \"1d\"\nexternal_domain = \"{{app}}-{{lane}}.example.com\"\nhook_backoff = \"30s\"\n{extra}\n\
+         [[swimlanes.hooks]]\nprovider = \"script\"\ncreate = \"echo create $RELEASEBOT_LANE_NAMESPACE >> {log}\"\n\
+         delete = \"echo delete $RELEASEBOT_LANE_NAMESPACE >> {log}\"\n",
+        team_config(),
+        log = log.display()
+    )
+}
+
+fn hook_log(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("hooks.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn lanes_bot(extra: &str) -> (TestBot, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = TestBot::with("en", &lanes_config(dir.path(), extra)).await;
+    (bot, dir)
+}
+
+/// Sets the clock to `ms` after the tests' start.
+fn at(bot: &TestBot, ms: i64) {
+    bot.clock.set_ms(START_MS + ms);
+}
+
+fn about<'a>(calls: &'a [fake_slack::Call], what: &str) -> Vec<&'a fake_slack::Call> {
+    calls.iter().filter(|c| TestBot::text_of(c).contains(what)).collect()
+}
+
+/// Alice creates `login-v2` for `web`; returns the calls of its creation.
+async fn created(bot: &TestBot) -> Vec<fake_slack::Call> {
+    let r = bot
+        .command(ALICE, "/swimlane create login-v2 web --for \"new login page\"")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    bot.settle().await
+}
+
+#[tokio::test]
+async fn a_lane_nobody_renews_is_announced_once_and_deleted_with_its_hooks_on_day_seven() {
+    let (bot, dir) = lanes_bot("").await;
+    // A name that is not a namespace name is shown as it would be, and nothing is created.
+    bot.command(ALICE, "/swimlane create Login_V2 web").await;
+    let calls = bot.settle().await;
+    let said = ephemerals_to(&calls, ALICE);
+    assert!(said[0].contains("the lane would be *login-v2*"), "{said:?}");
+    assert!(said[0].contains("/swimlane create login-v2 web"), "{said:?}");
+    assert!(posts(&calls).is_empty(), "nothing is created before the name is seen");
+
+    let calls = created(&bot).await;
+    let card = posts(&calls)[0];
+    assert!(
+        TestBot::text_of(card).contains("Swimlane *login-v2*"),
+        "{}",
+        TestBot::text_of(card)
+    );
+    let active = updates(&calls);
+    let text = TestBot::text_of(active.last().unwrap());
+    for fact in [
+        "active",
+        "login-v2",
+        "feature/login-v2",
+        "web.login-v2",
+        "web-login-v2.example.com",
+        "new login page",
+    ] {
+        assert!(text.contains(fact), "{fact} in {text}");
+    }
+    assert_eq!(hook_log(dir.path()), ["create login-v2"], "the create hook ran once");
+
+    // Six days idle, less a moment: nothing yet.
+    at(&bot, 6 * DAY - 1);
+    assert!(posts(&bot.settle().await).is_empty());
+    at(&bot, 6 * DAY);
+    let calls = bot.settle().await;
+    let prompts = about(&calls, "has been idle for 6d");
+    assert_eq!(
+        prompts.len(),
+        2,
+        "one message in the channel, one to the owner: {calls:#?}"
+    );
+    assert_eq!(prompts[0].body["channel"], CHANNEL);
+    assert_eq!(prompts[1].body["channel"], ALICE);
+    assert!(TestBot::text_of(prompts[0]).contains("deleted at 2026-11-28 09:00 UTC"));
+    assert_eq!(TestBot::buttons_of(prompts[0]), ["lane:renew:1", "lane:delete:1"]);
+    let prompt_ts = ts_of(prompts[0]);
+    // Exactly once: later rounds of the scheduler say nothing more.
+    at(&bot, 6 * DAY + DAY / 2);
+    assert!(bot.settle().await.is_empty(), "the prompt is not repeated");
+
+    at(&bot, 7 * DAY);
+    let calls = bot.settle().await;
+    let deleted: Vec<_> = updates(&calls)
+        .into_iter()
+        .filter(|c| ts_of(c) == prompt_ts)
+        .map(TestBot::text_of)
+        .collect();
+    assert!(
+        deleted
+            .last()
+            .unwrap()
+            .contains("was deleted at 2026-11-28 09:00 UTC (nobody renewed it)"),
+        "the deletion edits the prompt: {deleted:?}"
+    );
+    assert_eq!(
+        hook_log(dir.path()),
+        ["create login-v2", "delete login-v2"],
+        "the delete hook ran once"
+    );
+    assert!(posts(&calls).is_empty(), "{calls:#?}");
+
+    at(&bot, 14 * DAY);
+    assert!(bot.settle().await.is_empty(), "a deleted lane has no timer");
+    bot.command(ALICE, "/swimlane show login-v2").await;
+    let said = ephemerals_to(&bot.settle().await, ALICE);
+    assert!(said[0].contains("No live swimlane is named *login-v2*"), "{said:?}");
+    // Its name is free again.
+    created(&bot).await;
+    assert_eq!(hook_log(dir.path()).len(), 3);
+}
+
+#[tokio::test]
+async fn renewing_cancels_the_deletion_and_edits_the_prompt() {
+    let (bot, dir) = lanes_bot("").await;
+    created(&bot).await;
+    at(&bot, 6 * DAY);
+    let calls = bot.settle().await;
+    let prompt = about(&calls, "has been idle")[0].clone();
+    // Someone without a say is refused; nothing changes.
+    bot.click(NOBODY, "lane:renew:1", &ts_of(&prompt)).await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, NOBODY)[0].contains("Only the owner of *login-v2*"));
+    assert!(updates(&calls).is_empty());
+
+    bot.click(ALICE, "lane:renew:1", &ts_of(&prompt)).await;
+    let calls = bot.settle().await;
+    let edited = updates(&calls);
+    assert_eq!(edited.len(), 2, "the channel's prompt and the owner's copy: {calls:#?}");
+    assert!(TestBot::text_of(edited[0]).contains("renewed by <@UALICE>"));
+    assert!(TestBot::buttons_of(edited[0]).is_empty(), "no buttons left");
+    assert!(ephemerals_to(&calls, ALICE)[0].contains("kept until 2026-12-04 09:00 UTC"));
+
+    // The old deadline passes: nothing is deleted.
+    at(&bot, 7 * DAY);
+    assert!(bot.settle().await.is_empty());
+    assert_eq!(hook_log(dir.path()), ["create login-v2"]);
+    // Six days after the renewal it is announced again, in a new message.
+    at(&bot, 12 * DAY + 60_000);
+    let calls = bot.settle().await;
+    assert_eq!(about(&calls, "has been idle for 6d").len(), 2);
+    assert_ne!(ts_of(about(&calls, "has been idle")[0]), ts_of(&prompt));
+
+    // `/swimlane renew NAME days` by an admin; the list shows the new time.
+    bot.command(ADA, "/swimlane renew login-v2 10").await;
+    bot.command(ALICE, "/swimlane list").await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, ADA)[0].contains("kept until 2026-12-14 09:01 UTC"));
+    assert!(ephemerals_to(&calls, ALICE)[0]
+        .contains("*login-v2* — active · <@UALICE> · web · deleted 2026-12-14 09:01 UTC"));
+}
+
+#[tokio::test]
+async fn a_failing_deletion_is_retried_and_reported_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("second-try");
+    let config = format!(
+        "{}\n[swimlanes]\nhook_backoff = \"30s\"\n[[swimlanes.hooks]]\nprovider = \"script\"\n\
+         delete = \"if [ -f {m} ]; then echo gone; else touch {m}; echo cluster busy; exit 3; fi\"\n",
+        team_config(),
+        m = marker.display()
+    );
+    let bot = TestBot::with("en", &config).await;
+    created(&bot).await;
+    // Deleting asks first; only the confirmation deletes.
+    bot.command(ALICE, "/swimlane delete login-v2").await;
+    let calls = bot.settle().await;
+    let asked = ephemerals_to(&calls, ALICE);
+    assert!(asked[0].contains("Delete swimlane login-v2?"), "{asked:?}");
+    assert!(asked[0].contains("/swimlane delete login-v2 --confirm"));
+    assert!(updates(&calls).is_empty(), "nothing deleted yet");
+
+    bot.command(ALICE, "/swimlane delete login-v2 --confirm").await;
+    let calls = bot.settle().await;
+    let alert = about(&calls, "failed (attempt 1)");
+    assert!(!alert.is_empty(), "the failure is reported: {calls:#?}");
+    let text = TestBot::text_of(alert.last().unwrap());
+    assert!(
+        text.contains("Deleting swimlane *login-v2* failed (attempt 1): script: exit code 3"),
+        "{text}"
+    );
+    assert!(text.contains("Next try at 2026-11-21 09:00 UTC"), "{text}");
+    assert_eq!(
+        posts(&calls)
+            .iter()
+            .filter(|c| TestBot::text_of(c).contains("failed"))
+            .count(),
+        1,
+        "the first failure is said in the channel"
+    );
+
+    at(&bot, 40_000);
+    let calls = bot.settle().await;
+    let last = TestBot::text_of(updates(&calls).last().unwrap());
+    assert!(
+        last.contains("was deleted at") && last.contains("by <@UALICE>"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_that_keeps_failing_fails_the_lane_with_the_reason() {
+    let config = format!(
+        "{}\n[swimlanes]\nhook_retries = 1\nhook_backoff = \"10s\"\n[[swimlanes.hooks]]\nprovider = \"script\"\ncreate = \"echo no quota >&2; exit 1\"\n",
+        team_config()
+    );
+    let bot = TestBot::with("en", &config).await;
+    created(&bot).await;
+    at(&bot, 20_000);
+    let calls = bot.settle().await;
+    let failed = about(&calls, "could not be created");
+    assert_eq!(failed.len(), 1, "{calls:#?}");
+    assert!(TestBot::text_of(failed[0]).contains("script: exit code 1"));
+    bot.command(ALICE, "/swimlane list").await;
+    let said = ephemerals_to(&bot.settle().await, ALICE);
+    assert!(said[0].contains("*login-v2* — failed"), "{said:?}");
+}
+
+#[tokio::test]
+async fn a_deploy_reported_by_ci_resets_the_idle_clock_and_keeps_a_lane_pending_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = TestBot::with_settings("en", &lanes_config(dir.path(), ""), |s, _| {
+        s.activity_token = Some(releasebot::config::Secret::new("ci-token"));
+    })
+    .await;
+    created(&bot).await;
+    let report = |token: &'static str, lane: &'static str| {
+        let bot = &bot;
+        async move {
+            bot.raw(
+                &format!("/swimlanes/{lane}/activity"),
+                "application/json",
+                br#"{"what": "deploy web 1.4.2"}"#.to_vec(),
+                &[("authorization", format!("Bearer {token}"))],
+            )
+            .await
+        }
+    };
+    assert_eq!(report("wrong", "login-v2").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(report("ci-token", "nope").await.status, StatusCode::NOT_FOUND);
+
+    at(&bot, 5 * DAY);
+    let r = report("ci-token", "login-v2").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["next_reminder_at"], "2026-12-02 09:00 UTC");
+    at(&bot, 6 * DAY);
+    assert!(bot.settle().await.is_empty(), "not idle: no prompt on day 6");
+    at(&bot, 11 * DAY + 60_000);
+    let calls = bot.settle().await;
+    let prompt = about(&calls, "has been idle for 6d")[0].clone();
+
+    // Pending deletion, a deploy keeps it: the prompt says so and loses its buttons.
+    let r = report("ci-token", "login-v2").await;
+    assert_eq!(r.json()["was_pending_deletion"], true);
+    let calls = bot.settle().await;
+    let edited: Vec<_> = updates(&calls)
+        .into_iter()
+        .filter(|c| ts_of(c) == ts_of(&prompt))
+        .collect();
+    assert!(TestBot::text_of(edited[0]).contains("is in use (a deploy was reported"));
+    at(&bot, 12 * DAY + 120_000);
+    assert!(bot.settle().await.is_empty(), "not deleted");
+}
+
+#[tokio::test]
+async fn a_restart_during_a_firing_neither_loses_nor_repeats_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = lanes_config(dir.path(), "");
+    let mut bot = TestBot::with("en", &config).await;
+    created(&bot).await;
+    at(&bot, 6 * DAY);
+    // A process claims the prompt's firing and dies before its transaction commits.
+    let store = bot.app.state.bot.store.clone();
+    let taken = firings::claim(&store, bot.clock.now_ms(), 60_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(bot.settle().await.is_empty(), "leased: nobody else fires it meanwhile");
+    bot.restart_with(&config).await;
+    let calls = bot.settle().await;
+    assert_eq!(about(&calls, "has been idle").len(), 2, "fired once after the restart");
+    bot.restart_with(&config).await;
+    assert!(bot.settle().await.is_empty(), "and not again after another restart");
+}
+
+#[tokio::test]
+async fn the_daily_list_names_lanes_deleted_within_a_day_and_missed_days_come_once() {
+    let (bot, _dir) = lanes_bot("expiring_list = \"0 0 9 * * *\"").await;
+    created(&bot).await;
+    bot.command(ALICE, "/swimlane create checkout --days 3").await;
+    bot.settle().await;
+    // Day 3 at 09:00: checkout is deleted within a day (announced at 09:00, deleted day 4).
+    at(&bot, 3 * DAY);
+    let calls = bot.settle().await;
+    let lists = about(&calls, "will be deleted within 24 hours");
+    assert_eq!(lists.len(), 1, "{calls:#?}");
+    let text = TestBot::text_of(lists[0]);
+    assert!(text.contains("*checkout*") && !text.contains("login-v2"), "{text}");
+    // Days the daemon missed (the clock jumps) are caught up once, not once per day.
+    at(&bot, 6 * DAY + 3_600_000);
+    let calls = bot.settle().await;
+    assert_eq!(about(&calls, "will be deleted within 24 hours").len(), 1, "{calls:#?}");
+}
