@@ -218,6 +218,92 @@ async fn crash_during_a_post(p: &dyn Platform) {
     post_about(&seen, "Resource coordination");
 }
 
+/// A lane created in chat is announced after six idle days with Renew / Delete now, which
+/// only its owner (or an app role, or an admin) may press; unanswered, it is deleted on day
+/// seven, its hooks run once, and the announcement is edited to say so. A second lane is
+/// renewed from the button and kept.
+async fn swimlane_lifecycle(p: &dyn Platform) {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let config = format!(
+        "{}\n[swimlanes]\n[[swimlanes.hooks]]\nprovider = \"script\"\ncreate = \"echo create $RELEASEBOT_LANE >> {l}\"\ndelete = \"echo delete $RELEASEBOT_LANE >> {l}\"\n",
+        everywhere_config(),
+        l = log.display()
+    );
+    let bot = TestBot::with("en", &config).await;
+    let hooks = || std::fs::read_to_string(&log).unwrap_or_default();
+    let at = |ms: i64| bot.clock.set_ms(START_MS + ms);
+    p.command(&bot, Who::Alice, "/swimlane create login-v2 web").await;
+    p.command(&bot, Who::Alice, "/swimlane create checkout").await;
+    let seen = settle(&bot, p, 0).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.text.contains("Swimlane") && s.text.contains("login-v2") && s.text.contains("feature/login-v2")),
+        "{}: the lane is announced with its facts: {seen:#?}",
+        p.name()
+    );
+    assert_eq!(hooks(), "create login-v2\ncreate checkout\n", "{}", p.name());
+
+    at(6 * DAY + 60_000);
+    let before = p.log(&bot).len();
+    let seen = settle(&bot, p, before).await;
+    let prompts: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.kind == Kind::Post && s.text.contains("has been idle for 6d") && !s.actions.is_empty())
+        .collect();
+    assert!(prompts.len() >= 2, "{}: each lane is announced: {seen:#?}", p.name());
+    let login = (*prompts.iter().find(|s| s.text.contains("login-v2")).unwrap()).clone();
+    let checkout = (*prompts.iter().find(|s| s.text.contains("checkout")).unwrap()).clone();
+    assert!(
+        login.text.contains("will be deleted at 2026-11-28 09:01 UTC"),
+        "{}: {}",
+        p.name(),
+        login.text
+    );
+
+    let before = p.log(&bot).len();
+    p.click(&bot, Who::Nobody, &login, &login.action("lane:delete:"), false)
+        .await;
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.kind == Kind::Private && s.text.contains("Only the owner of") && s.text.contains("login-v2")),
+        "{}: {seen:#?}",
+        p.name()
+    );
+    assert!(of_kind(&seen, Kind::Update).is_empty(), "{}: nothing changes", p.name());
+
+    let before = p.log(&bot).len();
+    p.click(&bot, Who::Alice, &checkout, &checkout.action("lane:renew:"), false)
+        .await;
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        of_kind(&seen, Kind::Update)
+            .iter()
+            .any(|u| u.id == checkout.id && u.text.contains("renewed by") && u.actions.is_empty()),
+        "{}: the announcement is edited in place: {seen:#?}",
+        p.name()
+    );
+
+    at(7 * DAY + 120_000);
+    let before = p.log(&bot).len();
+    let seen = settle(&bot, p, before).await;
+    assert!(
+        of_kind(&seen, Kind::Update)
+            .iter()
+            .any(|u| u.id == login.id && u.text.contains("was deleted at") && u.text.contains("nobody renewed it")),
+        "{}: the deletion edits the announcement: {seen:#?}",
+        p.name()
+    );
+    assert_eq!(
+        hooks(),
+        "create login-v2\ncreate checkout\ndelete login-v2\n",
+        "{}: the renewed lane is kept, the other deleted once",
+        p.name()
+    );
+}
+
 macro_rules! conformance {
     ($($platform:ident => $make:expr),* $(,)?) => {
         $(
@@ -250,6 +336,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn a_crash_during_a_post_leaves_one_live_copy() {
                     crash_during_a_post(&$make).await
+                }
+                #[tokio::test]
+                async fn a_swimlane_nobody_renews_is_deleted_hooks_and_all() {
+                    swimlane_lifecycle(&$make).await
                 }
             }
         )*
