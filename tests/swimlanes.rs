@@ -327,3 +327,76 @@ async fn the_daily_list_names_lanes_deleted_within_a_day_and_missed_days_come_on
     let calls = bot.settle().await;
     assert_eq!(about(&calls, "will be deleted within 24 hours").len(), 1, "{calls:#?}");
 }
+
+/// Every swimlane message, in order, as Slack received it.
+async fn transcript(locale: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("second-try");
+    let config = format!(
+        "{}\n[[applications]]\nname = \"web\"\n[[applications]]\nname = \"api\"\n\
+         [swimlanes]\nmax_lifetime = \"30d\"\nexternal_domain = \"{{app}}-{{lane}}.example.com\"\nexpiring_list = \"0 0 9 * * *\"\n\
+         [[swimlanes.hooks]]\nprovider = \"script\"\ncreate = \"true\"\n\
+         delete = \"if [ -f {m} ]; then echo gone; else touch {m}; echo cluster busy; exit 3; fi\"\n",
+        team_config(),
+        m = marker.display()
+    );
+    let bot = TestBot::with(locale, &config).await;
+    let mut out = Vec::new();
+    let mut record = |calls: Vec<fake_slack::Call>| {
+        for c in calls.iter().filter(|c| c.method.starts_with("chat.")) {
+            out.push(serde_json::json!({
+                "method": c.method, "channel": c.body["channel"], "text": TestBot::text_of(c),
+                "buttons": TestBot::buttons_of(c),
+            }));
+        }
+    };
+    for line in [
+        "/swimlane help",
+        "/swimlane create",
+        "/swimlane create 登录",
+        "/swimlane create Login_V2 web",
+        "/swimlane create login-v2 mobile",
+        "/swimlane create login-v2 web --days 0",
+        "/swimlane create login-v2 web --for \"new login page\"",
+        "/swimlane create login-v2",
+        "/swimlane apps login-v2 add api",
+        "/swimlane list",
+        "/swimlane show login-v2",
+        "/swimlane apps login-v2 rename api",
+    ] {
+        bot.command(ALICE, line).await;
+        record(bot.settle().await);
+    }
+    bot.command(NOBODY, "/swimlane renew login-v2").await;
+    record(bot.settle().await);
+    at(&bot, 6 * DAY);
+    record(bot.settle().await);
+    bot.click(ALICE, "lane:renew:1", "1").await;
+    record(bot.settle().await);
+    at(&bot, 12 * DAY);
+    record(bot.settle().await);
+    bot.command(ALICE, "/swimlane delete login-v2").await;
+    record(bot.settle().await);
+    bot.command(ALICE, "/swimlane delete login-v2 --confirm").await;
+    record(bot.settle().await);
+    at(&bot, 12 * DAY + 60_000);
+    record(bot.settle().await);
+    // A lane reaching its maximum lifetime, and the daily list.
+    bot.command(ALICE, "/swimlane create checkout --days 20").await;
+    record(bot.settle().await);
+    at(&bot, 41 * DAY);
+    record(bot.settle().await);
+    bot.command(ALICE, "/swimlane renew checkout").await;
+    record(bot.settle().await);
+    out
+}
+
+#[tokio::test]
+async fn swimlane_messages_in_english() {
+    insta::assert_json_snapshot!("swimlanes_en", transcript("en").await);
+}
+
+#[tokio::test]
+async fn swimlane_messages_in_chinese() {
+    insta::assert_json_snapshot!("swimlanes_zh", transcript("zh-CN").await);
+}

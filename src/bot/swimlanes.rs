@@ -119,7 +119,7 @@ fn facts(bot: &Bot, l: &Lane) -> anyhow::Result<Vec<Field>> {
             value: purpose_text(p),
         });
     }
-    if let Some(at) = l.expires_at(&policy(bot)) {
+    if let Some(at) = l.expires_at(&policy(bot), bot.now()) {
         out.push(Field {
             label: t.plain("lane_label_expires")?,
             value: t.render(
@@ -433,7 +433,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound, all: bool) -> anyhow::Re
     } else {
         let mut lines = Vec::new();
         for l in &lanes {
-            let expires = l.expires_at(&policy).map(when).unwrap_or_else(|| "—".into());
+            let expires = l.expires_at(&policy, bot.now()).map(when).unwrap_or_else(|| "—".into());
             lines.push(bot.texts.render(
                 "lane_list_entry",
                 &json!({ "name": l.name, "status": status_text(bot, l.status)?, "owner": mention(&l.owner),
@@ -941,7 +941,7 @@ pub async fn expiring_list(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
     let mut by_channel: std::collections::BTreeMap<(String, String), Vec<(i64, Lane)>> = Default::default();
     for status in [LaneStatus::Active, LaneStatus::PendingDeletion] {
         for l in q::with_status(&mut tx, status, 1_000_000).await? {
-            if let Some(at) = l.expires_at(&policy).filter(|at| *at <= now + DAY_MS) {
+            if let Some(at) = l.expires_at(&policy, now).filter(|at| *at <= now + DAY_MS) {
                 by_channel
                     .entry((l.platform.clone(), l.channel.clone()))
                     .or_default()

@@ -197,10 +197,11 @@ impl Lane {
         }
     }
 
-    /// When the lane is deleted unless something happens.
-    pub fn expires_at(&self, policy: &Policy) -> Option<i64> {
+    /// When the lane is deleted unless something happens, as of `now` (an announcement
+    /// that is overdue — the daemon was down — comes now, and the deletion a grace later).
+    pub fn expires_at(&self, policy: &Policy, now: i64) -> Option<i64> {
         match self.status {
-            LaneStatus::Active => Some(self.prompt_at(policy).saturating_add(policy.grace_ms)),
+            LaneStatus::Active => Some(self.prompt_at(policy).max(now).saturating_add(policy.grace_ms)),
             LaneStatus::PendingDeletion => self.deadline,
             _ => None,
         }
@@ -388,7 +389,8 @@ mod tests {
         let p = policy(None);
         let mut l = lane(&p);
         assert_eq!(l.prompt_at(&p), 6 * DAY);
-        assert_eq!(l.expires_at(&p), Some(7 * DAY));
+        assert_eq!(l.expires_at(&p, 0), Some(7 * DAY));
+        assert_eq!(l.expires_at(&p, 9 * DAY), Some(10 * DAY), "an overdue announcement comes now");
         l.touch(DAY, false);
         assert_eq!(l.prompt_at(&p), 7 * DAY, "activity starts the idle clock over");
         l.announce(7 * DAY, &p);
