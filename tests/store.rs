@@ -915,39 +915,39 @@ async fn a_signature_is_accepted_once_until_it_is_forgotten(s: &Store) {
 async fn a_job_has_one_pending_firing_and_each_firing_fires_once(s: &Store) {
     use store::firings::{add, claim, complete, pending, set};
     let conn = || s.pool.acquire();
-    set(&mut *conn().await.unwrap(), "lane:1", T0 + 100, "active")
+    set(&mut conn().await.unwrap(), "lane:1", T0 + 100, "active")
         .await
         .unwrap();
-    set(&mut *conn().await.unwrap(), "lane:1", T0 + 50, "active")
+    set(&mut conn().await.unwrap(), "lane:1", T0 + 50, "active")
         .await
         .unwrap();
-    let (_, due) = pending(&mut *conn().await.unwrap(), "lane:1").await.unwrap().unwrap();
+    let (_, due) = pending(&mut conn().await.unwrap(), "lane:1").await.unwrap().unwrap();
     assert_eq!(due, T0 + 50, "moved, not added");
     assert!(claim(s, T0 + 49, 1000, 10).await.unwrap().is_empty(), "not due yet");
     let got = claim(s, T0 + 50, 1000, 10).await.unwrap();
     assert_eq!(got.len(), 1);
     assert!(claim(s, T0 + 51, 1000, 10).await.unwrap().is_empty(), "leased");
-    assert!(complete(&mut *conn().await.unwrap(), &s.owner, got[0].id, T0 + 51)
+    assert!(complete(&mut conn().await.unwrap(), &s.owner, got[0].id, T0 + 51)
         .await
         .unwrap());
     assert!(
-        !complete(&mut *conn().await.unwrap(), &s.owner, got[0].id, T0 + 52)
+        !complete(&mut conn().await.unwrap(), &s.owner, got[0].id, T0 + 52)
             .await
             .unwrap(),
         "once"
     );
     // The same time for the same thing is not fired again; for another thing it is.
-    set(&mut *conn().await.unwrap(), "lane:1", T0 + 50, "active")
+    set(&mut conn().await.unwrap(), "lane:1", T0 + 50, "active")
         .await
         .unwrap();
-    assert!(pending(&mut *conn().await.unwrap(), "lane:1").await.unwrap().is_none());
-    set(&mut *conn().await.unwrap(), "lane:1", T0 + 50, "deleting")
+    assert!(pending(&mut conn().await.unwrap(), "lane:1").await.unwrap().is_none());
+    set(&mut conn().await.unwrap(), "lane:1", T0 + 50, "deleting")
         .await
         .unwrap();
     assert_eq!(claim(s, T0 + 60, 1000, 10).await.unwrap()[0].payload, "deleting");
     // Two replicas planning a cron job's next firing plan one.
-    assert!(add(&mut *conn().await.unwrap(), "cron:x", T0 + 1000, "").await.unwrap());
-    assert!(!add(&mut *conn().await.unwrap(), "cron:x", T0 + 1000, "").await.unwrap());
+    assert!(add(&mut conn().await.unwrap(), "cron:x", T0 + 1000, "").await.unwrap());
+    assert!(!add(&mut conn().await.unwrap(), "cron:x", T0 + 1000, "").await.unwrap());
 }
 
 /// Two daemons (replicas) on one database, each with its own scheduler, fire a due cron
@@ -989,7 +989,7 @@ async fn two_replicas_fire_each_firing_once(s: &Store) {
         T0 - 6 * 86_400_000,
     );
     lane.status = LaneStatus::Active;
-    store::swimlanes::insert(&mut *s.pool.acquire().await.unwrap(), &lane, T0)
+    store::swimlanes::insert(&mut s.pool.acquire().await.unwrap(), &lane, T0)
         .await
         .unwrap()
         .unwrap();

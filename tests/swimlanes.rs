@@ -400,3 +400,47 @@ async fn swimlane_messages_in_english() {
 async fn swimlane_messages_in_chinese() {
     insta::assert_json_snapshot!("swimlanes_zh", transcript("zh-CN").await);
 }
+
+#[tokio::test]
+async fn the_http_hook_posts_each_event_once_with_an_idempotency_key() {
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/lanes",
+            axum::routing::post(
+                |axum::extract::State(s): axum::extract::State<Seen>,
+                 h: axum::http::HeaderMap,
+                 axum::Json(body): axum::Json<serde_json::Value>| async move {
+                    let key = h["idempotency-key"].to_str().unwrap().to_string();
+                    s.lock().unwrap().push((key, body));
+                    StatusCode::ACCEPTED
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let addr = serve_fake(app).await;
+    let config = format!(
+        "{}\n[swimlanes]\nexternal_domain = \"{{app}}-{{lane}}.example.com\"\n[[swimlanes.hooks]]\nprovider = \"http\"\nurl = \"http://{addr}/lanes\"\n",
+        team_config()
+    );
+    let bot = TestBot::with("en", &config).await;
+    created(&bot).await;
+    bot.command(ALICE, "/swimlane delete login-v2 --confirm").await;
+    bot.settle().await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].0, "lane-1-create");
+    assert_eq!(seen[0].1["event"], "create");
+    assert_eq!(seen[0].1["namespace"], "login-v2");
+    assert_eq!(seen[0].1["branch"], "feature/login-v2");
+    assert_eq!(
+        seen[0].1["external_domains"],
+        serde_json::json!([["web", "web-login-v2.example.com"]])
+    );
+    assert_eq!(seen[0].1["owner"], "slack:UALICE");
+    assert_eq!(
+        (seen[1].0.as_str(), &seen[1].1["event"]),
+        ("lane-1-delete", &serde_json::json!("delete"))
+    );
+}

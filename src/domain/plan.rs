@@ -103,7 +103,7 @@ pub enum FailurePolicy {
     /// Try again `times` more times, `backoff_secs` apart (doubling), then apply `then`.
     Retry {
         times: u32,
-        #[serde(default = "default_backoff")]
+        #[serde(default = "default_backoff", alias = "backoff", deserialize_with = "secs")]
         backoff_secs: u64,
         #[serde(default = "default_then")]
         then: Box<FailurePolicy>,
@@ -303,6 +303,31 @@ impl Provider {
     }
 }
 
+/// Seconds written as a number (`300`) or as every duration of the configuration is
+/// (`"5m"`, `"90s"`), so that `timeout = "15m"` and `timeout_secs = 900` say the same.
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Secs(u64),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Secs(n) => Ok(n),
+        Either::Text(t) => {
+            let d = crate::config::parse_duration(&t).map_err(serde::de::Error::custom)?;
+            if d.subsec_nanos() != 0 {
+                return Err(serde::de::Error::custom(format!("\"{t}\": use whole seconds")));
+            }
+            Ok(d.as_secs())
+        }
+    }
+}
+
+fn opt_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    secs(d).map(Some)
+}
+
 /// A step as written in the configuration: the step's own fields, and the provider's
 /// settings gathered by name (checked against the provider in [`Provider::parse`]).
 #[derive(Debug, Clone, Deserialize)]
@@ -313,7 +338,7 @@ struct RawStep {
     kind: StepType,
     #[serde(default = "default_provider")]
     provider: String,
-    #[serde(default)]
+    #[serde(default, alias = "timeout", deserialize_with = "opt_secs")]
     timeout_secs: Option<u64>,
     #[serde(default)]
     requires: Vec<String>,
@@ -321,7 +346,7 @@ struct RawStep {
     on_failure: FailurePolicy,
     #[serde(default)]
     weight: Option<u8>,
-    #[serde(default)]
+    #[serde(default, alias = "duration", deserialize_with = "opt_secs")]
     duration_secs: Option<u64>,
     #[serde(default)]
     thresholds: Option<Thresholds>,
@@ -331,7 +356,7 @@ struct RawStep {
     batches: Option<Batches>,
     #[serde(default)]
     notify: bool,
-    #[serde(default)]
+    #[serde(default, alias = "expected", deserialize_with = "opt_secs")]
     expected_secs: Option<u64>,
     #[serde(flatten)]
     settings: BTreeMap<String, serde_json::Value>,
@@ -713,6 +738,44 @@ requires = ["deploy"]
             p.problems("plans.p", &roles())
         );
         assert_eq!(p.expected_secs(), 330);
+    }
+
+    #[test]
+    fn durations_are_written_as_everywhere_else_or_in_seconds() {
+        let p = plan(
+            r#"
+name = "P"
+template = "CANARY"
+[[steps]]
+id = "deploy"
+name = "Deploy"
+type = "DEPLOY"
+timeout = "15m"
+on_failure = { retry = { times = 2, backoff = "30s" } }
+[[steps]]
+id = "watch"
+name = "Watch"
+type = "MONITOR"
+duration = "1h"
+thresholds = { min_success_rate = 99.0 }
+[[steps]]
+id = "shift"
+name = "Shift"
+type = "TRAFFIC_SHIFT"
+timeout_secs = 60
+"#,
+        );
+        assert_eq!(p.steps[0].timeout_secs, Some(900));
+        assert!(matches!(
+            p.steps[0].on_failure,
+            FailurePolicy::Retry { backoff_secs: 30, .. }
+        ));
+        assert_eq!(p.steps[1].duration_secs, Some(3600));
+        assert_eq!(p.steps[2].timeout_secs, Some(60));
+        let bad: Result<Plan, _> = toml::from_str(
+            "name = \"P\"\ntemplate = \"CUSTOM\"\n[[steps]]\nid = \"a\"\nname = \"A\"\ntype = \"DEPLOY\"\ntimeout = \"soon\"\n",
+        );
+        assert!(bad.unwrap_err().to_string().contains("\"soon\" is not a duration"));
     }
 
     #[test]

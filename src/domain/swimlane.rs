@@ -390,7 +390,11 @@ mod tests {
         let mut l = lane(&p);
         assert_eq!(l.prompt_at(&p), 6 * DAY);
         assert_eq!(l.expires_at(&p, 0), Some(7 * DAY));
-        assert_eq!(l.expires_at(&p, 9 * DAY), Some(10 * DAY), "an overdue announcement comes now");
+        assert_eq!(
+            l.expires_at(&p, 9 * DAY),
+            Some(10 * DAY),
+            "an overdue announcement comes now"
+        );
         l.touch(DAY, false);
         assert_eq!(l.prompt_at(&p), 7 * DAY, "activity starts the idle clock over");
         l.announce(7 * DAY, &p);
