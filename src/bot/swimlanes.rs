@@ -732,7 +732,7 @@ pub async fn activity(bot: &Bot, name: &str, what: Option<&str>) -> anyhow::Resu
 /// its state says is due.
 pub async fn on_timer(bot: &Bot, f: &Firing, id: i64) -> anyhow::Result<()> {
     let current = {
-        let mut conn = bot.store.pool.acquire().await?;
+        let mut conn = bot.store.read.acquire().await?;
         q::get(&mut conn, id).await?
     };
     // Hooks run outside any transaction (they take time); what they did is recorded after.
