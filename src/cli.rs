@@ -146,7 +146,15 @@ pub fn discord_commands() -> serde_json::Value {
                     sub
                 })
                 .collect();
-            serde_json::json!({ "name": name, "type": 1, "description": format!("releasebot: /{name} commands"), "options": subs })
+            // A command of one verb (`/lock APP …`) takes the line itself, without a subcommand.
+            match subs.as_slice() {
+                [one] if one["name"] == "" => {
+                    let mut c = one.clone();
+                    c["name"] = serde_json::json!(name);
+                    c
+                }
+                _ => serde_json::json!({ "name": name, "type": 1, "description": format!("releasebot: /{name} commands"), "options": subs }),
+            }
         })
         .collect();
     serde_json::Value::Array(commands)

@@ -597,6 +597,115 @@ impl SwimlaneConfig {
     }
 }
 
+/// `[[freezes]]`: a window in which releases do not start (rollbacks always do).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeConfig {
+    pub name: String,
+    #[serde(default)]
+    pub reason: String,
+    /// A cron schedule (with seconds, UTC) of the freeze's starts, with `duration`.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub duration: Option<Span>,
+    /// Or fixed dates (`"2026-12-24 00:00"`, UTC, or RFC 3339).
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub until: Option<String>,
+    /// What it covers; all applications and environments when empty.
+    #[serde(default)]
+    pub applications: Vec<String>,
+    #[serde(default)]
+    pub environments: Vec<String>,
+}
+
+/// A configured freeze, checked.
+#[derive(Debug, Clone)]
+pub struct Freeze {
+    pub name: String,
+    pub reason: String,
+    pub window: crate::domain::calendar::Window,
+    pub scope: crate::domain::calendar::Scope,
+}
+
+impl FreezeConfig {
+    fn checked(&self, at: &str, errors: &mut Vec<String>) -> Option<Freeze> {
+        let date = |key: &str, v: &str, errors: &mut Vec<String>| {
+            let t = crate::domain::fields::parse_datetime(v).map(|t| t.timestamp_millis());
+            if t.is_none() {
+                errors.push(format!(
+                    "{at}.{key}: \"{v}\" is not a date and time (write \"2026-12-24 00:00\", UTC)"
+                ));
+            }
+            t
+        };
+        let window = match (&self.start, self.duration, &self.from, &self.until) {
+            (Some(start), Some(d), None, None) => match crate::scheduler::parse_schedule(start) {
+                Ok(schedule) if d.0 >= std::time::Duration::from_secs(1) => {
+                    crate::domain::calendar::Window::Recurring {
+                        schedule: Box::new(schedule),
+                        duration_ms: d.ms(),
+                    }
+                }
+                Ok(_) => {
+                    errors.push(format!("{at}.duration: must be at least \"1s\""));
+                    return None;
+                }
+                Err(why) => {
+                    errors.push(format!("{at}.start: {why}"));
+                    return None;
+                }
+            },
+            (None, None, Some(from), Some(until)) => {
+                let (from, until) = (date("from", from, errors)?, date("until", until, errors)?);
+                if until <= from {
+                    errors.push(format!("{at}.until: must be after `from`"));
+                    return None;
+                }
+                crate::domain::calendar::Window::Fixed { from, until }
+            }
+            _ => {
+                errors.push(format!(
+                    "{at}: give `start` (a cron schedule) and `duration`, or `from` and `until`"
+                ));
+                return None;
+            }
+        };
+        Some(Freeze {
+            name: self.name.clone(),
+            reason: self.reason.clone(),
+            window,
+            scope: crate::domain::calendar::Scope {
+                applications: self.applications.clone(),
+                environments: self.environments.clone(),
+            },
+        })
+    }
+}
+
+/// `[calendar]`: who may let a release through a freeze or lock, and the daily digest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// The role that may `/release override` a freeze or a lock (reason required).
+    #[serde(default = "default_override_role")]
+    pub override_role: String,
+}
+
+fn default_override_role() -> String {
+    "admin".into()
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        Self {
+            override_role: default_override_role(),
+        }
+    }
+}
+
 /// Deserializes `value` as a `T`; the problem, if any, with its dotted path under `path`.
 fn shaped<T: serde::de::DeserializeOwned>(value: &toml::Value, path: &str, out: &mut Vec<String>) {
     if let Err(e) = serde_path_to_error::deserialize::<_, T>(value.clone()) {
@@ -643,7 +752,7 @@ fn shaped_with_list<T: serde::de::DeserializeOwned, I: serde::de::DeserializeOwn
 /// Every problem of a configuration file's shape (unknown keys, wrong types, values out of
 /// range), each with its dotted path.
 fn shape_problems(table: &toml::Table) -> Vec<String> {
-    const KEYS: [&str; 10] = [
+    const KEYS: [&str; 12] = [
         "default_service",
         "roles",
         "applications",
@@ -654,6 +763,8 @@ fn shape_problems(table: &toml::Table) -> Vec<String> {
         "runtime",
         "sim",
         "swimlanes",
+        "freezes",
+        "calendar",
     ];
     let mut out = Vec::new();
     for (key, v) in table {
@@ -692,6 +803,8 @@ fn shape_problems(table: &toml::Table) -> Vec<String> {
             "runtime" => shaped::<RuntimeConfig>(v, key, &mut out),
             "sim" => shaped::<crate::executor::providers::SimConfig>(v, key, &mut out),
             "swimlanes" => shaped_with_list::<SwimlaneConfig, HookConfig>(v, key, "hooks", &mut out),
+            "freezes" => shaped_each::<FreezeConfig>(v, key, &mut out),
+            "calendar" => shaped::<CalendarConfig>(v, key, &mut out),
             other => out.push(format!("{other}: unknown key (expected one of {})", KEYS.join(", "))),
         }
     }
@@ -754,6 +867,10 @@ struct RawConfig {
     runtime: RuntimeConfig,
     #[serde(default)]
     swimlanes: SwimlaneConfig,
+    #[serde(default)]
+    freezes: Vec<FreezeConfig>,
+    #[serde(default)]
+    calendar: CalendarConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -784,6 +901,9 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub runtime: RuntimeConfig,
     pub swimlanes: SwimlaneConfig,
+    /// Configured freezes (`[[freezes]]`).
+    pub freezes: Vec<Freeze>,
+    pub calendar: CalendarConfig,
 }
 
 /// Every problem found in a configuration, each with its path.
@@ -1050,6 +1170,18 @@ impl Config {
             errors.push("runtime.retention: keep handled events at least \"1h\"".to_string());
         }
         errors.extend(raw.swimlanes.problems());
+        let freezes: Vec<Freeze> = raw
+            .freezes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.checked(&format!("freezes[{i}]"), &mut errors))
+            .collect();
+        if !raw.roles.contains_key(&raw.calendar.override_role) {
+            errors.push(format!(
+                "calendar.override_role: unknown role \"{}\"",
+                raw.calendar.override_role
+            ));
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -1066,6 +1198,8 @@ impl Config {
             executor: raw.executor,
             runtime: raw.runtime,
             swimlanes: raw.swimlanes,
+            freezes,
+            calendar: raw.calendar,
         })
     }
 
@@ -1184,7 +1318,7 @@ x = 1
         assert_eq!(
             err.0,
             vec![
-                "bogus: unknown key (expected one of default_service, roles, applications, services, flows, plans, executor, runtime, sim, swimlanes)",
+                "bogus: unknown key (expected one of default_service, roles, applications, services, flows, plans, executor, runtime, sim, swimlanes, freezes, calendar)",
                 "executor.concurrency: invalid type: string \"many\", expected a whole number, 0 or more",
                 "plans.p.steps[0].type: unknown variant `DEPLOI`, expected one of `VERIFY_PACKAGE`, `DEPLOY`, `HEALTH_CHECK`, `TEST`, `TRAFFIC_SHIFT`, `MONITOR`, `APPROVAL_GATE`, `SCRIPT`, `NOTIFY`, `ROLLBACK`",
                 "plans.p.steps[1].weight: invalid value: integer `300`, expected a whole number from 0 to 255",

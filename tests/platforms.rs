@@ -43,7 +43,7 @@ async fn discord_register_sends_commands_derived_from_the_grammar() {
     let n = releasebot::chat::discord::client::register_commands(&settings, &releasebot::cli::discord_commands())
         .await
         .unwrap();
-    assert_eq!(n, 3, "/release, /role and /swimlane");
+    assert_eq!(n, 6, "/release, /role, /swimlane, /freeze, /lock and /unlock");
     let call = bot.discord.calls().into_iter().find(|c| c.route == "register").unwrap();
     assert_eq!(call.auth.as_deref(), Some("Bot discord-bot-token"));
     let release = &call.body[0];

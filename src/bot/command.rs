@@ -33,14 +33,23 @@ pub enum Verb {
     SwimlaneDelete,
     SwimlaneApps,
     SwimlaneHelp,
+    ReleaseOverride,
+    FreezeStart,
+    FreezeEnd,
+    FreezeList,
+    Lock,
+    Unlock,
 }
 
 /// The top-level commands, each a slash command on Slack and Discord and the first word
 /// of an @-mention on DingTalk.
-pub const COMMANDS: [&str; 3] = ["release", "role", "swimlane"];
+pub const COMMANDS: [&str; 6] = ["release", "role", "swimlane", "freeze", "lock", "unlock"];
+
+/// Commands that are one verb (`/lock APP …`): the verb has no word of its own.
+const ONE_VERB: [(&str, Verb); 2] = [("lock", Verb::Lock), ("unlock", Verb::Unlock)];
 
 impl Verb {
-    pub const ALL: [Verb; 23] = [
+    pub const ALL: [Verb; 29] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -64,6 +73,12 @@ impl Verb {
         Verb::SwimlaneDelete,
         Verb::SwimlaneApps,
         Verb::SwimlaneHelp,
+        Verb::ReleaseOverride,
+        Verb::FreezeStart,
+        Verb::FreezeEnd,
+        Verb::FreezeList,
+        Verb::Lock,
+        Verb::Unlock,
     ];
 
     /// The top-level command (`/release`, `/role`).
@@ -80,7 +95,11 @@ impl Verb {
             | Verb::ReleaseHelp
             | Verb::ReleaseApprove
             | Verb::ReleaseReject
-            | Verb::ReleaseResubmit => "release",
+            | Verb::ReleaseResubmit
+            | Verb::ReleaseOverride => "release",
+            Verb::FreezeStart | Verb::FreezeEnd | Verb::FreezeList => "freeze",
+            Verb::Lock => "lock",
+            Verb::Unlock => "unlock",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList | Verb::RoleLink => "role",
             Verb::SwimlaneCreate
             | Verb::SwimlaneList
@@ -117,6 +136,11 @@ impl Verb {
             Verb::SwimlaneDelete => "delete",
             Verb::SwimlaneApps => "apps",
             Verb::SwimlaneHelp => "help",
+            Verb::ReleaseOverride => "override",
+            Verb::FreezeStart => "start",
+            Verb::FreezeEnd => "end",
+            Verb::FreezeList => "list",
+            Verb::Lock | Verb::Unlock => "",
         }
     }
 
@@ -146,6 +170,12 @@ impl Verb {
             Verb::SwimlaneDelete => "/swimlane delete NAME [--confirm]",
             Verb::SwimlaneApps => "/swimlane apps NAME add|remove APP",
             Verb::SwimlaneHelp => "/swimlane help",
+            Verb::ReleaseOverride => "/release override REL-ID reason",
+            Verb::FreezeStart => "/freeze start APP|all [--env ENV] [--for DURATION] reason",
+            Verb::FreezeEnd => "/freeze end FREEZE-ID",
+            Verb::FreezeList => "/freeze list",
+            Verb::Lock => "/lock APP [ENV] reason",
+            Verb::Unlock => "/unlock APP [ENV]",
         }
     }
 
@@ -175,6 +205,12 @@ impl Verb {
             Verb::SwimlaneDelete => "help_swimlane_delete",
             Verb::SwimlaneApps => "help_swimlane_apps",
             Verb::SwimlaneHelp => "help_swimlane_help",
+            Verb::ReleaseOverride => "help_release_override",
+            Verb::FreezeStart => "help_freeze_start",
+            Verb::FreezeEnd => "help_freeze_end",
+            Verb::FreezeList => "help_freeze_list",
+            Verb::Lock => "help_lock",
+            Verb::Unlock => "help_unlock",
         }
     }
 
@@ -281,6 +317,31 @@ pub enum Command {
         add: bool,
         app: String,
     },
+    /// Lets one release through the freezes and locks that block it.
+    ReleaseOverride {
+        id: TicketId,
+        reason: String,
+    },
+    FreezeStart {
+        /// `None`: every application.
+        application: Option<String>,
+        environment: Option<String>,
+        for_ms: Option<i64>,
+        reason: String,
+    },
+    FreezeEnd {
+        id: i64,
+    },
+    FreezeList,
+    /// `words`: `[ENV] reason` (the handler knows the environments).
+    Lock {
+        application: String,
+        words: Vec<String>,
+    },
+    Unlock {
+        application: String,
+        environment: Option<String>,
+    },
 }
 
 impl Command {
@@ -294,7 +355,8 @@ impl Command {
             | Command::ReleaseCancel { id, .. }
             | Command::ReleasePlan { id }
             | Command::ReleaseStatus { id }
-            | Command::ReleaseRollback { id, .. } => Some(*id),
+            | Command::ReleaseRollback { id, .. }
+            | Command::ReleaseOverride { id, .. } => Some(*id),
             Command::ReleaseNew { .. }
             | Command::ReleaseList { .. }
             | Command::ReleaseBaselines { .. }
@@ -308,8 +370,21 @@ impl Command {
             | Command::SwimlaneShow { .. }
             | Command::SwimlaneRenew { .. }
             | Command::SwimlaneDelete { .. }
-            | Command::SwimlaneApps { .. } => None,
+            | Command::SwimlaneApps { .. }
+            | Command::FreezeStart { .. }
+            | Command::FreezeEnd { .. }
+            | Command::FreezeList
+            | Command::Lock { .. }
+            | Command::Unlock { .. } => None,
         }
+    }
+
+    /// Whether it changes the release calendar (handled in order with the others).
+    pub fn changes_calendar(&self) -> bool {
+        matches!(
+            self,
+            Command::FreezeStart { .. } | Command::FreezeEnd { .. } | Command::Lock { .. } | Command::Unlock { .. }
+        )
     }
 
     /// Whether it is about swimlanes (handled in order with every other lane event).
@@ -363,6 +438,12 @@ pub enum Problem {
     MissingPurpose,
     /// `apps NAME` without `add`/`remove` and an application.
     BadAppsChange(String),
+    /// A command that needs a reason was given none.
+    MissingReason,
+    /// `--for` of a freeze: not a duration.
+    BadDuration(String),
+    /// Not a freeze's number.
+    BadFreeze(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +471,9 @@ impl Problem {
             Problem::BadDays(_) => "bad_days",
             Problem::MissingPurpose => "missing_purpose",
             Problem::BadAppsChange(_) => "bad_apps_change",
+            Problem::MissingReason => "missing_reason",
+            Problem::BadDuration(_) => "bad_duration",
+            Problem::BadFreeze(_) => "bad_freeze",
         }
     }
 
@@ -404,6 +488,8 @@ impl Problem {
             | Problem::BadBaseline(w)
             | Problem::BadDays(w)
             | Problem::BadAppsChange(w)
+            | Problem::BadDuration(w)
+            | Problem::BadFreeze(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
             Problem::MissingTicket
@@ -411,7 +497,8 @@ impl Problem {
             | Problem::MissingUser
             | Problem::MissingApplication
             | Problem::MissingLane
-            | Problem::MissingPurpose => "",
+            | Problem::MissingPurpose
+            | Problem::MissingReason => "",
         }
     }
 }
@@ -507,10 +594,20 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
     }
     let all = words(text);
     let mut words = all.iter().map(String::as_str);
-    let Some(word) = words.next() else {
-        return Ok(Command::Help { command });
+    let one_verb = ONE_VERB.iter().find(|(c, _)| *c == command).map(|(_, v)| *v);
+    let first = if one_verb.is_some() { None } else { words.next() };
+    let found = match (one_verb, first) {
+        (Some(v), _) if all.first().is_some_and(|w| w.eq_ignore_ascii_case("help")) => {
+            return Ok(Command::Help {
+                command: v.command().to_string(),
+            })
+        }
+        (Some(v), _) => Some(v),
+        (None, None) => return Ok(Command::Help { command }),
+        (None, Some(word)) => Verb::find(&command, word),
     };
-    let Some(verb) = Verb::find(&command, word) else {
+    let word = first.unwrap_or_default();
+    let Some(verb) = found else {
         return Err(CommandError {
             verb: None,
             problem: Problem::UnknownVerb {
@@ -654,6 +751,100 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             Ok(Command::RoleList)
         }
         Verb::SwimlaneHelp => Ok(Command::Help { command }),
+        Verb::ReleaseOverride => {
+            let id = ticket(rest.first())?;
+            if rest.len() < 2 {
+                return Err(err(verb, Problem::MissingReason));
+            }
+            Ok(Command::ReleaseOverride {
+                id,
+                reason: rest[1..].join(" "),
+            })
+        }
+        Verb::FreezeStart => {
+            let scope = rest.first().ok_or_else(|| err(verb, Problem::MissingApplication))?;
+            let application = (!scope.eq_ignore_ascii_case("all")).then(|| scope.to_string());
+            let (mut environment, mut for_ms, mut reason) = (None, None, Vec::new());
+            let mut i = 1;
+            while let Some(w) = rest.get(i) {
+                match w.to_ascii_lowercase().as_str() {
+                    "--env" => {
+                        let e = rest
+                            .get(i + 1)
+                            .ok_or_else(|| err(verb, Problem::Unexpected(w.to_string())))?;
+                        environment = Some(e.to_string());
+                        i += 2;
+                    }
+                    "--for" => {
+                        let d = rest.get(i + 1).copied().unwrap_or_default();
+                        let span = crate::config::parse_duration(d)
+                            .ok()
+                            .filter(|s| !s.is_zero())
+                            .ok_or_else(|| err(verb, Problem::BadDuration(d.to_string())))?;
+                        for_ms = Some(i64::try_from(span.as_millis()).unwrap_or(i64::MAX));
+                        i += 2;
+                    }
+                    _ => {
+                        reason.push(w.to_string());
+                        i += 1;
+                    }
+                }
+            }
+            if reason.is_empty() {
+                return Err(err(verb, Problem::MissingReason));
+            }
+            Ok(Command::FreezeStart {
+                application,
+                environment,
+                for_ms,
+                reason: reason.join(" "),
+            })
+        }
+        Verb::FreezeEnd => {
+            let w = rest
+                .first()
+                .ok_or_else(|| err(verb, Problem::BadFreeze(String::new())))?;
+            let digits = w.trim_start_matches('#');
+            let digits = digits
+                .get(..4)
+                .filter(|p| p.eq_ignore_ascii_case("frz-"))
+                .map(|_| &digits[4..])
+                .unwrap_or(digits);
+            let id = digits
+                .parse::<i64>()
+                .map_err(|_| err(verb, Problem::BadFreeze(w.to_string())))?;
+            no_more(1)?;
+            Ok(Command::FreezeEnd { id })
+        }
+        Verb::FreezeList => {
+            no_more(0)?;
+            Ok(Command::FreezeList)
+        }
+        Verb::Lock => {
+            let application = rest
+                .first()
+                .ok_or_else(|| err(verb, Problem::MissingApplication))?
+                .to_string();
+            if rest.len() < 2 {
+                return Err(err(verb, Problem::MissingReason));
+            }
+            Ok(Command::Lock {
+                application,
+                words: owned[1..].to_vec(),
+            })
+        }
+        Verb::Unlock => {
+            let application = rest
+                .first()
+                .ok_or_else(|| err(verb, Problem::MissingApplication))?
+                .to_string();
+            let environment = rest.get(1).map(|s| s.to_string());
+            no_more(2)?;
+            Ok(Command::Unlock {
+                application,
+                environment,
+            })
+        }
         Verb::SwimlaneCreate => {
             let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
             let (mut apps, mut purpose, mut days) = (Vec::new(), None, None);
@@ -896,6 +1087,62 @@ mod tests {
                 command: "swimlane".into()
             })
         );
+    }
+
+    #[test]
+    fn calendar_commands_parse() {
+        assert_eq!(
+            parse("freeze", "start payments --env prod --for 4h db migration"),
+            Ok(Command::FreezeStart {
+                application: Some("payments".into()),
+                environment: Some("prod".into()),
+                for_ms: Some(4 * 3_600_000),
+                reason: "db migration".into()
+            })
+        );
+        assert_eq!(
+            parse("freeze", "start all year end"),
+            Ok(Command::FreezeStart {
+                application: None,
+                environment: None,
+                for_ms: None,
+                reason: "year end".into()
+            })
+        );
+        assert_eq!(parse("freeze", "end FRZ-3"), Ok(Command::FreezeEnd { id: 3 }));
+        assert_eq!(parse("freeze", "list"), Ok(Command::FreezeList));
+        assert_eq!(
+            parse("lock", "payments prod incident 42"),
+            Ok(Command::Lock {
+                application: "payments".into(),
+                words: vec!["prod".into(), "incident".into(), "42".into()]
+            })
+        );
+        assert_eq!(
+            parse("unlock", "payments"),
+            Ok(Command::Unlock {
+                application: "payments".into(),
+                environment: None
+            })
+        );
+        assert_eq!(parse("lock", "help"), Ok(Command::Help { command: "lock".into() }));
+        assert_eq!(
+            parse("release", "override REL-4 the fix must ship"),
+            Ok(Command::ReleaseOverride {
+                id: TicketId(4),
+                reason: "the fix must ship".into()
+            })
+        );
+        let e = |c: &str, t: &str| parse(c, t).unwrap_err().problem;
+        assert_eq!(e("release", "override REL-4"), Problem::MissingReason);
+        assert_eq!(e("freeze", "start payments"), Problem::MissingReason);
+        assert_eq!(
+            e("freeze", "start all --for soon x"),
+            Problem::BadDuration("soon".into())
+        );
+        assert_eq!(e("freeze", "end x"), Problem::BadFreeze("x".into()));
+        assert_eq!(e("lock", "payments"), Problem::MissingReason);
+        assert_eq!(e("lock", ""), Problem::MissingApplication);
     }
 
     #[test]

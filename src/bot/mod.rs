@@ -2,6 +2,7 @@
 //! they receive neutral [`Inbound`] events from the inbox and answer by writing
 //! state and outbox rows in one transaction.
 
+pub mod calendar;
 pub mod command;
 pub mod releases;
 pub mod roles;
@@ -133,6 +134,7 @@ pub fn order_key(ev: &Inbound) -> String {
                 Some(t) => Some(t),
                 None if cmd.changes_roles() => return "roles".to_string(),
                 None if cmd.about_lanes() => return swimlanes::ORDER_KEY.to_string(),
+                None if cmd.changes_calendar() => return calendar::ORDER_KEY.to_string(),
                 None => None,
             },
             Err(_) => None,
@@ -503,6 +505,20 @@ impl Bot {
             C::SwimlaneRenew { name, days } => swimlanes::renew_by_command(self, tx, ev, &name, days).await,
             C::SwimlaneDelete { name, confirmed } => swimlanes::delete_by_command(self, tx, ev, &name, confirmed).await,
             C::SwimlaneApps { name, add, app } => swimlanes::apps(self, tx, ev, &name, add, &app).await,
+            C::ReleaseOverride { id, reason } => calendar::release_override(self, tx, ev, id, &reason).await,
+            C::FreezeStart {
+                application,
+                environment,
+                for_ms,
+                reason,
+            } => calendar::freeze_start(self, tx, ev, application, environment, for_ms, &reason).await,
+            C::FreezeEnd { id } => calendar::freeze_end(self, tx, ev, id).await,
+            C::FreezeList => calendar::list(self, tx, ev).await,
+            C::Lock { application, words } => calendar::lock(self, tx, ev, &application, &words).await,
+            C::Unlock {
+                application,
+                environment,
+            } => calendar::unlock(self, tx, ev, &application, environment.as_deref()).await,
         }
     }
 

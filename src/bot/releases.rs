@@ -25,7 +25,15 @@ pub async fn dry_run(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyh
         .await?;
         return Ok(Handled::Done);
     };
-    let msg = views::dry_run(&bot.texts, &l.ticket, plan)?;
+    let mut msg = views::dry_run(&bot.texts, &l.ticket, plan)?;
+    // What would stop it from starting now: freezes and locks.
+    let blocks = super::calendar::blocks(bot, tx, &l.ticket).await?;
+    if !blocks.is_empty() {
+        let mut lines = vec![bot.texts.render("calendar_plan_blocked", &json!({}))?];
+        lines.extend(super::calendar::block_lines(bot, &blocks)?);
+        let body = msg.body.take().unwrap_or_default();
+        msg.body = Some(format!("{body}\n\n{}", lines.join("\n")));
+    }
     bot.ephemeral(tx, ev, msg).await?;
     Ok(Handled::Done)
 }

@@ -922,6 +922,12 @@ async fn decide(
         if refuse_busy(bot, tx, ev, &l).await? {
             return Ok(Handled::Done);
         }
+        // A freeze or a deploy lock stops the release from starting (never a rollback).
+        if bot.config.plan_of_service(&l.ticket.service).is_some()
+            && super::calendar::refuse_blocked(bot, tx, ev, &l.ticket).await?
+        {
+            return Ok(Handled::Done);
+        }
     }
     let st = l.flow.stages[stage].clone();
     let comment = values

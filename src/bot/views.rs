@@ -289,8 +289,13 @@ pub fn show(
         let d = json!({
             "at": format_ms(e.at), "actor": actor, "platform": e.platform,
             "stage": e.detail.get("stage_name"), "comment": e.detail.get("comment"),
+            "reason": e.detail.get("reason"), "action": e.action,
         });
-        lines.push(texts.render(&format!("audit_{}", e.action), &d)?);
+        // An entry without wording of its own (written by a newer version) is still shown.
+        let line = texts
+            .render(&format!("audit_{}", e.action), &d)
+            .or_else(|_| texts.render("audit_other", &d))?;
+        lines.push(line);
     }
     Ok(Message {
         title: texts.render("show_title", &data)?,

@@ -1,6 +1,7 @@
 //! Pure types and state machines: no I/O, no async, no platform types.
 
 pub mod actor;
+pub mod calendar;
 pub mod events;
 pub mod execution;
 pub mod fields;

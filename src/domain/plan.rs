@@ -303,29 +303,37 @@ impl Provider {
     }
 }
 
-/// Seconds written as a number (`300`) or as every duration of the configuration is
-/// (`"5m"`, `"90s"`), so that `timeout = "15m"` and `timeout_secs = 900` say the same.
-fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Secs(u64),
-        Text(String),
-    }
-    match Either::deserialize(d)? {
-        Either::Secs(n) => Ok(n),
-        Either::Text(t) => {
-            let d = crate::config::parse_duration(&t).map_err(serde::de::Error::custom)?;
-            if d.subsec_nanos() != 0 {
-                return Err(serde::de::Error::custom(format!("\"{t}\": use whole seconds")));
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecsOrText {
+    Secs(u64),
+    Text(String),
+}
+
+impl SecsOrText {
+    fn secs<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            SecsOrText::Secs(n) => Ok(n),
+            SecsOrText::Text(t) => {
+                let d = crate::config::parse_duration(&t).map_err(E::custom)?;
+                if d.subsec_nanos() != 0 {
+                    return Err(E::custom(format!("\"{t}\": use whole seconds")));
+                }
+                Ok(d.as_secs())
             }
-            Ok(d.as_secs())
         }
     }
 }
 
+/// Seconds written as a number (`300`) or as every duration of the configuration is
+/// (`"5m"`, `"90s"`), so that `timeout = "15m"` and `timeout_secs = 900` say the same.
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    SecsOrText::deserialize(d)?.secs()
+}
+
+/// Like [`secs`], absent or `null` (as a stored plan writes it) being none.
 fn opt_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    secs(d).map(Some)
+    Option::<SecsOrText>::deserialize(d)?.map(SecsOrText::secs).transpose()
 }
 
 /// A step as written in the configuration: the step's own fields, and the provider's
@@ -776,6 +784,11 @@ timeout_secs = 60
             "name = \"P\"\ntemplate = \"CUSTOM\"\n[[steps]]\nid = \"a\"\nname = \"A\"\ntype = \"DEPLOY\"\ntimeout = \"soon\"\n",
         );
         assert!(bad.unwrap_err().to_string().contains("\"soon\" is not a duration"));
+        // A plan stored with an execution (absent values written as null) reads back.
+        let stored = serde_json::to_string(&p).unwrap();
+        let back: Plan = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back.steps[2].duration_secs, None);
+        assert_eq!(back.steps[0].timeout_secs, Some(900));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! through sqlx's `Any` driver; queries use `$n` placeholders, which both accept.
 
 pub mod audit;
+pub mod calendar;
 pub mod executions;
 pub mod firings;
 pub mod forms;

@@ -1,0 +1,126 @@
+//! The release calendar on Slack: freezes (configured and by hand) and deploy locks stop a
+//! release from starting — the release stage's Approve says why and until when — but
+//! never a rollback; an emergency override lets one release through, announced and audited.
+
+mod common;
+
+use common::fake_slack::Call;
+use common::*;
+
+fn find<'a>(calls: &'a [Call], needle: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && TestBot::text_of(c).contains(needle))
+        .unwrap_or_else(|| panic!("no message with {needle:?} in {calls:#?}"))
+}
+
+/// Through test and coordination: the release stage's message.
+async fn to_release_stage(bot: &TestBot, version: &str) -> Call {
+    let first = bot.submit_values(ALICE, &answers_with(&[("version", version)])).await;
+    let calls = approve(bot, TOM, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    posts(&calls)[0].clone()
+}
+
+#[tokio::test]
+async fn a_freeze_stops_a_release_from_starting_but_never_a_rollback_and_an_override_lets_one_through() {
+    let config = team_config().replace("plan = \"canary\"", "plan = \"blue-green\"");
+    let bot = TestBot::with("en", &config).await;
+    // REL-1 is released up to its switch gate before anything is frozen.
+    let stage = to_release_stage(&bot, "2.1.0").await;
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let gate = find(&calls, "✋ REL-1 · Confirm the switch").clone();
+
+    // Only an admin freezes.
+    bot.command(OSCAR, "/freeze start all --for 4h end-of-quarter audit")
+        .await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, OSCAR)[0].contains("You need the *admin* role"));
+    bot.command(ADA, "/freeze start all --for 4h end-of-quarter audit")
+        .await;
+    let calls = bot.settle().await;
+    let announced = TestBot::text_of(find(&calls, "started freeze FRZ-1"));
+    assert!(announced.contains("until 2026-11-21 13:0"), "{announced}");
+
+    // A rollback during the freeze goes through.
+    bot.click(OSCAR, "exec:rollback:1", &ts_of(&gate)).await;
+    let calls = bot.settle().await;
+    find(&calls, "📋 REL-1 · payments 2.1.0: release rolled back (simulated)");
+
+    // A new release does not start: the approver is told why and until when.
+    let stage = to_release_stage(&bot, "2.2.0").await;
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let refusal = ephemerals_to(&calls, OLGA).join("\n");
+    assert!(refusal.contains("REL-2 cannot start its release now"), "{refusal}");
+    assert!(
+        refusal.contains("Freeze *FRZ-1* (*) until 2026-11-21 13:0"),
+        "{refusal}"
+    );
+    assert!(refusal.contains("end-of-quarter audit"), "{refusal}");
+    assert!(refusal.contains("/release override REL-2 reason"), "{refusal}");
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("Blue-green release")),
+        "no execution started"
+    );
+    bot.command(OLGA, "/release plan REL-2").await;
+    let plan = ephemerals_to(&bot.settle().await, OLGA).join("\n");
+    assert!(plan.contains("Blocked now by") && plan.contains("FRZ-1"), "{plan}");
+
+    // The override needs its role and a reason; it is announced and audited.
+    bot.command(OLGA, "/release override REL-2 customers are down").await;
+    assert!(ephemerals_to(&bot.settle().await, OLGA)[0].contains("You need the *admin* role"));
+    bot.command(ADA, "/release override REL-2").await;
+    assert!(ephemerals_to(&bot.settle().await, ADA)[0].contains("Give a reason"));
+    bot.command(ADA, "/release override REL-2 customers are down").await;
+    let calls = bot.settle().await;
+    let note = TestBot::text_of(find(&calls, "Emergency override for REL-2"));
+    assert!(note.contains("customers are down") && note.contains("FRZ-1"), "{note}");
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    find(&calls, "REL-2 · payments 2.2.0 — Blue-green release");
+    bot.command(ADA, "/release show REL-2").await;
+    let shown = ephemerals_to(&bot.settle().await, ADA).join("\n");
+    assert!(
+        shown.contains("override"),
+        "the override is in the ticket's audit trail: {shown}"
+    );
+
+    // Ending the freeze: the next release starts without an override.
+    bot.command(ADA, "/freeze end FRZ-1").await;
+    find(&bot.settle().await, "ended freeze FRZ-1");
+}
+
+#[tokio::test]
+async fn configured_freezes_and_locks_name_themselves_and_unlocking_lets_releases_start() {
+    let config = format!(
+        "{}\n[[freezes]]\nname = \"Payments year-end\"\nreason = \"ledger closing\"\nfrom = \"2026-11-21 00:00\"\nuntil = \"2026-11-21 12:00\"\napplications = [\"payments\"]\n",
+        team_config()
+    );
+    let bot = TestBot::with("en", &config).await;
+    let stage = to_release_stage(&bot, "2.1.0").await;
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let refusal = ephemerals_to(&calls, OLGA).join("\n");
+    assert!(
+        refusal.contains("Freeze *Payments year-end* (payments) until 2026-11-21 12:00 UTC: ledger closing"),
+        "{refusal}"
+    );
+    bot.command(NOBODY, "/freeze list").await;
+    let list = ephemerals_to(&bot.settle().await, NOBODY).join("\n");
+    assert!(
+        list.contains("*Payments year-end* (payments): holds now, until 2026-11-21 12:00 UTC"),
+        "{list}"
+    );
+
+    // After the window, a lock (ops) blocks it instead; unlocking lets it start.
+    bot.clock.set_ms(START_MS + 4 * 3_600_000);
+    bot.command(TOM, "/lock payments prod incident 42").await;
+    assert!(ephemerals_to(&bot.settle().await, TOM)[0].contains("You need the *ops* role"));
+    bot.command(OSCAR, "/lock payments prod incident 42").await;
+    find(&bot.settle().await, "locked payments/prod: incident 42");
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let refusal = ephemerals_to(&calls, OLGA).join("\n");
+    assert!(refusal.contains("🔒 payments/prod locked by <@UOSCAR>"), "{refusal}");
+    bot.command(OSCAR, "/unlock payments prod").await;
+    find(&bot.settle().await, "unlocked payments/prod");
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+}
