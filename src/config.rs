@@ -306,6 +306,12 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     n.checked_mul(ms).map(std::time::Duration::from_millis).ok_or_else(bad)
 }
 
+impl serde::Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.ms()))
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -1011,6 +1017,24 @@ impl Config {
                 }
                 if !raw.roles.contains_key(&st.role) {
                     errors.push(format!("{sp}.role: unknown role \"{}\"", st.role));
+                }
+                if let Some(sla) = st.sla {
+                    if sla.0 < std::time::Duration::from_secs(1) {
+                        errors.push(format!("{sp}.sla: must be at least \"1s\""));
+                    }
+                    if i == 0 {
+                        errors.push(format!("{sp}.sla: the submission stage waits for nobody"));
+                    }
+                }
+                if let Some(r) = &st.escalate_to {
+                    if !raw.roles.contains_key(r) {
+                        errors.push(format!("{sp}.escalate_to: unknown role \"{r}\""));
+                    } else if st.sla.is_none() {
+                        errors.push(format!("{sp}.escalate_to: needs an `sla` (escalation follows its reminders)"));
+                    }
+                }
+                if st.escalate_after == 0 {
+                    errors.push(format!("{sp}.escalate_after: must be at least 1"));
                 }
                 if st.approvals_required == 0 {
                     errors.push(format!("{sp}.approvals_required: must be at least 1"));

@@ -124,3 +124,43 @@ async fn configured_freezes_and_locks_name_themselves_and_unlocking_lets_release
     let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
     find(&calls, "REL-1 · payments 2.1.0 — Canary release");
 }
+
+#[tokio::test]
+async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_once_decided() {
+    let config = team_config()
+        .replace(
+            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
+            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"tl\"\n",
+        )
+        .replace("[roles.tl]\n", &format!("[roles.tl]\nmembers = [\"slack:{QUINN}\"]\n"));
+    let bot = TestBot::with("en", &config).await;
+    let first = bot.submit_values(ALICE, &valid_release(MD5)).await;
+    let at = |h: i64| bot.clock.set_ms(START_MS + h * 3_600_000);
+
+    // Quinn has no test role: refused before the escalation.
+    bot.click(QUINN, &TestBot::buttons_of(&first)[0], &ts_of(&first)).await;
+    assert!(ephemerals_to(&bot.settle().await, QUINN)[0].contains("You need the *test* role"));
+
+    bot.clock.set_ms(START_MS + 4 * 3_600_000 - 1);
+    assert!(posts(&bot.settle().await).is_empty(), "not late yet");
+    at(4);
+    let calls = bot.settle().await;
+    let reminder = TestBot::text_of(find(&calls, "has waited 4h for *test*"));
+    assert!(reminder.contains("REL-1 · App release — Test confirmation"), "{reminder}");
+    assert!(reminder.contains("<@UTOM> <@UTINA>"), "the role's members are named: {reminder}");
+    assert_eq!(posts(&calls).len(), 1, "one reminder");
+
+    at(8);
+    let calls = bot.settle().await;
+    let escalated = TestBot::text_of(find(&calls, "escalated to *tl*"));
+    assert!(escalated.contains("after 8h") && escalated.contains("<@UQUINN>"), "{escalated}");
+
+    // The backup role decides the stage now; the reminders stop.
+    let calls = approve(&bot, QUINN, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    find(&calls, "Resource coordination");
+    at(24);
+    assert!(posts(&bot.settle().await).is_empty(), "no reminder after the decision");
+    bot.command(ADA, "/release show REL-1").await;
+    let shown = ephemerals_to(&bot.settle().await, ADA).join("\n");
+    assert!(shown.contains("Test confirmation escalated to its backup role"), "{shown}");
+}

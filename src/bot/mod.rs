@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod command;
 pub mod releases;
+pub mod reminders;
 pub mod roles;
 pub mod swimlanes;
 pub mod tickets;
@@ -348,6 +349,10 @@ impl Bot {
                 .parse::<i64>()
                 .map_err(|_| anyhow::anyhow!("bad lane timer {}", f.job))?;
             return swimlanes::on_timer(self, f, id).await;
+        }
+        if let Some(id) = f.job.strip_prefix(reminders::TIMER_PREFIX) {
+            let id = id.parse::<i64>().map_err(|_| anyhow::anyhow!("bad reminder timer {}", f.job))?;
+            return reminders::on_timer(self, f, id).await;
         }
         if f.job == swimlanes::EXPIRING_JOB {
             return swimlanes::expiring_list(self, f).await;

@@ -117,7 +117,8 @@ async fn post_stage(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, stage: usize) -> any
     let channel = stage_channel(l.flow, &l.ticket, stage);
     let key = stage_key(l.ticket.id, l.ticket.round, stage);
     bot.send(tx, &platform, Outbound::Post { channel, message: msg }, Some(&key))
-        .await
+        .await?;
+    super::reminders::plan(bot, tx, &l.ticket, stage).await
 }
 
 /// Edits a stage message in place.
@@ -693,7 +694,9 @@ async fn check_decision_with(
     kind: DecisionKind,
 ) -> anyhow::Result<Checked> {
     let role = l.flow.stages.get(stage).map(|s| s.role.clone()).unwrap_or_default();
-    let has_role = roles::has_role(bot, tx, &ev.actor, &role, &l.ticket.application).await?;
+    // A stage escalated after its SLA may be decided by its backup role too.
+    let has_role = roles::has_role(bot, tx, &ev.actor, &role, &l.ticket.application).await?
+        || super::reminders::may_decide_as_backup(bot, tx, &l.ticket, stage, &ev.actor).await?;
     let approvals: Vec<Actor> = approvals_of(&decisions, round, stage)
         .into_iter()
         .map(|d| d.actor)

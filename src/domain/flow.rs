@@ -98,6 +98,18 @@ pub struct Stage {
     pub on_reject: RejectTarget,
     #[serde(default)]
     pub starts_execution: bool,
+    /// Waiting longer than this, the role's members are reminded (once per period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<crate::config::Span>,
+    /// After `escalate_after` reminders this role may decide the stage too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<String>,
+    #[serde(default = "default_escalate_after")]
+    pub escalate_after: u32,
+}
+
+fn default_escalate_after() -> u32 {
+    2
 }
 
 fn default_reject() -> RejectTarget {
@@ -153,6 +165,9 @@ pub(crate) mod fixtures {
             approvals_required: 1,
             on_reject: RejectTarget::Submitter,
             starts_execution: false,
+            sla: None,
+            escalate_to: None,
+            escalate_after: 2,
         }
     }
 

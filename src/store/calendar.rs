@@ -157,3 +157,33 @@ pub async fn has_override(conn: &mut Conn, ticket: i64, round: u32) -> anyhow::R
             .is_some(),
     )
 }
+
+/// Escalates a stage of a ticket's round to `role`; false when it was escalated already.
+pub async fn escalate(conn: &mut Conn, ticket: i64, round: u32, stage: usize, role: &str, now: i64) -> anyhow::Result<bool> {
+    let res = sqlx::query(
+        "INSERT INTO escalations (ticket_id, round, stage, role, at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (ticket_id, round, stage) DO NOTHING",
+    )
+    .bind(ticket)
+    .bind(i64::from(round))
+    .bind(stage as i64)
+    .bind(role)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// The role a stage of a ticket's round was escalated to, if it was.
+pub async fn escalated_to(conn: &mut Conn, ticket: i64, round: u32, stage: usize) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT role FROM escalations WHERE ticket_id = $1 AND round = $2 AND stage = $3")
+        .bind(ticket)
+        .bind(i64::from(round))
+        .bind(stage as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("role")?),
+        None => None,
+    })
+}

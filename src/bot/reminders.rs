@@ -1,0 +1,143 @@
+//! SLA reminders and escalation: a stage with `sla` whose decision is late reminds its
+//! role's members once per SLA period (a message in the stage's channel naming the stage);
+//! after `escalate_after` reminders, a stage with `escalate_to` is escalated — that role
+//! may then decide it too — announced and audited. The timer is the scheduler job
+//! `sla:{ticket}`: a reminder checks that the stage still waits (same round, same stage,
+//! still with an SLA) and stops silently otherwise, so a decision, a withdrawal or a
+//! changed flow ends the reminders.
+
+use super::{roles, Bot};
+use crate::chat::{mention, Message, Outbound};
+use crate::domain::ticket::{Ticket, TicketStatus};
+use crate::domain::Actor;
+use crate::store::firings::{self, Firing};
+use crate::store::{calendar as q, Conn, Tx};
+use serde_json::json;
+
+pub const TIMER_PREFIX: &str = "sla:";
+
+fn job(ticket: i64) -> String {
+    format!("{TIMER_PREFIX}{ticket}")
+}
+
+/// Plans the first reminder of the stage a ticket now waits at (when it has an SLA).
+pub async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize) -> anyhow::Result<()> {
+    let Some(flow) = bot.config.flows.get(&ticket.flow_id) else {
+        return Ok(());
+    };
+    match flow.stages.get(stage).and_then(|s| s.sla) {
+        Some(sla) => {
+            let payload = format!("{}:{stage}:1", ticket.round);
+            firings::set(conn, &job(ticket.id.0), bot.now().saturating_add(sla.ms()), &payload).await?;
+            bot.scheduler_notify.notify_one();
+        }
+        None => firings::cancel(conn, &job(ticket.id.0)).await?,
+    }
+    Ok(())
+}
+
+/// Whether `actor` may decide the stage as the role it was escalated to.
+pub async fn may_decide_as_backup(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize, actor: &Actor) -> anyhow::Result<bool> {
+    match q::escalated_to(conn, ticket.id.0, ticket.round, stage).await? {
+        Some(role) => roles::has_role(bot, conn, actor, &role, &ticket.application).await,
+        None => Ok(false),
+    }
+}
+
+/// A reminder fired.
+pub async fn on_timer(bot: &Bot, f: &Firing, ticket: i64) -> anyhow::Result<()> {
+    let mut parts = f.payload.split(':').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(round)), Some(Some(stage)), Some(Some(n))) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("bad reminder {}", f.payload);
+    };
+    let stage = stage as usize;
+    let mut tx = bot.store.begin().await?;
+    if !crate::scheduler::finish(bot, &mut tx, f).await? {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    remind(bot, &mut tx, ticket, round, stage, n).await?;
+    tx.commit().await?;
+    bot.outbox_notify.notify_one();
+    Ok(())
+}
+
+async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u32) -> anyhow::Result<()> {
+    let Some(ticket) = crate::store::tickets::get(tx, crate::domain::ticket::TicketId(id)).await? else {
+        return Ok(());
+    };
+    // Decided, sent back, withdrawn, or the flow changed: the reminders stop.
+    if ticket.status != TicketStatus::InApproval(stage) || ticket.round != round {
+        return Ok(());
+    }
+    let Some(flow) = bot.config.flows.get(&ticket.flow_id) else {
+        return Ok(());
+    };
+    let Some(st) = flow.stages.get(stage) else {
+        return Ok(());
+    };
+    let Some(sla) = st.sla else {
+        return Ok(());
+    };
+    let platform = ticket.submitter.platform.clone();
+    let channel = st
+        .channel
+        .as_ref()
+        .and_then(|c| c.on(&platform))
+        .map(str::to_string)
+        .unwrap_or_else(|| ticket.channel.clone());
+    let service = bot
+        .config
+        .services
+        .get(&ticket.service)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| ticket.service.clone());
+    let members = |list: Vec<Actor>| {
+        list.into_iter()
+            .filter(|a| a.platform == platform)
+            .map(|a| mention(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let waited = sla.ms().saturating_mul(i64::from(n));
+    let waited = crate::chat::texts::duration(&bot.texts, (waited / 1000).max(0) as u64)?;
+    let who = members(roles::members(bot, tx, &st.role, &ticket.application).await?);
+    let data = json!({ "ticket": ticket.id.to_string(), "service": service, "stage": st.name, "role": st.role,
+                       "waited": waited, "members": who, "n": n });
+    let mut message = Message {
+        title: bot.texts.render("sla_reminder", &data)?,
+        body: Some(bot.texts.render("sla_reminder_body", &data)?),
+        ..Default::default()
+    };
+    let escalate = st
+        .escalate_to
+        .as_ref()
+        .filter(|_| n >= st.escalate_after);
+    if let Some(backup) = escalate {
+        if q::escalate(tx, id, round, stage, backup, bot.now()).await? {
+            let backups = members(roles::members(bot, tx, backup, &ticket.application).await?);
+            let data = json!({ "ticket": ticket.id.to_string(), "stage": st.name, "role": st.role, "backup": backup,
+                               "waited": data["waited"], "members": backups });
+            message = Message {
+                title: bot.texts.render("sla_escalated", &data)?,
+                body: Some(bot.texts.render("sla_escalated_body", &data)?),
+                ..Default::default()
+            };
+            bot.metrics.inc("releasebot_escalations_total", &[]);
+            bot.audit(
+                tx,
+                &Actor::new("releasebot", "scheduler"),
+                Some(ticket.id),
+                "escalated",
+                json!({ "stage": stage, "stage_name": st.name, "role": st.role, "backup": backup, "reminders": n }),
+            )
+            .await?;
+        }
+    }
+    bot.send(tx, &platform, Outbound::Post { channel, message }, None).await?;
+    bot.metrics.inc("releasebot_sla_reminders_total", &[]);
+    // The next reminder, one SLA period on.
+    let payload = format!("{round}:{stage}:{}", n + 1);
+    firings::set(tx, &job(id), bot.now().saturating_add(sla.ms()), &payload).await?;
+    Ok(())
+}
