@@ -610,7 +610,7 @@ pub struct FreezeConfig {
     pub name: String,
     #[serde(default)]
     pub reason: String,
-    /// A cron schedule (with seconds, UTC) of the freeze's starts, with `duration`.
+    /// A cron schedule (with seconds, in `[calendar] timezone`) of the freeze's starts, with `duration`.
     #[serde(default)]
     pub start: Option<String>,
     #[serde(default)]
@@ -637,7 +637,7 @@ pub struct Freeze {
 }
 
 impl FreezeConfig {
-    fn checked(&self, at: &str, errors: &mut Vec<String>) -> Option<Freeze> {
+    fn checked(&self, at: &str, tz: crate::scheduler::Tz, errors: &mut Vec<String>) -> Option<Freeze> {
         let date = |key: &str, v: &str, errors: &mut Vec<String>| {
             let t = crate::domain::fields::parse_datetime(v).map(|t| t.timestamp_millis());
             if t.is_none() {
@@ -653,6 +653,7 @@ impl FreezeConfig {
                     crate::domain::calendar::Window::Recurring {
                         schedule: Box::new(schedule),
                         duration_ms: d.ms(),
+                        tz,
                     }
                 }
                 Ok(_) => {
@@ -698,6 +699,17 @@ pub struct CalendarConfig {
     /// The role that may `/release override` a freeze or a lock (reason required).
     #[serde(default = "default_override_role")]
     pub override_role: String,
+    /// A cron schedule of the daily digest per channel (tickets waiting, releases running).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// The timezone every schedule is read in: `local` (the daemon's `TZ`), `UTC`, `+08:00`.
+    #[serde(default, rename = "timezone", deserialize_with = "tz")]
+    pub tz: crate::scheduler::Tz,
+}
+
+fn tz<'de, D: serde::Deserializer<'de>>(d: D) -> Result<crate::scheduler::Tz, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::scheduler::Tz::parse(&text).map_err(serde::de::Error::custom)
 }
 
 fn default_override_role() -> String {
@@ -708,6 +720,8 @@ impl Default for CalendarConfig {
     fn default() -> Self {
         Self {
             override_role: default_override_role(),
+            digest: None,
+            tz: crate::scheduler::Tz::Local,
         }
     }
 }
@@ -1030,7 +1044,9 @@ impl Config {
                     if !raw.roles.contains_key(r) {
                         errors.push(format!("{sp}.escalate_to: unknown role \"{r}\""));
                     } else if st.sla.is_none() {
-                        errors.push(format!("{sp}.escalate_to: needs an `sla` (escalation follows its reminders)"));
+                        errors.push(format!(
+                            "{sp}.escalate_to: needs an `sla` (escalation follows its reminders)"
+                        ));
                     }
                 }
                 if st.escalate_after == 0 {
@@ -1198,8 +1214,11 @@ impl Config {
             .freezes
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.checked(&format!("freezes[{i}]"), &mut errors))
+            .filter_map(|(i, f)| f.checked(&format!("freezes[{i}]"), raw.calendar.tz, &mut errors))
             .collect();
+        if let Some(Err(why)) = raw.calendar.digest.as_deref().map(crate::scheduler::parse_schedule) {
+            errors.push(format!("calendar.digest: {why}"));
+        }
         if !raw.roles.contains_key(&raw.calendar.override_role) {
             errors.push(format!(
                 "calendar.override_role: unknown role \"{}\"",
@@ -1232,6 +1251,9 @@ impl Config {
         let mut out = Vec::new();
         if let Some(s) = &self.swimlanes.expiring_list {
             out.push((crate::bot::swimlanes::EXPIRING_JOB.to_string(), s.clone()));
+        }
+        if let Some(s) = &self.calendar.digest {
+            out.push((crate::bot::digest::JOB.to_string(), s.clone()));
         }
         out
     }

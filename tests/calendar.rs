@@ -146,14 +146,23 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
     at(4);
     let calls = bot.settle().await;
     let reminder = TestBot::text_of(find(&calls, "has waited 4h for *test*"));
-    assert!(reminder.contains("REL-1 · App release — Test confirmation"), "{reminder}");
-    assert!(reminder.contains("<@UTOM> <@UTINA>"), "the role's members are named: {reminder}");
+    assert!(
+        reminder.contains("REL-1 · App release — Test confirmation"),
+        "{reminder}"
+    );
+    assert!(
+        reminder.contains("<@UTOM> <@UTINA>"),
+        "the role's members are named: {reminder}"
+    );
     assert_eq!(posts(&calls).len(), 1, "one reminder");
 
     at(8);
     let calls = bot.settle().await;
     let escalated = TestBot::text_of(find(&calls, "escalated to *tl*"));
-    assert!(escalated.contains("after 8h") && escalated.contains("<@UQUINN>"), "{escalated}");
+    assert!(
+        escalated.contains("after 8h") && escalated.contains("<@UQUINN>"),
+        "{escalated}"
+    );
 
     // The backup role decides the stage now; the reminders stop.
     let calls = approve(&bot, QUINN, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
@@ -162,5 +171,34 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
     assert!(posts(&bot.settle().await).is_empty(), "no reminder after the decision");
     bot.command(ADA, "/release show REL-1").await;
     let shown = ephemerals_to(&bot.settle().await, ADA).join("\n");
-    assert!(shown.contains("Test confirmation escalated to its backup role"), "{shown}");
+    assert!(
+        shown.contains("Test confirmation escalated to its backup role"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_digest_lists_what_waits_and_says_nothing_when_nothing_does() {
+    let config = format!(
+        "{}\n[calendar]\ndigest = \"0 0 10 * * *\"\ntimezone = \"+01:00\"\n",
+        team_config()
+    );
+    let bot = TestBot::with("en", &config).await;
+    // 10:00 at +01:00 is 09:00 UTC, the tests' start: nothing waits, nothing is posted.
+    bot.clock.set_ms(START_MS + 1);
+    assert!(
+        posts(&bot.settle().await).is_empty(),
+        "silence when there is nothing to say"
+    );
+    let first = bot.submit_values(ALICE, &valid_release(MD5)).await;
+    let _ = first;
+    bot.clock.set_ms(START_MS + 24 * 3_600_000);
+    let calls = bot.settle().await;
+    let digest = TestBot::text_of(find(&calls, "Daily digest"));
+    assert!(digest.contains("Waiting for a decision (1)"), "{digest}");
+    assert!(
+        digest.contains("REL-1 · payments — Test confirmation: waiting for *test* for 23h 59m"),
+        "{digest}"
+    );
+    assert_eq!(posts(&calls).len(), 1, "one digest per channel");
 }

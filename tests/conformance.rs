@@ -316,16 +316,30 @@ async fn swimlane_lifecycle(p: &dyn Platform) {
 /// A freeze started in chat stops the next release from starting — the approver is told
 /// why — but a rollback of the release under way goes through.
 async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
-    let bot = TestBot::with("en", &everywhere_config().replace("plan = \"canary\"", "plan = \"blue-green\"")).await;
-    let release = post_about(&{
-        let coordinate = to_coordination(&bot, p).await;
-        let before = p.log(&bot).len();
-        p.decide(&bot, Who::Oscar, &coordinate, Decision::Approve, &[]).await;
-        settle(&bot, p, before).await
-    }, "REL-1 · App release — Release")
+    let bot = TestBot::with(
+        "en",
+        &everywhere_config().replace("plan = \"canary\"", "plan = \"blue-green\""),
+    )
+    .await;
+    let release = post_about(
+        &{
+            let coordinate = to_coordination(&bot, p).await;
+            let before = p.log(&bot).len();
+            p.decide(&bot, Who::Oscar, &coordinate, Decision::Approve, &[]).await;
+            settle(&bot, p, before).await
+        },
+        "REL-1 · App release — Release",
+    )
     .clone();
     let before = p.log(&bot).len();
-    p.decide(&bot, Who::Olga, &release, Decision::Approve, &[("release_summary", "go")]).await;
+    p.decide(
+        &bot,
+        Who::Olga,
+        &release,
+        Decision::Approve,
+        &[("release_summary", "go")],
+    )
+    .await;
     let seen = settle(&bot, p, before).await;
     let gate = seen
         .iter()
@@ -334,12 +348,18 @@ async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
         .clone();
 
     let before = p.log(&bot).len();
-    p.command(&bot, Who::Ada, "/freeze start all --for 4h quarter-end audit").await;
+    p.command(&bot, Who::Ada, "/freeze start all --for 4h quarter-end audit")
+        .await;
     let seen = settle(&bot, p, before).await;
-    assert!(seen.iter().any(|s| s.text.contains("started freeze FRZ-1")), "{}: {seen:#?}", p.name());
+    assert!(
+        seen.iter().any(|s| s.text.contains("started freeze FRZ-1")),
+        "{}: {seen:#?}",
+        p.name()
+    );
 
     let before = p.log(&bot).len();
-    p.click(&bot, Who::Oscar, &gate, &gate.action("exec:rollback:"), false).await;
+    p.click(&bot, Who::Oscar, &gate, &gate.action("exec:rollback:"), false)
+        .await;
     let seen = settle(&bot, p, before).await;
     assert!(
         seen.iter().any(|s| s.text.contains("release rolled back")),
@@ -350,20 +370,42 @@ async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
     let coordinate = {
         let before = p.log(&bot).len();
         p.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
-        let test = post_about(&settle(&bot, p, before).await, "REL-2 · App release — Test confirmation").clone();
-        approved(&bot, p, Who::Tom, &test, &TEST_ANSWERS, "REL-2 · App release — Resource coordination").await
+        let test = post_about(
+            &settle(&bot, p, before).await,
+            "REL-2 · App release — Test confirmation",
+        )
+        .clone();
+        approved(
+            &bot,
+            p,
+            Who::Tom,
+            &test,
+            &TEST_ANSWERS,
+            "REL-2 · App release — Resource coordination",
+        )
+        .await
     };
     let release = approved(&bot, p, Who::Oscar, &coordinate, &[], "REL-2 · App release — Release").await;
     let before = p.log(&bot).len();
-    p.decide(&bot, Who::Olga, &release, Decision::Approve, &[("release_summary", "go")]).await;
+    p.decide(
+        &bot,
+        Who::Olga,
+        &release,
+        Decision::Approve,
+        &[("release_summary", "go")],
+    )
+    .await;
     let seen = settle(&bot, p, before).await;
     assert!(
-        private_to_contains(&seen, "REL-2 cannot start its release now") && private_to_contains(&seen, "quarter-end audit"),
+        private_to_contains(&seen, "REL-2 cannot start its release now")
+            && private_to_contains(&seen, "quarter-end audit"),
         "{}: the approver is told why: {seen:#?}",
         p.name()
     );
     assert!(
-        !seen.iter().any(|s| s.kind == Kind::Post && s.text.contains("REL-2") && s.text.contains("Blue-green release")),
+        !seen
+            .iter()
+            .any(|s| s.kind == Kind::Post && s.text.contains("REL-2") && s.text.contains("Blue-green release")),
         "{}: nothing started",
         p.name()
     );
@@ -372,11 +414,10 @@ async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
 /// A stage late past its SLA reminds its role, then escalates to the backup role, who
 /// may then decide it.
 async fn sla_reminder_and_escalation(p: &dyn Platform) {
-    let config = everywhere_config()
-        .replace(
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
-        );
+    let config = everywhere_config().replace(
+        "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
+        "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
+    );
     let bot = TestBot::with("en", &config).await;
     let test = submitted(&bot, p).await;
     bot.clock.set_ms(START_MS + 4 * 3_600_000);
@@ -390,7 +431,12 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
             .clone()
     };
     let reminder = said("has waited 4h");
-    assert!(reminder.text.contains(&p.id(Who::Tom)), "{}: testers are named: {}", p.name(), reminder.text);
+    assert!(
+        reminder.text.contains(&p.id(Who::Tom)),
+        "{}: testers are named: {}",
+        p.name(),
+        reminder.text
+    );
     bot.clock.set_ms(START_MS + 8 * 3_600_000);
     let before = p.log(&bot).len();
     let seen = settle(&bot, p, before).await;
@@ -398,7 +444,12 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
         .iter()
         .find(|s| s.text.contains("escalated to"))
         .unwrap_or_else(|| panic!("{}: the escalation in {seen:#?}", p.name()));
-    assert!(escalated.text.contains(&p.id(Who::Ada)), "{}: {}", p.name(), escalated.text);
+    assert!(
+        escalated.text.contains(&p.id(Who::Ada)),
+        "{}: {}",
+        p.name(),
+        escalated.text
+    );
     approved(&bot, p, Who::Ada, &test, &TEST_ANSWERS, "Resource coordination").await;
 }
 

@@ -209,7 +209,9 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
     for f in &bot.config.freezes {
         let next = match &f.window {
             crate::domain::calendar::Window::Fixed { from, .. } => Some(*from).filter(|t| *t > now),
-            crate::domain::calendar::Window::Recurring { schedule, .. } => crate::scheduler::next_after(schedule, now),
+            crate::domain::calendar::Window::Recurring { schedule, tz, .. } => {
+                crate::scheduler::next_after_in(schedule, now, *tz)
+            }
         };
         let data = json!({ "name": f.name, "scope": f.scope.describe(), "reason": f.reason,
                            "until": f.window.holds_until(now).map(when), "next": next.map(when) });

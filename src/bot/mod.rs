@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod command;
+pub mod digest;
 pub mod releases;
 pub mod reminders;
 pub mod roles;
@@ -351,8 +352,13 @@ impl Bot {
             return swimlanes::on_timer(self, f, id).await;
         }
         if let Some(id) = f.job.strip_prefix(reminders::TIMER_PREFIX) {
-            let id = id.parse::<i64>().map_err(|_| anyhow::anyhow!("bad reminder timer {}", f.job))?;
+            let id = id
+                .parse::<i64>()
+                .map_err(|_| anyhow::anyhow!("bad reminder timer {}", f.job))?;
             return reminders::on_timer(self, f, id).await;
+        }
+        if f.job == digest::JOB {
+            return digest::fire(self, f).await;
         }
         if f.job == swimlanes::EXPIRING_JOB {
             return swimlanes::expiring_list(self, f).await;

@@ -37,7 +37,13 @@ pub async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize) -> 
 }
 
 /// Whether `actor` may decide the stage as the role it was escalated to.
-pub async fn may_decide_as_backup(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize, actor: &Actor) -> anyhow::Result<bool> {
+pub async fn may_decide_as_backup(
+    bot: &Bot,
+    conn: &mut Conn,
+    ticket: &Ticket,
+    stage: usize,
+    actor: &Actor,
+) -> anyhow::Result<bool> {
     match q::escalated_to(conn, ticket.id.0, ticket.round, stage).await? {
         Some(role) => roles::has_role(bot, conn, actor, &role, &ticket.application).await,
         None => Ok(false),
@@ -109,10 +115,7 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
         body: Some(bot.texts.render("sla_reminder_body", &data)?),
         ..Default::default()
     };
-    let escalate = st
-        .escalate_to
-        .as_ref()
-        .filter(|_| n >= st.escalate_after);
+    let escalate = st.escalate_to.as_ref().filter(|_| n >= st.escalate_after);
     if let Some(backup) = escalate {
         if q::escalate(tx, id, round, stage, backup, bot.now()).await? {
             let backups = members(roles::members(bot, tx, backup, &ticket.application).await?);
@@ -134,7 +137,8 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
             .await?;
         }
     }
-    bot.send(tx, &platform, Outbound::Post { channel, message }, None).await?;
+    bot.send(tx, &platform, Outbound::Post { channel, message }, None)
+        .await?;
     bot.metrics.inc("releasebot_sla_reminders_total", &[]);
     // The next reminder, one SLA period on.
     let payload = format!("{round}:{stage}:{}", n + 1);

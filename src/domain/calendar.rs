@@ -41,6 +41,8 @@ pub enum Window {
     Recurring {
         schedule: Box<cron::Schedule>,
         duration_ms: i64,
+        /// The timezone the schedule is read in.
+        tz: crate::scheduler::Tz,
     },
     /// From one time until another.
     Fixed { from: i64, until: i64 },
@@ -51,11 +53,15 @@ impl Window {
     pub fn holds_until(&self, t: i64) -> Option<i64> {
         match self {
             Window::Fixed { from, until } => (*from <= t && t < *until).then_some(*until),
-            Window::Recurring { schedule, duration_ms } => {
+            Window::Recurring {
+                schedule,
+                duration_ms,
+                tz,
+            } => {
                 // Starts in (t - duration, t]: the latest one decides how long it holds.
                 let mut end = None;
                 let mut after = t.saturating_sub(*duration_ms);
-                while let Some(start) = crate::scheduler::next_after(schedule, after) {
+                while let Some(start) = crate::scheduler::next_after_in(schedule, after, *tz) {
                     if start > t {
                         break;
                     }
@@ -111,6 +117,7 @@ mod tests {
         let w = Window::Recurring {
             schedule: Box::new(cron::Schedule::from_str("0 0 18 * * Fri").unwrap()),
             duration_ms: 64 * 3_600_000,
+            tz: crate::scheduler::Tz::Utc,
         };
         let friday_six = 1_796_407_200_000; // 2026-12-04 18:00 UTC
         assert_eq!(w.holds_until(friday_six - 1), None);

@@ -43,11 +43,52 @@ pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
     cron::Schedule::from_str(text).map_err(|e| format!("\"{text}\" is not a cron schedule: {e}"))
 }
 
+/// The timezone schedules are read in (`[calendar] timezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tz {
+    /// The daemon's (`TZ`, or the system's).
+    #[default]
+    Local,
+    Utc,
+    Fixed(chrono::FixedOffset),
+}
+
+impl Tz {
+    /// `local`, `UTC`, or an offset like `+08:00`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            t if t.eq_ignore_ascii_case("local") => Ok(Tz::Local),
+            t if t.eq_ignore_ascii_case("utc") || t == "Z" => Ok(Tz::Utc),
+            t => t
+                .parse::<chrono::FixedOffset>()
+                .map(Tz::Fixed)
+                .map_err(|_| format!("\"{t}\" is not a timezone (write local, UTC, or an offset like +08:00)")),
+        }
+    }
+}
+
 /// The first time of `schedule` strictly after `after_ms` (UTC), if it has one.
 pub fn next_after(schedule: &cron::Schedule, after_ms: i64) -> Option<i64> {
+    next_after_in(schedule, after_ms, Tz::Utc)
+}
+
+/// The first time of `schedule`, read in `tz`, strictly after `after_ms`.
+pub fn next_after_in(schedule: &cron::Schedule, after_ms: i64, tz: Tz) -> Option<i64> {
     use chrono::TimeZone;
-    let after = chrono::Utc.timestamp_millis_opt(after_ms).single()?;
-    schedule.after(&after).next().map(|t| t.timestamp_millis())
+    match tz {
+        Tz::Utc => {
+            let after = chrono::Utc.timestamp_millis_opt(after_ms).single()?;
+            schedule.after(&after).next().map(|t| t.timestamp_millis())
+        }
+        Tz::Local => {
+            let after = chrono::Local.timestamp_millis_opt(after_ms).single()?;
+            schedule.after(&after).next().map(|t| t.timestamp_millis())
+        }
+        Tz::Fixed(offset) => {
+            let after = offset.timestamp_millis_opt(after_ms).single()?;
+            schedule.after(&after).next().map(|t| t.timestamp_millis())
+        }
+    }
 }
 
 /// Marks a claimed firing done in `tx` (the transaction of what it did) and, for a cron
@@ -115,7 +156,7 @@ impl Scheduler {
                 continue;
             }
             let parsed = parse_schedule(schedule).map_err(anyhow::Error::msg)?;
-            match next_after(&parsed, now) {
+            match next_after_in(&parsed, now, bot.config.calendar.tz) {
                 Some(next) => firings::set(&mut tx, job, next, "").await?,
                 None => firings::cancel(&mut tx, job).await?,
             }
@@ -242,6 +283,13 @@ mod tests {
         let friday_ten = 1_796_378_400_000;
         assert_eq!(next_after(&s, friday_ten), Some(friday_ten + 3 * 86_400_000));
         assert!(parse_schedule("0 10 * * *").unwrap_err().contains("has 5 fields"));
+        // 10:00 at +08:00 is 02:00 UTC.
+        let tz = Tz::parse("+08:00").unwrap();
+        assert_eq!(
+            next_after_in(&s, friday_ten, tz),
+            Some(friday_ten + 3 * 86_400_000 - 8 * 3_600_000)
+        );
+        assert!(Tz::parse("Mars/Olympus").unwrap_err().contains("is not a timezone"));
         assert!(parse_schedule("0 0 25 * * *")
             .unwrap_err()
             .contains("is not a cron schedule"));

@@ -159,7 +159,14 @@ pub async fn has_override(conn: &mut Conn, ticket: i64, round: u32) -> anyhow::R
 }
 
 /// Escalates a stage of a ticket's round to `role`; false when it was escalated already.
-pub async fn escalate(conn: &mut Conn, ticket: i64, round: u32, stage: usize, role: &str, now: i64) -> anyhow::Result<bool> {
+pub async fn escalate(
+    conn: &mut Conn,
+    ticket: i64,
+    round: u32,
+    stage: usize,
+    role: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
     let res = sqlx::query(
         "INSERT INTO escalations (ticket_id, round, stage, role, at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (ticket_id, round, stage) DO NOTHING",

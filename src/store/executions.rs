@@ -548,3 +548,38 @@ pub async fn list_baselines(
         })
         .collect()
 }
+
+/// An execution not finished yet, as the daily digest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    pub ticket: i64,
+    pub status: String,
+    pub application: String,
+    pub platform: String,
+    pub channel: String,
+    pub started_at: i64,
+}
+
+/// Executions not finished yet, oldest first.
+pub async fn unfinished(conn: &mut Conn, limit: i64) -> anyhow::Result<Vec<Unfinished>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT ticket_id, status, application, platform, channel, started_at FROM executions
+         WHERE finished_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Unfinished {
+                ticket: r.try_get("ticket_id")?,
+                status: r.try_get("status")?,
+                application: r.try_get("application")?,
+                platform: r.try_get("platform")?,
+                channel: r.try_get("channel")?,
+                started_at: r.try_get("started_at")?,
+            })
+        })
+        .collect()
+}
