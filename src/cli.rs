@@ -25,7 +25,7 @@ pub enum Cmd {
     Check,
     /// Print a Slack app manifest (JSON) for this deployment's public URL.
     SlackManifest,
-    /// Register the `/release` and `/role` slash commands with Discord.
+    /// Register the slash commands (`/release`, `/role`, `/swimlane`, `/freeze`, `/lock`, `/unlock`) with Discord.
     DiscordRegister,
 }
 
@@ -113,7 +113,7 @@ pub fn check(settings: &Settings) -> Vec<String> {
     problems
 }
 
-/// The Discord slash commands, derived from the command grammar: `/release` and `/role`
+/// The Discord slash commands, derived from the command grammar: each top-level command
 /// with one subcommand per verb, each taking the rest of the line as `arguments`.
 pub fn discord_commands() -> serde_json::Value {
     let texts = crate::chat::Texts::new("en").ok();

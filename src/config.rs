@@ -1216,6 +1216,21 @@ impl Config {
             .enumerate()
             .filter_map(|(i, f)| f.checked(&format!("freezes[{i}]"), raw.calendar.tz, &mut errors))
             .collect();
+        for (i, f) in raw.freezes.iter().enumerate() {
+            for (k, a) in f.applications.iter().enumerate() {
+                if !applications.is_empty() && !applications.contains(a) {
+                    errors.push(format!("freezes[{i}].applications[{k}]: unknown application \"{a}\""));
+                }
+            }
+            for (k, e) in f.environments.iter().enumerate() {
+                if !environments.contains(e) {
+                    errors.push(format!(
+                        "freezes[{i}].environments[{k}]: unknown environment \"{e}\" (known: {})",
+                        environments.join(", ")
+                    ));
+                }
+            }
+        }
         if let Some(Err(why)) = raw.calendar.digest.as_deref().map(crate::scheduler::parse_schedule) {
             errors.push(format!("calendar.digest: {why}"));
         }
@@ -1336,6 +1351,31 @@ mod tests {
         assert_eq!(
             ok.cron_jobs(),
             vec![("cron:swimlanes.expiring".to_string(), "0 0 9 * * Mon-Fri".to_string())]
+        );
+    }
+
+    #[test]
+    fn freezes_and_the_calendar_are_checked_with_their_paths() {
+        let text = format!(
+            "{DEFAULT_CONFIG}\n[calendar]\ndigest = \"0 10 * * *\"\noverride_role = \"boss\"\n\
+             [[freezes]]\nname = \"a\"\nstart = \"0 0 18 * * Fri\"\n\
+             [[freezes]]\nname = \"b\"\nfrom = \"soon\"\nuntil = \"2026-12-24 00:00\"\nenvironments = [\"staging\"]\n"
+        );
+        let err = Config::parse(&text).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![
+                "freezes[0]: give `start` (a cron schedule) and `duration`, or `from` and `until`",
+                "freezes[1].from: \"soon\" is not a date and time (write \"2026-12-24 00:00\", UTC)",
+                "freezes[1].environments[0]: unknown environment \"staging\" (known: prod)",
+                "calendar.digest: \"0 10 * * *\" has 5 fields; a schedule has 6 (seconds minutes hours day-of-month month day-of-week), e.g. \"0 0 10 * * Mon-Fri\"",
+                "calendar.override_role: unknown role \"boss\"",
+            ]
+        );
+        let err = Config::parse(&format!("{DEFAULT_CONFIG}\n[calendar]\ntimezone = \"Mars\"\n")).unwrap_err();
+        assert!(
+            err.0[0].starts_with("calendar.timezone: \"Mars\" is not a timezone"),
+            "{err}"
         );
     }
 
