@@ -280,6 +280,13 @@ async fn may_manage(bot: &Bot, conn: &mut Conn, actor: &Actor, l: &Lane) -> anyh
     Ok(roles::is_admin(bot, conn, actor).await? || roles::holds_app_role(bot, conn, actor, &l.apps).await?)
 }
 
+/// The lane is in no state for what was asked (`key` says what), and in which it is.
+async fn not_now(bot: &Bot, tx: &mut Tx, ev: &Inbound, key: &str, l: &Lane, s: LaneStatus) -> anyhow::Result<Handled> {
+    bot.say(tx, ev, key, json!({ "name": l.name, "status": status_text(bot, s)? }))
+        .await?;
+    Ok(Handled::Done)
+}
+
 async fn refuse(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Lane, what: &str) -> anyhow::Result<Handled> {
     let what = bot.texts.plain(&format!("lane_what_{what}"))?;
     bot.say(
@@ -552,16 +559,7 @@ async fn renew(bot: &Bot, tx: &mut Tx, ev: &Inbound, mut l: Lane, for_ms: Option
             .await?;
             return Ok(Handled::Done);
         }
-        Err(LaneRefusal::NotLive(s)) => {
-            bot.say(
-                tx,
-                ev,
-                "lane_not_renewable",
-                json!({ "name": l.name, "status": status_text(bot, s)? }),
-            )
-            .await?;
-            return Ok(Handled::Done);
-        }
+        Err(LaneRefusal::NotLive(s)) => return not_now(bot, tx, ev, "lane_not_renewable", &l, s).await,
     };
     if let Some(c) = save(bot, tx, &l).await? {
         return Ok(c);
@@ -640,14 +638,7 @@ async fn delete(bot: &Bot, tx: &mut Tx, ev: &Inbound, mut l: Lane) -> anyhow::Re
             LaneRefusal::NotLive(s) => s,
             LaneRefusal::AtMaxLifetime { .. } => l.status,
         };
-        bot.say(
-            tx,
-            ev,
-            "lane_not_deletable",
-            json!({ "name": l.name, "status": status_text(bot, s)? }),
-        )
-        .await?;
-        return Ok(Handled::Done);
+        return not_now(bot, tx, ev, "lane_not_deletable", &l, s).await;
     }
     if let Some(c) = save(bot, tx, &l).await? {
         return Ok(c);
