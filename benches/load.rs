@@ -744,6 +744,8 @@ steps = [
             "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
             "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\nstarts_execution = true\n",
         )
+        // Releases start when approved, whatever the tickets' planned time.
+        + "\n[calendar]\nhold_until_planned = false\n"
         + &plan;
     Config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = dir.join("releasebot.toml");

@@ -705,6 +705,27 @@ pub struct CalendarConfig {
     /// The timezone every schedule is read in: `local` (the daemon's `TZ`), `UTC`, `+08:00`.
     #[serde(default, rename = "timezone", deserialize_with = "tz")]
     pub tz: crate::scheduler::Tz,
+    /// A release approved before its ticket's planned time waits for it.
+    #[serde(default = "yes")]
+    pub hold_until_planned: bool,
+    /// The release role is reminded this long before a scheduled release starts.
+    #[serde(default = "default_release_reminder")]
+    pub release_reminder: Span,
+    /// How much later **Postpone** moves a scheduled release.
+    #[serde(default = "default_postpone")]
+    pub postpone: Span,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_release_reminder() -> Span {
+    Span::secs(30 * 60)
+}
+
+fn default_postpone() -> Span {
+    Span::secs(3600)
 }
 
 fn tz<'de, D: serde::Deserializer<'de>>(d: D) -> Result<crate::scheduler::Tz, D::Error> {
@@ -722,6 +743,9 @@ impl Default for CalendarConfig {
             override_role: default_override_role(),
             digest: None,
             tz: crate::scheduler::Tz::Local,
+            hold_until_planned: true,
+            release_reminder: default_release_reminder(),
+            postpone: default_postpone(),
         }
     }
 }

@@ -179,9 +179,9 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
 
 #[tokio::test]
 async fn the_daily_digest_lists_what_waits_and_says_nothing_when_nothing_does() {
-    let config = format!(
-        "{}\n[calendar]\ndigest = \"0 0 10 * * *\"\ntimezone = \"+01:00\"\n",
-        team_config()
+    let config = team_config().replace(
+        "[calendar]\n",
+        "[calendar]\ndigest = \"0 0 10 * * *\"\ntimezone = \"+01:00\"\n",
     );
     let bot = TestBot::with("en", &config).await;
     // 10:00 at +01:00 is 09:00 UTC, the tests' start: nothing waits, nothing is posted.
@@ -201,4 +201,104 @@ async fn the_daily_digest_lists_what_waits_and_says_nothing_when_nothing_does() 
         "{digest}"
     );
     assert_eq!(posts(&calls).len(), 1, "one digest per channel");
+}
+
+/// Through test and coordination with releases held until the planned time; the release
+/// stage's approval; returns what Slack received then.
+async fn approved_before_its_time(bot: &TestBot) -> Vec<Call> {
+    let stage = to_release_stage(bot, "2.1.0").await;
+    approve(bot, OLGA, &stage, &[("release_summary", "go")]).await
+}
+
+fn scheduled_config() -> String {
+    team_config().replace(
+        "hold_until_planned = false",
+        "hold_until_planned = true\nrelease_reminder = \"30m\"\npostpone = \"1h\"",
+    )
+}
+
+#[tokio::test]
+async fn a_release_approved_before_its_planned_time_starts_at_that_time_and_survives_a_restart() {
+    let config = scheduled_config();
+    let mut bot = TestBot::with("en", &config).await;
+    let first = bot
+        .submit_values(ALICE, &answers_with(&[("planned_at", "2026-11-21 22:00")]))
+        .await;
+    let calls = approve(&bot, TOM, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let scheduled = find(&calls, "the release starts at 2026-11-21 22:00 UTC, its planned time").clone();
+    assert_eq!(
+        TestBot::buttons_of(&scheduled),
+        ["sched:start:1", "sched:postpone:1", "sched:cancel:1"]
+    );
+    assert!(
+        !calls.iter().any(|c| TestBot::text_of(c).contains("Canary release")),
+        "not started"
+    );
+
+    // The reminder, half an hour before; then a restart; then the start at the time.
+    bot.clock.set_ms(START_MS + 13 * 3_600_000 - 30 * 60_000);
+    let calls = bot.settle().await;
+    let reminder = TestBot::text_of(find(&calls, "release starts at 2026-11-21 22:00 UTC:"));
+    assert!(
+        reminder.contains("<@UOSCAR>") && reminder.contains("<@UOLGA>"),
+        "{reminder}"
+    );
+    bot.clock.set_ms(START_MS + 13 * 3_600_000 - 1);
+    assert!(bot
+        .settle()
+        .await
+        .iter()
+        .all(|c| !TestBot::text_of(c).contains("Canary release")));
+    bot.restart_with(&config).await;
+    bot.clock.set_ms(START_MS + 13 * 3_600_000);
+    let calls = bot.settle().await;
+    find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+    assert!(
+        updates(&calls)
+            .iter()
+            .any(|c| ts_of(c) == ts_of(&scheduled) && TestBot::text_of(c).contains("started at 2026-11-21 22:00 UTC")),
+        "the scheduled message says it started"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_release_can_be_postponed_started_early_or_cancelled() {
+    let bot = TestBot::with("en", &scheduled_config()).await;
+    let calls = approved_before_its_time(&bot).await;
+    let scheduled = find(&calls, "its planned time").clone();
+    // 2030-01-15 22:00 planned: Postpone moves it an hour; Nobody may not touch it.
+    bot.click(NOBODY, "sched:start:1", &ts_of(&scheduled)).await;
+    assert!(ephemerals_to(&bot.settle().await, NOBODY)[0].contains("You need the *ops* role"));
+    bot.click(OSCAR, "sched:postpone:1", &ts_of(&scheduled)).await;
+    let calls = bot.settle().await;
+    assert!(ephemerals_to(&calls, OSCAR)[0].contains("now starts at 2030-01-15 23:00 UTC"));
+    assert!(updates(&calls)
+        .iter()
+        .any(|c| TestBot::text_of(c).contains("starts at 2030-01-15 23:00 UTC")));
+    bot.click(OSCAR, "sched:start:1", &ts_of(&scheduled)).await;
+    let calls = bot.settle().await;
+    find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+    assert!(updates(&calls)
+        .iter()
+        .any(|c| TestBot::text_of(c).contains("started it early")));
+
+    // A second ticket is cancelled instead: closed, and nothing starts at its time.
+    let stage = to_release_stage(&bot, "2.2.0").await;
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let scheduled = find(&calls, "REL-2 · payments: the release starts").clone();
+    bot.click(OLGA, "sched:cancel:2", &ts_of(&scheduled)).await;
+    let calls = bot.settle().await;
+    assert!(updates(&calls)
+        .iter()
+        .any(|c| TestBot::text_of(c).contains("REL-2's scheduled release was cancelled")));
+    bot.clock.set_ms(1_894_744_800_000 + 86_400_000); // a day after 2030-01-15 22:00
+    let calls = bot.settle().await;
+    assert!(
+        !calls
+            .iter()
+            .any(|c| TestBot::text_of(c).contains("REL-2 · payments 2.2.0 —")),
+        "{calls:#?}"
+    );
 }

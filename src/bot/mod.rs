@@ -8,6 +8,7 @@ pub mod digest;
 pub mod releases;
 pub mod reminders;
 pub mod roles;
+pub mod scheduled;
 pub mod swimlanes;
 pub mod tickets;
 pub mod views;
@@ -143,6 +144,9 @@ pub fn order_key(ev: &Inbound) -> String {
         },
         InboundKind::Action { action, .. } if actions::LaneAction::decode(action).is_some() => {
             return swimlanes::ORDER_KEY.to_string()
+        }
+        InboundKind::Action { action, .. } if actions::ScheduleAction::decode(action).is_some() => {
+            actions::ScheduleAction::decode(action).map(|a| a.ticket())
         }
         InboundKind::Action { action, .. } => actions::Action::decode(action).map(|a| a.ticket()),
         InboundKind::FormSubmit { callback, .. } => actions::FormCallback::decode(callback).and_then(|c| c.ticket()),
@@ -351,6 +355,14 @@ impl Bot {
                 .map_err(|_| anyhow::anyhow!("bad lane timer {}", f.job))?;
             return swimlanes::on_timer(self, f, id).await;
         }
+        for (prefix, reminder) in [(scheduled::TIMER_PREFIX, false), (scheduled::REMINDER_PREFIX, true)] {
+            if let Some(id) = f.job.strip_prefix(prefix) {
+                let id = id
+                    .parse::<i64>()
+                    .map_err(|_| anyhow::anyhow!("bad release timer {}", f.job))?;
+                return scheduled::on_timer(self, f, id, reminder).await;
+            }
+        }
         if let Some(id) = f.job.strip_prefix(reminders::TIMER_PREFIX) {
             let id = id
                 .parse::<i64>()
@@ -443,6 +455,12 @@ impl Bot {
             InboundKind::Action { action, .. } if actions::LaneAction::decode(action).is_some() => {
                 match actions::LaneAction::decode(action) {
                     Some(a) => swimlanes::on_action(self, tx, ev, a).await,
+                    None => Ok(Handled::Done),
+                }
+            }
+            InboundKind::Action { action, .. } if actions::ScheduleAction::decode(action).is_some() => {
+                match actions::ScheduleAction::decode(action) {
+                    Some(a) => scheduled::on_action(self, tx, ev, a).await,
                     None => Ok(Handled::Done),
                 }
             }

@@ -485,6 +485,8 @@ async fn announce(bot: &Bot, tx: &mut Tx, actor: &Actor, l: &Loaded<'_>, reason:
     match l.ticket.status {
         TicketStatus::InApproval(i) => post_stage(bot, tx, l, i).await,
         TicketStatus::Releasing(_) => match bot.config.plan_of_service(&l.ticket.service) {
+            // Approved before its planned time: the release waits for it.
+            Some(_) if super::scheduled::hold(bot, tx, &l.ticket).await? => Ok(()),
             Some(plan) => {
                 let started = crate::executor::start(&bot.exec_deps(), tx, &l.ticket, plan, &l.service.name).await?;
                 if let crate::executor::Started::Running(id) = started {

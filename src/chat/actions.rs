@@ -81,6 +81,50 @@ impl LaneAction {
     }
 }
 
+/// A button on a scheduled release's message (`sched:start:7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleAction {
+    StartNow { ticket: TicketId },
+    Postpone { ticket: TicketId },
+    Cancel { ticket: TicketId },
+}
+
+impl ScheduleAction {
+    pub fn ticket(&self) -> TicketId {
+        match self {
+            ScheduleAction::StartNow { ticket }
+            | ScheduleAction::Postpone { ticket }
+            | ScheduleAction::Cancel { ticket } => *ticket,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            ScheduleAction::StartNow { ticket } => format!("sched:start:{}", ticket.0),
+            ScheduleAction::Postpone { ticket } => format!("sched:postpone:{}", ticket.0),
+            ScheduleAction::Cancel { ticket } => format!("sched:cancel:{}", ticket.0),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.split(':');
+        if parts.next() != Some("sched") {
+            return None;
+        }
+        let op = parts.next()?;
+        let ticket = TicketId(parts.next()?.parse::<i64>().ok()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        match op {
+            "start" => Some(ScheduleAction::StartNow { ticket }),
+            "postpone" => Some(ScheduleAction::Postpone { ticket }),
+            "cancel" => Some(ScheduleAction::Cancel { ticket }),
+            _ => None,
+        }
+    }
+}
+
 impl Action {
     /// The ticket the action is about.
     pub fn ticket(&self) -> TicketId {
@@ -237,5 +281,12 @@ mod tests {
         }
         assert_eq!(LaneAction::decode("lane:renew:x"), None);
         assert_eq!(LaneAction::decode("lane:rename:1"), None);
+        for a in [
+            ScheduleAction::StartNow { ticket: TicketId(3) },
+            ScheduleAction::Postpone { ticket: TicketId(3) },
+            ScheduleAction::Cancel { ticket: TicketId(3) },
+        ] {
+            assert_eq!(ScheduleAction::decode(&a.encode()), Some(a));
+        }
     }
 }

@@ -93,6 +93,7 @@ pub fn everywhere_config() -> String {
         )
         .replace("[roles.qc]\n", &format!("[roles.qc]\n{}", members(&[Who::Quinn])))
         .replace("[roles.admin]\n", &format!("[roles.admin]\n{}", members(&[Who::Ada])))
+        + CALENDAR
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
