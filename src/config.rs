@@ -272,6 +272,18 @@ pub struct ApplicationConfig {
     /// Where it is released (`["prod"]` when empty).
     #[serde(default)]
     pub environments: Vec<String>,
+    /// When its releases may start (`{ start = "0 0 10 * * Mon-Fri", duration = "6h" }`);
+    /// any time when empty. A release outside them needs an override.
+    #[serde(default)]
+    pub release_windows: Vec<WindowConfig>,
+}
+
+/// A recurring window: from each start of a cron schedule, for a duration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    pub start: String,
+    pub duration: Span,
 }
 
 /// A duration as the configuration writes it: `"500ms"`, `"90s"`, `"15m"`, `"4h"`, `"6d"`.
@@ -936,6 +948,8 @@ pub struct Config {
     pub services: BTreeMap<String, ServiceConfig>,
     pub flows: BTreeMap<String, Flow>,
     pub applications: Vec<String>,
+    /// Release windows by application (only applications that declare some).
+    pub release_windows: BTreeMap<String, Vec<crate::domain::calendar::Window>>,
     /// Every environment of the registered applications; `["prod"]` when none are named.
     pub environments: Vec<String>,
     pub default_service: String,
@@ -1212,6 +1226,27 @@ impl Config {
                 applications.push(a.name.clone());
             }
         }
+        let mut release_windows = BTreeMap::new();
+        for (i, a) in raw.applications.iter().enumerate() {
+            let mut windows = Vec::new();
+            for (k, w) in a.release_windows.iter().enumerate() {
+                let at = format!("applications[{i}].release_windows[{k}]");
+                match crate::scheduler::parse_schedule(&w.start) {
+                    Ok(_) if w.duration.0 < std::time::Duration::from_secs(60) => {
+                        errors.push(format!("{at}.duration: must be at least \"1m\""))
+                    }
+                    Ok(schedule) => windows.push(crate::domain::calendar::Window::Recurring {
+                        schedule: Box::new(schedule),
+                        duration_ms: w.duration.ms(),
+                        tz: raw.calendar.tz,
+                    }),
+                    Err(why) => errors.push(format!("{at}.start: {why}")),
+                }
+            }
+            if !windows.is_empty() {
+                release_windows.insert(a.name.clone(), windows);
+            }
+        }
         let mut environments: Vec<String> = Vec::new();
         for (i, a) in raw.applications.iter().enumerate() {
             for (k, e) in a.environments.iter().enumerate() {
@@ -1273,6 +1308,7 @@ impl Config {
             services: raw.services,
             flows,
             applications,
+            release_windows,
             environments,
             default_service,
             plans,

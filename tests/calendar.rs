@@ -302,3 +302,22 @@ async fn a_scheduled_release_can_be_postponed_started_early_or_cancelled() {
         "{calls:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_release_outside_its_applications_windows_is_refused_until_one_opens() {
+    let config = team_config().replace("[calendar]\n", "[calendar]\ntimezone = \"UTC\"\n")
+        + "\n[[applications]]\nname = \"payments\"\nrelease_windows = [{ start = \"0 0 10 * * Mon-Fri\", duration = \"6h\" }]\n";
+    let bot = TestBot::with("en", &config).await;
+    // Saturday 09:00: outside the weekday window.
+    let stage = to_release_stage(&bot, "2.1.0").await;
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    let refusal = ephemerals_to(&calls, OLGA).join("\n");
+    assert!(
+        refusal.contains("payments is released only in its release windows; the next opens at 2026-11-23 10:00 UTC"),
+        "{refusal}"
+    );
+    // Monday 11:00: inside.
+    bot.clock.set_ms(START_MS + 2 * 86_400_000 + 2 * 3_600_000);
+    let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
+    find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+}

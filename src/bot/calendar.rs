@@ -61,6 +61,14 @@ pub async fn blocks_for(
             });
         }
     }
+    if let Some(windows) = bot.config.release_windows.get(application) {
+        if !windows.iter().any(|w| w.holds_until(now).is_some()) {
+            out.push(Block::OutsideWindow {
+                application: application.to_string(),
+                next: crate::domain::calendar::next_window(windows, now),
+            });
+        }
+    }
     for l in q::locks(conn).await? {
         if l.application.eq_ignore_ascii_case(application)
             && (l.environment == "*" || l.environment.eq_ignore_ascii_case(environment))
@@ -90,6 +98,10 @@ pub fn block_lines(bot: &Bot, blocks: &[Block]) -> anyhow::Result<Vec<String>> {
             } => bot.texts.render(
                 "calendar_block_freeze",
                 &json!({ "name": name, "scope": scope, "reason": reason, "until": until.map(when) }),
+            ),
+            Block::OutsideWindow { application, next } => bot.texts.render(
+                "calendar_block_window",
+                &json!({ "application": application, "next": next.map(when) }),
             ),
             Block::Lock {
                 application,

@@ -90,6 +90,19 @@ pub enum Block {
         by: String,
         since: i64,
     },
+    /// The application releases only in its windows, and none holds now.
+    OutsideWindow { application: String, next: Option<i64> },
+}
+
+/// The next start of any of `windows` after `t`.
+pub fn next_window(windows: &[Window], t: i64) -> Option<i64> {
+    windows
+        .iter()
+        .filter_map(|w| match w {
+            Window::Recurring { schedule, tz, .. } => crate::scheduler::next_after_in(schedule, t, *tz),
+            Window::Fixed { from, .. } => Some(*from).filter(|f| *f > t),
+        })
+        .min()
 }
 
 #[cfg(test)]
