@@ -321,3 +321,69 @@ async fn a_release_outside_its_applications_windows_is_refused_until_one_opens()
     let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
     find(&calls, "REL-1 · payments 2.1.0 — Canary release");
 }
+
+/// Every calendar message, in order, as Slack received it.
+async fn transcript(locale: &str) -> Vec<serde_json::Value> {
+    let config = team_config()
+        .replace(
+            "[calendar]\n",
+            "[calendar]\ndigest = \"0 0 10 * * *\"\ntimezone = \"UTC\"\n",
+        )
+        .replace("hold_until_planned = false", "hold_until_planned = true")
+        .replace(
+            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
+            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
+        );
+    let bot = TestBot::with(locale, &config).await;
+    let mut out = Vec::new();
+    let mut record = |calls: Vec<Call>| {
+        for c in calls.iter().filter(|c| c.method.starts_with("chat.")) {
+            out.push(serde_json::json!({
+                "method": c.method, "channel": c.body["channel"], "text": TestBot::text_of(c),
+                "buttons": TestBot::buttons_of(c),
+            }));
+        }
+    };
+    for (who, line) in [
+        (ADA, "/freeze start payments --env prod --for 2h incident review"),
+        (OSCAR, "/lock payments prod db migration"),
+        (NOBODY, "/freeze list"),
+        (ADA, "/freeze start"),
+        (ADA, "/freeze end FRZ-9"),
+    ] {
+        bot.command(who, line).await;
+        record(bot.settle().await);
+    }
+    let first = bot
+        .submit_values(ALICE, &answers_with(&[("planned_at", "2026-11-22 22:00")]))
+        .await;
+    for h in [4, 8] {
+        bot.clock.set_ms(START_MS + h * 3_600_000);
+        record(bot.settle().await);
+    }
+    let calls = approve(&bot, ADA, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let coordinate = posts(&calls)[0].clone();
+    record(calls);
+    let calls = approve(&bot, OSCAR, &coordinate, &[]).await;
+    let release = posts(&calls)[0].clone();
+    record(calls);
+    record(approve(&bot, OLGA, &release, &[("release_summary", "go")]).await);
+    bot.command(ADA, "/release override REL-1 the fix must ship").await;
+    record(bot.settle().await);
+    record(approve(&bot, OLGA, &release, &[("release_summary", "go")]).await);
+    bot.clock.set_ms(START_MS + 25 * 3_600_000);
+    record(bot.settle().await);
+    bot.command(OSCAR, "/unlock payments prod").await;
+    record(bot.settle().await);
+    out
+}
+
+#[tokio::test]
+async fn calendar_messages_in_english() {
+    insta::assert_json_snapshot!("calendar_en", transcript("en").await);
+}
+
+#[tokio::test]
+async fn calendar_messages_in_chinese() {
+    insta::assert_json_snapshot!("calendar_zh", transcript("zh-CN").await);
+}
