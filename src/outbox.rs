@@ -128,7 +128,7 @@ const PLATFORMS: &[&str] = &[
 fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
     match out {
         Outbound::Post { channel, .. } => format!("{platform}:{channel}"),
-        Outbound::Update { channel, .. } => format!("{platform}:{channel}"),
+        Outbound::Update { channel, .. } | Outbound::Reply { channel, .. } => format!("{platform}:{channel}"),
         Outbound::Direct { user, .. } => format!("{platform}:dm:{user}"),
         Outbound::Ephemeral { user, .. } => format!("{platform}:ephemeral:{user}"),
         Outbound::OpenForm { .. } => format!("{platform}:form:{id_hint}"),
@@ -162,7 +162,7 @@ fn reply_key<'a>(platform: &str, out: &'a Outbound) -> Option<&'a str> {
 }
 
 fn paced(out_kind: &str) -> bool {
-    matches!(out_kind, "post" | "update" | "direct")
+    matches!(out_kind, "post" | "update" | "direct" | "reply")
 }
 
 /// One outbound effect waiting to be written.
@@ -452,7 +452,7 @@ impl OutboxWorker {
             .observe("releasebot_outbox_claimed_per_transaction", items.len() as f64);
         let keys: Vec<&str> = items
             .iter()
-            .filter(|i| i.kind == "update")
+            .filter(|i| i.kind == "update" || i.kind == "reply")
             .filter_map(|i| i.msg_key.as_deref())
             .collect();
         let refs = q::get_refs(&self.inner.store, &keys).await?;

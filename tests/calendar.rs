@@ -145,7 +145,13 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
     assert!(posts(&bot.settle().await).is_empty(), "not late yet");
     at(4);
     let calls = bot.settle().await;
-    let reminder = TestBot::text_of(find(&calls, "has waited 4h for *test*"));
+    let reminder_call = find(&calls, "has waited 4h for *test*");
+    assert_eq!(
+        reminder_call.body["thread_ts"].as_str(),
+        Some(ts_of(&first).as_str()),
+        "in the stage message's thread"
+    );
+    let reminder = TestBot::text_of(reminder_call);
     assert!(
         reminder.contains("REL-1 · App release — Test confirmation"),
         "{reminder}"

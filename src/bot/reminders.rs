@@ -1,5 +1,5 @@
 //! SLA reminders and escalation: a stage with `sla` whose decision is late reminds its
-//! role's members once per SLA period (a message in the stage's channel naming the stage);
+//! role's members once per SLA period (a reply under the stage's message);
 //! after `escalate_after` reminders, a stage with `escalate_to` is escalated — that role
 //! may then decide it too — announced and audited. The timer is the scheduler job
 //! `sla:{ticket}`: a reminder checks that the stage still waits (same round, same stage,
@@ -137,7 +137,9 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
             .await?;
         }
     }
-    bot.send(tx, &platform, Outbound::Post { channel, message }, None)
+    // Under the stage's message (its thread on Slack, a reply on Discord).
+    let parent = super::tickets::stage_key(ticket.id, round, stage);
+    bot.send(tx, &platform, Outbound::Reply { channel, message }, Some(&parent))
         .await?;
     bot.metrics.inc("releasebot_sla_reminders_total", &[]);
     // The next reminder, one SLA period on.

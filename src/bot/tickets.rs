@@ -19,7 +19,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 /// The message key of a stage message (one per stage and round).
-fn stage_key(t: TicketId, round: u32, stage: usize) -> String {
+pub(crate) fn stage_key(t: TicketId, round: u32, stage: usize) -> String {
     format!("t{}:r{round}:s{stage}", t.0)
 }
 

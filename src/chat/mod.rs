@@ -108,6 +108,10 @@ pub enum Outbound {
     },
     /// A direct message to a user.
     Direct { user: String, message: Message },
+    /// A message under another one (the outbox row's `msg_key` names the parent): in its
+    /// thread on Slack, as a reply on Discord, as a plain message in `channel` on DingTalk
+    /// (or wherever the parent was never posted).
+    Reply { channel: String, message: Message },
     /// Open a form in answer to an interaction; where it cannot open any more, the person
     /// (`user`, in `channel`) is asked to press again.
     OpenForm {
@@ -127,6 +131,7 @@ impl Outbound {
             Outbound::Update { .. } => "update",
             Outbound::Ephemeral { .. } => "ephemeral",
             Outbound::Direct { .. } => "direct",
+            Outbound::Reply { .. } => "reply",
             Outbound::OpenForm { .. } => "open_form",
         }
     }

@@ -375,6 +375,11 @@ impl ChatClient for DingTalkChat {
                 }
                 Ok(None)
             }
+            Outbound::Reply { channel, message } => {
+                // DingTalk has no threads: the reply is a message in the conversation.
+                self.robot_markdown(channel, message, texts).await?;
+                Ok(None)
+            }
             Outbound::Ephemeral { channel, message, .. } => {
                 // DingTalk has no private messages in a group: answer in the conversation.
                 self.robot_markdown(channel, message, texts).await?;

@@ -137,6 +137,15 @@ impl ChatClient for DiscordChat {
                     ts: msg.id.to_string(),
                 }))
             }
+            Outbound::Reply { channel, message } => {
+                let ch = ChannelId::from(id(existing.map(|p| p.channel.as_str()).unwrap_or(channel))?);
+                let mut b = body(message)?;
+                if let Some(parent) = existing {
+                    b["message_reference"] = json!({ "message_id": parent.ts, "fail_if_not_exists": false });
+                }
+                timed(self.http.send_message(ch, Vec::new(), &b)).await?;
+                Ok(None)
+            }
             Outbound::Update { message, .. } => {
                 let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
                 let (ch, mid) = (ChannelId::from(id(&r.channel)?), MessageId::from(id(&r.ts)?));

@@ -156,6 +156,19 @@ impl ChatClient for SlackChat {
                     ts: res.ts.to_string(),
                 }))
             }
+            Outbound::Reply { channel, message } => {
+                let mut req = content(message)?;
+                match existing {
+                    Some(parent) => {
+                        req["channel"] = json!(parent.channel);
+                        req["thread_ts"] = json!(parent.ts);
+                    }
+                    None => req["channel"] = json!(channel),
+                }
+                let req: SlackApiChatPostMessageRequest = model(req)?;
+                timed(session.chat_post_message(&req)).await?;
+                Ok(None)
+            }
             Outbound::Update { message, .. } => {
                 let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
                 let mut req = content(message)?;
