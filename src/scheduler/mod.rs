@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// Firings handled at once.
-pub const CONCURRENCY: usize = 16;
+/// Firings handled at once. Most take a transaction; a lane's may wait on its hooks (up
+/// to `hook_timeout`) without holding the database, so many may wait at once before any
+/// other timer is delayed.
+pub const CONCURRENCY: usize = 256;
 /// The runner looks at the database at least this often.
 pub const MAX_SLEEP_MS: i64 = 1_000;
 /// A firing whose handler failed is tried again this much later.
