@@ -1333,6 +1333,14 @@ impl Config {
         out
     }
 
+    /// The display name of a service (its id when it is no longer configured).
+    pub fn service_name(&self, service: &str) -> String {
+        self.services
+            .get(service)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| service.to_string())
+    }
+
     /// The release plan a service runs, if it has one.
     pub fn plan_of_service(&self, service: &str) -> Option<&crate::domain::plan::Plan> {
         self.plans.get(self.services.get(service)?.plan.as_ref()?)

@@ -92,12 +92,7 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
         .and_then(|c| c.on(&platform))
         .map(str::to_string)
         .unwrap_or_else(|| ticket.channel.clone());
-    let service = bot
-        .config
-        .services
-        .get(&ticket.service)
-        .map(|s| s.name.clone())
-        .unwrap_or_else(|| ticket.service.clone());
+    let service = bot.config.service_name(&ticket.service);
     let members = |list: Vec<Actor>| {
         list.into_iter()
             .filter(|a| a.platform == platform)

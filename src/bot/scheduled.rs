@@ -46,6 +46,16 @@ pub fn planned(bot: &Bot, ticket: &Ticket) -> Option<i64> {
     crate::domain::fields::parse_datetime(raw).map(|t| t.timestamp_millis())
 }
 
+/// The role of the stage that starts the release (`ops` when the flow has none).
+fn release_role(bot: &Bot, ticket: &Ticket) -> String {
+    bot.config
+        .flows
+        .get(&ticket.flow_id)
+        .and_then(|fl| fl.stages.iter().find(|s| s.starts_execution))
+        .map(|s| s.role.clone())
+        .unwrap_or_else(|| "ops".into())
+}
+
 fn buttons(bot: &Bot, id: TicketId) -> anyhow::Result<Vec<Button>> {
     let b = |key: &str, a: ScheduleAction, style| -> anyhow::Result<Button> {
         Ok(Button {
@@ -148,12 +158,7 @@ async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> a
     let Some(plan) = bot.config.plan_of_service(&ticket.service) else {
         return Ok(());
     };
-    let service = bot
-        .config
-        .services
-        .get(&ticket.service)
-        .map(|s| s.name.clone())
-        .unwrap_or_else(|| ticket.service.clone());
+    let service = bot.config.service_name(&ticket.service);
     unplan(tx, ticket.id).await?;
     let started = crate::executor::start(&bot.exec_deps(), tx, ticket, plan, &service).await?;
     if let crate::executor::Started::Running(id) = started {
@@ -188,13 +193,7 @@ pub async fn on_timer(bot: &Bot, f: &Firing, id: i64, reminder: bool) -> anyhow:
         return Ok(());
     }
     if reminder {
-        let role = bot
-            .config
-            .flows
-            .get(&ticket.flow_id)
-            .and_then(|fl| fl.stages.iter().find(|s| s.starts_execution))
-            .map(|s| s.role.clone())
-            .unwrap_or_else(|| "ops".into());
+        let role = release_role(bot, &ticket);
         let members: Vec<String> = roles::members(bot, &mut tx, &role, &ticket.application)
             .await?
             .iter()
@@ -246,13 +245,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, a: ScheduleAction) 
             .await?;
         return Ok(Handled::Done);
     }
-    let role = bot
-        .config
-        .flows
-        .get(&ticket.flow_id)
-        .and_then(|fl| fl.stages.iter().find(|s| s.starts_execution))
-        .map(|s| s.role.clone())
-        .unwrap_or_else(|| "ops".into());
+    let role = release_role(bot, &ticket);
     let allowed = roles::has_role(bot, tx, &ev.actor, &role, &ticket.application).await?
         || roles::has_role(bot, tx, &ev.actor, "ops", &ticket.application).await?
         || roles::is_admin(bot, tx, &ev.actor).await?;

@@ -197,11 +197,7 @@ impl Deps {
 
     /// The display name of a ticket's service.
     pub fn service_name(&self, ticket: &Ticket) -> String {
-        self.config
-            .services
-            .get(&ticket.service)
-            .map(|s| s.name.clone())
-            .unwrap_or_else(|| ticket.service.clone())
+        self.config.service_name(&ticket.service)
     }
 
     /// Writes a chat message in the caller's transaction.
