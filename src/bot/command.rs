@@ -638,6 +638,15 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         no_more(3)?;
         Ok((role, user, app))
     };
+    // `APPLICATION [ENVIRONMENT]` and nothing after.
+    let app_and_env = || -> Result<(String, Option<String>), CommandError> {
+        let application = rest
+            .first()
+            .ok_or_else(|| err(verb, Problem::MissingApplication))?
+            .to_string();
+        no_more(2)?;
+        Ok((application, rest.get(1).map(|s| s.to_string())))
+    };
     let owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     match verb {
         Verb::ReleaseNew => {
@@ -718,12 +727,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             Ok(Command::ReleaseRollback { id, to })
         }
         Verb::ReleaseBaselines => {
-            let application = rest
-                .first()
-                .ok_or_else(|| err(verb, Problem::MissingApplication))?
-                .to_string();
-            let environment = rest.get(1).map(|s| s.to_string());
-            no_more(2)?;
+            let (application, environment) = app_and_env()?;
             Ok(Command::ReleaseBaselines {
                 application,
                 environment,
@@ -834,12 +838,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             })
         }
         Verb::Unlock => {
-            let application = rest
-                .first()
-                .ok_or_else(|| err(verb, Problem::MissingApplication))?
-                .to_string();
-            let environment = rest.get(1).map(|s| s.to_string());
-            no_more(2)?;
+            let (application, environment) = app_and_env()?;
             Ok(Command::Unlock {
                 application,
                 environment,
