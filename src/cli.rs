@@ -19,6 +19,13 @@ pub struct Cli {
 pub enum Cmd {
     /// Apply migrations, then serve the chat endpoints and run the workers.
     Serve,
+    /// A scripted run on the embedded defaults and the local chat: two tickets through
+    /// every role, a canary that rolls back and one that reaches 100%.
+    Demo {
+        /// Then keep serving the local chat on the demo's database.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Validate the configuration, the messages and the settings; exit non-zero on any problem.
@@ -218,6 +225,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         match cli.command {
             Cmd::Serve => crate::server::serve(cli.settings).await.map(|_| ExitCode::SUCCESS),
+            Cmd::Demo { serve } => crate::demo::run(cli.settings, serve).await.map(|_| ExitCode::SUCCESS),
             Cmd::Migrate => {
                 Store::open(&cli.settings.database_url).await?;
                 println!(

@@ -144,6 +144,14 @@ pub struct Settings {
     /// is off when unset.
     #[arg(long, global = true, env = "RELEASEBOT_ACTIVITY_TOKEN", hide_env_values = true)]
     pub activity_token: Option<Secret>,
+    /// Key that signs the links to the release and ticket pages (and the local chat's
+    /// sessions); generated once and kept in the database when unset.
+    #[arg(long, global = true, env = "RELEASEBOT_LINK_SECRET", hide_env_values = true)]
+    pub link_secret: Option<Secret>,
+    /// The local chat in the browser: on when no platform is configured, unless `false`;
+    /// `true` turns it on beside real platforms.
+    #[arg(long, global = true, env = "RELEASEBOT_LOCAL_CHAT")]
+    pub local_chat: Option<bool>,
 }
 
 /// Discord credentials: public key, bot token, application id.
@@ -193,6 +201,8 @@ impl Settings {
             dingtalk_card_template: "releasebot.card".into(),
             dingtalk_stream: false,
             activity_token: None,
+            link_secret: None,
+            local_chat: None,
         }
     }
 
@@ -1494,7 +1504,7 @@ x = 1
             err.0,
             vec![
                 "roles.bad.members[0]: \"U123\" is not of the form platform:user-id (slack:U0123ABCD)".to_string(),
-                "roles.bad.members[1]: unknown platform \"irc\" (expected one of slack, discord, dingtalk)".to_string(),
+                "roles.bad.members[1]: unknown platform \"irc\" (expected one of slack, discord, dingtalk, local)".to_string(),
                 "roles.bad.members[2]: \"slack:U9X><!channel>\": a Slack user id starts with U or W and has only capital letters and digits (U0123ABCD)".to_string(),
                 "roles.bad.members[3]: \"discord:bob\": a Discord user id is a number (its snowflake, e.g. 80351110224678912)".to_string(),
                 "flows.app-release.stages[2].role: unknown role \"opz\"".to_string(),
@@ -1554,7 +1564,7 @@ channel = { slack = "C0OPS", irc = "ops", discord = " " }
                 "flows.f.stages[1].starts_execution: only one stage starts the release (an earlier one does already)".to_string(),
                 "flows.f.stages[1].on_reject: stage \"b\" is not earlier than this one".to_string(),
                 "flows.f.stages[2].channel.discord: must not be empty (leave it out to post in the ticket's channel)".to_string(),
-                "flows.f.stages[2].channel.irc: unknown platform (expected one of slack, discord, dingtalk)"
+                "flows.f.stages[2].channel.irc: unknown platform (expected one of slack, discord, dingtalk, local)"
                     .to_string(),
             ]
         );

@@ -123,6 +123,7 @@ const PLATFORMS: &[&str] = &[
     crate::chat::slack::PLATFORM,
     crate::chat::discord::PLATFORM,
     crate::chat::dingtalk::PLATFORM,
+    crate::chat::local::PLATFORM,
 ];
 
 fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
@@ -323,6 +324,8 @@ struct Inner {
     clock: SharedClock,
     metrics: Arc<Metrics>,
     slots: HashMap<&'static str, Arc<Semaphore>>,
+    /// Turns a message's page into a link (none in tests of the worker alone).
+    links: Option<Arc<crate::links::Links>>,
 }
 
 /// The delivery worker; cheap to clone.
@@ -385,6 +388,7 @@ impl OutboxWorker {
         clock: SharedClock,
         metrics: Arc<Metrics>,
         notify: Arc<Notify>,
+        links: Option<Arc<crate::links::Links>>,
     ) -> Self {
         let heartbeat = Arc::new(Heartbeat::new("outbox", clock.clone()));
         let slots = PLATFORMS
@@ -399,6 +403,7 @@ impl OutboxWorker {
                 clock,
                 metrics,
                 slots,
+                links,
             }),
             notify,
             heartbeat,
@@ -649,6 +654,28 @@ fn joined(done: Result<Attempt, tokio::task::JoinError>) -> Option<Attempt> {
     }
 }
 
+/// A message about a ticket or a release links to its page, at the end of its context
+/// line (every platform renders the neutral `<url|label>` as a link).
+pub fn with_page_link(mut out: Outbound, links: Option<&crate::links::Links>, texts: &Texts) -> Outbound {
+    let (Some(links), Some(message)) = (links, out.message_mut()) else {
+        return out;
+    };
+    let Some(page) = message.page else {
+        return out;
+    };
+    let key = match page {
+        crate::links::Page::Ticket(_) => "page_link_ticket",
+        crate::links::Page::Execution(_) => "page_link_execution",
+    };
+    let label = texts.plain(key).unwrap_or_else(|_| key.to_string());
+    let link = format!("<{}|{label}>", links.url(page));
+    message.context = Some(match message.context.take() {
+        Some(c) if !c.is_empty() => format!("{c}\n{link}"),
+        _ => link,
+    });
+    out
+}
+
 /// Delivers one claimed item (`existing`: where the message to edit lives).
 async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> Attempt {
     let now = inner.clock.now_ms();
@@ -663,7 +690,7 @@ async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> 
         return give_up(item, why);
     };
     let out: Outbound = match serde_json::from_str(&item.payload) {
-        Ok(o) => o,
+        Ok(o) => with_page_link(o, inner.links.as_deref(), &inner.texts),
         Err(e) => return give_up(item, format!("unreadable payload: {e}")),
     };
     if matches!(out, Outbound::Update { .. }) && existing.is_none() {

@@ -337,6 +337,7 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
         clock,
         Arc::new(Metrics::default()),
         Arc::new(tokio::sync::Notify::new()),
+        None,
     );
     (w, rec)
 }

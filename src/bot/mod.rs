@@ -55,6 +55,8 @@ pub struct Bot {
     pub intake: crate::inbox::Intake,
     /// The roles in memory (checked against their version).
     pub roles: Arc<roles::RolesCache>,
+    /// Links to the release and ticket pages.
+    pub links: Arc<crate::links::Links>,
     /// Fault injection for tests.
     #[doc(hidden)]
     pub hooks: Arc<Hooks>,

@@ -180,6 +180,7 @@ fn prompt(bot: &Bot, l: &Lane) -> anyhow::Result<Message> {
                 }),
             },
         ],
+        page: None,
     })
 }
 

@@ -125,6 +125,7 @@ pub fn stage_message(
         ),
     };
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title,
         fields,
         body: None,
@@ -166,6 +167,7 @@ pub fn sent_back(
         },
     );
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render("sent_back_title", &data)?,
         fields,
         body: Some(texts.render("sent_back_body", &data)?),
@@ -213,6 +215,7 @@ pub fn sent_back_done(
     let data =
         json!({ "ticket": ticket.id.to_string(), "service": service, "actor": mention(actor), "at": format_ms(at) });
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render("sent_back_done_title", &data)?,
         context: Some(texts.render(key, &data)?),
         ..Default::default()
@@ -246,6 +249,7 @@ pub fn outcome(
         },
     );
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render(key, &data)?,
         fields,
         ..Default::default()
@@ -298,6 +302,7 @@ pub fn show(
         lines.push(line);
     }
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render("show_title", &data)?,
         fields: ticket_fields(ticket, flow, flow.stages.len()),
         body: Some(format!("{}\n{}", texts.plain("show_timeline")?, lines.join("\n"))),
@@ -565,6 +570,7 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
         },
     ];
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render("plan_title", &data)?,
         fields,
         body: Some(lines.join("\n")),
@@ -633,6 +639,7 @@ pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
         body: Some(format!("`{}`", escape(&form_command(form)))),
         context: Some(texts.plain("form_as_text_context")?),
         buttons: Vec::new(),
+        page: None,
     })
 }
 

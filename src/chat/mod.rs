@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod dingtalk;
 pub mod discord;
+pub mod local;
 pub mod markdown;
 pub mod slack;
 pub mod texts;
@@ -55,6 +56,9 @@ pub struct Message {
     pub body: Option<String>,
     pub context: Option<String>,
     pub buttons: Vec<Button>,
+    /// The ticket or release this message is about: delivery adds a link to its page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<crate::links::Page>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +129,18 @@ pub enum Outbound {
 }
 
 impl Outbound {
+    /// The message it carries, if any (a form carries none).
+    pub fn message_mut(&mut self) -> Option<&mut Message> {
+        match self {
+            Outbound::Post { message, .. }
+            | Outbound::Update { message, .. }
+            | Outbound::Ephemeral { message, .. }
+            | Outbound::Direct { message, .. }
+            | Outbound::Reply { message, .. } => Some(message),
+            Outbound::OpenForm { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Outbound::Post { .. } => "post",

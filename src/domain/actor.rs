@@ -47,7 +47,7 @@ impl Actor {
 }
 
 /// The platforms releasebot speaks.
-pub const PLATFORMS: [&str; 3] = ["slack", "discord", "dingtalk"];
+pub const PLATFORMS: [&str; 4] = ["slack", "discord", "dingtalk", "local"];
 
 /// What is wrong with `user` as an id of `platform`, if anything: Slack user ids (`U…`,
 /// `W…`, capital letters and digits), Discord snowflakes (a number), DingTalk staff ids
@@ -66,9 +66,16 @@ pub fn id_problem(platform: &str, user: &str) -> Option<String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         }
+        // The local chat's people (`releasebot demo`, the browser chat).
+        "local" => {
+            (1..=32).contains(&user.len())
+                && user
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        }
         other => {
             return Some(format!(
-                "unknown platform \"{other}\" (expected one of slack, discord, dingtalk)"
+                "unknown platform \"{other}\" (expected one of slack, discord, dingtalk, local)"
             ))
         }
     };
@@ -76,6 +83,7 @@ pub fn id_problem(platform: &str, user: &str) -> Option<String> {
         match platform {
             "slack" => "a Slack user id starts with U or W and has only capital letters and digits (U0123ABCD)",
             "discord" => "a Discord user id is a number (its snowflake, e.g. 80351110224678912)",
+            "local" => "a local chat user id has only lowercase letters, digits, '-' and '_'",
             _ => "a DingTalk staff id has only letters, digits, '-' and '_'",
         }
         .to_string()

@@ -106,7 +106,22 @@ pub struct Run {
     /// Waiting for another release of the same application and environment to end.
     #[serde(default)]
     pub queued_behind: Option<Behind>,
+    /// Traffic and measurements over time, for the release page's charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Point>,
 }
+
+/// The traffic split and the last measurements at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub at: i64,
+    pub traffic: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Sample>,
+}
+
+/// Points kept per execution; older ones are thinned out (every other one dropped).
+const HISTORY_POINTS: usize = 400;
 
 /// `/release rollback` on a finished release: the chosen baseline's version redeployed
 /// through the plan's DEPLOY step, and traffic back to the old version.
@@ -134,7 +149,32 @@ impl Run {
             finalized: false,
             later_rollback: None,
             queued_behind: None,
+            history: Vec::new(),
         }
+    }
+
+    /// Records the traffic split and measurements at `now` when they changed.
+    pub fn record(&mut self, now: i64) {
+        let point = Point {
+            at: now,
+            traffic: self.traffic,
+            sample: self.sample,
+        };
+        if self
+            .history
+            .last()
+            .is_some_and(|p| p.traffic == point.traffic && p.sample == point.sample)
+        {
+            return;
+        }
+        if self.history.len() >= HISTORY_POINTS {
+            let mut i = 0;
+            self.history.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+        }
+        self.history.push(point);
     }
 
     fn running(&self) -> Option<usize> {
@@ -245,10 +285,13 @@ pub(crate) fn progress_after(
     row: &Row,
     plan: &Plan,
     ticket: &Ticket,
-    run: Run,
+    mut run: Run,
     next_wake: i64,
     now: i64,
 ) -> anyhow::Result<(Row, Outbound)> {
+    if run.exec.steps.iter().any(|s| s.status != StepStatus::Pending) {
+        run.record(now);
+    }
     let saved = Row {
         version: row.version + 1,
         status: status_str(&run).into(),

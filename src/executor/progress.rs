@@ -236,6 +236,7 @@ pub fn message(
         });
     }
     Ok(Message {
+        page: Some(crate::links::Page::Execution(row.id)),
         title: texts.render("exec_title", &header(texts, plan, ticket, service))?,
         fields,
         body: Some(step_lines(texts, run, plan)?.join("\n")),
@@ -276,6 +277,7 @@ pub fn alert(
         Some(format!("```\n{}\n```", escape(&log.join("\n"))))
     };
     Ok(Message {
+        page: Some(crate::links::Page::Execution(row.id)),
         title: texts.render("alert_title", &data)?,
         fields: vec![
             Field {
@@ -308,6 +310,7 @@ pub fn interrupted(
 ) -> anyhow::Result<Message> {
     let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "oncall": oncall(members) });
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render("interrupted_title", &data)?,
         body: Some(texts.render("interrupted_body", &data)?),
         context: Some(texts.render("alert_oncall", &data)?),
@@ -321,9 +324,10 @@ pub fn interrupted(
 }
 
 /// An approval gate waits for its role to press Continue.
-pub fn gate(texts: &Texts, _row: &Row, plan: &Plan, ticket: &Ticket, i: usize) -> anyhow::Result<Message> {
+pub fn gate(texts: &Texts, row: &Row, plan: &Plan, ticket: &Ticket, i: usize) -> anyhow::Result<Message> {
     let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "role": plan.steps[i].role });
     Ok(Message {
+        page: Some(crate::links::Page::Execution(row.id)),
         title: texts.render("gate_title", &data)?,
         buttons: vec![
             button(texts, ticket, Command::Continue, ButtonStyle::Primary)?,
@@ -338,6 +342,7 @@ pub fn notice(texts: &Texts, row: &Row, plan: &Plan, ticket: &Ticket, i: usize) 
     let data =
         json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "result": row.state.steps[i].result });
     Ok(Message {
+        page: Some(crate::links::Page::Execution(row.id)),
         title: texts.render("notice_title", &data)?,
         ..Default::default()
     })
@@ -356,6 +361,7 @@ pub fn report(
     let data = header(texts, plan, ticket, service);
     let took = duration(texts, ((now - row.started_at) / 1000).max(0) as u64)?;
     Ok(Message {
+        page: Some(crate::links::Page::Execution(row.id)),
         title: texts.render(&format!("report_title_{}", outcome.as_str()), &data)?,
         fields: vec![
             Field {
@@ -395,6 +401,7 @@ pub fn later_rollback(
         "later_rollback_failed"
     };
     Ok(Message {
+        page: Some(crate::links::Page::Ticket(ticket.id.0)),
         title: texts.render(key, &data)?,
         context: Some(texts.render("later_rollback_by", &data)?),
         ..Default::default()

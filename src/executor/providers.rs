@@ -22,6 +22,10 @@ pub struct SimConfig {
     /// Percent of requests the new version fails.
     #[serde(default)]
     pub new_error_rate: f64,
+    /// The versions that fail `new_error_rate` percent of requests (an injected fault);
+    /// every version when empty.
+    #[serde(default)]
+    pub faulty_versions: Vec<String>,
     #[serde(default = "old_error_rate")]
     pub old_error_rate: f64,
     #[serde(default = "new_p95")]
@@ -61,6 +65,7 @@ impl Default for SimConfig {
         Self {
             hosts: 4,
             new_error_rate: 0.0,
+            faulty_versions: vec![],
             old_error_rate: old_error_rate(),
             new_p95_ms: new_p95(),
             old_p95_ms: old_p95(),
@@ -163,9 +168,10 @@ pub(crate) fn traffic(weight: u8) -> Summary {
     summary("traffic", json!({ "new": weight, "old": 100 - weight }))
 }
 
-fn sim_sample(sim: &SimConfig) -> Sample {
+fn sim_sample(sim: &SimConfig, version: &str) -> Sample {
+    let faulty = sim.faulty_versions.is_empty() || sim.faulty_versions.iter().any(|v| v == version);
     Sample {
-        new_success: 100.0 - sim.new_error_rate,
+        new_success: 100.0 - if faulty { sim.new_error_rate } else { 0.0 },
         old_success: 100.0 - sim.old_error_rate,
         new_p95: sim.new_p95_ms,
         old_p95: sim.old_p95_ms,
@@ -295,7 +301,7 @@ fn sim(ctx: StepCtx<'_>, deadline: Option<i64>) -> StepOutcome {
                 stop,
                 grace,
             },
-            sim_sample(sim),
+            sim_sample(sim, &version),
         ),
         StepType::Deploy => {
             let batches = batches_of(targets(ticket, sim), step.batches.as_ref());

@@ -2,6 +2,8 @@
 
 pub mod dingtalk;
 mod discord;
+pub mod local;
+pub mod pages;
 
 use crate::bot::Bot;
 use crate::chat::slack::{self, parse, verify};
@@ -38,6 +40,8 @@ pub struct AppState {
     pub activity_token: Option<Secret>,
     /// The workers `/readyz` answers for.
     pub health: crate::runtime::Health,
+    /// The local chat in the browser, when it is on.
+    pub local: Option<Arc<crate::chat::local::LocalChat>>,
 }
 
 /// Everything `serve` runs, built once; tests drive the workers by hand.
@@ -82,6 +86,27 @@ impl App {
                 Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?),
             );
         }
+        let links = Arc::new(
+            crate::links::Links::load(
+                &store,
+                &settings.public_url,
+                settings.link_secret.as_ref().map(|s| s.expose()),
+                clock.now_ms(),
+            )
+            .await
+            .context("the page links' key")?,
+        );
+        let local_on = settings
+            .local_chat
+            .unwrap_or(clients.is_empty() && !settings.dingtalk_stream);
+        let local = if local_on {
+            let chat = Arc::new(crate::chat::local::LocalChat::new(store.clone(), clock.clone()));
+            clients.insert(crate::chat::local::PLATFORM.to_string(), chat.clone());
+            seed_local_people(&store, &config, clock.now_ms()).await?;
+            Some(chat)
+        } else {
+            None
+        };
         let outbox_notify = Arc::new(Notify::new());
         let inbox_notify = Arc::new(Notify::new());
         if store.backend == store::Backend::Sqlite {
@@ -116,6 +141,7 @@ impl App {
             executions: Arc::new(crate::executor::Wakers::default()),
             intake,
             roles: Arc::new(crate::bot::roles::RolesCache::default()),
+            links: links.clone(),
             hooks: Arc::new(crate::bot::Hooks::default()),
         };
         let executor = crate::executor::Executor::new(
@@ -127,7 +153,7 @@ impl App {
         let inbox = crate::inbox::InboxWorker::new(bot.clone());
         let scheduler = crate::scheduler::Scheduler::new(bot.clone());
         scheduler.sync().await.context("planning the cron jobs")?;
-        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify)
+        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify, Some(links))
             .yielding_to(bot.intake.pressure.clone());
         let pruner = crate::runtime::Pruner::new(store, clock, retention);
         let health = crate::runtime::Health {
@@ -149,6 +175,7 @@ impl App {
                     .clone()
                     .filter(|t| !t.expose().trim().is_empty()),
                 health,
+                local,
             },
             inbox,
             outbox,
@@ -161,10 +188,96 @@ impl App {
     pub fn router(&self) -> Router {
         router(self.state.clone())
     }
+
+    /// Starts the workers (supervised) until `shutdown`.
+    pub fn start(&self, settings: &Settings, shutdown: CancellationToken) -> Workers {
+        let grace = self.state.bot.config.runtime.shutdown_grace.0;
+        /// One supervised worker: `$w.run(shutdown, grace)`, restarted if it panics.
+        macro_rules! worker {
+            ($w:expr) => {{
+                let w = $w.clone();
+                let s = shutdown.clone();
+                crate::runtime::supervise($w.heartbeat.clone(), shutdown.clone(), move || {
+                    w.clone().run(s.clone(), grace)
+                })
+            }};
+        }
+        let inbox = worker!(self.inbox);
+        let outbox = worker!(self.outbox);
+        let executor = worker!(self.executor);
+        let scheduler = worker!(self.scheduler);
+        let pruner = tokio::spawn(self.pruner.clone().run(shutdown.clone()));
+        let stream = match settings.dingtalk().filter(|_| settings.dingtalk_stream) {
+            Some(d) => {
+                let bot = self.state.bot.clone();
+                let handler = move |body: Vec<u8>| {
+                    let bot = bot.clone();
+                    async move { dingtalk::receive(&bot, &body).await.map(|_| ()) }
+                };
+                Some(tokio::spawn(crate::chat::dingtalk::stream::run(
+                    d,
+                    handler,
+                    shutdown.clone(),
+                )))
+            }
+            None => None,
+        };
+        Workers {
+            tasks: [Some(inbox), Some(executor), Some(scheduler), stream, Some(outbox), Some(pruner)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        }
+    }
+}
+
+/// The running workers of an [`App`].
+pub struct Workers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Waits for every worker to stop (after the shutdown token fired), in start order.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Gives the local chat's people their roles (those the configuration has), once.
+async fn seed_local_people(store: &Store, config: &Config, now: i64) -> anyhow::Result<()> {
+    use crate::store::roles::{self, Member};
+    let mut tx = store.begin().await?;
+    let existing = roles::all(&mut tx).await?;
+    let by = crate::domain::Actor::new("releasebot", "local-chat");
+    for (user, role) in crate::chat::local::USERS {
+        let m = Member {
+            role: role.to_string(),
+            actor: crate::domain::Actor::new(crate::chat::local::PLATFORM, *user),
+            application: String::new(),
+        };
+        if config.roles.contains_key(*role) && !existing.contains(&m) {
+            roles::add(&mut tx, &m, &by, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(local::root))
+        .route("/chat", get(local::page))
+        .route("/chat/messages", get(local::messages))
+        .route("/chat/events", get(local::events))
+        .route("/chat/form", get(local::open_form).post(local::submit_form))
+        .route("/chat/form/dismiss", post(local::dismiss_form))
+        .route("/chat/as", post(local::act_as))
+        .route("/chat/command", post(local::command))
+        .route("/chat/action", post(local::action))
+        .route("/executions/{id}", get(pages::execution))
+        .route("/tickets/{id}", get(pages::ticket))
         .route("/slack/commands", post(slack_command))
         .route("/slack/interactions", post(slack_interaction))
         .route("/slack/events", post(slack_event))
@@ -405,8 +518,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         locale = %settings.locale,
         "releasebot starting"
     );
-    if app.state.slack_secret.is_none() && app.state.discord.is_none() && app.state.dingtalk_secret.is_none() {
-        tracing::warn!("no chat platform is configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (Slack), DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID (Discord), or DINGTALK_APP_KEY and DINGTALK_APP_SECRET (DingTalk)");
+    if app.state.local.is_some() {
+        announce_local_chat(&settings);
+    } else if app.state.slack_secret.is_none() && app.state.discord.is_none() && app.state.dingtalk_secret.is_none() {
+        tracing::warn!("no chat platform is configured and RELEASEBOT_LOCAL_CHAT=false: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (Slack), DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID (Discord), or DINGTALK_APP_KEY and DINGTALK_APP_SECRET (DingTalk)");
     }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -415,50 +530,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let router = app.router();
     let grace = app.state.bot.config.runtime.shutdown_grace.0;
-    let inbox = {
-        let w = app.inbox.clone();
-        let s = shutdown.clone();
-        crate::runtime::supervise(app.inbox.heartbeat.clone(), shutdown.clone(), move || {
-            w.clone().run(s.clone(), grace)
-        })
-    };
-    let outbox = {
-        let w = app.outbox.clone();
-        let s = shutdown.clone();
-        crate::runtime::supervise(app.outbox.heartbeat.clone(), shutdown.clone(), move || {
-            w.clone().run(s.clone(), grace)
-        })
-    };
-    let executor = {
-        let w = app.executor.clone();
-        let s = shutdown.clone();
-        crate::runtime::supervise(app.executor.heartbeat.clone(), shutdown.clone(), move || {
-            w.clone().run(s.clone(), grace)
-        })
-    };
-    let scheduler = {
-        let w = app.scheduler.clone();
-        let s = shutdown.clone();
-        crate::runtime::supervise(app.scheduler.heartbeat.clone(), shutdown.clone(), move || {
-            w.clone().run(s.clone(), grace)
-        })
-    };
-    let pruner = tokio::spawn(app.pruner.clone().run(shutdown.clone()));
-    let stream = match settings.dingtalk().filter(|_| settings.dingtalk_stream) {
-        Some(d) => {
-            let bot = app.state.bot.clone();
-            let handler = move |body: Vec<u8>| {
-                let bot = bot.clone();
-                async move { dingtalk::receive(&bot, &body).await.map(|_| ()) }
-            };
-            Some(tokio::spawn(crate::chat::dingtalk::stream::run(
-                d,
-                handler,
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let workers = app.start(&settings, shutdown.clone());
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -472,17 +544,29 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     // Work under way finishes within the grace; what waits stays for the next start.
-    let _ = inbox.await;
-    let _ = executor.await;
-    let _ = scheduler.await;
-    if let Some(s) = stream {
-        let _ = s.await;
-    }
-    let _ = outbox.await;
-    let _ = pruner.await;
+    workers.join().await;
     app.state.bot.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prints where the local chat is, and warns when anyone on the network could open it.
+pub fn announce_local_chat(settings: &Settings) {
+    println!(
+        "releasebot's local chat: open {}/chat",
+        settings.public_url.trim_end_matches('/')
+    );
+    let loopback = settings
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or(false);
+    if !loopback {
+        tracing::warn!(
+            listen = %settings.listen,
+            "the local chat lets whoever opens it act as any of its people (admin included): keep it on a loopback address or set RELEASEBOT_LOCAL_CHAT=false"
+        );
+    }
 }
 
 async fn wait_for_signal() {
