@@ -250,7 +250,7 @@ impl Settings {
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
 /// Platforms a role member may belong to.
-pub const PLATFORMS: &[&str] = &["slack", "discord", "dingtalk"];
+pub const PLATFORMS: &[&str] = &crate::domain::actor::PLATFORMS;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -114,8 +114,12 @@ impl<'a> Script<'a> {
         say("Ticket 2: version 2.0.1 is healthy");
         let second = self.ticket("2.0.1").await?;
         self.release(second, "COMPLETED").await?;
-        self.decide(second, "qc", &[("qc_evaluation", "good"), ("qc_notes", "Smooth canary.")])
-            .await?;
+        self.decide(
+            second,
+            "qc",
+            &[("qc_evaluation", "good"), ("qc_notes", "Smooth canary.")],
+        )
+        .await?;
         self.wait_for("QC's sign-off", || async {
             let mut conn = self.app.state.bot.store.read.acquire().await?;
             let t = crate::store::tickets::get(&mut conn, crate::domain::ticket::TicketId(second)).await?;
@@ -150,7 +154,10 @@ impl<'a> Script<'a> {
         let answers = [
             ("application", "web"),
             ("version", version),
-            ("package_url", &format!("https://artifacts.example.com/web/{version}.tar.gz")),
+            (
+                "package_url",
+                &format!("https://artifacts.example.com/web/{version}.tar.gz"),
+            ),
             ("md5", &md5),
             ("planned_at", &planned.format("%Y-%m-%d %H:%M").to_string()),
             ("notes", "Submitted by releasebot demo."),
@@ -177,7 +184,10 @@ impl<'a> Script<'a> {
         self.app
             .state
             .bot
-            .accept(&format!("local:demo:{}", rand::random::<u64>()), &inbound(s, channel, kind))
+            .accept(
+                &format!("local:demo:{}", rand::random::<u64>()),
+                &inbound(s, channel, kind),
+            )
             .await?;
         Ok(())
     }
@@ -252,7 +262,11 @@ impl<'a> Script<'a> {
                 let store = store.clone();
                 let prefix = prefix.clone();
                 async move {
-                    for m in q::channel(&store, local::DEFAULT_CHANNEL, "", 50).await?.into_iter().rev() {
+                    for m in q::channel(&store, local::DEFAULT_CHANNEL, "", 50)
+                        .await?
+                        .into_iter()
+                        .rev()
+                    {
                         let msg: Message = serde_json::from_str(&m.message)?;
                         if let Some(b) = msg.buttons.iter().find(|b| b.action.starts_with(&prefix)) {
                             return Ok(Some((m, b.action.clone())));

@@ -31,7 +31,9 @@ pub struct Links {
 
 impl std::fmt::Debug for Links {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Links").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Links")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,6 +113,9 @@ mod tests {
         assert!(!l.check(Page::Ticket(7), &t));
         assert!(!l.check(Page::Execution(7), ""));
         assert!(!Links::new("http://x", b"other").check(Page::Execution(7), &t));
-        assert_eq!(l.url(Page::Ticket(3)), format!("http://x/tickets/3?t={}", l.token(Page::Ticket(3))));
+        assert_eq!(
+            l.url(Page::Ticket(3)),
+            format!("http://x/tickets/3?t={}", l.token(Page::Ticket(3)))
+        );
     }
 }

@@ -97,7 +97,7 @@
     const res = await post("/chat/form", { id: form.dataset.form, values });
     form.querySelectorAll(".field").forEach((f) => f.classList.remove("invalid"));
     form.querySelectorAll(".error").forEach((x) => { x.textContent = ""; });
-    if (res.status === 422 && res.data && res.data.errors) {
+    if (res.status === 200 && res.data && res.data.errors) {
       for (const [field, message] of Object.entries(res.data.errors)) {
         const el = document.getElementById("e-" + field);
         if (el) {

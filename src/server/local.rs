@@ -60,10 +60,7 @@ fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
 
 fn set_cookie(state: &AppState, s: &Session) -> String {
     let sig = state.bot.links.sign(&format!("chat-session:{}:{}", s.sid, s.user));
-    format!(
-        "{COOKIE}={}.{}.{sig}; Path=/; HttpOnly; SameSite=Strict",
-        s.sid, s.user
-    )
+    format!("{COOKIE}={}.{}.{sig}; Path=/; HttpOnly; SameSite=Strict", s.sid, s.user)
 }
 
 fn csrf(state: &AppState, s: &Session) -> String {
@@ -100,8 +97,7 @@ fn chat(state: &AppState) -> Result<Arc<LocalChat>, Response> {
 
 fn valid_channel(c: &str) -> bool {
     (1..=64).contains(&c.len())
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'@' | b'.'))
 }
 
@@ -123,15 +119,7 @@ fn channel_of(q: &ChannelQuery, user: &str) -> String {
     c
 }
 
-/// `GET /`: the local chat when it is on.
-pub async fn root(State(state): State<AppState>) -> Response {
-    match chat(&state) {
-        Ok(_) => axum::response::Redirect::to("/chat").into_response(),
-        Err(r) => r,
-    }
-}
-
-/// `GET /chat`: the page (a session starts here, as the product owner).
+/// `GET /` and `GET /chat`: the page (a session starts here, as the product owner).
 pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ChannelQuery>) -> Response {
     let chat = match chat(&state) {
         Ok(c) => c,
@@ -173,12 +161,18 @@ async fn messages_html(chat: &LocalChat, state: &AppState, channel: &str, user: 
             &m,
             r.id,
             r.version,
-            r.visible_to.as_ref().filter(|_| !channel.starts_with('@')).map(|_| only_you.as_str()),
+            r.visible_to
+                .as_ref()
+                .filter(|_| !channel.starts_with('@'))
+                .map(|_| only_you.as_str()),
             r.parent.is_some(),
         ));
     }
     if rows.is_empty() {
-        out.push_str(&format!("<p class=\"empty\">{}</p>", render::esc(&text(state, "local_empty"))));
+        out.push_str(&format!(
+            "<p class=\"empty\">{}</p>",
+            render::esc(&text(state, "local_empty"))
+        ));
     }
     Ok(out)
 }
@@ -231,7 +225,11 @@ async fn page_html(state: &AppState, chat: &LocalChat, s: &Session, channel: &st
         })
         .collect();
     let messages = messages_html(chat, state, channel, &s.user).await?;
-    let lang = if state.bot.texts.locale().starts_with("zh") { "zh-CN" } else { "en" };
+    let lang = if state.bot.texts.locale().starts_with("zh") {
+        "zh-CN"
+    } else {
+        "en"
+    };
     let title = if channel.starts_with('@') {
         text(state, "local_dm_with_bot")
     } else {
@@ -294,7 +292,10 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Respon
             loop {
                 match rx.recv().await {
                     Ok(Change::Channel(c)) if !c.starts_with('@') || c == local::dm_channel(&user) => {
-                        return Some((Ok::<_, std::convert::Infallible>(Event::default().event("channel").data(c)), rx));
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(Event::default().event("channel").data(c)),
+                            rx,
+                        ));
                     }
                     Ok(Change::Form(u)) if u == user => {
                         return Some((Ok(Event::default().event("form").data(u)), rx));
@@ -349,7 +350,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response
 }
 
 fn recorded(new: bool) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({ "recorded": true, "duplicate": !new }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "recorded": true, "duplicate": !new })),
+    )
+        .into_response()
 }
 
 fn refused(status: StatusCode, message: String) -> Response {
@@ -377,7 +382,10 @@ pub async fn act_as(State(state): State<AppState>, headers: HeaderMap, body: axu
     if !local::USERS.iter().any(|(u, _)| *u == b.user) {
         return refused(StatusCode::BAD_REQUEST, format!("no person \"{}\" here", b.user));
     }
-    let next = Session { sid: s.sid, user: b.user };
+    let next = Session {
+        sid: s.sid,
+        user: b.user,
+    };
     let mut res = (StatusCode::OK, Json(json!({ "user": next.user }))).into_response();
     if let Ok(v) = set_cookie(&state, &next).parse() {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -499,8 +507,9 @@ pub struct FormBody {
     values: BTreeMap<String, String>,
 }
 
-/// `POST /chat/form`: a form submitted. Errors come back next to their fields (422) and
-/// nothing is recorded; a valid submission closes the form.
+/// `POST /chat/form`: a form submitted. Errors come back next to their fields
+/// (`{"errors": {field: message}}`) and nothing is recorded; a valid submission closes
+/// the form.
 pub async fn submit_form(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let chat = match chat(&state) {
         Ok(c) => c,
@@ -530,7 +539,8 @@ pub async fn submit_form(State(state): State<AppState>, headers: HeaderMap, body
             }
             recorded(true)
         }
-        Ok(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response(),
+        // Answered like Slack's `response_action: errors`: the form stays open with them.
+        Ok(errors) => (StatusCode::OK, Json(json!({ "recorded": false, "errors": errors }))).into_response(),
         Err(e) => super::internal(e),
     }
 }

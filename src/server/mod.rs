@@ -153,8 +153,16 @@ impl App {
         let inbox = crate::inbox::InboxWorker::new(bot.clone());
         let scheduler = crate::scheduler::Scheduler::new(bot.clone());
         scheduler.sync().await.context("planning the cron jobs")?;
-        let outbox = OutboxWorker::new(store.clone(), clients, texts, clock.clone(), metrics, outbox_notify, Some(links))
-            .yielding_to(bot.intake.pressure.clone());
+        let outbox = OutboxWorker::new(
+            store.clone(),
+            clients,
+            texts,
+            clock.clone(),
+            metrics,
+            outbox_notify,
+            Some(links),
+        )
+        .yielding_to(bot.intake.pressure.clone());
         let pruner = crate::runtime::Pruner::new(store, clock, retention);
         let health = crate::runtime::Health {
             workers: vec![
@@ -223,10 +231,17 @@ impl App {
             None => None,
         };
         Workers {
-            tasks: [Some(inbox), Some(executor), Some(scheduler), stream, Some(outbox), Some(pruner)]
-                .into_iter()
-                .flatten()
-                .collect(),
+            tasks: [
+                Some(inbox),
+                Some(executor),
+                Some(scheduler),
+                stream,
+                Some(outbox),
+                Some(pruner),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 }
@@ -267,7 +282,7 @@ async fn seed_local_people(store: &Store, config: &Config, now: i64) -> anyhow::
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(local::root))
+        .route("/", get(local::page))
         .route("/chat", get(local::page))
         .route("/chat/messages", get(local::messages))
         .route("/chat/events", get(local::events))
@@ -553,7 +568,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Prints where the local chat is, and warns when anyone on the network could open it.
 pub fn announce_local_chat(settings: &Settings) {
     println!(
-        "releasebot's local chat: open {}/chat",
+        "releasebot's local chat: open {}/",
         settings.public_url.trim_end_matches('/')
     );
     let loopback = settings

@@ -24,7 +24,11 @@ pub struct PageQuery {
 }
 
 fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Html("<!doctype html><title>404</title><p>Not found.</p>")).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Html("<!doctype html><title>404</title><p>Not found.</p>"),
+    )
+        .into_response()
 }
 
 fn text(state: &AppState, key: &str) -> String {
@@ -46,7 +50,7 @@ fn document(state: &AppState, title: &str, main: &str, live: bool) -> String {
         String::new()
     };
     format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>{}</style></head><body class=\"page\"><main id=\"main\" data-live=\"{live}\">{main}</main>{script}</body></html>",
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><link rel=\"icon\" href=\"data:,\"><title>{}</title><style>{}</style></head><body class=\"page\"><main id=\"main\" data-live=\"{live}\">{main}</main>{script}</body></html>",
         lang(state),
         esc(title),
         super::local::PAGE_CSS,
@@ -177,7 +181,10 @@ fn steps_table(state: &AppState, row: &Row, plan: &Plan) -> String {
             esc(&s.id),
             i + 1,
             esc(&s.name),
-            esc(&serde_json::to_value(s.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+            esc(&serde_json::to_value(s.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()),
             esc(&status),
             esc(&time),
             info.result.as_deref().map(inline).unwrap_or_default(),
@@ -187,7 +194,13 @@ fn steps_table(state: &AppState, row: &Row, plan: &Plan) -> String {
     if let Some(r) = &run.rollback_result {
         out.push_str(&format!(
             "<tr><td></td><td colspan=\"4\">{}</td></tr>",
-            inline(&state.bot.texts.render("exec_rollback_line", &serde_json::json!({ "result": r })).unwrap_or_default())
+            inline(
+                &state
+                    .bot
+                    .texts
+                    .render("exec_rollback_line", &serde_json::json!({ "result": r }))
+                    .unwrap_or_default()
+            )
         ));
     }
     out.push_str("</tbody></table></section>");
@@ -277,12 +290,19 @@ fn figure(caption: &str, legend: &[&Series<'_>], svg: String) -> String {
         .iter()
         .map(|s| format!("<span class=\"{}\">━ {}</span>", s.class, esc(&s.label)))
         .collect();
-    format!("<figure><figcaption>{}</figcaption>{svg}<div class=\"legend\">{legend}</div></figure>", esc(caption))
+    format!(
+        "<figure><figcaption>{}</figcaption>{svg}<div class=\"legend\">{legend}</div></figure>",
+        esc(caption)
+    )
 }
 
 fn charts(state: &AppState, row: &Row, now: i64) -> String {
     let history: &[Point] = &row.state.history;
-    let t0 = history.first().map(|p| p.at).unwrap_or(row.started_at).min(row.started_at);
+    let t0 = history
+        .first()
+        .map(|p| p.at)
+        .unwrap_or(row.started_at)
+        .min(row.started_at);
     let t1 = row.finished_at.unwrap_or(now).max(t0 + 1000);
     let new_label = text(state, "page_new");
     let old_label = text(state, "page_old");
@@ -322,21 +342,39 @@ fn charts(state: &AppState, row: &Row, now: i64) -> String {
             points: pick(&|s| s.old_p95 as f64),
         },
     ];
-    let values = |ss: &[Series<'_>]| ss.iter().flat_map(|s| s.points.iter().map(|p| p.1)).collect::<Vec<f64>>();
+    let values = |ss: &[Series<'_>]| {
+        ss.iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .collect::<Vec<f64>>()
+    };
     let sv = values(&success);
     let low = sv.iter().cloned().fold(100.0_f64, f64::min);
-    let y0_success = if sv.is_empty() { 95.0 } else { (low - 1.0).floor().clamp(0.0, 99.0) };
+    let y0_success = if sv.is_empty() {
+        95.0
+    } else {
+        (low - 1.0).floor().clamp(0.0, 99.0)
+    };
     let lv = values(&latency);
     let high = lv.iter().cloned().fold(0.0_f64, f64::max);
-    let y1_latency = if lv.is_empty() { 100.0 } else { (high * 1.25 / 50.0).ceil() * 50.0 };
-    let mut out = format!("<section><h2>{}</h2><div class=\"charts\">", esc(&text(state, "page_charts")));
+    let y1_latency = if lv.is_empty() {
+        100.0
+    } else {
+        (high * 1.25 / 50.0).ceil() * 50.0
+    };
+    let mut out = format!(
+        "<section><h2>{}</h2><div class=\"charts\">",
+        esc(&text(state, "page_charts"))
+    );
     out.push_str(&figure(
         &text(state, "page_traffic"),
         &[&traffic],
         svg(std::slice::from_ref(&traffic), t0, t1, 0.0, 100.0, "%", true),
     ));
     if sampled.is_empty() {
-        out.push_str(&format!("<p class=\"context\">{}</p>", esc(&text(state, "page_no_samples"))));
+        out.push_str(&format!(
+            "<p class=\"context\">{}</p>",
+            esc(&text(state, "page_no_samples"))
+        ));
     } else {
         out.push_str(&figure(
             &text(state, "page_success"),
@@ -414,8 +452,16 @@ async fn ticket_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String
             .iter()
             .filter(|d| d.stage == i)
             .map(|d| {
-                let icon = if d.kind == DecisionKind::Approve { "✅" } else { "↩️" };
-                let comment = d.comment.as_deref().map(|c| format!(" — {}", inline(c))).unwrap_or_default();
+                let icon = if d.kind == DecisionKind::Approve {
+                    "✅"
+                } else {
+                    "↩️"
+                };
+                let comment = d
+                    .comment
+                    .as_deref()
+                    .map(|c| format!(" — {}", inline(c)))
+                    .unwrap_or_default();
                 format!(
                     "{icon} {} · {}{}",
                     esc(&render::person(&d.actor.platform, &d.actor.user_id)),

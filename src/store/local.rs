@@ -63,12 +63,13 @@ pub async fn post(store: &Store, m: &NewMessage<'_>, now: i64) -> anyhow::Result
 
 /// Replaces a message; false when there is no such message.
 pub async fn update(store: &Store, id: i64, message: &str, now: i64) -> anyhow::Result<bool> {
-    let res = sqlx::query("UPDATE local_messages SET message = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-        .bind(message)
-        .bind(now)
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
+    let res =
+        sqlx::query("UPDATE local_messages SET message = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+            .bind(message)
+            .bind(now)
+            .bind(id)
+            .execute(&store.pool)
+            .await?;
     Ok(res.rows_affected() > 0)
 }
 

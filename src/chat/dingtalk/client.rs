@@ -423,6 +423,7 @@ mod tests {
                     confirm: None,
                 })
                 .collect(),
+            page: None,
         };
         let md = markdown(&m, &texts).unwrap();
         assert_eq!(md.chars().count(), MAX_MARKDOWN);

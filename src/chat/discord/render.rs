@@ -311,6 +311,7 @@ mod tests {
                     confirm: None,
                 })
                 .collect(),
+            page: None,
         };
         let v = message(&m, &texts).unwrap();
         assert!(v["content"].as_str().unwrap().chars().count() <= MAX_CONTENT);

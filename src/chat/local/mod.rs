@@ -155,10 +155,9 @@ impl ChatClient for LocalChat {
             }
             Outbound::Update { message, .. } => {
                 let r = existing.ok_or_else(|| SendError::Permanent("no message to edit".into()))?;
-                let id: i64 = r
-                    .ts
-                    .parse()
-                    .map_err(|_| SendError::Permanent(format!("not a local message id: {}", r.ts)))?;
+                let id: i64 =
+                    r.ts.parse()
+                        .map_err(|_| SendError::Permanent(format!("not a local message id: {}", r.ts)))?;
                 let json = serde_json::to_string(message).map_err(|e| SendError::Permanent(e.to_string()))?;
                 let found = q::update(&self.store, id, &json, self.clock.now_ms())
                     .await
@@ -169,7 +168,9 @@ impl ChatClient for LocalChat {
                 self.changed(Change::Channel(r.channel.clone()));
                 Ok(None)
             }
-            Outbound::OpenForm { trigger, form, user, .. } => {
+            Outbound::OpenForm {
+                trigger, form, user, ..
+            } => {
                 let json = serde_json::to_string(form).map_err(|e| SendError::Permanent(e.to_string()))?;
                 q::open_form(&self.store, trigger, user, &json, self.clock.now_ms())
                     .await

@@ -69,7 +69,10 @@ fn line_html(line: &str) -> String {
         };
         let inner = &after[..end];
         if let Some((platform, user)) = inner.strip_prefix('@').and_then(|m| m.split_once(':')) {
-            out.push_str(&format!("<span class=\"mention\">@{}</span>", esc(&person(platform, user))));
+            out.push_str(&format!(
+                "<span class=\"mention\">@{}</span>",
+                esc(&person(platform, user))
+            ));
         } else if let Some((url, label)) = inner.split_once('|').filter(|(u, _)| safe_url(u)) {
             out.push_str(&format!(
                 "<a href=\"{}\">{}</a>",
@@ -139,7 +142,11 @@ pub fn content(m: &Message) -> String {
     if !m.fields.is_empty() {
         out.push_str("<dl class=\"fields\">");
         for f in &m.fields {
-            out.push_str(&format!("<div><dt>{}</dt><dd>{}</dd></div>", inline(&f.label), inline(&f.value)));
+            out.push_str(&format!(
+                "<div><dt>{}</dt><dd>{}</dd></div>",
+                inline(&f.label),
+                inline(&f.value)
+            ));
         }
         out.push_str("</dl>");
     }
@@ -204,12 +211,7 @@ pub fn message(m: &Message, id: i64, version: i64, ephemeral: Option<&str>, repl
 }
 
 /// A form as a dialog, with `errors` next to their fields and `values` kept.
-pub fn form(
-    f: &Form,
-    id: &str,
-    values: &BTreeMap<String, String>,
-    errors: &BTreeMap<String, String>,
-) -> String {
+pub fn form(f: &Form, id: &str, values: &BTreeMap<String, String>, errors: &BTreeMap<String, String>) -> String {
     let mut out = format!(
         "<form class=\"modal\" id=\"form\" data-form=\"{}\" novalidate><h2>{}</h2>",
         esc(id),
@@ -220,7 +222,11 @@ pub fn form(
     }
     for field in &f.fields {
         let name = esc(&field.id);
-        let value = values.get(&field.id).or(field.initial.as_ref()).cloned().unwrap_or_default();
+        let value = values
+            .get(&field.id)
+            .or(field.initial.as_ref())
+            .cloned()
+            .unwrap_or_default();
         let required = if field.required { " required" } else { "" };
         let invalid = errors.contains_key(&field.id);
         let aria = if invalid { " aria-invalid=\"true\"" } else { "" };
@@ -274,7 +280,7 @@ mod tests {
     #[test]
     fn nothing_in_a_message_becomes_markup() {
         assert_eq!(
-            inline("*REL-1* by <@local:ops> &lt;script&gt; `x<y` <https://e.x/?a=1&b=2|page>"),
+            inline("*REL-1* by <@local:ops> &lt;script&gt; `x&lt;y` <https://e.x/?a=1&b=2|page>"),
             "<b>REL-1</b> by <span class=\"mention\">@Ops</span> &lt;script&gt; <code>x&lt;y</code> <a href=\"https://e.x/?a=1&amp;b=2\">page</a>"
         );
         assert_eq!(inline("<javascript:alert(1)|x>"), "&lt;javascript:alert(1)|x&gt;");

@@ -203,6 +203,7 @@ mod tests {
                 style: ButtonStyle::Primary,
                 confirm: None,
             }],
+            page: None,
         };
         let blocks = blocks(&m, &texts).unwrap();
         assert_eq!(blocks.len(), MAX_BLOCKS);
