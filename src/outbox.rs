@@ -654,8 +654,8 @@ fn joined(done: Result<Attempt, tokio::task::JoinError>) -> Option<Attempt> {
     }
 }
 
-/// A message about a ticket or a release links to its page, at the end of its context
-/// line (every platform renders the neutral `<url|label>` as a link).
+/// A message about a ticket or a release links to its page (each renderer places the link
+/// where its platform shows it: the context line, the embed's description).
 pub fn with_page_link(mut out: Outbound, links: Option<&crate::links::Links>, texts: &Texts) -> Outbound {
     let (Some(links), Some(message)) = (links, out.message_mut()) else {
         return out;
@@ -667,11 +667,9 @@ pub fn with_page_link(mut out: Outbound, links: Option<&crate::links::Links>, te
         crate::links::Page::Ticket(_) => "page_link_ticket",
         crate::links::Page::Execution(_) => "page_link_execution",
     };
-    let label = texts.plain(key).unwrap_or_else(|_| key.to_string());
-    let link = format!("<{}|{label}>", links.url(page));
-    message.context = Some(match message.context.take() {
-        Some(c) if !c.is_empty() => format!("{c}\n{link}"),
-        _ => link,
+    message.link = Some(crate::chat::Link {
+        url: links.url(page),
+        label: texts.plain(key).unwrap_or_else(|_| key.to_string()),
     });
     out
 }

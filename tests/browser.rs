@@ -405,24 +405,7 @@ async fn the_local_chat_refuses_requests_without_session_or_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // A session, but no CSRF token, or a forged one.
-    let page = http.get(format!("{base}/chat")).send().await.unwrap();
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" content=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let (http, cookie, csrf, _) = session(&base).await;
     for token in ["", "0123456789abcdef0123456789abcdef"] {
         let r = http
             .post(format!("{base}/chat/command"))
@@ -492,4 +475,82 @@ async fn pages_without_their_token_show_nothing() {
         let r = http.get(&bad).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
+}
+
+/// A session of the local chat over HTTP: its cookie and CSRF token.
+async fn session(base: &str) -> (reqwest::Client, String, String, String) {
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/chat")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    (http, cookie, csrf, html)
+}
+
+#[tokio::test]
+async fn the_local_chat_speaks_the_configured_language() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let bot = TestBot::with_settings("zh-CN", &team_config(), |s, _| s.local_chat = Some(true)).await;
+    let router = bot.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (http, cookie, csrf, html) = session(&base).await;
+    assert!(html.contains("<html lang=\"zh-CN\">"));
+    for words in ["releasebot — 本地聊天", "当前身份", "频道", "发送", "还没有消息"] {
+        assert!(html.contains(words), "{words} in {html}");
+    }
+    let r = http
+        .post(format!("{base}/chat/command"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "channel": "releases", "text": "/release new", "nonce": "zh" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    bot.settle().await;
+    let form = http
+        .get(format!("{base}/chat/form"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("提交") && form.contains("取消"), "{form}");
+    // Its answer to a field left empty is in Chinese too, next to the field.
+    let id = form
+        .split("data-form=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let r: Value = http
+        .post(format!("{base}/chat/form"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "id": id, "values": { "md5": "zz" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let md5 = r["errors"]["md5"].as_str().unwrap_or_default();
+    assert!(md5.contains("32"), "{r}");
+    assert!(
+        r["errors"]["version"].as_str().unwrap_or_default().contains("必填"),
+        "{r}"
+    );
 }

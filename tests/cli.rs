@@ -312,3 +312,98 @@ fn help_hides_secrets_and_options_go_anywhere_and_check_refuses_what_serve_would
         "serve stopped before touching the database"
     );
 }
+
+#[test]
+fn demo_walks_two_tickets_through_every_role_in_under_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = releasebot(
+        &["demo"],
+        &[
+            ("HOME", dir.path().display().to_string()),
+            ("TMPDIR", dir.path().display().to_string()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "Product fills in",
+        "Test presses Approve on REL-1",
+        "Ops presses Approve on REL-1",
+        "Monitor 5 seconds failed",
+        "REL-1's release ended: ROLLED_BACK",
+        "REL-2's release ended: COMPLETED",
+        "QC presses Approve on REL-2",
+        "REL-2 · Demo release: released, and every stage is approved",
+        "/executions/2?t=",
+        "/tickets/1?t=",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
+    }
+    // A fresh database in the temporary directory, not the working directory's.
+    assert!(
+        stdout.contains(&format!("database sqlite://{}/releasebot-demo-", dir.path().display())),
+        "{stdout}"
+    );
+    let secs: f64 = stdout
+        .split("demo finished in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the demo's time in:\n{stdout}"));
+    assert!(secs < 60.0, "the demo took {secs} s");
+}
+
+#[tokio::test]
+async fn serve_without_platforms_opens_the_local_chat_and_prints_its_url() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("rb.db").display()),
+        )
+        .env("RELEASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RELEASEBOT_PUBLIC_URL", &base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = std::io::BufReader::new(stdout).lines().next().unwrap().unwrap();
+    assert_eq!(first, format!("releasebot's local chat: open {base}/"));
+    let http = reqwest::Client::new();
+    eventually("/healthz", || {
+        let http = http.clone();
+        let url = format!("{base}/healthz");
+        async move { http.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false) }
+    })
+    .await;
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    assert!(page.text().await.unwrap().contains("id=\"composer\""));
+    let unsigned = http
+        .post(format!("{base}/chat/command"))
+        .json(&serde_json::json!({ "channel": "releases", "text": "/release new", "nonce": "1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}

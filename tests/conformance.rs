@@ -453,6 +453,65 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
     approved(&bot, p, Who::Ada, &test, &TEST_ANSWERS, "Resource coordination").await;
 }
 
+/// The last post with a button whose action starts with `prefix`.
+fn with_button(seen: &[Seen], prefix: &str) -> Seen {
+    seen.iter()
+        .rev()
+        .find(|s| s.kind == Kind::Post && s.actions.iter().any(|a| a.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("a message with {prefix} in {seen:#?}"))
+        .clone()
+}
+
+/// Every message about the ticket or its release, posted or edited, links to its page
+/// (with the page's own signed token).
+async fn messages_link_to_their_pages(p: &dyn Platform) {
+    let config = format!("{}\n[sim]\nnew_error_rate = 8.0\n", everywhere_config());
+    let bot = TestBot::with("en", &config).await;
+    submitted(&bot, p).await;
+    let steps: [(Who, &str, Vec<(&str, &str)>); 4] = [
+        (Who::Tom, "approve:1:1:", TEST_ANSWERS.to_vec()),
+        (Who::Oscar, "approve:1:2:", vec![]),
+        (Who::Olga, "approve:1:3:", vec![("release_summary", "go")]),
+        (
+            Who::Quinn,
+            "approve:1:4:",
+            vec![("qc_evaluation", "poor"), ("qc_notes", "rolled back")],
+        ),
+    ];
+    for (who, prefix, answers) in steps {
+        let msg = with_button(&p.log(&bot), prefix);
+        p.decide(&bot, who, &msg, Decision::Approve, &answers).await;
+        bot.settle().await;
+    }
+    let links = bot.app.state.bot.links.clone();
+    let ticket = links.path(releasebot::links::Page::Ticket(1));
+    let execution = links.path(releasebot::links::Page::Execution(1));
+    let about: Vec<Seen> = p
+        .log(&bot)
+        .into_iter()
+        // Posts and edits, and what DingTalk's robot sends to the group (the progress).
+        .filter(|s| s.text.contains("REL-1 ·") && (s.kind != Kind::Private || s.text.contains("🚀")))
+        .collect();
+    assert!(about.len() >= 8, "{}: {about:#?}", p.name());
+    for s in &about {
+        assert!(
+            s.text.contains(&ticket) || s.text.contains(&execution),
+            "{}: no link to the ticket's or the release's page in {s:#?}",
+            p.name()
+        );
+    }
+    assert!(
+        about.iter().any(|s| s.text.contains(&execution)),
+        "{}: {about:#?}",
+        p.name()
+    );
+    // The links open the pages; a token of another page does not.
+    let page = bot.raw_get(&execution).await;
+    assert!(page.contains("Canary release"), "{page}");
+    let wrong = format!("/executions/1?t={}", links.token(releasebot::links::Page::Ticket(1)));
+    assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
+}
+
 macro_rules! conformance {
     ($($platform:ident => $make:expr),* $(,)?) => {
         $(
@@ -493,6 +552,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn a_freeze_blocks_a_release_but_not_a_rollback() {
                     freeze_blocks_a_release_but_not_a_rollback(&$make).await
+                }
+                #[tokio::test]
+                async fn every_message_about_a_ticket_links_to_its_page() {
+                    messages_link_to_their_pages(&$make).await
                 }
                 #[tokio::test]
                 async fn a_late_stage_is_reminded_then_escalated() {

@@ -181,6 +181,7 @@ fn prompt(bot: &Bot, l: &Lane) -> anyhow::Result<Message> {
             },
         ],
         page: None,
+        link: None,
     })
 }
 

@@ -126,6 +126,7 @@ pub fn stage_message(
     };
     Ok(Message {
         page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        link: None,
         title,
         fields,
         body: None,
@@ -168,6 +169,7 @@ pub fn sent_back(
     );
     Ok(Message {
         page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        link: None,
         title: texts.render("sent_back_title", &data)?,
         fields,
         body: Some(texts.render("sent_back_body", &data)?),
@@ -303,6 +305,7 @@ pub fn show(
     }
     Ok(Message {
         page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        link: None,
         title: texts.render("show_title", &data)?,
         fields: ticket_fields(ticket, flow, flow.stages.len()),
         body: Some(format!("{}\n{}", texts.plain("show_timeline")?, lines.join("\n"))),
@@ -571,6 +574,7 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
     ];
     Ok(Message {
         page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        link: None,
         title: texts.render("plan_title", &data)?,
         fields,
         body: Some(lines.join("\n")),
@@ -640,6 +644,7 @@ pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
         context: Some(texts.plain("form_as_text_context")?),
         buttons: Vec::new(),
         page: None,
+        link: None,
     })
 }
 

@@ -59,6 +59,28 @@ pub struct Message {
     /// The ticket or release this message is about: delivery adds a link to its page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<crate::links::Page>,
+    /// The link to that page (set on delivery, rendered by each platform's renderer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+/// A link under a message: to the page of the ticket or release it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub url: String,
+    pub label: String,
+}
+
+impl Message {
+    /// The context line, with the page link (neutral `<url|label>`) after it.
+    pub fn context_with_link(&self) -> Option<String> {
+        let link = self.link.as_ref().map(|l| format!("<{}|{}>", l.url, l.label));
+        match (self.context.as_deref().filter(|c| !c.is_empty()), link) {
+            (Some(c), Some(l)) => Some(format!("{c}\n{l}")),
+            (Some(c), None) => Some(c.to_string()),
+            (None, l) => l,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

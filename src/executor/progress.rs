@@ -237,6 +237,7 @@ pub fn message(
     }
     Ok(Message {
         page: Some(crate::links::Page::Execution(row.id)),
+        link: None,
         title: texts.render("exec_title", &header(texts, plan, ticket, service))?,
         fields,
         body: Some(step_lines(texts, run, plan)?.join("\n")),
@@ -278,6 +279,7 @@ pub fn alert(
     };
     Ok(Message {
         page: Some(crate::links::Page::Execution(row.id)),
+        link: None,
         title: texts.render("alert_title", &data)?,
         fields: vec![
             Field {
@@ -362,6 +364,7 @@ pub fn report(
     let took = duration(texts, ((now - row.started_at) / 1000).max(0) as u64)?;
     Ok(Message {
         page: Some(crate::links::Page::Execution(row.id)),
+        link: None,
         title: texts.render(&format!("report_title_{}", outcome.as_str()), &data)?,
         fields: vec![
             Field {

@@ -86,7 +86,7 @@ pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
     if let Some(b) = m.body.as_deref().filter(|b| !b.is_empty()) {
         out.push_str(&format!("\n{}\n", text(b)));
     }
-    if let Some(c) = m.context.as_deref().filter(|c| !c.is_empty()) {
+    if let Some(c) = m.context_with_link().as_deref() {
         out.push_str(&format!("\n> {}\n", text(c)));
     }
     Ok(truncate(&out, MAX_MARKDOWN, &marker))
@@ -424,6 +424,7 @@ mod tests {
                 })
                 .collect(),
             page: None,
+            link: None,
         };
         let md = markdown(&m, &texts).unwrap();
         assert_eq!(md.chars().count(), MAX_MARKDOWN);

@@ -88,9 +88,23 @@ pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
     let footer_room = MAX_FOOTER.min(500);
     let mut budget = MAX_EMBED_TOTAL - footer_room;
     let mut embed = serde_json::Map::new();
-    if let Some(body) = m.body.as_deref().filter(|b| !b.is_empty()) {
-        let d = truncate(&text(body), MAX_EMBED_DESCRIPTION.min(budget), &marker);
+    // The page link goes where Discord renders links (a footer does not): under the description.
+    let link = m.link.as_ref().map(|l| format!("[{}]({})", l.label, l.url));
+    let link_room = link.as_ref().map(|l| l.chars().count() + 2).unwrap_or(0);
+    budget -= link_room;
+    let body = m
+        .body
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(|b| truncate(&text(b), (MAX_EMBED_DESCRIPTION - link_room).min(budget), &marker));
+    if let Some(d) = &body {
         budget -= d.chars().count();
+    }
+    let description = match (body, link) {
+        (Some(d), Some(l)) => Some(format!("{d}\n\n{l}")),
+        (d, l) => d.or(l),
+    };
+    if let Some(d) = description {
         embed.insert("description".into(), json!(d));
     }
     let mut fields = Vec::new();
@@ -312,6 +326,7 @@ mod tests {
                 })
                 .collect(),
             page: None,
+            link: None,
         };
         let v = message(&m, &texts).unwrap();
         assert!(v["content"].as_str().unwrap().chars().count() <= MAX_CONTENT);

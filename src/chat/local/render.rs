@@ -153,7 +153,7 @@ pub fn content(m: &Message) -> String {
     if let Some(b) = &m.body {
         out.push_str(&format!("<div class=\"body\">{}</div>", inline(b)));
     }
-    if let Some(c) = &m.context {
+    if let Some(c) = &m.context_with_link() {
         out.push_str(&format!("<div class=\"context\">{}</div>", inline(c)));
     }
     out
@@ -284,7 +284,7 @@ mod tests {
             "<b>REL-1</b> by <span class=\"mention\">@Ops</span> &lt;script&gt; <code>x&lt;y</code> <a href=\"https://e.x/?a=1&amp;b=2\">page</a>"
         );
         assert_eq!(inline("<javascript:alert(1)|x>"), "&lt;javascript:alert(1)|x&gt;");
-        assert_eq!(inline("a\n```\n<b>\n```"), "a<br><pre>&lt;b&gt;</pre>");
+        assert_eq!(inline("a\n```\n<b>\n```"), "a<pre>&lt;b&gt;</pre>");
         assert_eq!(inline("\"q\" 'a'"), "&quot;q&quot; &#39;a&#39;");
     }
 }

@@ -79,7 +79,7 @@ pub fn blocks(m: &Message, texts: &Texts) -> anyhow::Result<Vec<Value>> {
         blocks.push(json!({ "type": "section", "text": mrkdwn(body, MAX_SECTION_TEXT, &marker) }));
     }
     let mut tail = Vec::new();
-    if let Some(ctx) = m.context.as_deref().filter(|c| !c.is_empty()) {
+    if let Some(ctx) = m.context_with_link().as_deref() {
         tail.push(json!({ "type": "context", "elements": [mrkdwn(ctx, MAX_FIELD_TEXT, &marker)] }));
     }
     for chunk in m.buttons.chunks(MAX_ELEMENTS_PER_ACTIONS) {
@@ -204,6 +204,7 @@ mod tests {
                 confirm: None,
             }],
             page: None,
+            link: None,
         };
         let blocks = blocks(&m, &texts).unwrap();
         assert_eq!(blocks.len(), MAX_BLOCKS);
