@@ -508,6 +508,9 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
     // The links open the pages; a token of another page does not.
     let page = bot.raw_get(&execution).await;
     assert!(page.contains("Canary release"), "{page}");
+    // Its charts: traffic over time, and the measurements of old and new.
+    assert!(page.matches("<svg").count() == 3, "{page}");
+    assert!(page.contains("p95 latency: new vs old") && page.contains("class=\"badge ROLLED_BACK\""), "{page}");
     let wrong = format!("/executions/1?t={}", links.token(releasebot::links::Page::Ticket(1)));
     assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
 }

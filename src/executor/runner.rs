@@ -732,6 +732,7 @@ impl Mover<'_> {
             Lease::Hold(now + LEASE_MS)
         };
         // What is written is prepared before the writer is taken.
+        run.record(now);
         let state = serde_json::to_string(&run)?;
         let (saved_row, edit) = progress_after(
             deps,
