@@ -407,50 +407,29 @@ async fn the_local_chat_refuses_requests_without_session_or_csrf_token() {
     // A session, but no CSRF token, or a forged one.
     let (http, cookie, csrf, _) = session(&base).await;
     for token in ["", "0123456789abcdef0123456789abcdef"] {
-        let r = http
-            .post(format!("{base}/chat/command"))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_with(&http, format!("{base}/chat/command"), &cookie, &token, &body).await;
         assert_eq!(r.status(), 401);
     }
     // A cookie whose person was changed by hand is not a session.
     let forged = cookie.replace(".product.", ".admin.");
-    let r = http
-        .post(format!("{base}/chat/command"))
-        .header("cookie", &forged)
-        .header("x-csrf-token", &csrf)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_with(&http, format!("{base}/chat/command"), &forged, &csrf, &body).await;
     assert_eq!(r.status(), 401);
     assert_eq!(bot.inbox_rows().await, 0, "nothing was recorded");
     // With both, the command is recorded once, however often it is sent.
     for _ in 0..2 {
-        let r = http
-            .post(format!("{base}/chat/command"))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_with(&http, format!("{base}/chat/command"), &cookie, &csrf, &body).await;
         assert_eq!(r.status(), 202);
     }
     assert_eq!(bot.inbox_rows().await, 1);
     // Text that is not a command says which commands there are.
-    let r = http
-        .post(format!("{base}/chat/command"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&json!({ "channel": "releases", "text": "hello", "nonce": "n2" }))
-        .send()
-        .await
-        .unwrap();
+    let r = post_with(
+        &http,
+        format!("{base}/chat/command"),
+        &cookie,
+        &csrf,
+        &json!({ "channel": "releases", "text": "hello", "nonce": "n2" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("/release"), "{v}");
@@ -475,6 +454,17 @@ async fn pages_without_their_token_show_nothing() {
         let r = http.get(&bad).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
+}
+
+/// Posts `body` to the local chat's `path` with this cookie and CSRF token.
+async fn post_with(http: &reqwest::Client, url: String, cookie: &str, csrf: &str, body: &Value) -> reqwest::Response {
+    http.post(url)
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A session of the local chat over HTTP: its cookie and CSRF token.
@@ -510,14 +500,14 @@ async fn the_local_chat_speaks_the_configured_language() {
     for words in ["releasebot — 本地聊天", "当前身份", "频道", "发送", "还没有消息"] {
         assert!(html.contains(words), "{words} in {html}");
     }
-    let r = http
-        .post(format!("{base}/chat/command"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&json!({ "channel": "releases", "text": "/release new", "nonce": "zh" }))
-        .send()
-        .await
-        .unwrap();
+    let r = post_with(
+        &http,
+        format!("{base}/chat/command"),
+        &cookie,
+        &csrf,
+        &json!({ "channel": "releases", "text": "/release new", "nonce": "zh" }),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     bot.settle().await;
     let form = http
@@ -536,17 +526,17 @@ async fn the_local_chat_speaks_the_configured_language() {
         .nth(1)
         .and_then(|s| s.split('"').next())
         .unwrap();
-    let r: Value = http
-        .post(format!("{base}/chat/form"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&json!({ "id": id, "values": { "md5": "zz" } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = post_with(
+        &http,
+        format!("{base}/chat/form"),
+        &cookie,
+        &csrf,
+        &json!({ "id": id, "values": { "md5": "zz" } }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let md5 = r["errors"]["md5"].as_str().unwrap_or_default();
     assert!(md5.contains("32"), "{r}");
     assert!(

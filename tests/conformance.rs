@@ -6,7 +6,9 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::platforms::{approved, everywhere_config, of_kind, post_about, settle, submitted, Decision, TEST_ANSWERS};
+use common::platforms::{
+    approve_every_stage, approved, everywhere_config, of_kind, post_about, settle, submitted, Decision, TEST_ANSWERS,
+};
 use common::platforms::{DingTalk, Discord, Kind, Platform, Seen, Slack, Who};
 use common::*;
 
@@ -453,36 +455,13 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
     approved(&bot, p, Who::Ada, &test, &TEST_ANSWERS, "Resource coordination").await;
 }
 
-/// The last post with a button whose action starts with `prefix`.
-fn with_button(seen: &[Seen], prefix: &str) -> Seen {
-    seen.iter()
-        .rev()
-        .find(|s| s.kind == Kind::Post && s.actions.iter().any(|a| a.starts_with(prefix)))
-        .unwrap_or_else(|| panic!("a message with {prefix} in {seen:#?}"))
-        .clone()
-}
-
 /// Every message about the ticket or its release, posted or edited, links to its page
 /// (with the page's own signed token).
 async fn messages_link_to_their_pages(p: &dyn Platform) {
     let config = format!("{}\n[sim]\nnew_error_rate = 8.0\n", everywhere_config());
     let bot = TestBot::with("en", &config).await;
     submitted(&bot, p).await;
-    let steps: [(Who, &str, Vec<(&str, &str)>); 4] = [
-        (Who::Tom, "approve:1:1:", TEST_ANSWERS.to_vec()),
-        (Who::Oscar, "approve:1:2:", vec![]),
-        (Who::Olga, "approve:1:3:", vec![("release_summary", "go")]),
-        (
-            Who::Quinn,
-            "approve:1:4:",
-            vec![("qc_evaluation", "poor"), ("qc_notes", "rolled back")],
-        ),
-    ];
-    for (who, prefix, answers) in steps {
-        let msg = with_button(&p.log(&bot), prefix);
-        p.decide(&bot, who, &msg, Decision::Approve, &answers).await;
-        bot.settle().await;
-    }
+    approve_every_stage(&bot, p).await;
     let links = bot.app.state.bot.links.clone();
     let ticket = links.path(releasebot::links::Page::Ticket(1));
     let execution = links.path(releasebot::links::Page::Execution(1));
@@ -510,7 +489,10 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
     assert!(page.contains("Canary release"), "{page}");
     // Its charts: traffic over time, and the measurements of old and new.
     assert!(page.matches("<svg").count() == 3, "{page}");
-    assert!(page.contains("p95 latency: new vs old") && page.contains("class=\"badge ROLLED_BACK\""), "{page}");
+    assert!(
+        page.contains("p95 latency: new vs old") && page.contains("class=\"badge ROLLED_BACK\""),
+        "{page}"
+    );
     let wrong = format!("/executions/1?t={}", links.token(releasebot::links::Page::Ticket(1)));
     assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
 }

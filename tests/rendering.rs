@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::platforms::{everywhere_config, settle, Decision, DingTalk, Discord, Kind, Platform, Seen, Who};
+use common::platforms::{approve_every_stage, everywhere_config, settle, DingTalk, Discord, Platform, Who};
 use common::*;
 use serde_json::{json, Value};
 
@@ -14,32 +14,8 @@ async fn scenario(p: &dyn Platform, locale: &str) -> TestBot {
     let bot = TestBot::with(locale, &config).await;
     p.command(&bot, Who::Alice, "/release help").await;
     p.submit_release(&bot, Who::Alice, &valid_release(MD5)).await;
-    let mut seen = settle(&bot, p, 0).await;
-    type Step<'a> = (Who, &'a str, Vec<(&'a str, &'a str)>);
-    let steps: [Step; 4] = [
-        (
-            Who::Tom,
-            "approve:1:1:",
-            vec![("evaluation", "pass"), ("test_summary", "All green")],
-        ),
-        (Who::Oscar, "approve:1:2:", vec![]),
-        (Who::Olga, "approve:1:3:", vec![("release_summary", "go")]),
-        (
-            Who::Quinn,
-            "approve:1:4:",
-            vec![("qc_evaluation", "poor"), ("qc_notes", "rolled back")],
-        ),
-    ];
-    for (who, action, answers) in steps {
-        let msg: Seen = seen
-            .iter()
-            .rev()
-            .find(|s| s.kind == Kind::Post && s.actions.iter().any(|a| a.starts_with(action)))
-            .unwrap_or_else(|| panic!("{}: a message with {action}", p.name()))
-            .clone();
-        p.decide(&bot, who, &msg, Decision::Approve, &answers).await;
-        seen = settle(&bot, p, 0).await;
-    }
+    settle(&bot, p, 0).await;
+    approve_every_stage(&bot, p).await;
     // Two people's answers are independent deliveries: one after the other, for a stable order.
     p.command(&bot, Who::Alice, "/release show REL-1").await;
     bot.settle().await;

@@ -9,7 +9,8 @@ use crate::chat::local::{self, render, Change, LocalChat};
 use crate::chat::{Form, Inbound, InboundKind, Location};
 use crate::domain::Actor;
 use crate::store::local as q;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -75,24 +76,55 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-/// The session of a request that changes something: cookie and CSRF token both valid.
-fn acting(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    let s = session_of(state, headers).ok_or_else(unauthorized)?;
-    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !state.bot.links.verify(&format!("chat-csrf:{}", s.sid), given) {
-        return Err(unauthorized());
-    }
-    Ok(s)
+fn off() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "the local chat is off: set RELEASEBOT_LOCAL_CHAT=true (it is on by default when no platform is configured)",
+    )
+        .into_response()
 }
 
-fn chat(state: &AppState) -> Result<Arc<LocalChat>, Response> {
-    state.local.clone().ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            "the local chat is off: set RELEASEBOT_LOCAL_CHAT=true (it is on by default when no platform is configured)",
-        )
-            .into_response()
-    })
+/// The local chat, when it is on (404 otherwise).
+pub struct On(pub Arc<LocalChat>);
+
+impl FromRequestParts<AppState> for On {
+    type Rejection = Response;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        state.local.clone().map(On).ok_or_else(off)
+    }
+}
+
+/// The person of a request that reads: a valid session cookie (401 otherwise).
+pub struct Viewer(pub Session);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        session_of(state, &parts.headers).map(Viewer).ok_or_else(unauthorized)
+    }
+}
+
+/// The person of a request that changes something: session cookie and CSRF token both
+/// valid (401 otherwise). Extracted before the body, which is not read without it.
+pub struct Acting(pub Session);
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let s = session_of(state, &parts.headers).ok_or_else(unauthorized)?;
+        let given = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !state.bot.links.verify(&format!("chat-csrf:{}", s.sid), given) {
+            return Err(unauthorized());
+        }
+        Ok(Acting(s))
+    }
 }
 
 fn valid_channel(c: &str) -> bool {
@@ -120,11 +152,12 @@ fn channel_of(q: &ChannelQuery, user: &str) -> String {
 }
 
 /// `GET /` and `GET /chat`: the page (a session starts here, as the product owner).
-pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ChannelQuery>) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub async fn page(
+    State(state): State<AppState>,
+    On(chat): On,
+    headers: HeaderMap,
+    Query(q): Query<ChannelQuery>,
+) -> Response {
     let (session, fresh) = match session_of(&state, &headers) {
         Some(s) => (s, false),
         None => (
@@ -260,14 +293,12 @@ async fn page_html(state: &AppState, chat: &LocalChat, s: &Session, channel: &st
 }
 
 /// `GET /chat/messages?c=`: a channel's messages (the page refreshes them live).
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ChannelQuery>) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(s) = session_of(&state, &headers) else {
-        return unauthorized();
-    };
+pub async fn messages(
+    State(state): State<AppState>,
+    On(chat): On,
+    Viewer(s): Viewer,
+    Query(q): Query<ChannelQuery>,
+) -> Response {
     let channel = channel_of(&q, &s.user);
     match messages_html(&chat, &state, &channel, &s.user).await {
         Ok(h) => Html(h).into_response(),
@@ -276,14 +307,7 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, Query(q
 }
 
 /// `GET /chat/events`: server-sent events naming what changed (`channel`, `form`).
-pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(s) = session_of(&state, &headers) else {
-        return unauthorized();
-    };
+pub async fn events(On(chat): On, Viewer(s): Viewer) -> Response {
     let rx = chat.subscribe();
     let user = s.user;
     let stream = futures::stream::unfold(rx, move |mut rx| {
@@ -314,14 +338,7 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `GET /chat/form`: the person's open form, if any (204 when none).
-pub async fn open_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(s) = session_of(&state, &headers) else {
-        return unauthorized();
-    };
+pub async fn open_form(On(chat): On, Viewer(s): Viewer) -> Response {
     match q::open_form_of(chat.store(), &s.user).await {
         Ok(Some((id, form))) => match serde_json::from_str::<Form>(&form) {
             Ok(f) => Html(render::form(&f, &id, &BTreeMap::new(), &BTreeMap::new())).into_response(),
@@ -344,11 +361,6 @@ pub fn inbound(s: &Session, channel: &str, kind: InboundKind) -> Inbound {
     }
 }
 
-/// A JSON body, read once the request is authenticated.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| refused(StatusCode::BAD_REQUEST, format!("the request body: {e}")))
-}
-
 fn recorded(new: bool) -> Response {
     (
         StatusCode::ACCEPTED,
@@ -367,18 +379,7 @@ pub struct AsBody {
 }
 
 /// `POST /chat/as`: act as another seeded person.
-pub async fn act_as(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = chat(&state) {
-        return r;
-    }
-    let s = match acting(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let b = match parse_body::<AsBody>(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn act_as(State(state): State<AppState>, _: On, Acting(s): Acting, Json(b): Json<AsBody>) -> Response {
     if !local::USERS.iter().any(|(u, _)| *u == b.user) {
         return refused(StatusCode::BAD_REQUEST, format!("no person \"{}\" here", b.user));
     }
@@ -412,18 +413,7 @@ pub fn parse_line(line: &str) -> Option<(String, String)> {
 }
 
 /// `POST /chat/command`: a line typed in the composer.
-pub async fn command(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = chat(&state) {
-        return r;
-    }
-    let s = match acting(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let b = match parse_body::<CommandBody>(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn command(State(state): State<AppState>, _: On, Acting(s): Acting, Json(b): Json<CommandBody>) -> Response {
     let channel = channel_of(&ChannelQuery { c: Some(b.channel) }, &s.user);
     let Some((name, text)) = parse_line(&b.text) else {
         let commands = crate::bot::command::COMMANDS
@@ -456,19 +446,12 @@ pub struct ActionBody {
 }
 
 /// `POST /chat/action`: a button pressed on a message.
-pub async fn action(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let s = match acting(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let b = match parse_body::<ActionBody>(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn action(
+    State(state): State<AppState>,
+    On(chat): On,
+    Acting(s): Acting,
+    Json(b): Json<ActionBody>,
+) -> Response {
     let row = match q::get(chat.store(), b.message).await {
         Ok(Some(r)) if r.visible_to.as_ref().is_none_or(|u| *u == s.user) => r,
         Ok(_) => return refused(StatusCode::NOT_FOUND, format!("no message {}", b.message)),
@@ -510,19 +493,12 @@ pub struct FormBody {
 /// `POST /chat/form`: a form submitted. Errors come back next to their fields
 /// (`{"errors": {field: message}}`) and nothing is recorded; a valid submission closes
 /// the form.
-pub async fn submit_form(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let s = match acting(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let b = match parse_body::<FormBody>(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn submit_form(
+    State(state): State<AppState>,
+    On(chat): On,
+    Acting(s): Acting,
+    Json(b): Json<FormBody>,
+) -> Response {
     let form = match q::form(chat.store(), &b.id, &s.user).await {
         Ok(Some(f)) => f,
         Ok(None) => return refused(StatusCode::GONE, text(&state, "form_expired")),
@@ -590,19 +566,7 @@ pub struct DismissBody {
 }
 
 /// `POST /chat/form/dismiss`: the form was cancelled.
-pub async fn dismiss_form(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let chat = match chat(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let s = match acting(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let b = match parse_body::<DismissBody>(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn dismiss_form(On(chat): On, Acting(s): Acting, Json(b): Json<DismissBody>) -> Response {
     match q::close_form(chat.store(), &b.id, &s.user).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => super::internal(e),

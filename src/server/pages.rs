@@ -86,14 +86,17 @@ fn respond(state: &AppState, q: &PageQuery, title: &str, main: String, live: boo
     Html(document(state, title, &main, live)).into_response()
 }
 
+/// The id of a page whose token is valid.
+fn checked(state: &AppState, id: &str, token: &str, page: fn(i64) -> Page) -> Option<i64> {
+    let id = id.parse::<i64>().ok()?;
+    state.bot.links.check(page(id), token).then_some(id)
+}
+
 /// `GET /executions/{id}?t=…`
 pub async fn execution(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
+    let Some(id) = checked(&state, &id, &q.t, Page::Execution) else {
         return not_found();
     };
-    if !state.bot.links.check(Page::Execution(id), &q.t) {
-        return not_found();
-    }
     match execution_main(&state, id).await {
         Ok(Some((title, main, live))) => respond(&state, &q, &title, main, live),
         Ok(None) => not_found(),
@@ -125,19 +128,18 @@ async fn execution_main(state: &AppState, id: i64) -> anyhow::Result<Option<(Str
         esc(&bot.links.path(Page::Ticket(ticket.id.0))),
         esc(&text(state, "page_link_ticket")),
     );
-    main.push_str(&format!(
-        "<section><dl class=\"fields\">{}</dl></section>",
-        msg.fields
-            .iter()
-            .map(|f| format!("<div><dt>{}</dt><dd>{}</dd></div>", inline(&f.label), inline(&f.value)))
-            .collect::<String>()
-    ));
+    main.push_str(&fields(&msg));
     main.push_str(&charts(state, &row, now));
     main.push_str(&steps_table(state, &row, &plan));
     if let Some(c) = &msg.context {
         main.push_str(&format!("<p class=\"context\">{}</p>", inline(c)));
     }
     Ok(Some((title, main, live)))
+}
+
+/// A message's fields as the page shows them.
+fn fields(msg: &crate::chat::Message) -> String {
+    format!("<section><dl class=\"fields\">{}</dl></section>", render::fields(msg))
 }
 
 fn hhmmss(ms: i64) -> String {
@@ -393,12 +395,9 @@ fn charts(state: &AppState, row: &Row, now: i64) -> String {
 
 /// `GET /tickets/{id}?t=…`
 pub async fn ticket(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
+    let Some(id) = checked(&state, &id, &q.t, Page::Ticket) else {
         return not_found();
     };
-    if !state.bot.links.check(Page::Ticket(id), &q.t) {
-        return not_found();
-    }
     match ticket_main(&state, id).await {
         Ok(Some((title, main))) => respond(&state, &q, &title, main, false),
         Ok(None) => not_found(),
@@ -433,13 +432,7 @@ async fn ticket_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String
             esc(&text(state, &format!("exec_status_{}", e.status)))
         ));
     }
-    main.push_str(&format!(
-        "<section><dl class=\"fields\">{}</dl></section>",
-        msg.fields
-            .iter()
-            .map(|f| format!("<div><dt>{}</dt><dd>{}</dd></div>", inline(&f.label), inline(&f.value)))
-            .collect::<String>()
-    ));
+    main.push_str(&fields(&msg));
     main.push_str(&format!(
         "<section><h2>{}</h2><table class=\"steps\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         esc(&text(state, "page_stages")),

@@ -179,6 +179,34 @@ pub fn post_about<'a>(seen: &'a [Seen], what: &str) -> &'a Seen {
         .unwrap_or_else(|| panic!("a message about {what:?} in {seen:#?}"))
 }
 
+/// Every stage of REL-1 approved in turn (test, coordination, release, QC), each on the
+/// latest message carrying its Approve button; what was seen at the end.
+pub async fn approve_every_stage(bot: &TestBot, p: &dyn Platform) -> Vec<Seen> {
+    type Step<'a> = (Who, &'a str, Vec<(&'a str, &'a str)>);
+    let steps: [Step; 4] = [
+        (Who::Tom, "approve:1:1:", TEST_ANSWERS.to_vec()),
+        (Who::Oscar, "approve:1:2:", vec![]),
+        (Who::Olga, "approve:1:3:", vec![("release_summary", "go")]),
+        (
+            Who::Quinn,
+            "approve:1:4:",
+            vec![("qc_evaluation", "poor"), ("qc_notes", "rolled back")],
+        ),
+    ];
+    let mut seen = p.log(bot);
+    for (who, action, answers) in steps {
+        let msg: Seen = seen
+            .iter()
+            .rev()
+            .find(|s| s.kind == Kind::Post && s.actions.iter().any(|a| a.starts_with(action)))
+            .unwrap_or_else(|| panic!("{}: a message with {action}", p.name()))
+            .clone();
+        p.decide(bot, who, &msg, Decision::Approve, &answers).await;
+        seen = settle(bot, p, 0).await;
+    }
+    seen
+}
+
 /// Alice asks for the default release; returns the test stage's message.
 pub async fn submitted(bot: &TestBot, p: &dyn Platform) -> Seen {
     let before = p.log(bot).len();

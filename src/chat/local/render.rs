@@ -136,6 +136,14 @@ pub fn plain(text: &str) -> String {
     crate::chat::markdown::to_markdown(text, &|p, u| format!("@{}", person(p, u))).replace("**", "")
 }
 
+/// A message's fields, each a `<div><dt>label</dt><dd>value</dd></div>`.
+pub fn fields(m: &Message) -> String {
+    m.fields
+        .iter()
+        .map(|f| format!("<div><dt>{}</dt><dd>{}</dd></div>", inline(&f.label), inline(&f.value)))
+        .collect()
+}
+
 /// A message's content (title, fields, body, context), without its buttons.
 pub fn content(m: &Message) -> String {
     let mut out = format!("<div class=\"title\">{}</div>", inline(&m.title));
