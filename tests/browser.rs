@@ -282,6 +282,12 @@ async fn a_ticket_walked_through_every_role_in_the_browser_and_rolled_back_from_
     d.goto(&format!("{base}/chat")).await;
     d.wait_for("#composer").await;
     assert_eq!(d.eval("document.body.dataset.user").await, json!("product"));
+    // The composer completes commands from the command grammar.
+    assert_eq!(
+        d.eval("[...document.querySelectorAll('#commands option')].some(o => o.value === '/release new')")
+            .await,
+        json!(true)
+    );
 
     // Product opens the form from the composer.
     d.type_into("#line", "/release new").await;
@@ -378,12 +384,28 @@ async fn a_ticket_walked_through_every_role_in_the_browser_and_rolled_back_from_
     );
     d.screenshot("05-execution-page-rolled-back").await;
 
-    // The ticket page, from the release page's link.
+    // QC evaluates the rolled-back release in the chat.
+    d.post("/window", json!({ "handle": chat })).await;
+    act_as(&d, "qc").await;
+    press(&d, &bot, "approve:1:4:").await;
+    bot.settle().await;
+    fill_and_submit(
+        &d,
+        &[("qc_evaluation", "poor"), ("qc_notes", "Rolled back at the gate")],
+    )
+    .await;
+    d.wait_until("!document.getElementById('dialog').open").await;
+    bot.settle().await;
+
+    // The ticket page, from the release page's link: every role's decision is there.
+    d.post("/window", json!({ "handle": page })).await;
     d.click("a[href*=\"/tickets/1?t=\"]").await;
     d.wait_for("table.steps").await;
     let body = d.eval("document.body.innerText").await;
     let body = body.as_str().unwrap();
-    assert!(body.contains("Test confirmation") && body.contains("@Test"), "{body}");
+    for who in ["@Test", "@Ops", "@QC", "Rolled back at the gate"] {
+        assert!(body.contains(who), "{who} in {body}");
+    }
     d.screenshot("06-ticket-page").await;
 
     let errors = d.console_errors().await;
@@ -543,4 +565,16 @@ async fn the_local_chat_speaks_the_configured_language() {
         r["errors"]["version"].as_str().unwrap_or_default().contains("必填"),
         "{r}"
     );
+}
+
+#[tokio::test]
+async fn beside_real_platforms_the_local_chat_is_off_unless_asked_for() {
+    // TestBot configures Slack, Discord and DingTalk.
+    let bot = TestBot::start().await;
+    for path in ["/", "/chat", "/chat/messages"] {
+        let page = bot.raw_get(path).await;
+        assert!(page.contains("the local chat is off"), "{path}: {page}");
+    }
+    let on = TestBot::with_settings("en", &team_config(), |s, _| s.local_chat = Some(true)).await;
+    assert!(on.raw_get("/").await.contains("id=\"composer\""));
 }

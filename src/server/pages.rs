@@ -441,10 +441,17 @@ async fn ticket_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String
         esc(&text(state, "page_decisions")),
     ));
     for (i, st) in flow.stages.iter().enumerate() {
-        let ds: Vec<String> = decisions
-            .iter()
-            .filter(|d| d.stage == i)
-            .map(|d| {
+        // The submission stage is decided by submitting.
+        let submitted = (i == 0).then(|| {
+            format!(
+                "📝 {} · {}",
+                esc(&render::person(&ticket.submitter.platform, &ticket.submitter.user_id)),
+                esc(&crate::domain::fields::format_ms(ticket.created_at))
+            )
+        });
+        let ds: Vec<String> = submitted
+            .into_iter()
+            .chain(decisions.iter().filter(|d| d.stage == i).map(|d| {
                 let icon = if d.kind == DecisionKind::Approve {
                     "✅"
                 } else {
@@ -461,7 +468,7 @@ async fn ticket_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String
                     esc(&crate::domain::fields::format_ms(d.at)),
                     comment
                 )
-            })
+            }))
             .collect();
         main.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
