@@ -429,7 +429,7 @@ async fn the_local_chat_refuses_requests_without_session_or_csrf_token() {
     // A session, but no CSRF token, or a forged one.
     let (http, cookie, csrf, _) = session(&base).await;
     for token in ["", "0123456789abcdef0123456789abcdef"] {
-        let r = post_with(&http, format!("{base}/chat/command"), &cookie, &token, &body).await;
+        let r = post_with(&http, format!("{base}/chat/command"), &cookie, token, &body).await;
         assert_eq!(r.status(), 401);
     }
     // A cookie whose person was changed by hand is not a session.

@@ -556,3 +556,61 @@ conformance! {
     discord => Discord::default(),
     dingtalk => DingTalk::default(),
 }
+
+/// Discord shows "thinking…" for a deferred answer (type 5) until it is followed up: once
+/// an interaction is handled, a form or button without a private answer is acknowledged
+/// without a loading state (type 6), and a command says it is done.
+#[tokio::test]
+async fn discord_leaves_no_interaction_thinking() {
+    let p = Discord::default();
+    let bot = team().await;
+    submitted(&bot, &p).await;
+    approve_every_stage(&bot, &p).await;
+    let before = p.responses.lock().unwrap().len();
+    p.command(&bot, Who::Oscar, "/lock payments prod db migration").await;
+    let responses = p.responses.lock().unwrap().clone();
+    let thinking: Vec<&serde_json::Value> = responses.iter().filter(|r| r["type"] == 5).collect();
+    assert!(thinking.is_empty(), "deferred and never followed up: {thinking:#?}");
+    // The approvals' forms were acknowledged without a loading state.
+    assert!(
+        responses.iter().filter(|r| r["type"] == 6).count() >= 4,
+        "{responses:#?}"
+    );
+    let lock = &responses[before];
+    assert_eq!(lock["type"], 4, "{lock}");
+    assert_eq!(lock["data"]["flags"], 64, "{lock}");
+}
+
+/// A form longer than one Discord modal is checked page by page: a wrong answer on the
+/// first page comes back before the second page is shown, with a button to fix it.
+#[tokio::test]
+async fn discord_checks_each_page_of_a_form_as_it_is_submitted() {
+    let p = Discord::default();
+    let bot = team().await;
+    let mut values = valid_release(MD5);
+    values.retain(|(k, _)| !matches!(*k, "md5" | "planned_at"));
+    values.push(("md5", "not-an-md5"));
+    let done = p.try_release(&bot, Who::Alice, &values).await;
+    assert!(done.body.contains("not accepted"), "{}", done.body);
+    assert!(done.body.contains("32 hexadecimal"), "{}", done.body);
+    let modals: Vec<String> = p
+        .responses
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == 9)
+        .map(|r| r["data"]["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(modals.len(), 1, "only the first page was shown: {modals:?}");
+    // Its Fix button reopens the first page.
+    let fix = done.json()["data"]["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(fix.ends_with(":1"), "{fix}");
+    assert_eq!(
+        bot.inbox_rows().await,
+        1,
+        "only the command was recorded, no submission"
+    );
+}

@@ -137,16 +137,24 @@ fn dismissed(state: &AppState) -> Response {
 }
 
 /// Records the event, processes it within the budget, and answers with its private
-/// reply or form; otherwise acknowledges and lets the outbox follow up.
+/// reply or form; otherwise acknowledges and lets the outbox follow up. A "thinking…"
+/// answer (type 5) is given only when an answer is still to come: once the event is
+/// handled and it had nothing private to say, a button or form is acknowledged without
+/// a loading state (type 6) and a command says it was done (its effect is in the channel).
 async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) -> Response {
     let bot = &state.bot;
     let deferred = || match source {
         Source::Command => answer(reply::deferred_private()),
-        Source::Component => answer(reply::deferred_update()),
+        Source::Component | Source::Modal => answer(reply::deferred_update()),
+    };
+    let settled = || match source {
+        Source::Command => say(state, "command_done", json!({})),
+        Source::Component | Source::Modal => answer(reply::deferred_update()),
     };
     let id = match bot.record(key, event).await {
         Ok(Some(id)) => id,
-        Ok(None) => return deferred(),
+        // A retried delivery: the first one was answered.
+        Ok(None) => return settled(),
         Err(e) => return internal(e),
     };
     match tokio::time::timeout(INLINE_BUDGET, bot.process_now(id)).await {
@@ -158,13 +166,13 @@ async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) ->
         }
     }
     let Some(token) = event.reply.as_deref() else {
-        return deferred();
+        return settled();
     };
     let res = reply_for(state, token, &event.actor.user_id).await;
     bot.outbox_notify.notify_one();
     match res {
         Ok(Some(r)) => r,
-        Ok(None) => deferred(),
+        Ok(None) => settled(),
         Err(e) => internal(e),
     }
 }
@@ -175,7 +183,8 @@ async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<
     let Some(payload) = store::outbox::take_reply(store, PLATFORM, token, state.bot.now()).await? else {
         return Ok(None);
     };
-    match serde_json::from_str::<Outbound>(&payload)? {
+    let out = serde_json::from_str::<Outbound>(&payload)?;
+    match crate::outbox::with_page_link(out, Some(&state.bot.links), &state.bot.texts) {
         Outbound::OpenForm { form, .. } => {
             let draft = new_draft(state, user, &form).await?;
             Ok(Some(answer(reply::form(&form, &draft, 1, &BTreeMap::new()))))
@@ -242,22 +251,23 @@ async fn form_step_inner(
     };
     saved.extend(given);
     store::forms::save_answers(store, draft_id, &serde_json::to_string(&saved)?).await?;
-    if page < pages {
-        let m = Message {
-            title: texts.render(
-                "form_step_saved",
-                &json!({ "page": page, "pages": pages, "title": form.title }),
-            )?,
-            ..Default::default()
-        };
-        let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
-        let next = (label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary);
-        return Ok(answer(reply::private(&m, texts, &[next])?));
-    }
     // Empty optional inputs count as not given, as on Slack.
-    let values: BTreeMap<String, String> = saved.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
-    let errors = state.bot.precheck_form(&form.callback, &values).await?;
+    let values: BTreeMap<String, String> = saved
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut errors = state.bot.precheck_form(&form.callback, &values).await?;
+    if page < pages {
+        // The answers of this page and the earlier ones are checked now, not after the
+        // last page: what is wrong comes back on the page it is on.
+        let answered: Vec<&str> = (1..=page).flat_map(|p| render::page_fields(&form, p)).collect();
+        errors.retain(|id, _| answered.contains(&id.as_str()));
+    }
     if !errors.is_empty() {
+        let first_bad = (1..=pages)
+            .find(|p| render::page_fields(&form, *p).iter().any(|id| errors.contains_key(*id)))
+            .unwrap_or(1);
         let fields = errors
             .into_iter()
             .map(|(id, e)| Field {
@@ -277,10 +287,22 @@ async fn form_step_inner(
         };
         let fix = (
             texts.plain("btn_form_fix")?,
-            parse::form_step_id(draft_id, 1),
+            parse::form_step_id(draft_id, first_bad),
             ButtonStyle::Primary,
         );
         return Ok(answer(reply::private(&m, texts, &[fix])?));
+    }
+    if page < pages {
+        let m = Message {
+            title: texts.render(
+                "form_step_saved",
+                &json!({ "page": page, "pages": pages, "title": form.title }),
+            )?,
+            ..Default::default()
+        };
+        let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
+        let next = (label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary);
+        return Ok(answer(reply::private(&m, texts, &[next])?));
     }
     let event = Inbound {
         actor: ctx.actor,
@@ -298,5 +320,5 @@ async fn form_step_inner(
         },
     };
     let key = format!("{PLATFORM}:{}", ctx.interaction_id);
-    Ok(handle(state, &key, &event, Source::Command).await)
+    Ok(handle(state, &key, &event, Source::Modal).await)
 }

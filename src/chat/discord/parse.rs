@@ -14,8 +14,12 @@ pub enum ParseError {
 /// Whether the interaction came from a slash command or a button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// A slash command.
     Command,
+    /// A button or select on a message.
     Component,
+    /// A form's (modal's) last page submitted.
+    Modal,
 }
 
 /// Who interacted, where, and the token to answer with.

@@ -79,30 +79,44 @@ pub fn rows(buttons: &[(String, String, ButtonStyle)]) -> (Vec<Value>, usize) {
 
 /// A message: the title (with mentions) as content, the rest in one embed, buttons below.
 pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
+    rendered(m, texts, true)
+}
+
+/// `ping`: whoever the message addresses is named in the content (and notified); a private
+/// answer pings nobody.
+fn rendered(m: &Message, texts: &Texts, ping: bool) -> anyhow::Result<Value> {
     let marker = texts.plain("truncated")?;
     let content = truncate(&text(&m.title), MAX_CONTENT, &marker);
-    // The footer (and the note that content was cut) is reserved first; the description
-    // and the fields share what is left of the embed's 6,000 characters.
+    // The note that content was cut is reserved first (the footer); the context (who is
+    // waiting, who decided: a footer renders neither markdown nor mentions) and the page
+    // link close the description; the body and the fields share what is left of the
+    // embed's 6,000 characters.
     let cut_note = texts.plain("truncated_blocks")?;
-    let context = m.context.as_deref().filter(|c| !c.is_empty()).map(text);
     let footer_room = MAX_FOOTER.min(500);
     let mut budget = MAX_EMBED_TOTAL - footer_room;
     let mut embed = serde_json::Map::new();
-    // The page link goes where Discord renders links (a footer does not): under the description.
+    let context = m.context.as_deref().filter(|c| !c.is_empty()).map(|c| {
+        let c = text(c);
+        // Each line of the context, quoted: it reads as a note under the message.
+        let quoted: Vec<String> = c.lines().map(|l| format!("> {l}")).collect();
+        truncate(&quoted.join("\n"), 1_000, &marker)
+    });
     let link = m.link.as_ref().map(|l| format!("[{}]({})", l.label, l.url));
-    let link_room = link.as_ref().map(|l| l.chars().count() + 2).unwrap_or(0);
-    budget -= link_room;
+    let tail: Vec<String> = context.into_iter().chain(link).collect();
+    let tail = (!tail.is_empty()).then(|| tail.join("\n"));
+    let tail_room = tail.as_ref().map(|t| t.chars().count() + 2).unwrap_or(0);
+    budget -= tail_room;
     let body = m
         .body
         .as_deref()
         .filter(|b| !b.is_empty())
-        .map(|b| truncate(&text(b), (MAX_EMBED_DESCRIPTION - link_room).min(budget), &marker));
+        .map(|b| truncate(&text(b), (MAX_EMBED_DESCRIPTION - tail_room).min(budget), &marker));
     if let Some(d) = &body {
         budget -= d.chars().count();
     }
-    let description = match (body, link) {
-        (Some(d), Some(l)) => Some(format!("{d}\n\n{l}")),
-        (d, l) => d.or(l),
+    let description = match (body, tail) {
+        (Some(d), Some(t)) => Some(format!("{d}\n\n{t}")),
+        (d, t) => d.or(t),
     };
     if let Some(d) = description {
         embed.insert("description".into(), json!(d));
@@ -123,11 +137,7 @@ pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
         budget -= name_len + value.chars().count();
         fields.push(json!({ "name": name, "value": value, "inline": f.value.chars().count() <= 40 }));
     }
-    let footer = match (context, cut) {
-        (Some(c), true) => Some(format!("{c} {cut_note}")),
-        (None, true) => Some(cut_note),
-        (c, false) => c,
-    };
+    let footer = cut.then_some(cut_note);
     if !fields.is_empty() {
         embed.insert("fields".into(), json!(fields));
     }
@@ -155,7 +165,7 @@ pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
     // context; not the data fields) is also named in the content, and only they are pinged.
     let mut users = Vec::new();
     let texts_of = std::iter::once(&m.title).chain(m.body.iter()).chain(m.context.iter());
-    for s in texts_of {
+    for s in texts_of.filter(|_| ping) {
         users.extend(mentioned(s));
     }
     users.sort();
@@ -186,6 +196,16 @@ pub fn message(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
 /// How many modals a form needs.
 pub fn pages(form: &Form) -> usize {
     form.fields.len().div_ceil(MAX_MODAL_INPUTS).max(1)
+}
+
+/// The ids of the fields on page `page` (from 1).
+pub fn page_fields(form: &Form, page: usize) -> Vec<&str> {
+    form.fields
+        .iter()
+        .skip(page.saturating_sub(1) * MAX_MODAL_INPUTS)
+        .take(MAX_MODAL_INPUTS)
+        .map(|f| f.id.as_str())
+        .collect()
 }
 
 /// Page `page` (from 1) of a form as a modal; `answers` pre-fill the inputs.
@@ -245,7 +265,7 @@ fn respond(kind: u8, data: Option<Value>) -> Value {
 
 /// A private answer to the user who interacted.
 pub fn ephemeral(m: &Message, texts: &Texts) -> anyhow::Result<Value> {
-    let mut v = message(m, texts)?;
+    let mut v = rendered(m, texts, false)?;
     v["flags"] = json!(super::response::EPHEMERAL);
     Ok(v)
 }
@@ -297,6 +317,29 @@ pub mod reply {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn who_is_waiting_and_who_decided_are_shown_where_discord_renders_them() {
+        let texts = Texts::new("en").unwrap();
+        let m = Message {
+            title: "REL-1 · App release — Test confirmation".into(),
+            body: Some("Body".into()),
+            context: Some("⚪ Waiting for *test*: <@discord:222>".into()),
+            link: Some(crate::chat::Link {
+                url: "https://rb.example/tickets/1?t=ab".into(),
+                label: "Ticket page".into(),
+            }),
+            ..Default::default()
+        };
+        let v = message(&m, &texts).unwrap();
+        let embed = &v["embeds"][0];
+        assert_eq!(
+            embed["description"],
+            "Body\n\n> ⚪ Waiting for **test**: <@222>\n[Ticket page](https://rb.example/tickets/1?t=ab)"
+        );
+        assert!(embed.get("footer").is_none(), "{embed}");
+    }
+
     use super::*;
     use crate::chat::{Button, Field, FormField};
 
