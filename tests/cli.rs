@@ -103,6 +103,28 @@ fn migrate_creates_the_database_and_the_manifest_points_at_the_public_url() {
     );
     assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/release");
     assert_eq!(manifest["features"]["slash_commands"][0]["should_escape"], true);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Slack shows a short usage hint next to each command.
+    for c in manifest["features"]["slash_commands"].as_array().unwrap() {
+        let hint = c["usage_hint"].as_str().unwrap();
+        assert!(hint.chars().count() <= 100, "{hint}");
+    }
+    let release = &manifest["features"]["slash_commands"][0]["usage_hint"];
+    assert!(release.as_str().unwrap().starts_with("new | show | list"), "{release}");
+    // The manifest parses as Slack's typed model.
+    let _: slack_morphism::prelude::SlackAppManifest = serde_json::from_value(manifest.clone()).unwrap();
+
+    // A URL Slack cannot call is printed with a warning that says so.
+    for url in [
+        "http://127.0.0.1:3000",
+        "https://localhost:8443",
+        "http://rb.example.com",
+    ] {
+        let out = releasebot(&["slack-manifest"], &[("RELEASEBOT_PUBLIC_URL", url.into())]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Slack calls only public HTTPS URLs"), "{url}: {err}");
+    }
 }
 
 /// Waits for a condition that another process makes true, within a bound.
