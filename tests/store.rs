@@ -785,7 +785,7 @@ async fn two_replicas_claim_each_event_once(s: &Store) {
         .collect();
     assert!(owners.contains(&"another-replica".to_string()) || y.is_empty());
     assert!(
-        inbox::lease_id(a, x.first().copied().unwrap_or(y[0]), T0 + 1, 60_000)
+        inbox::lease_id(a, *x.first().or(y.first()).unwrap(), T0 + 1, 60_000)
             .await
             .unwrap()
             .is_none(),

@@ -580,11 +580,7 @@ impl Mover<'_> {
         let started_at = run.steps[i].started_at.unwrap_or(now);
         let ended = self.last_end.lock().map(|mut l| l.take()).unwrap_or(None);
         if let Some(ended) = ended {
-            deps.metrics.observe_in(
-                STEP_OVERHEAD,
-                ended.elapsed().as_secs_f64(),
-                crate::metrics::FINE_BUCKETS,
-            );
+            deps.metrics.observe(STEP_OVERHEAD, ended.elapsed().as_secs_f64());
         }
         let call = providers::run(StepCtx {
             index: i,
@@ -641,6 +637,15 @@ impl Mover<'_> {
     /// execution meanwhile, the answer is applied again to their version: a result is
     /// never lost.
     async fn finish(&self, row: &Row, run: Run, i: usize, outcome: StepOutcome, now: i64) -> anyhow::Result<Finished> {
+        if let (StepOutcome::Done { .. }, Some(started)) = (&outcome, run.steps[i].started_at) {
+            let kind = serde_json::to_value(self.plan.steps[i].kind).ok();
+            let kind = kind.as_ref().and_then(|k| k.as_str()).unwrap_or("");
+            self.deps().metrics.observe_with(
+                "releasebot_executor_step_duration_seconds",
+                &[("type", kind)],
+                ((now - started).max(0) as f64) / 1000.0,
+            );
+        }
         let (mut row, mut run) = (row.clone(), run);
         for _ in 0..5 {
             let (mut next, next_wake, alert) = apply_outcome(&self.deps().texts, self.plan, run, i, &outcome, now);

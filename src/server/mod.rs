@@ -281,7 +281,7 @@ async fn seed_local_people(store: &Store, config: &Config, now: i64) -> anyhow::
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(local::page))
         .route("/chat", get(local::page))
         .route("/chat/messages", get(local::messages))
@@ -301,9 +301,45 @@ pub fn router(state: AppState) -> Router {
         .route("/swimlanes/{name}/activity", post(swimlane_activity))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_text));
+    layered(routes, state)
+}
+
+/// `routes` with the HTTP middleware every route has.
+pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        // Innermost first: a panicking handler answers 500 (and is counted as one), every
+        // request has a deadline, at most MAX_IN_FLIGHT are handled at once, each in a span.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // The path only: query strings carry page tokens.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
+}
+
+/// How long a request may take to be answered (the local chat's live updates stream
+/// after their answer, so they are not cut).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Requests handled at once; more wait for a slot.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// A handler that panicked: logged with a reference, answered 500; the process goes on.
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let why = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    internal(anyhow::anyhow!("a request handler panicked: {why}"))
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -312,11 +348,18 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    state.bot.metrics.inc(
+    let m = &state.bot.metrics;
+    m.inc(
         "releasebot_http_requests_total",
         &[("route", &route), ("status", &status)],
+    );
+    m.observe_with(
+        "releasebot_http_request_duration_seconds",
+        &[("route", &route)],
+        started.elapsed().as_secs_f64(),
     );
     res
 }
@@ -336,13 +379,43 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let depth = store::outbox::depth(&state.bot.store).await.unwrap_or(-1) as f64;
-    let inbox = store::inbox::pending(&state.bot.store).await.unwrap_or(-1) as f64;
-    let body = state
-        .bot
-        .metrics
-        .render(&[("releasebot_outbox_depth", depth), ("releasebot_inbox_pending", inbox)]);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let bot = &state.bot;
+    let now = bot.now();
+    let store = &bot.store;
+    let lag = |oldest: anyhow::Result<Option<i64>>| match oldest {
+        Ok(Some(t)) => ((now - t).max(0) as f64) / 1000.0,
+        Ok(None) => 0.0,
+        Err(_) => -1.0,
+    };
+    let m = &bot.metrics;
+    m.set(
+        "releasebot_outbox_depth",
+        &[],
+        store::outbox::depth(store).await.unwrap_or(-1) as f64,
+    );
+    m.set(
+        "releasebot_inbox_pending",
+        &[],
+        store::inbox::pending(store).await.unwrap_or(-1) as f64,
+    );
+    m.set(
+        "releasebot_outbox_lag_seconds",
+        &[],
+        lag(store::outbox::oldest_pending(store).await),
+    );
+    m.set(
+        "releasebot_inbox_lag_seconds",
+        &[],
+        lag(store::inbox::oldest_pending(store).await),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        m.render(),
+    )
+        .into_response()
 }
 
 /// A Slack request whose signature was checked; the body is not parsed yet.

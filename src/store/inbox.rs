@@ -206,6 +206,14 @@ pub async fn pending(store: &Store) -> anyhow::Result<i64> {
     Ok(get_i64(&row, "n")?)
 }
 
+/// When the oldest event not yet handled was received, if any waits.
+pub async fn oldest_pending(store: &Store) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MIN(received_at) AS t FROM inbox WHERE status = 'pending'")
+        .fetch_one(&store.read)
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>("t")?)
+}
+
 /// Deletes up to `limit` events handled before `before`; how many went.
 pub async fn prune(store: &Store, before: i64, limit: i64) -> anyhow::Result<u64> {
     let res = sqlx::query(

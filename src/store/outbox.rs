@@ -502,6 +502,14 @@ pub async fn depth(store: &Store) -> anyhow::Result<i64> {
     Ok(get_i64(&row, "n")?)
 }
 
+/// When the oldest message not yet delivered was written, if any waits.
+pub async fn oldest_pending(store: &Store) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MIN(created_at) AS t FROM outbox WHERE status = 'pending'")
+        .fetch_one(&store.read)
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>("t")?)
+}
+
 /// The earliest time a queue of `platform` falls due, if any waits.
 pub async fn next_due(store: &Store, platform: &str) -> anyhow::Result<Option<i64>> {
     lease::next_due(store, &OUTBOX_CHANNELS, Some(platform)).await
