@@ -44,7 +44,7 @@ pub fn check(settings: &Settings) -> Vec<String> {
         Some(p) => match std::fs::read_to_string(p) {
             Err(e) => problems.push(format!("{}: {e}", p.display())),
             Ok(text) => {
-                if let Err(e) = Config::parse(&text) {
+                if let Err(e) = Config::parse_for(&text, &settings.locale) {
                     problems.extend(e.0.into_iter().map(|m| format!("{}: {m}", p.display())));
                 }
             }
@@ -122,7 +122,8 @@ pub fn check(settings: &Settings) -> Vec<String> {
 
 /// The Discord slash commands, derived from the command grammar: each top-level command
 /// with one subcommand per verb, each taking the rest of the line as `arguments`.
-pub fn discord_commands() -> serde_json::Value {
+/// `service` is the default service's name (its help names it).
+pub fn discord_commands(service: &str) -> serde_json::Value {
     let texts = crate::chat::Texts::new("en").ok();
     let commands: Vec<serde_json::Value> = crate::bot::command::COMMANDS
         .iter()
@@ -135,7 +136,7 @@ pub fn discord_commands() -> serde_json::Value {
                     let args = usage.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
                     let description = texts
                         .as_ref()
-                        .and_then(|t| t.plain(v.help_key()).ok())
+                        .and_then(|t| t.render(v.help_key(), &serde_json::json!({ "service": service })).ok())
                         .unwrap_or_else(|| usage.to_string());
                     let mut sub = serde_json::json!({
                         "type": 1,
@@ -336,7 +337,9 @@ pub fn main() -> ExitCode {
                 let Some(d) = cli.settings.discord() else {
                     anyhow::bail!("set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID first");
                 };
-                let n = crate::chat::discord::client::register_commands(&d, &discord_commands()).await?;
+                let config = Config::load(cli.settings.config.as_deref(), "en")?;
+                let service = config.service_name(&config.default_service);
+                let n = crate::chat::discord::client::register_commands(&d, &discord_commands(&service)).await?;
                 println!("registered {n} Discord commands (/release, /role)");
                 Ok(ExitCode::SUCCESS)
             }

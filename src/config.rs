@@ -249,6 +249,43 @@ impl Settings {
 
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
+/// The locales a name may be given in.
+pub const LOCALES: &[&str] = &["en", "zh-CN"];
+
+/// Replaces every per-locale text (a table whose keys are all locales and whose values
+/// are all strings) by its text in `locale`.
+fn localize(table: &mut toml::Table, locale: &str) {
+    for (_, v) in table.iter_mut() {
+        localize_value(v, locale);
+    }
+}
+
+fn localize_value(v: &mut toml::Value, locale: &str) {
+    match v {
+        toml::Value::Table(t) => {
+            let per_locale = !t.is_empty() && t.iter().all(|(k, v)| LOCALES.contains(&k.as_str()) && v.is_str());
+            if per_locale {
+                let text = t
+                    .get(locale)
+                    .or_else(|| t.get("en"))
+                    .or_else(|| t.values().next())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                *v = toml::Value::String(text);
+            } else {
+                localize(t, locale);
+            }
+        }
+        toml::Value::Array(items) => {
+            for i in items {
+                localize_value(i, locale);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Platforms a role member may belong to.
 pub const PLATFORMS: &[&str] = &crate::domain::actor::PLATFORMS;
 
@@ -1001,7 +1038,12 @@ fn valid_name(s: &str) -> bool {
 
 impl Config {
     pub fn builtin() -> Self {
-        match Self::parse(DEFAULT_CONFIG) {
+        Self::builtin_for("en")
+    }
+
+    /// The built-in configuration, its names in `locale`.
+    pub fn builtin_for(locale: &str) -> Self {
+        match Self::parse_for(DEFAULT_CONFIG, locale) {
             Ok(c) => c,
             // The built-in file is covered by a unit test; this cannot happen in a released build.
             Err(e) => panic!("built-in configuration is invalid: {e}"),
@@ -1009,21 +1051,31 @@ impl Config {
     }
 
     /// Loads the file named by the settings, or the built-in defaults.
-    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+    pub fn load(path: Option<&std::path::Path>, locale: &str) -> anyhow::Result<Self> {
         match path {
-            None => Ok(Self::builtin()),
+            None => Ok(Self::builtin_for(locale)),
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {} problem(s)\n{e}", p.display(), e.0.len()))
+                Self::parse_for(&text, locale)
+                    .map_err(|e| anyhow::anyhow!("{}: {} problem(s)\n{e}", p.display(), e.0.len()))
             }
         }
     }
 
+    /// Parses a configuration with its names in English.
     pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        Self::parse_for(text, "en")
+    }
+
+    /// Parses a configuration; a name given per locale (`name = { en = "App release",
+    /// zh-CN = "应用发布" }`) is taken in `locale` (English, or the first given, when it
+    /// lacks that one).
+    pub fn parse_for(text: &str, locale: &str) -> Result<Self, ConfigErrors> {
         // A file that is not TOML has one problem, at a line and column; one that is
         // TOML but not a configuration has every problem named by its dotted path.
-        let table: toml::Table =
+        let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim_end().to_string()]))?;
+        localize(&mut table, locale);
         let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table.clone())) {
             Ok(raw) => raw,
             Err(e) => {

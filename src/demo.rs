@@ -21,12 +21,15 @@ use tokio_util::sync::CancellationToken;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The demo's configuration: the built-in one with a fast demo service as the default.
-pub fn config() -> Result<Config, crate::config::ConfigErrors> {
-    Config::parse(&format!(
-        "default_service = \"demo\"\n{}\n{}",
-        crate::config::DEFAULT_CONFIG,
-        include_str!("../config/demo.toml")
-    ))
+pub fn config(locale: &str) -> Result<Config, crate::config::ConfigErrors> {
+    Config::parse_for(
+        &format!(
+            "default_service = \"demo\"\n{}\n{}",
+            crate::config::DEFAULT_CONFIG,
+            include_str!("../config/demo.toml")
+        ),
+        locale,
+    )
 }
 
 /// The settings of a demo: a fresh SQLite file unless a database was named, the local chat on.
@@ -44,7 +47,7 @@ pub fn settings(mut settings: Settings) -> Settings {
 
 pub async fn run(settings: Settings, serve: bool) -> anyhow::Result<()> {
     let settings = self::settings(settings);
-    let config = config().map_err(|e| anyhow::anyhow!("the demo configuration: {e}"))?;
+    let config = config(&settings.locale).map_err(|e| anyhow::anyhow!("the demo configuration: {e}"))?;
     let app = App::build(&settings, config, std::sync::Arc::new(crate::clock::SystemClock)).await?;
     println!(
         "releasebot demo — database {}",
@@ -445,7 +448,7 @@ fn say(line: &str) {
 mod tests {
     #[test]
     fn the_demo_configuration_is_valid() {
-        let c = super::config().expect("demo config");
+        let c = super::config("zh-CN").expect("demo config");
         assert!(c.services.contains_key("demo"));
     }
 }

@@ -129,8 +129,8 @@ async fn configured_freezes_and_locks_name_themselves_and_unlocking_lets_release
 async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_once_decided() {
     let config = team_config()
         .replace(
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"tl\"\n",
+            "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\n",
+            "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"tl\"\n",
         )
         .replace("[roles.tl]\n", &format!("[roles.tl]\nmembers = [\"slack:{QUINN}\"]\n"));
     let bot = TestBot::with("en", &config).await;
@@ -337,8 +337,8 @@ async fn transcript(locale: &str) -> Vec<serde_json::Value> {
         )
         .replace("hold_until_planned = false", "hold_until_planned = true")
         .replace(
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
-            "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
+            "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\n",
+            "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
         );
     let bot = TestBot::with(locale, &config).await;
     let mut out = Vec::new();

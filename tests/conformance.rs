@@ -417,8 +417,8 @@ async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
 /// may then decide it.
 async fn sla_reminder_and_escalation(p: &dyn Platform) {
     let config = everywhere_config().replace(
-        "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\n",
-        "id = \"test\"\nname = \"Test confirmation\"\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
+        "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\n",
+        "id = \"test\"\nname = { en = \"Test confirmation\", zh-CN = \"测试确认\" }\nrole = \"test\"\nsla = \"4h\"\nescalate_to = \"admin\"\n",
     );
     let bot = TestBot::with("en", &config).await;
     let test = submitted(&bot, p).await;

@@ -291,10 +291,10 @@ async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
 async fn releases_speak_chinese_too() {
     let bot = TestBot::with("zh-CN", &with_sim("new_error_rate = 8.0")).await;
     let calls = release(&bot).await;
-    let alert = find(&calls, "🚨 REL-1 · Monitor 5 minutes 失败");
+    let alert = find(&calls, "🚨 REL-1 · 观察 5 分钟 失败");
     insta::assert_json_snapshot!("zh_alert_rollback", snapshot_body(&alert.body));
     assert!(TestBot::text_of(alert).contains("新版本成功率 92.0% &lt; 99.5%（旧版本 99.9%）"));
-    let progress = find(&calls, "— Canary release（模拟）");
+    let progress = find(&calls, "— 金丝雀发布（模拟）");
     let text = TestBot::text_of(&latest(&calls, progress));
     assert!(
         text.contains("↩️ 已回滚") && text.contains("新版本 0% · 旧版本 100%"),
@@ -333,7 +333,7 @@ async fn a_failing_host_stops_the_rollout_with_per_target_status() {
 async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
     let config = team_config()
         .replace(
-            "  { id = \"notes\", label = \"Notes\", kind = \"multiline\", required = false },",
+            "  { id = \"notes\", label = { en = \"Notes\", zh-CN = \"备注\" }, kind = \"multiline\", required = false },",
             "  { id = \"notes\", label = \"Notes\", kind = \"multiline\", required = false },\n  { id = \"environment\", label = \"Environment\", kind = \"environment\" },",
         )
         + "\n[[applications]]\nname = \"payments\"\nenvironments = [\"staging\", \"prod\"]\n";

@@ -40,9 +40,12 @@ async fn discord_pings_get_a_pong_and_only_when_signed() {
 async fn discord_register_sends_commands_derived_from_the_grammar() {
     let bot = team().await;
     let settings = bot.settings.discord().unwrap();
-    let n = releasebot::chat::discord::client::register_commands(&settings, &releasebot::cli::discord_commands())
-        .await
-        .unwrap();
+    let n = releasebot::chat::discord::client::register_commands(
+        &settings,
+        &releasebot::cli::discord_commands("App release"),
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 6, "/release, /role, /swimlane, /freeze, /lock and /unlock");
     let call = bot.discord.calls().into_iter().find(|c| c.route == "register").unwrap();
     assert_eq!(call.auth.as_deref(), Some("Bot discord-bot-token"));
@@ -391,8 +394,8 @@ async fn linked_identities_are_one_person_for_separation_of_duties_and_countersi
             &format!("[roles.test]\nmembers = [\"slack:{ALICE}\", "),
         )
         .replace(
-            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
-            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\napprovals_required = 2\n",
+            "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\n",
+            "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\napprovals_required = 2\n",
         );
     assert!(config.contains("approvals_required = 2") && config.contains(&format!("\"slack:{ALICE}\", ")));
     let bot = TestBot::with("en", &config).await;
@@ -561,8 +564,8 @@ async fn discord_guild_interactions_name_the_member() {
 #[tokio::test]
 async fn a_stage_goes_to_its_channel_on_the_submitters_platform() {
     let config = everywhere_config().replace(
-        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
-        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\nchannel = { slack = \"COPS\", dingtalk = \"cidOPS\" }\n",
+        "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\n",
+        "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\nchannel = { slack = \"COPS\", dingtalk = \"cidOPS\" }\n",
     );
     let bot = TestBot::with("en", &config).await;
     let t = DingTalk::default();

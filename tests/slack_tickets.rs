@@ -683,8 +683,8 @@ async fn private_answers_fall_back_to_a_direct_message_outside_the_bots_channels
 #[tokio::test]
 async fn countersign_stages_need_two_different_approvers() {
     let config = team_config().replace(
-        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
-        "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\napprovals_required = 2\n",
+        "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\n",
+        "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\napprovals_required = 2\n",
     );
     assert_ne!(config, team_config());
     let bot = TestBot::with("en", &config).await;

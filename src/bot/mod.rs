@@ -509,7 +509,8 @@ impl Bot {
                 environment,
             } => releases::baselines(self, tx, ev, &application, environment.as_deref()).await,
             C::Help { command } => {
-                let msg = views::help(&self.texts, &command)?;
+                let service = self.config.service_name(&self.config.default_service);
+                let msg = views::help(&self.texts, &command, &service)?;
                 self.ephemeral(tx, ev, msg).await?;
                 Ok(Handled::Done)
             }

@@ -337,12 +337,13 @@ pub fn list(texts: &Texts, scope_key: &str, rows: &[(Ticket, String)]) -> anyhow
     })
 }
 
-pub fn help(texts: &Texts, command: &str) -> anyhow::Result<Message> {
+/// The help of a command; `service` is the default service's name.
+pub fn help(texts: &Texts, command: &str, service: &str) -> anyhow::Result<Message> {
     let mut lines = Vec::new();
     for v in Verb::ALL.into_iter().filter(|v| v.command() == command) {
         lines.push(texts.render(
             "help_line",
-            &json!({ "usage": v.usage(), "text": texts.plain(v.help_key())? }),
+            &json!({ "usage": v.usage(), "text": texts.render(v.help_key(), &json!({ "service": service }))? }),
         )?);
     }
     Ok(Message {

@@ -160,6 +160,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_chinese_catalogue_uses_one_term_per_concept() {
+        // A ticket is 单据 (never 工单); a stage is 环节 (never 阶段).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("messages/zh-CN");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for other in ["工单", "阶段"] {
+                assert!(!text.contains(other), "{}: {other}", path.display());
+            }
+        }
+    }
+
+    #[test]
     fn every_locale_has_every_message() {
         assert_eq!(Texts::check(), Vec::<String>::new());
     }

@@ -596,7 +596,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             problems.join("\n")
         );
     }
-    let config = Config::load(settings.config.as_deref())?;
+    let config = Config::load(settings.config.as_deref(), &settings.locale)?;
     let app = App::build(&settings, config, Arc::new(crate::clock::SystemClock)).await?;
     tracing::info!(
         database = %store::redact_url(&settings.database_url),

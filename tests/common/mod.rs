@@ -158,7 +158,7 @@ impl TestBot {
                 dingtalk_webhook: dingtalk.webhook_url.clone(),
             },
         );
-        let config = Config::parse(config).expect("test configuration");
+        let config = Config::parse_for(config, locale).expect("test configuration");
         let app = App::build(&settings, config, clock.clone()).await.expect("app starts");
         let router = app.router();
         // The test drives the workers: one idle round of each is their start.
@@ -183,7 +183,7 @@ impl TestBot {
 
     /// Restarts the app on the same database with another configuration.
     pub async fn restart_with(&mut self, config: &str) {
-        let config = Config::parse(config).expect("test configuration");
+        let config = Config::parse_for(config, &self.settings.locale).expect("test configuration");
         self.app = App::build(&self.settings, config, self.clock.clone())
             .await
             .expect("app restarts");
