@@ -137,6 +137,15 @@ pub struct Settings {
         default_value = "releasebot.card"
     )]
     pub dingtalk_card_template: String,
+    /// The key under which releasebot registers its card callback URL with DingTalk
+    /// (`RELEASEBOT_PUBLIC_URL/dingtalk/events`); cards name it, so presses come back.
+    #[arg(
+        long,
+        global = true,
+        env = "DINGTALK_CALLBACK_ROUTE_KEY",
+        default_value = "releasebot"
+    )]
+    pub dingtalk_callback_route_key: String,
     /// Receive DingTalk events over Stream mode (an outgoing websocket) instead of HTTP.
     #[arg(long, global = true, env = "DINGTALK_STREAM", default_value_t = false)]
     pub dingtalk_stream: bool,
@@ -173,6 +182,11 @@ pub struct DingTalkSettings {
     pub webhook_url: Option<Secret>,
     pub webhook_secret: Option<Secret>,
     pub card_template: String,
+    /// How card button presses arrive: over Stream mode, or over HTTP to `callback_url`
+    /// under `callback_route_key` (registered with DingTalk at start).
+    pub stream: bool,
+    pub callback_route_key: String,
+    pub callback_url: String,
 }
 
 impl Settings {
@@ -200,6 +214,7 @@ impl Settings {
             dingtalk_webhook_secret: None,
             dingtalk_card_template: "releasebot.card".into(),
             dingtalk_stream: false,
+            dingtalk_callback_route_key: "releasebot".into(),
             activity_token: None,
             link_secret: None,
             local_chat: None,
@@ -236,6 +251,9 @@ impl Settings {
             webhook_url: self.dingtalk_webhook_url.clone().filter(|u| !u.expose().is_empty()),
             webhook_secret: self.dingtalk_webhook_secret.clone().filter(|s| !s.expose().is_empty()),
             card_template: self.dingtalk_card_template.clone(),
+            stream: self.dingtalk_stream,
+            callback_route_key: self.dingtalk_callback_route_key.clone(),
+            callback_url: format!("{}/dingtalk/events", self.public_url.trim_end_matches('/')),
         })
     }
 

@@ -235,6 +235,9 @@ async fn a_captured_dingtalk_request_cannot_be_replayed_with_another_body() {
 #[tokio::test]
 async fn dingtalk_fetches_one_access_token_for_many_callers() {
     let bot = team().await;
+    // The app's own client registered its card callback (with a token of its own) first.
+    bot.dingtalk.wait_for("callback_register", 1).await;
+    let before = bot.dingtalk.calls().iter().filter(|c| c.route == "token").count();
     let chat = std::sync::Arc::new(
         releasebot::chat::dingtalk::DingTalkChat::new(&bot.settings.dingtalk().unwrap(), bot.clock.clone()).unwrap(),
     );
@@ -243,9 +246,9 @@ async fn dingtalk_fetches_one_access_token_for_many_callers() {
         async move { c.access_token().await.unwrap() }
     }))
     .await;
-    assert!(tokens.iter().all(|t| t == "dt-token-1"));
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
     let fetched = bot.dingtalk.calls().iter().filter(|c| c.route == "token").count();
-    assert_eq!(fetched, 1, "refreshed once under concurrency, then cached");
+    assert_eq!(fetched, before + 1, "refreshed once under concurrency, then cached");
     assert_eq!(
         bot.dingtalk.calls()[0].body["appSecret"],
         "dingtalk-app-secret",
@@ -582,4 +585,74 @@ async fn a_stage_goes_to_its_channel_on_the_submitters_platform() {
         common::platforms::DISCORD_CHANNEL,
         "no Discord channel configured: the ticket's own"
     );
+}
+
+/// DingTalk delivers card presses where the card says: releasebot registers its callback
+/// URL under its route key at start (HTTP mode) and names that key on every card; in
+/// Stream mode the cards ask for Stream callbacks instead.
+#[tokio::test]
+async fn dingtalk_card_presses_come_back_over_http_or_stream() {
+    let bot = TestBot::with_settings("en", &everywhere_config(), |s, _| {
+        s.public_url = "https://rb.example.com".into();
+    })
+    .await;
+    bot.dingtalk.wait_for("callback_register", 1).await;
+    let calls = bot.dingtalk.calls();
+    let register = calls.iter().find(|c| c.route == "callback_register").unwrap();
+    assert_eq!(register.body["callbackRouteKey"], "releasebot");
+    assert_eq!(register.body["callbackUrl"], "https://rb.example.com/dingtalk/events");
+    assert_eq!(
+        register.body["apiSecret"], DINGTALK_SECRET,
+        "callbacks are signed with the app secret"
+    );
+    let t = DingTalk::default();
+    submitted(&bot, &t).await;
+    let card = bot
+        .dingtalk
+        .calls()
+        .into_iter()
+        .find(|c| c.route == "card_create")
+        .unwrap();
+    assert_eq!(card.body["callbackType"], "HTTP");
+    assert_eq!(card.body["callbackRouteKey"], "releasebot");
+
+    let stream = TestBot::with_settings("en", &everywhere_config(), |s, _| s.dingtalk_stream = true).await;
+    let t = DingTalk::default();
+    submitted(&stream, &t).await;
+    let card = stream
+        .dingtalk
+        .calls()
+        .into_iter()
+        .find(|c| c.route == "card_create")
+        .unwrap();
+    assert_eq!(card.body["callbackType"], "STREAM");
+    assert!(card.body.get("callbackRouteKey").is_none(), "{}", card.body);
+    assert!(stream.dingtalk.calls().iter().all(|c| c.route != "callback_register"));
+    assert!(releasebot::chat::dingtalk::stream::TOPICS.contains(&"/v1.0/card/instances/callback"));
+}
+
+/// Card titles (and so notification previews) show people as DingTalk shows them, never
+/// internal mention tokens, and are cut at a word, not mid-timestamp.
+#[test]
+fn dingtalk_titles_carry_no_mention_tokens_and_are_cut_at_a_word() {
+    let m = releasebot::chat::Message {
+        title: format!(
+            "REL-1 sent back to <@dingtalk:staff01> by <@dingtalk:staff02> at 2026-11-21 09:00 UTC because {}",
+            "the package checksum did not match what the build server published"
+        ),
+        ..Default::default()
+    };
+    let t = releasebot::chat::dingtalk::client::title(&m);
+    assert!(!t.contains("<@"), "{t}");
+    assert!(t.contains("@staff01"), "{t}");
+    assert!(
+        t.chars().count() <= releasebot::chat::dingtalk::client::MAX_TITLE,
+        "{t}"
+    );
+    assert!(t.ends_with('…'));
+    // Cut at a word: what is kept is the start of the title, followed there by a space.
+    let kept = t.trim_end_matches('…');
+    let full = releasebot::chat::dingtalk::client::text(&m.title);
+    assert!(full.starts_with(kept), "{t}");
+    assert!(full[kept.len()..].starts_with(' '), "{t}");
 }

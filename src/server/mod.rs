@@ -81,10 +81,9 @@ impl App {
         }
         let dingtalk = settings.dingtalk();
         if let Some(d) = &dingtalk {
-            clients.insert(
-                crate::chat::dingtalk::PLATFORM.to_string(),
-                Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?),
-            );
+            let chat = Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?);
+            tokio::spawn(register_card_callback(chat.clone()));
+            clients.insert(crate::chat::dingtalk::PLATFORM.to_string(), chat);
         }
         let links = Arc::new(
             crate::links::Links::load(
@@ -256,6 +255,19 @@ impl Workers {
     pub async fn join(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// Registers DingTalk's card callback URL, again every minute until DingTalk takes it.
+async fn register_card_callback(chat: Arc<crate::chat::dingtalk::DingTalkChat>) {
+    loop {
+        match chat.register_card_callback().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = ?e, "registering the DingTalk card callback URL failed; card buttons do not work until it succeeds (retrying in a minute)");
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
         }
     }
 }

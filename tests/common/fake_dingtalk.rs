@@ -115,6 +115,7 @@ fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, bo
         ("POST", "/v1.0/oauth2/accessToken") => "token",
         ("POST", "/v1.0/card/instances/createAndDeliver") => "card_create",
         ("PUT", "/v1.0/card/instances") => "card_update",
+        ("POST", "/v1.0/card/callbacks/register") => "callback_register",
         ("POST", "/v1.0/robot/groupMessages/send") => "group_send",
         ("POST", "/v1.0/robot/oToMessages/batchSend") => "direct_send",
         ("POST", "/robot/send") => "webhook",
@@ -194,6 +195,12 @@ fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, bo
             Json(json!({ "accessToken": format!("dt-token-{}", g.tokens), "expireIn": 7200 })).into_response()
         }
         "card_create" | "card_update" => Json(json!({ "success": true, "result": {} })).into_response(),
+        // DingTalk answers with what it registered.
+        "callback_register" => Json(json!({
+            "success": true,
+            "result": { "callbackUrl": body["callbackUrl"], "apiSecret": body["apiSecret"] },
+        }))
+        .into_response(),
         "group_send" | "direct_send" => Json(json!({ "processQueryKey": format!("q-{n}") })).into_response(),
         "webhook" => Json(json!({ "errcode": 0, "errmsg": "ok" })).into_response(),
         "stream_open" if body["clientSecret"] == "dingtalk-app-secret" => {

@@ -38,6 +38,10 @@ pub struct DingTalkChat {
     app_secret: Secret,
     robot_code: String,
     card_template: String,
+    /// `callbackType` and `callbackRouteKey` of the cards.
+    callback: (&'static str, Option<String>),
+    /// The card callback to register (HTTP mode): route key and URL.
+    register: Option<(String, String)>,
     webhook: Option<(Secret, Option<Secret>)>,
     token: Mutex<Option<(String, Instant)>>,
     clock: crate::clock::SharedClock,
@@ -92,10 +96,20 @@ pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
     Ok(truncate(&out, MAX_MARKDOWN, &marker))
 }
 
-/// The short title DingTalk shows in notifications.
+/// The short title DingTalk shows in notifications: plain text (people as `@id`, never
+/// a mention token), cut at a word when too long.
 pub fn title(m: &Message) -> String {
-    let plain = unescape(&m.title).replace('*', "");
-    truncate(plain.lines().next().unwrap_or(""), MAX_TITLE, "…")
+    let plain = text(&m.title).replace('*', "");
+    let first = plain.lines().next().unwrap_or("").trim();
+    if first.chars().count() <= MAX_TITLE {
+        return first.to_string();
+    }
+    let room: String = first.chars().take(MAX_TITLE - 1).collect();
+    let cut = match room.rfind(' ') {
+        Some(i) if i > room.len() / 2 => room[..i].trim_end(),
+        _ => room.as_str(),
+    };
+    format!("{cut}…")
 }
 
 /// The card's variables: title, markdown, and the buttons (action ids of our actions).
@@ -138,6 +152,12 @@ impl DingTalkChat {
             app_secret: s.app_secret.clone(),
             robot_code: s.robot_code.clone(),
             card_template: s.card_template.clone(),
+            callback: if s.stream {
+                ("STREAM", None)
+            } else {
+                ("HTTP", Some(s.callback_route_key.clone()))
+            },
+            register: (!s.stream).then(|| (s.callback_route_key.clone(), s.callback_url.clone())),
             webhook: s.webhook_url.clone().map(|u| (u, s.webhook_secret.clone())),
             token: Mutex::new(None),
             clock,
@@ -181,6 +201,24 @@ impl DingTalkChat {
         let ttl = v["expireIn"].as_u64().unwrap_or(7200);
         *slot = Some((token.clone(), Instant::now() + Duration::from_secs(ttl)));
         Ok(token)
+    }
+
+    /// Registers the card callback URL (HTTP mode), so that presses on cards reach
+    /// `/dingtalk/events`; signed with the app secret (`apiSecret`), like every callback.
+    /// Nothing to do in Stream mode.
+    pub async fn register_card_callback(&self) -> Result<(), SendError> {
+        let Some((key, url)) = &self.register else {
+            return Ok(());
+        };
+        let body = json!({
+            "callbackRouteKey": key,
+            "callbackUrl": url,
+            "apiSecret": self.app_secret.expose(),
+            "forceUpdate": true,
+        });
+        self.call(reqwest::Method::POST, "/v1.0/card/callbacks/register", &body)
+            .await
+            .map(|_| ())
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, SendError> {
@@ -324,7 +362,7 @@ impl ChatClient for DingTalkChat {
                 let mut body = json!({
                     "cardTemplateId": self.card_template,
                     "outTrackId": track,
-                    "callbackType": "HTTP",
+                    "callbackType": self.callback.0,
                     "cardData": { "cardParamMap": card_params(message, texts)? },
                     "imGroupOpenDeliverModel": { "robotCode": self.robot_code },
                     "imRobotOpenDeliverModel": { "spaceType": "IM_ROBOT" },
@@ -332,6 +370,9 @@ impl ChatClient for DingTalkChat {
                 });
                 if let (Some(o), Some(space)) = (body.as_object_mut(), open_space(channel).as_object()) {
                     o.extend(space.clone());
+                }
+                if let Some(key) = &self.callback.1 {
+                    body["callbackRouteKey"] = json!(key);
                 }
                 self.call(reqwest::Method::POST, "/v1.0/card/instances/createAndDeliver", &body)
                     .await?;
