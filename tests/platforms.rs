@@ -155,11 +155,13 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
     let before = t.log(&bot).len();
     t.command(&bot, Who::Alice, "hello robot").await;
     let seen = settle(&bot, &t, before).await;
-    assert!(
-        seen[0].text.contains("/release commands"),
-        "anything else gets the help: {}",
-        seen[0].text
-    );
+    // DingTalk has no slash commands: the help says how commands are typed there.
+    let help = &seen[0].text;
+    assert!(help.contains("release commands"), "anything else gets the help: {help}");
+    assert!(!help.contains("`/release"), "no slash commands on DingTalk: {help}");
+    assert!(help.contains("`release new [service]"), "{help}");
+    assert!(help.contains("@-mention the robot"), "{help}");
+    assert!(help.contains("default service: App release"), "{help}");
 
     // A form becomes the command to send, field by field.
     let before = t.log(&bot).len();
@@ -170,6 +172,7 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
         text.contains("release new app-release application=… version=…"),
         "{text}"
     );
+    assert!(text.contains("@-mention the robot"), "{text}");
     assert!(text.contains("`md5=` (required)"), "{text}");
 
     // Bad answers are named, and nothing is created.
@@ -530,7 +533,7 @@ async fn dingtalk_stream_mode_receives_acks_pings_and_reconnects_on_request() {
     assert_eq!(bot.inbox_rows().await, 1, "the redelivered frame is recorded once");
     let seen = settle(&bot, &t, 0).await;
     assert_eq!(seen.len(), 1);
-    assert!(seen[0].text.contains("/release commands"), "{}", seen[0].text);
+    assert!(seen[0].text.contains("release commands"), "{}", seen[0].text);
 }
 
 #[tokio::test]

@@ -510,7 +510,7 @@ impl Bot {
             } => releases::baselines(self, tx, ev, &application, environment.as_deref()).await,
             C::Help { command } => {
                 let service = self.config.service_name(&self.config.default_service);
-                let msg = views::help(&self.texts, &command, &service)?;
+                let msg = views::help(&self.texts, &command, &service, &ev.actor.platform)?;
                 self.ephemeral(tx, ev, msg).await?;
                 Ok(Handled::Done)
             }

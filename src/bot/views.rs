@@ -337,18 +337,26 @@ pub fn list(texts: &Texts, scope_key: &str, rows: &[(Ticket, String)]) -> anyhow
     })
 }
 
-/// The help of a command; `service` is the default service's name.
-pub fn help(texts: &Texts, command: &str, service: &str) -> anyhow::Result<Message> {
+/// The help of a command; `service` is the default service's name. DingTalk has no
+/// slash commands: there the usages go without the slash, after @-mentioning the robot.
+pub fn help(texts: &Texts, command: &str, service: &str, platform: &str) -> anyhow::Result<Message> {
+    let dingtalk = platform == crate::chat::dingtalk::PLATFORM;
     let mut lines = Vec::new();
     for v in Verb::ALL.into_iter().filter(|v| v.command() == command) {
+        let usage = if dingtalk {
+            v.usage().trim_start_matches('/')
+        } else {
+            v.usage()
+        };
         lines.push(texts.render(
             "help_line",
-            &json!({ "usage": v.usage(), "text": texts.render(v.help_key(), &json!({ "service": service }))? }),
+            &json!({ "usage": usage, "text": texts.render(v.help_key(), &json!({ "service": service }))? }),
         )?);
     }
     Ok(Message {
-        title: texts.render("help_title", &json!({ "command": command }))?,
+        title: texts.render("help_title", &json!({ "command": command, "slash": !dingtalk }))?,
         body: Some(lines.join("\n")),
+        context: dingtalk.then(|| texts.plain("help_dingtalk_hint")).transpose()?,
         ..Default::default()
     })
 }
