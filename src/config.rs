@@ -146,6 +146,15 @@ pub struct Settings {
         default_value = "releasebot"
     )]
     pub dingtalk_callback_route_key: String,
+    /// Base URL of DingTalk's older server API (`topapi`), where people's names are read.
+    #[arg(
+        long,
+        global = true,
+        env = "DINGTALK_OAPI_URL",
+        default_value = "https://oapi.dingtalk.com",
+        hide_env_values = true
+    )]
+    pub dingtalk_oapi_url: String,
     /// Receive DingTalk events over Stream mode (an outgoing websocket) instead of HTTP.
     #[arg(long, global = true, env = "DINGTALK_STREAM", default_value_t = false)]
     pub dingtalk_stream: bool,
@@ -187,6 +196,8 @@ pub struct DingTalkSettings {
     pub stream: bool,
     pub callback_route_key: String,
     pub callback_url: String,
+    /// Base URL of DingTalk's older API (people's names).
+    pub oapi_url: String,
 }
 
 impl Settings {
@@ -215,6 +226,7 @@ impl Settings {
             dingtalk_card_template: "releasebot.card".into(),
             dingtalk_stream: false,
             dingtalk_callback_route_key: "releasebot".into(),
+            dingtalk_oapi_url: "https://oapi.dingtalk.com".into(),
             activity_token: None,
             link_secret: None,
             local_chat: None,
@@ -254,6 +266,7 @@ impl Settings {
             stream: self.dingtalk_stream,
             callback_route_key: self.dingtalk_callback_route_key.clone(),
             callback_url: format!("{}/dingtalk/events", self.public_url.trim_end_matches('/')),
+            oapi_url: self.dingtalk_oapi_url.clone(),
         })
     }
 

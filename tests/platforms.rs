@@ -659,3 +659,32 @@ fn dingtalk_titles_carry_no_mention_tokens_and_are_cut_at_a_word() {
     assert!(full.starts_with(kept), "{t}");
     assert!(full[kept.len()..].starts_with(' '), "{t}");
 }
+
+/// People appear on DingTalk as its address book names them (read once, then cached),
+/// not as staff ids; someone it cannot name keeps the id.
+#[tokio::test]
+async fn dingtalk_names_people_as_its_address_book_does() {
+    let bot = team().await;
+    let t = DingTalk::default();
+    let test = submitted(&bot, &t).await;
+    assert!(
+        test.text.contains("@tom01 同学") && test.text.contains("@alice01 同学"),
+        "{}",
+        test.text
+    );
+    assert!(!test.text.contains("<@"), "{}", test.text);
+    approved(&bot, &t, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await;
+    let lookups = |id: &str| {
+        bot.dingtalk
+            .calls()
+            .iter()
+            .filter(|c| c.route == "user_get" && c.body["userid"] == id)
+            .count()
+    };
+    assert_eq!(lookups("alice01"), 1, "looked up once, then cached");
+    let m = releasebot::chat::Message {
+        title: "ping <@dingtalk:nobody01>".into(),
+        ..Default::default()
+    };
+    assert_eq!(releasebot::chat::dingtalk::client::title(&m), "ping @nobody01");
+}

@@ -116,16 +116,23 @@ fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, bo
         ("POST", "/v1.0/card/instances/createAndDeliver") => "card_create",
         ("PUT", "/v1.0/card/instances") => "card_update",
         ("POST", "/v1.0/card/callbacks/register") => "callback_register",
+        ("POST", "/topapi/v2/user/get") => "user_get",
         ("POST", "/v1.0/robot/groupMessages/send") => "group_send",
         ("POST", "/v1.0/robot/oToMessages/batchSend") => "direct_send",
         ("POST", "/robot/send") => "webhook",
         ("POST", "/v1.0/gateway/connections/open") => "stream_open",
         _ => "unknown",
     };
+    // The new API takes the token in a header; the older `topapi` in the query.
     let token = headers
         .get("x-acs-dingtalk-access-token")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(str::to_string)
+        .or_else(|| {
+            uri.query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+                .map(str::to_string)
+        });
     let mut g = inner.lock().unwrap();
     g.calls.push(Call {
         route: route.to_string(),
@@ -195,6 +202,15 @@ fn answer(inner: &Mutex<Inner>, method: Method, uri: Uri, headers: HeaderMap, bo
             Json(json!({ "accessToken": format!("dt-token-{}", g.tokens), "expireIn": 7200 })).into_response()
         }
         "card_create" | "card_update" => Json(json!({ "success": true, "result": {} })).into_response(),
+        // The address book: everyone but `nobody01` has a name.
+        "user_get" if body["userid"] == "nobody01" => {
+            Json(json!({ "errcode": 60121, "errmsg": "找不到该用户" })).into_response()
+        }
+        "user_get" => Json(json!({
+            "errcode": 0,
+            "result": { "userid": body["userid"], "name": format!("{} 同学", body["userid"].as_str().unwrap_or("")) },
+        }))
+        .into_response(),
         // DingTalk answers with what it registered.
         "callback_register" => Json(json!({
             "success": true,

@@ -150,6 +150,7 @@ impl TestBot {
         settings.dingtalk_app_secret = Some(Secret::new(DINGTALK_SECRET));
         settings.dingtalk_robot_code = Some("robot-code".into());
         settings.dingtalk_api_url = dingtalk.api_url.clone();
+        settings.dingtalk_oapi_url = dingtalk.api_url.clone();
         // A fixed key: the page links in snapshots stay the same from run to run.
         settings.link_secret = Some(Secret::new("test-link-secret"));
         tweak(

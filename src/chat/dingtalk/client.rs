@@ -25,6 +25,11 @@ pub const MAX_BUTTONS: usize = 10;
 /// `markdown` and `buttons` (a JSON list of `{text, actionId, style}`).
 pub const DEFAULT_CARD_TEMPLATE: &str = "releasebot.card";
 
+/// How long a person's name is trusted.
+const NAME_TTL: Duration = Duration::from_secs(3600);
+/// How long a failed name lookup is not tried again.
+const NAME_RETRY: Duration = Duration::from_secs(300);
+
 /// DingTalk robots take about 20 messages a minute, then are throttled for 10 minutes:
 /// one message every 3 s per robot, whatever the conversation.
 pub const ROBOT_PACE_MS: i64 = 3_000;
@@ -44,6 +49,10 @@ pub struct DingTalkChat {
     register: Option<(String, String)>,
     webhook: Option<(Secret, Option<Secret>)>,
     token: Mutex<Option<(String, Instant)>>,
+    oapi_url: String,
+    /// People's names by staff id, until when they are trusted (a failed lookup is
+    /// remembered briefly as "no name": the id is shown).
+    names: std::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>,
     clock: crate::clock::SharedClock,
 }
 
@@ -160,8 +169,88 @@ impl DingTalkChat {
             register: (!s.stream).then(|| (s.callback_route_key.clone(), s.callback_url.clone())),
             webhook: s.webhook_url.clone().map(|u| (u, s.webhook_secret.clone())),
             token: Mutex::new(None),
+            oapi_url: s.oapi_url.trim_end_matches('/').to_string(),
+            names: std::sync::Mutex::new(std::collections::HashMap::new()),
             clock,
         })
+    }
+
+    /// A person's name in DingTalk's address book (cached for an hour), if it can be read.
+    pub async fn display_name(&self, user: &str) -> Option<String> {
+        if let Some((name, until)) = self.names.lock().ok()?.get(user).cloned() {
+            if Instant::now() < until {
+                return name;
+            }
+        }
+        let name = self.fetch_name(user).await;
+        let ttl = if name.is_some() { NAME_TTL } else { NAME_RETRY };
+        if let Ok(mut n) = self.names.lock() {
+            n.insert(user.to_string(), (name.clone(), Instant::now() + ttl));
+        }
+        name
+    }
+
+    async fn fetch_name(&self, user: &str) -> Option<String> {
+        let token = self.access_token().await.ok()?;
+        let res = self
+            .http
+            .post(format!("{}/topapi/v2/user/get", self.oapi_url))
+            .query(&[("access_token", token)])
+            .json(&json!({ "userid": user }))
+            .send()
+            .await
+            .ok()?;
+        let v: Value = res.json().await.ok()?;
+        if v["errcode"].as_i64().unwrap_or(-1) != 0 {
+            return None;
+        }
+        v["result"]["name"]
+            .as_str()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The message with DingTalk people named as DingTalk shows them (`@张三`), not by id.
+    async fn with_names(&self, m: &Message) -> Message {
+        let token = format!("<@{PLATFORM}:");
+        let texts = std::iter::once(&m.title)
+            .chain(m.fields.iter().flat_map(|f| [&f.label, &f.value]))
+            .chain(m.body.iter())
+            .chain(m.context.iter());
+        let mut ids: Vec<String> = texts
+            .flat_map(|s| {
+                s.match_indices(&token)
+                    .filter_map(|(i, _)| {
+                        let rest = &s[i + token.len()..];
+                        rest.find('>').map(|end| rest[..end].to_string())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut out = m.clone();
+        for id in ids {
+            let Some(name) = self.display_name(&id).await else {
+                continue;
+            };
+            let from = format!("<@{PLATFORM}:{id}>");
+            let to = format!("@{}", crate::chat::texts::escape(&name));
+            let swap = |s: &mut String| *s = s.replace(&from, &to);
+            swap(&mut out.title);
+            for f in &mut out.fields {
+                swap(&mut f.label);
+                swap(&mut f.value);
+            }
+            if let Some(b) = &mut out.body {
+                swap(b);
+            }
+            if let Some(c) = &mut out.context {
+                swap(c);
+            }
+        }
+        out
     }
 
     /// Takes the robot's next sending slot, or says how long to wait for it: the outbox
@@ -256,7 +345,7 @@ impl DingTalkChat {
         Ok(v["processQueryKey"].as_str().map(str::to_string))
     }
 
-    async fn webhook(&self, m: &Message, texts: &Texts) -> Result<(), SendError> {
+    async fn webhook(&self, m: &Message, texts: &Texts, at: &[String]) -> Result<(), SendError> {
         let Some((url, secret)) = &self.webhook else {
             return Err(SendError::Permanent("no DingTalk webhook configured".into()));
         };
@@ -265,7 +354,7 @@ impl DingTalkChat {
         let body = json!({
             "msgtype": "markdown",
             "markdown": { "title": title(m), "text": markdown(m, texts)? },
-            "at": { "atUserIds": mentioned(m), "isAtAll": false },
+            "at": { "atUserIds": at, "isAtAll": false },
         });
         let res = self
             .http
@@ -353,6 +442,18 @@ impl ChatClient for DingTalkChat {
         if !matches!(out, Outbound::OpenForm { .. }) {
             self.pace()?;
         }
+        // Whom the message addresses, by id (notified where the API allows it), then the
+        // message as people read it: names, not ids.
+        let at = match out {
+            Outbound::Post { message, .. } => mentioned(message),
+            _ => Vec::new(),
+        };
+        let mut named = out.clone();
+        if let Some(m) = named.message_mut() {
+            let with_names = self.with_names(m).await;
+            *m = with_names;
+        }
+        let out = &named;
         match out {
             // Messages with buttons are interactive cards (updatable); announcements go to
             // the group webhook when one is configured, else as robot messages.
@@ -383,7 +484,7 @@ impl ChatClient for DingTalkChat {
             }
             Outbound::Post { channel, message } => {
                 if self.webhook.is_some() {
-                    self.webhook(message, texts).await?;
+                    self.webhook(message, texts, &at).await?;
                     return Ok(Some(Location {
                         channel: channel.clone(),
                         ts: String::new(),
