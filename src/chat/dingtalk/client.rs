@@ -69,10 +69,13 @@ pub fn text(s: &str) -> String {
 
 /// The DingTalk users a message addresses (title, body, context; not its data fields).
 pub fn mentioned(m: &Message) -> Vec<String> {
+    mention_ids(std::iter::once(&m.title).chain(m.body.iter()).chain(m.context.iter()))
+}
+
+/// The DingTalk users mentioned in these texts, each once.
+fn mention_ids<'a>(texts: impl Iterator<Item = &'a String>) -> Vec<String> {
     let token = format!("<@{PLATFORM}:");
-    let mut out: Vec<String> = std::iter::once(&m.title)
-        .chain(m.body.iter())
-        .chain(m.context.iter())
+    let mut out: Vec<String> = texts
         .flat_map(|s| {
             s.match_indices(&token)
                 .filter_map(|(i, _)| {
@@ -213,23 +216,12 @@ impl DingTalkChat {
 
     /// The message with DingTalk people named as DingTalk shows them (`@张三`), not by id.
     async fn with_names(&self, m: &Message) -> Message {
-        let token = format!("<@{PLATFORM}:");
-        let texts = std::iter::once(&m.title)
-            .chain(m.fields.iter().flat_map(|f| [&f.label, &f.value]))
-            .chain(m.body.iter())
-            .chain(m.context.iter());
-        let mut ids: Vec<String> = texts
-            .flat_map(|s| {
-                s.match_indices(&token)
-                    .filter_map(|(i, _)| {
-                        let rest = &s[i + token.len()..];
-                        rest.find('>').map(|end| rest[..end].to_string())
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        ids.sort();
-        ids.dedup();
+        let ids = mention_ids(
+            std::iter::once(&m.title)
+                .chain(m.fields.iter().flat_map(|f| [&f.label, &f.value]))
+                .chain(m.body.iter())
+                .chain(m.context.iter()),
+        );
         let mut out = m.clone();
         for id in ids {
             let Some(name) = self.display_name(&id).await else {
