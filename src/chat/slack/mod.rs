@@ -2,6 +2,7 @@
 //! client (slack-morphism). Nothing outside this module knows Slack's types.
 
 pub mod client;
+pub mod manifest;
 pub mod parse;
 pub mod render;
 pub mod verify;
