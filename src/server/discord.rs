@@ -137,14 +137,15 @@ fn dismissed(state: &AppState) -> Response {
 }
 
 /// Records the event, processes it within the budget, and answers with its private
-/// reply or form; otherwise acknowledges and lets the outbox follow up. A "thinking…"
-/// answer (type 5) is given only when an answer is still to come: once the event is
-/// handled and it had nothing private to say, a button or form is acknowledged without
-/// a loading state (type 6) and a command says it was done (its effect is in the channel).
+/// reply or form; otherwise acknowledges and lets the outbox follow up. Nothing is left
+/// "thinking…" (a deferred type 5 that may never be followed up): a button or form is
+/// acknowledged without a loading state (type 6); a command still being handled says it
+/// was received and that the answer follows, and one handled with nothing private to say
+/// says it is done (its effect is in the channel).
 async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) -> Response {
     let bot = &state.bot;
     let deferred = || match source {
-        Source::Command => answer(reply::deferred_private()),
+        Source::Command => say(state, "command_received", json!({})),
         Source::Component | Source::Modal => answer(reply::deferred_update()),
     };
     let settled = || match source {
@@ -158,7 +159,9 @@ async fn handle(state: &AppState, key: &str, event: &Inbound, source: Source) ->
         Err(e) => return internal(e),
     };
     match tokio::time::timeout(INLINE_BUDGET, bot.process_now(id)).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(true)) => {}
+        // Queued behind an earlier event of the same ticket: handled later, answered then.
+        Ok(Ok(false)) => return deferred(),
         Ok(Err(e)) => return internal(e),
         Err(_) => {
             tracing::warn!(inbox_id = id, "processing took too long; answering later");

@@ -16,7 +16,6 @@ pub const PLATFORM: &str = "discord";
 pub mod response {
     pub const PONG: u8 = 1;
     pub const MESSAGE: u8 = 4;
-    pub const DEFERRED_MESSAGE: u8 = 5;
     pub const DEFERRED_UPDATE: u8 = 6;
     pub const UPDATE_MESSAGE: u8 = 7;
     pub const MODAL: u8 = 9;

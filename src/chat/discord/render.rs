@@ -296,14 +296,6 @@ pub mod reply {
         )
     }
 
-    /// "Thinking…", privately: the answer follows.
-    pub fn deferred_private() -> Value {
-        respond(
-            response::DEFERRED_MESSAGE,
-            Some(json!({ "flags": response::EPHEMERAL })),
-        )
-    }
-
     /// A button press acknowledged without changing its message.
     pub fn deferred_update() -> Value {
         respond(response::DEFERRED_UPDATE, None)
