@@ -239,17 +239,13 @@ impl<'a> Script<'a> {
             let version = version.clone();
             async move {
                 let mut conn = bot.store.read.acquire().await?;
-                let rows = sqlx::query("SELECT id, fields FROM tickets ORDER BY id DESC LIMIT 5")
-                    .fetch_all(&mut *conn)
+                let product = crate::domain::Actor::new(local::PLATFORM, "product");
+                let mine = crate::store::tickets::list(&mut conn, crate::store::tickets::ListFilter::Mine(&product), 5)
                     .await?;
-                for r in rows {
-                    use sqlx::Row;
-                    let fields: String = r.try_get("fields")?;
-                    if fields.contains(&format!("\"{version}\"")) {
-                        return Ok(Some(r.try_get::<i64, _>("id")?));
-                    }
-                }
-                Ok(None)
+                Ok(mine
+                    .into_iter()
+                    .find(|t| t.fields.get("version").map(String::as_str) == Some(version.as_str()))
+                    .map(|t| t.id.0))
             }
         })
         .await

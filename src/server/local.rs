@@ -133,8 +133,18 @@ fn valid_channel(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'@' | b'.'))
 }
 
-fn text(state: &AppState, key: &str) -> String {
+/// A sentence of the pages' chrome (its key when the catalogue lacks it).
+pub(crate) fn text(state: &AppState, key: &str) -> String {
     state.bot.texts.plain(key).unwrap_or_else(|_| key.to_string())
+}
+
+/// The `lang` of the pages.
+pub(crate) fn lang(state: &AppState) -> &'static str {
+    if state.bot.texts.locale().starts_with("zh") {
+        "zh-CN"
+    } else {
+        "en"
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,11 +268,7 @@ async fn page_html(state: &AppState, chat: &LocalChat, s: &Session, channel: &st
         })
         .collect();
     let messages = messages_html(chat, state, channel, &s.user).await?;
-    let lang = if state.bot.texts.locale().starts_with("zh") {
-        "zh-CN"
-    } else {
-        "en"
-    };
+    let lang = lang(state);
     let title = if channel.starts_with('@') {
         text(state, "local_dm_with_bot")
     } else {

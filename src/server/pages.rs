@@ -3,6 +3,7 @@
 //! without its signed token shows nothing (404), so pages cannot be enumerated. A running
 //! release's page refreshes itself.
 
+use super::local::{lang, text};
 use super::AppState;
 use crate::chat::local::render::{self, esc, inline};
 use crate::domain::plan::Plan;
@@ -29,18 +30,6 @@ fn not_found() -> Response {
         Html("<!doctype html><title>404</title><p>Not found.</p>"),
     )
         .into_response()
-}
-
-fn text(state: &AppState, key: &str) -> String {
-    state.bot.texts.plain(key).unwrap_or_else(|_| key.to_string())
-}
-
-fn lang(state: &AppState) -> &'static str {
-    if state.bot.texts.locale().starts_with("zh") {
-        "zh-CN"
-    } else {
-        "en"
-    }
 }
 
 fn document(state: &AppState, title: &str, main: &str, live: bool) -> String {
