@@ -137,6 +137,7 @@ pub fn discord_commands(service: &str) -> serde_json::Value {
                     let description = texts
                         .as_ref()
                         .and_then(|t| t.render(v.help_key(), &serde_json::json!({ "service": service })).ok())
+                        .map(|d| crate::chat::markdown::unescape(&d))
                         .unwrap_or_else(|| usage.to_string());
                     let mut sub = serde_json::json!({
                         "type": 1,

@@ -497,6 +497,42 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
     assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
 }
 
+/// What people type is shown as they typed it: markup in a field value neither styles the
+/// stage message, nor makes a link, nor breaks the web address next to it.
+async fn user_text_is_shown_not_interpreted(p: &dyn Platform) {
+    let bot = team().await;
+    let notes = "**Urgent** see [click here](https://evil.example) <font color=red>now</font> #1";
+    let package = "https://repo.example.com/pay_ments_2.1.0.tgz";
+    let values: Vec<(&str, &str)> = valid_release(MD5)
+        .into_iter()
+        .map(|(k, v)| match k {
+            "notes" => (k, notes),
+            "package_url" => (k, package),
+            _ => (k, v),
+        })
+        .collect();
+    let before = p.log(&bot).len();
+    p.submit_release(&bot, Who::Alice, &values).await;
+    let seen = settle(&bot, p, before).await;
+    let text = &post_about(&seen, "Test confirmation").text;
+    assert!(
+        text.contains("Urgent") && text.contains("click here"),
+        "{}: {text}",
+        p.name()
+    );
+    // What each platform would read as markup (Slack links are `<url|label>`, and only
+    // DingTalk's markdown reads HTML).
+    let active: &[&str] = match p.name() {
+        "slack" => &["*Urgent*", "<https://evil.example"],
+        "discord" => &["*Urgent*", "[click here]("],
+        _ => &["*Urgent*", "[click here](", "<font"],
+    };
+    for active in active {
+        assert!(!text.contains(active), "{}: {active:?} is markup in {text}", p.name());
+    }
+    assert!(text.contains(package), "{}: the address is whole in {text}", p.name());
+}
+
 macro_rules! conformance {
     ($($platform:ident => $make:expr),* $(,)?) => {
         $(
@@ -541,6 +577,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn every_message_about_a_ticket_links_to_its_page() {
                     messages_link_to_their_pages(&$make).await
+                }
+                #[tokio::test]
+                async fn what_people_type_is_shown_not_interpreted() {
+                    user_text_is_shown_not_interpreted(&$make).await
                 }
                 #[tokio::test]
                 async fn a_late_stage_is_reminded_then_escalated() {

@@ -621,7 +621,11 @@ pub fn form_command(form: &Form) -> String {
 
 /// A form as a message: what to send, and what each answer means.
 pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
-    let title = texts.render("form_as_text_title", &json!({ "title": escape(&form.title) }))?;
+    // The form's title is message text already; its variables are escaped once, here.
+    let title = texts.render(
+        "form_as_text_title",
+        &json!({ "title": crate::chat::markdown::unescape(&form.title) }),
+    )?;
     let fields = form
         .fields
         .iter()
@@ -635,9 +639,9 @@ pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
                 &json!({
                     "id": f.id,
                     "required": f.required,
-                    "hint": f.hint.as_deref().map(escape),
-                    "options": options.map(|o| escape(&o)),
-                    "initial": f.initial.as_deref().map(escape),
+                    "hint": f.hint,
+                    "options": options,
+                    "initial": f.initial,
                 }),
             )?;
             Ok(Field {

@@ -12,15 +12,19 @@ static MESSAGES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/messages");
 
 pub const LOCALES: &[&str] = &["en", "zh-CN"];
 
-/// Slack, Discord and DingTalk markdown need only `&`, `<` and `>` escaped.
+/// User text for a neutral message: every character a platform's markup could read
+/// (`<`, `&`, `*`, `_`, `` ` ``, `[`, `]`, `~`, `|`, `#`, `\\`) as an entity, which each
+/// renderer turns back into its own literal form (see [`crate::chat::markdown`]).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
+        let entity = c
+            .is_ascii_punctuation()
+            .then(|| crate::chat::markdown::ENTITIES.iter().find(|(_, ch)| *ch == c))
+            .flatten();
+        match entity {
+            Some((entity, _)) => out.push_str(entity),
+            None => out.push(c),
         }
     }
     out
@@ -180,6 +184,10 @@ mod tests {
     #[test]
     fn escaping_keeps_markup_out() {
         assert_eq!(escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+        assert_eq!(
+            escape("**x** [a](b) #1 a_b `c` ~d~ |e| \\"),
+            "&#42;&#42;x&#42;&#42; &#91;a&#93;(b) &#35;1 a&#95;b &#96;c&#96; &#126;d&#126; &#124;e&#124; &#92;"
+        );
     }
 
     #[test]

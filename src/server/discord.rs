@@ -299,7 +299,7 @@ async fn form_step_inner(
         let m = Message {
             title: texts.render(
                 "form_step_saved",
-                &json!({ "page": page, "pages": pages, "title": form.title }),
+                &json!({ "page": page, "pages": pages, "title": crate::chat::markdown::unescape(&form.title) }),
             )?,
             ..Default::default()
         };

@@ -375,8 +375,13 @@ fn recorded(new: bool) -> Response {
         .into_response()
 }
 
+/// A refusal the page shows as text.
 fn refused(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    (
+        status,
+        Json(json!({ "error": crate::chat::markdown::unescape(&message) })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -522,7 +527,10 @@ pub async fn submit_form(
             recorded(true)
         }
         // Answered like Slack's `response_action: errors`: the form stays open with them.
-        Ok(errors) => (StatusCode::OK, Json(json!({ "recorded": false, "errors": errors }))).into_response(),
+        Ok(errors) => {
+            let errors = crate::chat::markdown::unescape_values(errors);
+            (StatusCode::OK, Json(json!({ "recorded": false, "errors": errors }))).into_response()
+        }
         Err(e) => super::internal(e),
     }
 }

@@ -503,6 +503,7 @@ async fn slack_interaction(State(state): State<AppState>, SlackVerified(body): S
     if let crate::chat::InboundKind::FormSubmit { callback, values } = &ev.kind {
         match state.bot.precheck_form(callback, values).await {
             Ok(errors) if !errors.is_empty() => {
+                let errors = crate::chat::markdown::unescape_values(errors);
                 return Json(json!({ "response_action": "errors", "errors": errors })).into_response();
             }
             Ok(_) => {}

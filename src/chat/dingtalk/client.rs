@@ -3,7 +3,7 @@
 //! buttons (updated in place), robot markdown messages, and the signed group webhook.
 
 use super::{verify, PLATFORM};
-use crate::chat::markdown::{to_markdown, unescape};
+use crate::chat::markdown::{to_markdown, unescape, Flavor};
 use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
 use crate::config::{DingTalkSettings, Secret};
 use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
@@ -58,7 +58,11 @@ pub struct DingTalkChat {
 
 /// Neutral text to DingTalk markdown; DingTalk users are named by their id.
 pub fn text(s: &str) -> String {
-    to_markdown(s, &|platform, user| {
+    markup(s, Flavor::DingTalk)
+}
+
+fn markup(s: &str, flavor: Flavor) -> String {
+    to_markdown(s, flavor, &|platform, user| {
         if platform == PLATFORM {
             format!("@{user}")
         } else {
@@ -111,7 +115,7 @@ pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
 /// The short title DingTalk shows in notifications: plain text (people as `@id`, never
 /// a mention token), cut at a word when too long.
 pub fn title(m: &Message) -> String {
-    let plain = text(&m.title).replace('*', "");
+    let plain = markup(&m.title, Flavor::Plain);
     let first = plain.lines().next().unwrap_or("").trim();
     if first.chars().count() <= MAX_TITLE {
         return first.to_string();

@@ -2,7 +2,7 @@
 //! modals) within Discord's limits: content that does not fit is cut visibly.
 
 use super::{parse::form_step_id, PLATFORM};
-use crate::chat::markdown::{to_markdown, unescape};
+use crate::chat::markdown::{to_markdown, unescape, Flavor};
 use crate::chat::{truncate, ButtonStyle, Form, InputKind, Message, Texts};
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ pub const DISMISS: &str = "dismiss";
 
 /// Neutral text to Discord markdown: Discord users are mentioned, others named.
 pub fn text(s: &str) -> String {
-    to_markdown(s, &|platform, user| {
+    to_markdown(s, Flavor::Discord, &|platform, user| {
         if platform == PLATFORM {
             format!("<@{user}>")
         } else {

@@ -95,45 +95,44 @@ fn safe_url(u: &str) -> bool {
     u.starts_with("http://") || u.starts_with("https://") || u.starts_with('/')
 }
 
-/// Escaped text with `*bold*` and `` `code` `` (markers that pair up on the line).
+/// Neutral text as HTML with `*bold*` and `` `code` `` (markers that pair up on the line;
+/// user text's own `*` and `` ` `` are entities until the markers are found).
 fn styled(s: &str) -> String {
-    let text = esc(&crate::chat::markdown::unescape(s));
-    let code: Vec<&str> = text.split('`').collect();
-    let mut out = String::with_capacity(text.len());
+    let text = |t: &str| esc(&crate::chat::markdown::unescape(t));
+    let code: Vec<&str> = s.split('`').collect();
+    let mut out = String::with_capacity(s.len());
     let pairs = code.len() % 2 == 1;
     for (i, part) in code.iter().enumerate() {
         if i % 2 == 1 && pairs {
             out.push_str("<code>");
-            out.push_str(part);
+            out.push_str(&text(part));
             out.push_str("</code>");
         } else {
             if i > 0 && !pairs {
                 out.push('`');
             }
-            out.push_str(&bold(part));
+            let parts: Vec<&str> = part.split('*').collect();
+            let paired = parts.len() >= 3 && parts.len() % 2 == 1;
+            for (j, p) in parts.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(match (paired, j % 2 == 1) {
+                        (false, _) => "*",
+                        (true, true) => "<b>",
+                        (true, false) => "</b>",
+                    });
+                }
+                out.push_str(&text(p));
+            }
         }
-    }
-    out
-}
-
-fn bold(s: &str) -> String {
-    let parts: Vec<&str> = s.split('*').collect();
-    if parts.len() < 3 || parts.len().is_multiple_of(2) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push_str(if i % 2 == 1 { "<b>" } else { "</b>" });
-        }
-        out.push_str(p);
     }
     out
 }
 
 /// The text of a message without markup (the demo's transcript, page titles).
 pub fn plain(text: &str) -> String {
-    crate::chat::markdown::to_markdown(text, &|p, u| format!("@{}", person(p, u))).replace("**", "")
+    crate::chat::markdown::to_markdown(text, crate::chat::markdown::Flavor::Plain, &|p, u| {
+        format!("@{}", person(p, u))
+    })
 }
 
 /// A message's fields, each a `<div><dt>label</dt><dd>value</dd></div>`.
@@ -294,5 +293,11 @@ mod tests {
         assert_eq!(inline("<javascript:alert(1)|x>"), "&lt;javascript:alert(1)|x&gt;");
         assert_eq!(inline("a\n```\n<b>\n```"), "a<pre>&lt;b&gt;</pre>");
         assert_eq!(inline("\"q\" 'a'"), "&quot;q&quot; &#39;a&#39;");
+        // What a person typed keeps its asterisks and backticks.
+        let typed = crate::chat::texts::escape("*not bold* `not code`");
+        assert_eq!(
+            inline(&format!("*Notes*: {typed}")),
+            "<b>Notes</b>: *not bold* `not code`"
+        );
     }
 }

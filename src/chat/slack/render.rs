@@ -2,6 +2,7 @@
 //! does not fit is cut visibly, never refused.
 
 use super::PLATFORM;
+use crate::chat::markdown::{to_markdown, Flavor};
 use crate::chat::{truncate, ButtonStyle, Form, InputKind, Message, Texts};
 use serde_json::{json, Value};
 
@@ -20,48 +21,42 @@ pub const MAX_OPTIONS: usize = 100;
 pub const MAX_OPTION_TEXT: usize = 75;
 pub const MAX_FALLBACK_TEXT: usize = 3000;
 
-/// Neutral mention tokens to Slack mentions; users of other platforms are named plainly.
-pub fn slack_mentions(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<@") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('>') else {
-            out.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        match after[..end].split_once(':') {
-            Some((PLATFORM, id)) => out.push_str(&format!("<@{id}>")),
-            Some((platform, id)) => out.push_str(&format!("@{id} ({platform})")),
-            None => out.push_str(&rest[start..start + 3 + end]),
-        }
-        rest = &after[end + 1..];
+/// Neutral text to Slack mrkdwn: Slack mentions (users of other platforms are named
+/// plainly) and user text that stays text.
+pub fn text(s: &str) -> String {
+    to_markdown(s, Flavor::Slack, &mention)
+}
+
+fn mention(platform: &str, id: &str) -> String {
+    if platform == PLATFORM {
+        format!("<@{id}>")
+    } else {
+        format!("@{id} ({platform})")
     }
-    out.push_str(rest);
-    out
 }
 
-fn mrkdwn(text: &str, max: usize, marker: &str) -> Value {
-    json!({ "type": "mrkdwn", "text": truncate(&slack_mentions(text), max, marker) })
+fn mrkdwn(s: &str, max: usize, marker: &str) -> Value {
+    json!({ "type": "mrkdwn", "text": truncate(&text(s), max, marker) })
 }
 
-fn plain(text: &str, max: usize) -> Value {
-    json!({ "type": "plain_text", "text": truncate(&plain_text(text), max, "…"), "emoji": true })
+fn plain(s: &str, max: usize) -> Value {
+    json!({ "type": "plain_text", "text": truncate(&plain_text(s), max, "…"), "emoji": true })
 }
 
-/// Plain-text contexts show text as is: undo our escaping and name mentioned users.
-fn plain_text(text: &str) -> String {
-    slack_mentions(text)
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+/// Plain-text contexts show text as is: no markup, mentioned users named.
+fn plain_text(s: &str) -> String {
+    to_markdown(s, Flavor::Plain, &|platform, id| {
+        if platform == PLATFORM {
+            format!("@{id}")
+        } else {
+            mention(platform, id)
+        }
+    })
 }
 
 /// The notification text shown where blocks are not (push notifications, old clients).
 pub fn fallback_text(m: &Message) -> String {
-    truncate(&slack_mentions(&m.title), MAX_FALLBACK_TEXT, "…")
+    truncate(&text(&m.title), MAX_FALLBACK_TEXT, "…")
 }
 
 pub fn blocks(m: &Message, texts: &Texts) -> anyhow::Result<Vec<Value>> {
@@ -178,10 +173,7 @@ mod tests {
 
     #[test]
     fn mentions_render_per_platform() {
-        assert_eq!(
-            slack_mentions("hi <@slack:U1> and <@discord:42>"),
-            "hi <@U1> and @42 (discord)"
-        );
+        assert_eq!(text("hi <@slack:U1> and <@discord:42>"), "hi <@U1> and @42 (discord)");
     }
 
     #[test]
