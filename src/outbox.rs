@@ -213,6 +213,10 @@ impl Batch {
         self.items.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
     /// Adds another batch's effects after these.
     pub fn append(&mut self, other: &Batch) {
         for q in &other.items {
@@ -223,52 +227,113 @@ impl Batch {
     /// Writes the effects in the caller's transaction. An edit of a message whose post or
     /// edit is still undelivered replaces its payload instead.
     pub async fn flush(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
-        let items = std::mem::take(&mut self.items);
-        if items.is_empty() {
+        let batch = Batch {
+            items: std::mem::take(&mut self.items),
+        };
+        if batch.is_empty() {
             return Ok(());
         }
-        let edits: Vec<&str> = items
+        let waiting = q::pending_for_messages(conn, &batch.edit_keys()).await?;
+        for statement in batch.statements(crate::store::Backend::of(conn), &waiting)? {
+            statement.query().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// The messages edited here: an undelivered post or edit of one is replaced.
+    pub(crate) fn edit_keys(&self) -> Vec<&str> {
+        self.items
             .iter()
             .filter(|q| matches!(q.out, Outbound::Update { .. }))
             .filter_map(|q| q.msg_key.as_deref())
-            .collect();
-        let waiting = q::pending_for_messages(conn, &edits).await?;
-        let mut rows = Vec::with_capacity(items.len());
+            .collect()
+    }
+
+    /// The effects as outbox rows (each edit of a named message with its message alone,
+    /// which replaces the message of an undelivered post of it).
+    pub(crate) fn rows(&self) -> anyhow::Result<Vec<Row>> {
+        self.items
+            .iter()
+            .map(|queued| {
+                let edit = match (&queued.out, &queued.msg_key) {
+                    (Outbound::Update { message, .. }, Some(_)) => Some(serde_json::to_string(message)?),
+                    _ => None,
+                };
+                let hint = format!("{}-{}", queued.now, rand::random::<u32>());
+                Ok(Row {
+                    platform: queued.platform.clone(),
+                    channel_key: channel_key(&queued.platform, &queued.out, &hint),
+                    kind: queued.out.kind(),
+                    msg_key: queued.msg_key.clone(),
+                    payload: serde_json::to_string(&queued.out)?,
+                    not_before: queued.now + hold(&queued.platform, &queued.out),
+                    reply_key: reply_key(&queued.platform, &queued.out).map(str::to_string),
+                    edit,
+                    now: queued.now,
+                })
+            })
+            .collect()
+    }
+
+    /// The statements that write the effects, given the undelivered posts and edits of
+    /// the messages edited here ([`q::pending_for_messages`] of [`Self::edit_keys`]).
+    pub(crate) fn statements(
+        &self,
+        backend: crate::store::Backend,
+        waiting: &q::Waiting,
+    ) -> anyhow::Result<Vec<crate::store::Statement>> {
+        let rows = self.rows()?;
+        let mut new = Vec::with_capacity(rows.len());
         let mut replaced: Vec<(i64, String)> = Vec::new();
-        for queued in &items {
-            if let (Outbound::Update { message, .. }, Some(key)) = (&queued.out, queued.msg_key.as_deref()) {
+        for row in &rows {
+            if let (Some(message), Some(key)) = (&row.edit, &row.msg_key) {
                 if let Some((id, kind, payload)) = waiting.get(key) {
-                    let mut undelivered: Outbound = serde_json::from_str(payload)?;
-                    match (&mut undelivered, kind.as_str()) {
-                        (Outbound::Post { message: m, .. }, "post") => *m = message.clone(),
-                        _ => undelivered = queued.out.clone(),
-                    }
-                    replaced.push((*id, serde_json::to_string(&undelivered)?));
+                    let payload = match kind.as_str() {
+                        "post" => {
+                            let mut post: serde_json::Value = serde_json::from_str(payload)?;
+                            post["message"] = serde_json::from_str(message)?;
+                            post.to_string()
+                        }
+                        _ => row.payload.clone(),
+                    };
+                    replaced.push((*id, payload));
                     continue;
                 }
             }
-            let hint = format!("{}-{}", queued.now, rand::random::<u32>());
-            rows.push((
-                queued,
-                serde_json::to_string(&queued.out)?,
-                channel_key(&queued.platform, &queued.out, &hint),
-            ));
+            new.push(row.item());
         }
-        let new: Vec<NewItem<'_>> = rows
-            .iter()
-            .map(|(queued, payload, key)| NewItem {
-                platform: &queued.platform,
-                channel_key: key,
-                kind: queued.out.kind(),
-                msg_key: queued.msg_key.as_deref(),
-                payload,
-                not_before: queued.now + hold(&queued.platform, &queued.out),
-                reply_key: reply_key(&queued.platform, &queued.out),
-            })
-            .collect();
-        q::set_payloads(conn, &replaced).await?;
-        let now = items.iter().map(|q| q.now).max().unwrap_or(0);
-        q::insert_many(conn, &new, now).await
+        let now = rows.iter().map(|r| r.now).max().unwrap_or(0);
+        let mut out = q::set_payloads_statements(backend, &replaced);
+        out.extend(q::insert_many_statements(backend, &new, now));
+        Ok(out)
+    }
+}
+
+/// An outbound effect as a row of the outbox.
+pub(crate) struct Row {
+    platform: String,
+    channel_key: String,
+    kind: &'static str,
+    msg_key: Option<String>,
+    payload: String,
+    not_before: i64,
+    reply_key: Option<String>,
+    /// An edit of a named message: the message (JSON).
+    pub edit: Option<String>,
+    pub now: i64,
+}
+
+impl Row {
+    pub(crate) fn item(&self) -> NewItem<'_> {
+        NewItem {
+            platform: &self.platform,
+            channel_key: &self.channel_key,
+            kind: self.kind,
+            msg_key: self.msg_key.as_deref(),
+            payload: &self.payload,
+            not_before: self.not_before,
+            reply_key: self.reply_key.as_deref(),
+        }
     }
 }
 

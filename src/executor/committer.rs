@@ -1,19 +1,25 @@
 //! Group commit of the executor's ordinary moves (a step's result, the next step's start,
 //! and the edit of the progress message that shows them). Hundreds of executions move at
 //! once; on SQLite every transaction goes through one writer, where a transaction per move
-//! would make each move wait for all the others' round trips. Tasks hand their prepared
-//! move to one writer task, which saves every move that has queued up meanwhile, with
-//! their messages, in one transaction. A move whose execution someone changed meanwhile
-//! (its version is stale) writes nothing and is answered `false`, as a lone save would be.
+//! would make each move wait for all the others' round trips. A task that commits while
+//! no write is under way writes at once, itself — no hand-over to another task and back;
+//! the moves that queue up meanwhile are written after it, all in one transaction, by a
+//! task that keeps writing until none wait. A move whose execution someone changed
+//! meanwhile (its version is stale) writes nothing and is answered `false`, as a lone save
+//! would be.
 
 use crate::outbox::Batch;
 use crate::store::executions::{self as q, Lease};
-use crate::store::Store;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Notify};
+use crate::store::outbox as outbox_q;
+use crate::store::{Backend, Marks, Statement, Store};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, Notify};
 
 /// Most moves one transaction writes.
 const GROUP: usize = 256;
+/// Most messages written in one request on SQLite (eleven values each, well within
+/// SQLite's limit of 32,766).
+const MAX_TOGETHER: usize = 1_000;
 
 /// One execution's move, ready to be written.
 pub(crate) struct Move {
@@ -31,48 +37,60 @@ pub(crate) struct Move {
 
 type Pending = (Move, oneshot::Sender<Result<bool, String>>);
 
-/// Hands moves to the writer task; cheap to clone.
+/// Writes moves, grouping those that wait; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    tx: mpsc::UnboundedSender<Pending>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    /// Wakes the outbox once messages are written.
+    notify: Arc<Notify>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Pending>,
+    /// A write is under way (its writer takes what waits when it is done).
+    writing: bool,
 }
 
 impl Committer {
-    /// Starts the writer task (on the current runtime); `notify` wakes the outbox.
+    /// `notify` wakes the outbox.
     pub fn start(store: Store, notify: Arc<Notify>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
-        tokio::spawn(async move {
-            let mut group: Vec<Pending> = Vec::with_capacity(GROUP);
-            while rx.recv_many(&mut group, GROUP).await > 0 {
-                let answers = match write(&store, &group).await {
-                    Ok(saved) => saved.into_iter().map(Ok).collect(),
-                    // One bad move must not fail the others: each alone, in its own transaction.
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), moves = group.len(), "executor: a group of moves failed; writing them one by one");
-                        let mut answers = Vec::with_capacity(group.len());
-                        for i in 0..group.len() {
-                            let answer = write(&store, &group[i..=i]).await;
-                            answers.push(answer.map(|s| s[0]).map_err(|e| format!("{e:#}")));
-                        }
-                        answers
-                    }
-                };
-                for ((_, reply), answer) in group.drain(..).zip(answers) {
-                    let _ = reply.send(answer);
-                }
-                notify.notify_one();
-            }
-        });
-        Self { tx }
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                notify,
+                queue: Mutex::new(Queue::default()),
+            }),
+        }
     }
 
     /// Writes `m` with the moves of other executions; whether it was saved (`false`: the
     /// execution changed meanwhile, nothing was written).
     pub async fn commit(&self, m: Move) -> anyhow::Result<bool> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((m, reply))
-            .map_err(|_| anyhow::anyhow!("the executor's writer has stopped"))?;
+        let lead = {
+            let mut q = self.shared.lock();
+            q.waiting.push((m, reply));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if lead {
+            // This task writes its move (and any that joined it) and goes on with its
+            // step; whatever queued up meanwhile is written by a task of its own.
+            let mut writer = Writer(Some(self.shared.clone()));
+            let group = self.shared.take();
+            self.shared.write(group).await;
+            if !self.shared.done() {
+                if let Some(shared) = writer.0.take() {
+                    tokio::spawn(shared.drain());
+                }
+            }
+            writer.0 = None;
+        }
         answer
             .await
             .map_err(|_| anyhow::anyhow!("the executor's writer has stopped"))?
@@ -80,10 +98,80 @@ impl Committer {
     }
 }
 
+/// The writer's duty: if its task is dropped mid-write, the moves still waiting are
+/// written by a task of their own.
+struct Writer(Option<Arc<Shared>>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            if !shared.done() {
+                tokio::spawn(shared.drain());
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next group (the oldest waiting moves).
+    fn take(&self) -> Vec<Pending> {
+        let mut q = self.lock();
+        let n = q.waiting.len().min(GROUP);
+        q.waiting.drain(..n).collect()
+    }
+
+    /// Ends the write if no move waits (true); otherwise the writer goes on.
+    fn done(&self) -> bool {
+        let mut q = self.lock();
+        if q.waiting.is_empty() {
+            q.writing = false;
+        }
+        !q.writing
+    }
+
+    /// Writes groups until no move waits.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let group = self.take();
+            self.write(group).await;
+            if self.done() {
+                return;
+            }
+        }
+    }
+
+    /// Writes a group and answers each of its moves.
+    async fn write(&self, mut group: Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
+        let answers = match write(&self.store, &group).await {
+            Ok(saved) => saved.into_iter().map(Ok).collect(),
+            // One bad move must not fail the others: each alone, in its own transaction.
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), moves = group.len(), "executor: a group of moves failed; writing them one by one");
+                let mut answers = Vec::with_capacity(group.len());
+                for i in 0..group.len() {
+                    let answer = write(&self.store, &group[i..=i]).await;
+                    answers.push(answer.map(|s| s[0]).map_err(|e| format!("{e:#}")));
+                }
+                answers
+            }
+        };
+        for ((_, reply), answer) in group.drain(..).zip(answers) {
+            let _ = reply.send(answer);
+        }
+        self.notify.notify_one();
+    }
+}
+
 /// Saves `group` in one transaction: each move whose version still holds, and the
 /// messages of those.
 async fn write(store: &Store, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
-    let mut tx = store.begin().await?;
     let saves: Vec<q::Save<'_>> = group
         .iter()
         .map(|(m, _)| q::Save {
@@ -97,7 +185,17 @@ async fn write(store: &Store, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
             now: m.now,
         })
         .collect();
-    let saved = q::save_many(&mut tx, &store.owner, &saves).await?;
+    let items: usize = group.iter().map(|(m, _)| m.outbox.len()).sum();
+    if store.backend == Backend::Sqlite && saves.len() <= q::SAVES_PER_STATEMENT && items <= MAX_TOGETHER {
+        return write_together(store, group, &saves).await;
+    }
+    write_apart(store, group, &saves).await
+}
+
+/// [`write`] statement by statement (PostgreSQL; SQLite beyond [`MAX_TOGETHER`]).
+async fn write_apart(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) -> anyhow::Result<Vec<bool>> {
+    let mut tx = store.begin().await?;
+    let saved = q::save_many(&mut tx, &store.owner, saves).await?;
     let mut outbox = Batch::default();
     for ((m, _), ok) in group.iter().zip(&saved) {
         if *ok {
@@ -107,4 +205,233 @@ async fn write(store: &Store, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
     outbox.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(saved)
+}
+
+/// [`write`] on SQLite in one request to the writer's thread instead of one per statement
+/// (seven): every hand-over between threads costs more than the statements themselves.
+/// The messages are written first, each only if its move will be saved (the same check
+/// as the save's); then the moves.
+async fn write_together(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) -> anyhow::Result<Vec<bool>> {
+    let rows = group
+        .iter()
+        .map(|(m, _)| Ok(((m.id, m.version), m.outbox.rows()?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let items: Vec<outbox_q::Guarded<'_>> = rows
+        .iter()
+        .flat_map(|((execution, version), rows)| {
+            rows.iter().map(|r| outbox_q::Guarded {
+                execution: *execution,
+                version: *version,
+                item: r.item(),
+                edit: r.edit.as_deref(),
+            })
+        })
+        .collect();
+    let now = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|r| r.now))
+        .max()
+        .unwrap_or(0);
+    let mut script = vec![Statement::plain("BEGIN")];
+    script.extend(outbox_q::guarded_statements(&items, &store.owner, now));
+    script.push(q::save_many_statement(
+        Marks::for_backend(Backend::Sqlite),
+        &store.owner,
+        saves,
+    )?);
+    script.push(Statement::plain("COMMIT"));
+    let mut conn = store.pool.acquire().await?;
+    let result = crate::store::run_together(&mut conn, &script).await;
+    match result {
+        // The moves' statement is the one before the commit.
+        Ok(rows) => match rows.iter().rev().nth(1) {
+            Some(returned) => q::saved(saves, returned),
+            None => anyhow::bail!("the moves' statement did not run"),
+        },
+        Err(e) => {
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                // Whatever state it is in, the connection is not used again.
+                conn.close_on_drop();
+            }
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Message, Outbound};
+    use sqlx::Row;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        // Executions without their tickets: only the moves are under test.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for id in [1, 2] {
+            sqlx::query(
+                "INSERT INTO executions (id, ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at, lease_owner)
+                 VALUES ($1, $1, 'p', '{}', 'a', 'prod', 'RUNNING', '{}', 'slack', 'C1', 1, 0, 0, 0, $2)",
+            )
+            .bind(id)
+            .bind(store.owner.to_string())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        (dir, store)
+    }
+
+    fn message(title: &str) -> Message {
+        Message {
+            title: title.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A move of execution `id` from `version`, with its messages.
+    fn pending(id: i64, version: i64, messages: &[(Outbound, Option<&str>)]) -> Pending {
+        let mut outbox = Batch::default();
+        for (out, key) in messages {
+            outbox.push("slack", out, *key, 1_000);
+        }
+        let (reply, _) = oneshot::channel();
+        let m = Move {
+            id,
+            version,
+            status: "RUNNING",
+            state: format!("{{\"v\":{version}}}"),
+            next_wake: 0,
+            finished_at: None,
+            lease: Lease::Hold(60_000),
+            now: 1_000,
+            outbox,
+        };
+        (m, reply)
+    }
+
+    fn saves(group: &[Pending]) -> Vec<q::Save<'_>> {
+        group
+            .iter()
+            .map(|(m, _)| q::Save {
+                id: m.id,
+                version: m.version,
+                status: m.status,
+                state: &m.state,
+                next_wake: m.next_wake,
+                finished_at: m.finished_at,
+                lease: m.lease,
+                now: m.now,
+            })
+            .collect()
+    }
+
+    /// Everything the writes left: the outbox (payloads parsed), the queues, the executions.
+    async fn contents(store: &Store) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in sqlx::query("SELECT platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at FROM outbox ORDER BY id")
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+        {
+            let payload: serde_json::Value = serde_json::from_str(&r.get::<String, _>("payload")).unwrap();
+            out.push(format!(
+                "outbox {} {} {} {:?} {payload} {} {} {}",
+                r.get::<String, _>("platform"),
+                r.get::<String, _>("channel_key"),
+                r.get::<String, _>("kind"),
+                r.get::<Option<String>, _>("msg_key"),
+                r.get::<String, _>("status"),
+                r.get::<i64, _>("next_attempt_at"),
+                r.get::<i64, _>("created_at"),
+            ));
+        }
+        for r in sqlx::query("SELECT channel_key, platform, pending, due_at FROM outbox_channels ORDER BY channel_key")
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+        {
+            out.push(format!(
+                "queue {} {} {} {}",
+                r.get::<String, _>("channel_key"),
+                r.get::<String, _>("platform"),
+                r.get::<i64, _>("pending"),
+                r.get::<i64, _>("due_at")
+            ));
+        }
+        for r in sqlx::query("SELECT id, version, state FROM executions ORDER BY id")
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+        {
+            out.push(format!(
+                "execution {} {} {}",
+                r.get::<i64, _>("id"),
+                r.get::<i64, _>("version"),
+                r.get::<String, _>("state")
+            ));
+        }
+        out
+    }
+
+    /// The one-request write on SQLite leaves exactly what the statement-by-statement
+    /// write leaves: a post, an edit folded into the undelivered post, an announcement,
+    /// an edit of an undelivered edit, and a stale move that writes nothing.
+    #[tokio::test]
+    async fn writing_together_equals_writing_apart() {
+        let post = |t: &str| Outbound::Post {
+            channel: "C1".into(),
+            message: message(t),
+        };
+        let update = |t: &str| Outbound::Update {
+            channel: "C1".into(),
+            message: message(t),
+        };
+        let rounds = || {
+            vec![
+                vec![pending(1, 1, &[(post("started"), Some("p1"))])],
+                vec![
+                    pending(1, 2, &[(update("step 2"), Some("p1")), (post("gate!"), None)]),
+                    // Stale: execution 2 is at version 1.
+                    pending(2, 7, &[(update("lost"), Some("p2")), (post("lost too"), None)]),
+                ],
+                vec![pending(2, 1, &[(update("edit before any post"), Some("p2"))])],
+                vec![pending(2, 2, &[(update("edit again"), Some("p2"))])],
+            ]
+        };
+        let (_a, together) = store().await;
+        let (_b, apart) = store().await;
+        let mut answers = (Vec::new(), Vec::new());
+        for group in rounds() {
+            answers
+                .0
+                .push(write_together(&together, &group, &saves(&group)).await.unwrap());
+        }
+        for group in rounds() {
+            answers
+                .1
+                .push(write_apart(&apart, &group, &saves(&group)).await.unwrap());
+        }
+        assert_eq!(answers.0, vec![vec![true], vec![true, false], vec![true], vec![true]]);
+        assert_eq!(answers.0, answers.1);
+        let left = contents(&together).await;
+        assert_eq!(left, contents(&apart).await);
+        let text = left.join("\n");
+        assert!(
+            text.contains("step 2") && !text.contains("\"started\"") && !text.contains("lost"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edit again") && !text.contains("edit before any post"),
+            "{text}"
+        );
+        assert!(text.contains("queue slack:C1 slack 3"), "{text}");
+    }
 }

@@ -227,54 +227,70 @@ pub struct Save<'a> {
 /// Several runner saves in one statement; for each, whether it was written (as [`save`]).
 pub async fn save_many(conn: &mut Conn, owner: &str, saves: &[Save<'_>]) -> anyhow::Result<Vec<bool>> {
     let mut out = Vec::with_capacity(saves.len());
-    for chunk in saves.chunks(256) {
-        if let Some(other) = chunk
-            .iter()
-            .find(|s| !matches!(s.lease, Lease::Hold(_) | Lease::Release))
-        {
-            anyhow::bail!("save_many: execution {} does not hold or release its lease", other.id);
-        }
-        let mut marks = super::Marks::new(conn);
-        let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(9))).collect();
-        let owner_mark = marks.next();
-        let sql = format!(
-            "WITH v (x_id, x_version, x_status, x_state, x_next_wake, x_finished_at, x_now, x_due_at, x_release) AS (VALUES {})
-             UPDATE executions SET status = v.x_status, state = v.x_state, next_wake = v.x_next_wake,
-                    finished_at = v.x_finished_at, updated_at = v.x_now, version = executions.version + 1,
-                    due_at = v.x_due_at,
-                    lease_owner = CASE WHEN v.x_release = 1 THEN NULL ELSE executions.lease_owner END
-             FROM v
-             WHERE executions.id = v.x_id AND executions.version = v.x_version AND executions.lease_owner = {owner_mark}
-             RETURNING executions.id AS id",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for s in chunk {
-            let (due_at, release) = match s.lease {
-                Lease::Hold(t) => (t, 0i64),
-                _ => (s.next_wake, 1),
-            };
-            q = q
-                .bind(s.id)
-                .bind(s.version)
-                .bind(s.status)
-                .bind(s.state)
-                .bind(s.next_wake)
-                .bind(s.finished_at)
-                .bind(s.now)
-                .bind(due_at)
-                .bind(release);
-        }
-        q = q.bind(owner);
-        let saved: std::collections::HashSet<i64> = q
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| get_i64(r, "id"))
-            .collect::<Result<_, _>>()?;
-        out.extend(chunk.iter().map(|s| saved.contains(&s.id)));
+    for chunk in saves.chunks(SAVES_PER_STATEMENT) {
+        let statement = save_many_statement(super::Marks::new(conn), owner, chunk)?;
+        let rows = statement.query().fetch_all(&mut *conn).await?;
+        out.extend(saved(chunk, &rows)?);
     }
     Ok(out)
+}
+
+/// Most saves one statement of [`save_many`] writes.
+pub const SAVES_PER_STATEMENT: usize = 256;
+
+/// The statement of [`save_many`] for up to [`SAVES_PER_STATEMENT`] saves; it returns the
+/// ids of those written.
+pub(crate) fn save_many_statement(
+    mut marks: super::Marks,
+    owner: &str,
+    chunk: &[Save<'_>],
+) -> anyhow::Result<super::Statement> {
+    use super::Arg;
+    if let Some(other) = chunk
+        .iter()
+        .find(|s| !matches!(s.lease, Lease::Hold(_) | Lease::Release))
+    {
+        anyhow::bail!("save_many: execution {} does not hold or release its lease", other.id);
+    }
+    let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(9))).collect();
+    let owner_mark = marks.next();
+    let sql = format!(
+        "WITH v (x_id, x_version, x_status, x_state, x_next_wake, x_finished_at, x_now, x_due_at, x_release) AS (VALUES {})
+         UPDATE executions SET status = v.x_status, state = v.x_state, next_wake = v.x_next_wake,
+                finished_at = v.x_finished_at, updated_at = v.x_now, version = executions.version + 1,
+                due_at = v.x_due_at,
+                lease_owner = CASE WHEN v.x_release = 1 THEN NULL ELSE executions.lease_owner END
+         FROM v
+         WHERE executions.id = v.x_id AND executions.version = v.x_version AND executions.lease_owner = {owner_mark}
+         RETURNING executions.id AS id",
+        values.join(", ")
+    );
+    let mut args = Vec::with_capacity(chunk.len() * 9 + 1);
+    for s in chunk {
+        let (due_at, release) = match s.lease {
+            Lease::Hold(t) => (t, 0i64),
+            _ => (s.next_wake, 1),
+        };
+        args.extend([
+            Arg::Int(s.id),
+            Arg::Int(s.version),
+            Arg::Text(s.status.to_string()),
+            Arg::Text(s.state.to_string()),
+            Arg::Int(s.next_wake),
+            Arg::MaybeInt(s.finished_at),
+            Arg::Int(s.now),
+            Arg::Int(due_at),
+            Arg::Int(release),
+        ]);
+    }
+    args.push(Arg::Text(owner.to_string()));
+    Ok(super::Statement { sql, args })
+}
+
+/// For each save of a chunk, whether [`save_many_statement`] returned its id.
+pub(crate) fn saved(chunk: &[Save<'_>], rows: &[sqlx::any::AnyRow]) -> anyhow::Result<Vec<bool>> {
+    let ids: std::collections::HashSet<i64> = rows.iter().map(|r| get_i64(r, "id")).collect::<Result<_, _>>()?;
+    Ok(chunk.iter().map(|s| ids.contains(&s.id)).collect())
 }
 
 /// Gives a claimed execution back, due at `due_at` (its state unchanged).

@@ -30,6 +30,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend of a connection.
+    pub fn of(conn: &Conn) -> Self {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
 /// The database: `pool` takes every write (on SQLite one connection, the only writer, so
 /// writes queue instead of failing); `read` serves reads that need no transaction (on
 /// SQLite a pool of read-only connections beside the writer, thanks to WAL; on PostgreSQL
@@ -204,10 +215,7 @@ pub(crate) struct Marks {
 
 impl Marks {
     pub(crate) fn new(conn: &Conn) -> Self {
-        Self {
-            sqlite: conn.backend_name() != "PostgreSQL",
-            n: 0,
-        }
+        Self::for_backend(Backend::of(conn))
     }
 
     pub(crate) fn for_store(store: &Store) -> Self {
@@ -240,6 +248,85 @@ impl Marks {
     pub(crate) fn row(&mut self, count: usize) -> String {
         format!("({})", self.list(count))
     }
+}
+
+/// A value bound to a built statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    Text(String),
+    MaybeText(Option<String>),
+}
+
+/// One statement and its arguments, in the order of its placeholders.
+pub(crate) struct Statement {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Statement {
+    /// A statement without arguments.
+    pub(crate) fn plain(sql: &str) -> Self {
+        Self {
+            sql: sql.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The statement ready to run (its arguments bound).
+    pub(crate) fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        bind_all(sqlx::query(&self.sql), &self.args)
+    }
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: impl IntoIterator<Item = &'q Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(*v),
+            Arg::MaybeInt(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_str()),
+            Arg::MaybeText(v) => q.bind(v.as_deref()),
+        };
+    }
+    q
+}
+
+/// Several SQLite statements run in one request to the connection's thread, instead of a
+/// request (and a wake-up of each side) per statement. Their placeholders are all `?`,
+/// each taking the next argument. Returns the rows of each statement.
+pub(crate) async fn run_together(conn: &mut Conn, statements: &[Statement]) -> anyhow::Result<Vec<Vec<AnyRow>>> {
+    use futures::TryStreamExt;
+    use sqlx::Executor;
+    let sql = statements
+        .iter()
+        .map(|s| s.sql.as_str())
+        .collect::<Vec<_>>()
+        .join(";\n");
+    let args = statements.iter().flat_map(|s| s.args.iter());
+    let mut out: Vec<Vec<AnyRow>> = vec![Vec::new()];
+    let mut results = conn.fetch_many(bind_all(sqlx::query(&sql), args));
+    while let Some(r) = results.try_next().await? {
+        match r {
+            sqlx::Either::Left(_) => out.push(Vec::new()),
+            sqlx::Either::Right(row) => {
+                if let Some(rows) = out.last_mut() {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    out.pop();
+    anyhow::ensure!(
+        out.len() == statements.len(),
+        "{} of {} statements ran",
+        out.len(),
+        statements.len()
+    );
+    Ok(out)
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -71,27 +71,38 @@ fn item_from_row(r: &AnyRow) -> anyhow::Result<(Item, i64)> {
     ))
 }
 
+/// The undelivered posts and edits of messages, by key: (id, kind, payload).
+pub type Waiting = std::collections::HashMap<String, (i64, String, String)>;
+
 /// The latest undelivered post or edit of each of these messages: (id, kind, payload) by key.
-pub async fn pending_for_messages(
-    conn: &mut Conn,
-    keys: &[&str],
-) -> anyhow::Result<std::collections::HashMap<String, (i64, String, String)>> {
-    let mut out = std::collections::HashMap::new();
+pub async fn pending_for_messages(conn: &mut Conn, keys: &[&str]) -> anyhow::Result<Waiting> {
     if keys.is_empty() {
-        return Ok(out);
+        return Ok(Waiting::new());
     }
-    let marks = super::Marks::new(conn).list(keys.len());
+    let statement = pending_for_messages_statement(super::Marks::new(conn), keys);
+    let rows = statement.query().fetch_all(&mut *conn).await?;
+    waiting(&rows)
+}
+
+/// The statement of [`pending_for_messages`] (`keys` not empty); [`waiting`] reads its rows.
+pub(crate) fn pending_for_messages_statement(mut marks: super::Marks, keys: &[&str]) -> super::Statement {
     let sql = format!(
-        "SELECT id, msg_key, kind, payload FROM outbox WHERE msg_key IN ({marks}) AND kind IN ('post', 'update') AND status = 'pending' ORDER BY id"
+        "SELECT id, msg_key, kind, payload FROM outbox WHERE msg_key IN ({}) AND kind IN ('post', 'update') AND status = 'pending' ORDER BY id",
+        marks.list(keys.len())
     );
-    let mut q = sqlx::query(&sql);
-    for k in keys {
-        q = q.bind(*k);
+    super::Statement {
+        sql,
+        args: keys.iter().map(|k| super::Arg::Text(k.to_string())).collect(),
     }
-    for r in q.fetch_all(&mut *conn).await? {
+}
+
+/// The rows of [`pending_for_messages_statement`] by message key (the latest wins).
+pub(crate) fn waiting(rows: &[AnyRow]) -> anyhow::Result<Waiting> {
+    let mut out = Waiting::new();
+    for r in rows {
         out.insert(
             r.try_get("msg_key")?,
-            (get_i64(&r, "id")?, r.try_get("kind")?, r.try_get("payload")?),
+            (get_i64(r, "id")?, r.try_get("kind")?, r.try_get("payload")?),
         );
     }
     Ok(out)
@@ -99,11 +110,22 @@ pub async fn pending_for_messages(
 
 /// Writes items and wakes their queues, in the caller's transaction: two statements.
 pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> anyhow::Result<()> {
-    if items.is_empty() {
-        return Ok(());
+    for statement in insert_many_statements(super::Backend::of(conn), items, now) {
+        statement.query().execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+/// The statements of [`insert_many`].
+pub(crate) fn insert_many_statements(
+    backend: super::Backend,
+    items: &[NewItem<'_>],
+    now: i64,
+) -> Vec<super::Statement> {
+    use super::Arg;
+    let mut out = Vec::new();
     for chunk in items.chunks(200) {
-        let mut marks = super::Marks::new(conn);
+        let mut marks = super::Marks::for_backend(backend);
         let values: Vec<String> = chunk
             .iter()
             .map(|_| {
@@ -120,19 +142,20 @@ pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> an
             "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key) VALUES {}",
             values.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(chunk.len() * 8);
         for item in chunk {
-            q = q
-                .bind(item.platform)
-                .bind(item.channel_key)
-                .bind(item.kind)
-                .bind(item.msg_key)
-                .bind(item.payload)
-                .bind(item.not_before.max(now))
-                .bind(now)
-                .bind(item.reply_key);
+            args.extend([
+                Arg::Text(item.platform.to_string()),
+                Arg::Text(item.channel_key.to_string()),
+                Arg::Text(item.kind.to_string()),
+                Arg::MaybeText(item.msg_key.map(str::to_string)),
+                Arg::Text(item.payload.to_string()),
+                Arg::Int(item.not_before.max(now)),
+                Arg::Int(now),
+                Arg::MaybeText(item.reply_key.map(str::to_string)),
+            ]);
         }
-        q.execute(&mut *conn).await?;
+        out.push(super::Statement { sql, args });
     }
     // Each queue once: how many items it gained, and when the first may go.
     let mut queues: Vec<(&str, &str, i64, i64)> = Vec::new();
@@ -146,7 +169,7 @@ pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> an
         }
     }
     for chunk in queues.chunks(200) {
-        let mut marks = super::Marks::new(conn);
+        let mut marks = super::Marks::for_backend(backend);
         let values: Vec<String> = chunk
             .iter()
             .map(|_| format!("({}, 0, {})", marks.list(3), marks.next()))
@@ -154,20 +177,115 @@ pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> an
         // An idle queue falls due when its pacing and the items allow; a busy one is
         // already due or leased, and its worker picks the items up in turn.
         let sql = format!(
-            "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES {}
-             ON CONFLICT (channel_key) DO UPDATE SET pending = outbox_channels.pending + EXCLUDED.pending,
-               due_at = CASE WHEN outbox_channels.pending > 0 OR outbox_channels.lease_owner IS NOT NULL THEN outbox_channels.due_at
-                             WHEN outbox_channels.next_at - {BURST_MS} > EXCLUDED.due_at THEN outbox_channels.next_at - {BURST_MS}
-                             ELSE EXCLUDED.due_at END",
-            values.join(", ")
+            "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES {} {}",
+            values.join(", "),
+            queue_upsert()
         );
-        let mut q = sqlx::query(&sql);
-        for (key, platform, n, due) in chunk {
-            q = q.bind(*key).bind(*platform).bind(*n).bind(*due);
-        }
-        q.execute(&mut *conn).await?;
+        let args = chunk
+            .iter()
+            .flat_map(|(key, platform, n, due)| {
+                [
+                    Arg::Text(key.to_string()),
+                    Arg::Text(platform.to_string()),
+                    Arg::Int(*n),
+                    Arg::Int(*due),
+                ]
+            })
+            .collect();
+        out.push(super::Statement { sql, args });
     }
-    Ok(())
+    out
+}
+
+/// How a queue takes new items: an idle queue falls due when its pacing and the items
+/// allow; a busy one is already due or leased, and its worker picks the items up in turn.
+fn queue_upsert() -> String {
+    format!(
+        "ON CONFLICT (channel_key) DO UPDATE SET pending = outbox_channels.pending + EXCLUDED.pending,
+           due_at = CASE WHEN outbox_channels.pending > 0 OR outbox_channels.lease_owner IS NOT NULL THEN outbox_channels.due_at
+                         WHEN outbox_channels.next_at - {BURST_MS} > EXCLUDED.due_at THEN outbox_channels.next_at - {BURST_MS}
+                         ELSE EXCLUDED.due_at END"
+    )
+}
+
+/// An item to write only if the move of its execution is saved: the execution still at
+/// `version` and leased by this process.
+pub struct Guarded<'a> {
+    pub execution: i64,
+    pub version: i64,
+    pub item: NewItem<'a>,
+    /// An edit of a named message: the message (JSON); it replaces an undelivered post
+    /// or edit of that message instead of being added.
+    pub edit: Option<&'a str>,
+}
+
+/// On SQLite, the statements that write guarded items, to run in one request before the
+/// moves themselves are saved (the guards read the executions as they were): undelivered
+/// posts and edits replaced, the queues of the new items woken, the new items added.
+/// The same outcome as [`crate::outbox::Batch::flush`] of the saved moves' items, without
+/// reading anything first.
+pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -> Vec<super::Statement> {
+    use super::Arg;
+    if items.is_empty() {
+        return Vec::new();
+    }
+    // Each statement reads the items from the same table of values.
+    let values = |sql: &str| -> super::Statement {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let mut args = Vec::with_capacity(items.len() * 11 + 1);
+        for (ord, g) in items.iter().enumerate() {
+            args.extend([
+                Arg::Int(ord as i64),
+                Arg::Int(g.execution),
+                Arg::Int(g.version),
+                Arg::Text(g.item.platform.to_string()),
+                Arg::Text(g.item.channel_key.to_string()),
+                Arg::Text(g.item.kind.to_string()),
+                Arg::MaybeText(g.item.msg_key.map(str::to_string)),
+                Arg::Text(g.item.payload.to_string()),
+                Arg::Int(g.item.not_before.max(now)),
+                Arg::MaybeText(g.item.reply_key.map(str::to_string)),
+                Arg::MaybeText(g.edit.map(str::to_string)),
+            ]);
+        }
+        args.push(Arg::Text(owner.to_string()));
+        super::Statement {
+            sql: format!(
+                "WITH v (x_ord, x_exec, x_version, x_platform, x_channel, x_kind, x_key, x_payload, x_at, x_reply, x_edit)
+                 AS (VALUES {rows}) {sql}"
+            ),
+            args,
+        }
+    };
+    let saved = "JOIN executions e ON e.id = v.x_exec AND e.version = v.x_version AND e.lease_owner = ?";
+    let undelivered = "SELECT MAX(o.id) FROM outbox o WHERE o.msg_key = v.x_key AND o.kind IN ('post', 'update') AND o.status = 'pending'";
+    let added = format!("(v.x_edit IS NULL OR ({undelivered}) IS NULL)");
+    vec![
+        values(&format!(
+            "UPDATE outbox SET payload = CASE WHEN outbox.kind = 'post'
+                 THEN json_set(outbox.payload, '$.message', json(v.x_edit)) ELSE v.x_payload END
+             FROM v {saved}
+             WHERE v.x_edit IS NOT NULL AND outbox.id = ({undelivered}) AND outbox.status = 'pending'"
+        )),
+        values(&format!(
+            "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at)
+             SELECT v.x_channel, MIN(v.x_platform), COUNT(*), 0, MIN(v.x_at) FROM v {saved}
+             WHERE {added} GROUP BY v.x_channel {}",
+            queue_upsert()
+        )),
+        {
+            let mut insert = values(&format!(
+                "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key)
+                 SELECT v.x_platform, v.x_channel, v.x_kind, v.x_key, v.x_payload, 'pending', v.x_at, ?, v.x_reply
+                 FROM v {saved} WHERE {added} ORDER BY v.x_ord"
+            ));
+            // `created_at` comes before the guard's owner among the placeholders.
+            let owner = insert.args.pop();
+            insert.args.push(Arg::Int(now));
+            insert.args.extend(owner);
+            insert
+        },
+    ]
 }
 
 /// The not-yet-sent item of `kind` for `msg_key`, if any.
@@ -186,21 +304,31 @@ pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> anyhow::Res
 
 /// [`set_payload`] of several items, in one statement.
 pub async fn set_payloads(conn: &mut Conn, items: &[(i64, String)]) -> anyhow::Result<()> {
-    for chunk in items.chunks(512) {
-        let mut marks = super::Marks::new(conn);
-        let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(2))).collect();
-        let sql = format!(
-            "WITH v (x_id, x_payload) AS (VALUES {})
-             UPDATE outbox SET payload = v.x_payload FROM v WHERE outbox.id = v.x_id AND outbox.status = 'pending'",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for (id, payload) in chunk {
-            q = q.bind(*id).bind(payload.as_str());
-        }
-        q.execute(&mut *conn).await?;
+    for statement in set_payloads_statements(super::Backend::of(conn), items) {
+        statement.query().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The statements of [`set_payloads`].
+pub(crate) fn set_payloads_statements(backend: super::Backend, items: &[(i64, String)]) -> Vec<super::Statement> {
+    items
+        .chunks(512)
+        .map(|chunk| {
+            let mut marks = super::Marks::for_backend(backend);
+            let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(2))).collect();
+            let sql = format!(
+                "WITH v (x_id, x_payload) AS (VALUES {})
+                 UPDATE outbox SET payload = v.x_payload FROM v WHERE outbox.id = v.x_id AND outbox.status = 'pending'",
+                values.join(", ")
+            );
+            let args = chunk
+                .iter()
+                .flat_map(|(id, payload)| [super::Arg::Int(*id), super::Arg::Text(payload.clone())])
+                .collect();
+            super::Statement { sql, args }
+        })
+        .collect()
 }
 
 /// A value bound to a filter of [`settle_items`].
