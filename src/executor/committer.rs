@@ -35,6 +35,22 @@ pub(crate) struct Move {
     pub outbox: Batch,
 }
 
+impl Move {
+    /// The move as the executions table takes it.
+    fn save(&self) -> q::Save<'_> {
+        q::Save {
+            id: self.id,
+            version: self.version,
+            status: self.status,
+            state: &self.state,
+            next_wake: self.next_wake,
+            finished_at: self.finished_at,
+            lease: self.lease,
+            now: self.now,
+        }
+    }
+}
+
 type Pending = (Move, oneshot::Sender<Result<bool, String>>);
 
 /// Writes moves, grouping those that wait; cheap to clone.
@@ -172,19 +188,7 @@ impl Shared {
 /// Saves `group` in one transaction: each move whose version still holds, and the
 /// messages of those.
 async fn write(store: &Store, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
-    let saves: Vec<q::Save<'_>> = group
-        .iter()
-        .map(|(m, _)| q::Save {
-            id: m.id,
-            version: m.version,
-            status: m.status,
-            state: &m.state,
-            next_wake: m.next_wake,
-            finished_at: m.finished_at,
-            lease: m.lease,
-            now: m.now,
-        })
-        .collect();
+    let saves: Vec<q::Save<'_>> = group.iter().map(|(m, _)| m.save()).collect();
     let items: usize = group.iter().map(|(m, _)| m.outbox.len()).sum();
     if store.backend == Backend::Sqlite && saves.len() <= q::SAVES_PER_STATEMENT && items <= MAX_TOGETHER {
         return write_together(store, group, &saves).await;
@@ -318,19 +322,7 @@ mod tests {
     }
 
     fn saves(group: &[Pending]) -> Vec<q::Save<'_>> {
-        group
-            .iter()
-            .map(|(m, _)| q::Save {
-                id: m.id,
-                version: m.version,
-                status: m.status,
-                state: &m.state,
-                next_wake: m.next_wake,
-                finished_at: m.finished_at,
-                lease: m.lease,
-                now: m.now,
-            })
-            .collect()
+        group.iter().map(|(m, _)| m.save()).collect()
     }
 
     /// Everything the writes left: the outbox (payloads parsed), the queues, the executions.
