@@ -11,7 +11,7 @@
 use crate::outbox::Batch;
 use crate::store::executions::{self as q, Lease};
 use crate::store::outbox as outbox_q;
-use crate::store::{Backend, Marks, Statement, Store};
+use crate::store::{Backend, Marks, Store};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, Notify};
 
@@ -236,29 +236,16 @@ async fn write_together(store: &Store, group: &[Pending], saves: &[q::Save<'_>])
         .flat_map(|(_, r)| r.iter().map(|r| r.now))
         .max()
         .unwrap_or(0);
-    let mut script = vec![Statement::plain("BEGIN")];
-    script.extend(outbox_q::guarded_statements(&items, &store.owner, now));
-    script.push(q::save_many_statement(
+    let mut statements = outbox_q::guarded_statements(&items, &store.owner, now);
+    statements.push(q::save_many_statement(
         Marks::for_backend(Backend::Sqlite),
         &store.owner,
         saves,
     )?);
-    script.push(Statement::plain("COMMIT"));
-    let mut conn = store.pool.acquire().await?;
-    let result = crate::store::run_together(&mut conn, &script).await;
-    match result {
-        // The moves' statement is the one before the commit.
-        Ok(rows) => match rows.iter().rev().nth(1) {
-            Some(returned) => q::saved(saves, returned),
-            None => anyhow::bail!("the moves' statement did not run"),
-        },
-        Err(e) => {
-            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                // Whatever state it is in, the connection is not used again.
-                conn.close_on_drop();
-            }
-            Err(e)
-        }
+    let rows = crate::store::commit_together(store, statements).await?;
+    match rows.last() {
+        Some(returned) => q::saved(saves, returned),
+        None => anyhow::bail!("the moves' statement did not run"),
     }
 }
 

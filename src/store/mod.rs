@@ -295,10 +295,35 @@ fn bind_all<'q>(
     q
 }
 
+/// Runs `statements` in one transaction on SQLite's writer, all in one request to its
+/// thread ([`run_together`] with `BEGIN` and `COMMIT`); the rows of each statement.
+/// On failure the transaction is rolled back (or the connection discarded).
+pub(crate) async fn commit_together(store: &Store, statements: Vec<Statement>) -> anyhow::Result<Vec<Vec<AnyRow>>> {
+    let mut script = Vec::with_capacity(statements.len() + 2);
+    script.push(Statement::plain("BEGIN"));
+    script.extend(statements);
+    script.push(Statement::plain("COMMIT"));
+    let mut conn = store.pool.acquire().await?;
+    match run_together(&mut conn, &script).await {
+        Ok(mut rows) => {
+            rows.pop();
+            rows.remove(0);
+            Ok(rows)
+        }
+        Err(e) => {
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                // Whatever state it is in, the connection is not used again.
+                conn.close_on_drop();
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Several SQLite statements run in one request to the connection's thread, instead of a
 /// request (and a wake-up of each side) per statement. Their placeholders are all `?`,
 /// each taking the next argument. Returns the rows of each statement.
-pub(crate) async fn run_together(conn: &mut Conn, statements: &[Statement]) -> anyhow::Result<Vec<Vec<AnyRow>>> {
+async fn run_together(conn: &mut Conn, statements: &[Statement]) -> anyhow::Result<Vec<Vec<AnyRow>>> {
     use futures::TryStreamExt;
     use sqlx::Executor;
     let sql = statements
