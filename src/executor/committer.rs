@@ -98,11 +98,13 @@ impl Committer {
             // This task writes its move (and any that joined it) and goes on with its
             // step; whatever queued up meanwhile is written by a task of its own.
             let mut writer = Writer(Some(self.shared.clone()));
+            let mut held = None;
             let group = self.shared.take();
-            self.shared.write(group).await;
+            self.shared.write(group, &mut held).await;
             if !self.shared.done() {
                 if let Some(shared) = writer.0.take() {
-                    tokio::spawn(shared.drain());
+                    // The connection goes with the work: no round trip to give it back.
+                    tokio::spawn(shared.drain(held));
                 }
             }
             writer.0 = None;
@@ -122,7 +124,7 @@ impl Drop for Writer {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
             if !shared.done() {
-                tokio::spawn(shared.drain());
+                tokio::spawn(shared.drain(None));
             }
         }
     }
@@ -149,11 +151,11 @@ impl Shared {
         !q.writing
     }
 
-    /// Writes groups until no move waits.
-    async fn drain(self: Arc<Self>) {
+    /// Writes groups until no move waits, on the connection it is given or takes.
+    async fn drain(self: Arc<Self>, mut held: Held) {
         loop {
             let group = self.take();
-            self.write(group).await;
+            self.write(group, &mut held).await;
             if self.done() {
                 return;
             }
@@ -161,18 +163,18 @@ impl Shared {
     }
 
     /// Writes a group and answers each of its moves.
-    async fn write(&self, mut group: Vec<Pending>) {
+    async fn write(&self, mut group: Vec<Pending>, held: &mut Held) {
         if group.is_empty() {
             return;
         }
-        let answers = match write(&self.store, &group).await {
+        let answers = match write(&self.store, held, &group).await {
             Ok(saved) => saved.into_iter().map(Ok).collect(),
             // One bad move must not fail the others: each alone, in its own transaction.
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), moves = group.len(), "executor: a group of moves failed; writing them one by one");
                 let mut answers = Vec::with_capacity(group.len());
                 for i in 0..group.len() {
-                    let answer = write(&self.store, &group[i..=i]).await;
+                    let answer = write(&self.store, held, &group[i..=i]).await;
                     answers.push(answer.map(|s| s[0]).map_err(|e| format!("{e:#}")));
                 }
                 answers
@@ -185,14 +187,29 @@ impl Shared {
     }
 }
 
+/// SQLite's writer connection, kept while groups follow each other: giving it back to
+/// its pool costs a round trip to its thread (sqlx pings every connection it takes back).
+type Held = Option<sqlx::pool::PoolConnection<sqlx::Any>>;
+
 /// Saves `group` in one transaction: each move whose version still holds, and the
 /// messages of those.
-async fn write(store: &Store, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
+async fn write(store: &Store, held: &mut Held, group: &[Pending]) -> anyhow::Result<Vec<bool>> {
     let saves: Vec<q::Save<'_>> = group.iter().map(|(m, _)| m.save()).collect();
     let items: usize = group.iter().map(|(m, _)| m.outbox.len()).sum();
     if store.backend == Backend::Sqlite && saves.len() <= q::SAVES_PER_STATEMENT && items <= MAX_TOGETHER {
-        return write_together(store, group, &saves).await;
+        let conn = match held {
+            Some(conn) => conn,
+            None => held.insert(store.pool.acquire().await?),
+        };
+        let written = write_together(store, conn, group, &saves).await;
+        if written.is_err() {
+            // Rolled back (or to be closed): not kept.
+            *held = None;
+        }
+        return written;
     }
+    // The statement-by-statement write takes the connection from the pool.
+    *held = None;
     write_apart(store, group, &saves).await
 }
 
@@ -215,7 +232,12 @@ async fn write_apart(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) ->
 /// (seven): every hand-over between threads costs more than the statements themselves.
 /// The messages are written first, each only if its move will be saved (the same check
 /// as the save's); then the moves.
-async fn write_together(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) -> anyhow::Result<Vec<bool>> {
+async fn write_together(
+    store: &Store,
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    group: &[Pending],
+    saves: &[q::Save<'_>],
+) -> anyhow::Result<Vec<bool>> {
     let rows = group
         .iter()
         .map(|(m, _)| Ok(((m.id, m.version), m.outbox.rows()?)))
@@ -242,7 +264,7 @@ async fn write_together(store: &Store, group: &[Pending], saves: &[q::Save<'_>])
         &store.owner,
         saves,
     )?);
-    let rows = crate::store::commit_together(store, statements).await?;
+    let rows = crate::store::commit_together(conn, statements).await?;
     match rows.last() {
         Some(returned) => q::saved(saves, returned),
         None => anyhow::bail!("the moves' statement did not run"),
@@ -388,11 +410,16 @@ mod tests {
         let (_a, together) = store().await;
         let (_b, apart) = store().await;
         let mut answers = (Vec::new(), Vec::new());
+        // One connection for every round, as a writer keeps it while groups follow.
+        let mut conn = together.pool.acquire().await.unwrap();
         for group in rounds() {
-            answers
-                .0
-                .push(write_together(&together, &group, &saves(&group)).await.unwrap());
+            answers.0.push(
+                write_together(&together, &mut conn, &group, &saves(&group))
+                    .await
+                    .unwrap(),
+            );
         }
+        drop(conn);
         for group in rounds() {
             answers
                 .1

@@ -141,6 +141,17 @@ pub fn claim_sql(q: &Queue, backend: Backend, filtered: bool, returning: &str) -
     )
 }
 
+/// Whether any row of the queue is due, read without the writer (a claim that would
+/// find nothing then does not take it).
+pub async fn any_due(store: &Store, q: &Queue, now: i64) -> anyhow::Result<bool> {
+    let sql = format!(
+        "SELECT 1 AS due FROM {t} WHERE {live} AND due_at <= $1 LIMIT 1",
+        t = q.table,
+        live = q.live,
+    );
+    Ok(sqlx::query(&sql).bind(now).fetch_optional(&store.read).await?.is_some())
+}
+
 /// Claims one given row if it is live and not leased by a live owner.
 pub async fn claim_key(store: &Store, q: &Queue, key: Key<'_>, now: i64, until: i64) -> anyhow::Result<bool> {
     let sql = format!(

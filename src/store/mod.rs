@@ -295,23 +295,25 @@ fn bind_all<'q>(
     q
 }
 
-/// Runs `statements` in one transaction on SQLite's writer, all in one request to its
+/// Runs `statements` in one transaction on SQLite's writer (`conn`), all in one request to its
 /// thread ([`run_together`] with `BEGIN` and `COMMIT`); the rows of each statement.
 /// On failure the transaction is rolled back (or the connection discarded).
-pub(crate) async fn commit_together(store: &Store, statements: Vec<Statement>) -> anyhow::Result<Vec<Vec<AnyRow>>> {
+pub(crate) async fn commit_together(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    statements: Vec<Statement>,
+) -> anyhow::Result<Vec<Vec<AnyRow>>> {
     let mut script = Vec::with_capacity(statements.len() + 2);
     script.push(Statement::plain("BEGIN"));
     script.extend(statements);
     script.push(Statement::plain("COMMIT"));
-    let mut conn = store.pool.acquire().await?;
-    match run_together(&mut conn, &script).await {
+    match run_together(conn, &script).await {
         Ok(mut rows) => {
             rows.pop();
             rows.remove(0);
             Ok(rows)
         }
         Err(e) => {
-            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
                 // Whatever state it is in, the connection is not used again.
                 conn.close_on_drop();
             }
