@@ -297,7 +297,10 @@ fn bind_all<'q>(
 
 /// Runs `statements` in one transaction on SQLite's writer (`conn`), all in one request to its
 /// thread ([`run_together`] with `BEGIN` and `COMMIT`); the rows of each statement.
-/// On failure the transaction is rolled back (or the connection discarded).
+/// On failure the transaction is rolled back (or the connection discarded). Not
+/// cancel-safe: a future dropped mid-way would leave the connection inside the
+/// transaction; its one caller, the executor's writer, runs to completion (only the end
+/// of the runtime stops it, and SQLite then discards the uncommitted transaction).
 pub(crate) async fn commit_together(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
     statements: Vec<Statement>,
