@@ -233,20 +233,35 @@ impl Batch {
         if batch.is_empty() {
             return Ok(());
         }
-        let waiting = q::pending_for_messages(conn, &batch.edit_keys()).await?;
-        for statement in batch.statements(crate::store::Backend::of(conn), &waiting)? {
-            statement.query().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// The messages edited here: an undelivered post or edit of one is replaced.
-    pub(crate) fn edit_keys(&self) -> Vec<&str> {
-        self.items
+        let rows = batch.rows()?;
+        let edits: Vec<&str> = rows
             .iter()
-            .filter(|q| matches!(q.out, Outbound::Update { .. }))
-            .filter_map(|q| q.msg_key.as_deref())
-            .collect()
+            .filter(|r| r.edit.is_some())
+            .filter_map(|r| r.msg_key.as_deref())
+            .collect();
+        let waiting = q::pending_for_messages(conn, &edits).await?;
+        let mut new = Vec::with_capacity(rows.len());
+        let mut replaced: Vec<(i64, String)> = Vec::new();
+        for row in &rows {
+            if let (Some(message), Some(key)) = (&row.edit, &row.msg_key) {
+                if let Some((id, kind, payload)) = waiting.get(key) {
+                    let payload = match kind.as_str() {
+                        "post" => {
+                            let mut post: serde_json::Value = serde_json::from_str(payload)?;
+                            post["message"] = serde_json::from_str(message)?;
+                            post.to_string()
+                        }
+                        _ => row.payload.clone(),
+                    };
+                    replaced.push((*id, payload));
+                    continue;
+                }
+            }
+            new.push(row.item());
+        }
+        q::set_payloads(conn, &replaced).await?;
+        let now = rows.iter().map(|r| r.now).max().unwrap_or(0);
+        q::insert_many(conn, &new, now).await
     }
 
     /// The effects as outbox rows (each edit of a named message with its message alone,
@@ -273,39 +288,6 @@ impl Batch {
                 })
             })
             .collect()
-    }
-
-    /// The statements that write the effects, given the undelivered posts and edits of
-    /// the messages edited here ([`q::pending_for_messages`] of [`Self::edit_keys`]).
-    pub(crate) fn statements(
-        &self,
-        backend: crate::store::Backend,
-        waiting: &q::Waiting,
-    ) -> anyhow::Result<Vec<crate::store::Statement>> {
-        let rows = self.rows()?;
-        let mut new = Vec::with_capacity(rows.len());
-        let mut replaced: Vec<(i64, String)> = Vec::new();
-        for row in &rows {
-            if let (Some(message), Some(key)) = (&row.edit, &row.msg_key) {
-                if let Some((id, kind, payload)) = waiting.get(key) {
-                    let payload = match kind.as_str() {
-                        "post" => {
-                            let mut post: serde_json::Value = serde_json::from_str(payload)?;
-                            post["message"] = serde_json::from_str(message)?;
-                            post.to_string()
-                        }
-                        _ => row.payload.clone(),
-                    };
-                    replaced.push((*id, payload));
-                    continue;
-                }
-            }
-            new.push(row.item());
-        }
-        let now = rows.iter().map(|r| r.now).max().unwrap_or(0);
-        let mut out = q::set_payloads_statements(backend, &replaced);
-        out.extend(q::insert_many_statements(backend, &new, now));
-        Ok(out)
     }
 }
 

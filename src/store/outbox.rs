@@ -76,33 +76,22 @@ pub type Waiting = std::collections::HashMap<String, (i64, String, String)>;
 
 /// The latest undelivered post or edit of each of these messages: (id, kind, payload) by key.
 pub async fn pending_for_messages(conn: &mut Conn, keys: &[&str]) -> anyhow::Result<Waiting> {
-    if keys.is_empty() {
-        return Ok(Waiting::new());
-    }
-    let statement = pending_for_messages_statement(super::Marks::new(conn), keys);
-    let rows = statement.query().fetch_all(&mut *conn).await?;
-    waiting(&rows)
-}
-
-/// The statement of [`pending_for_messages`] (`keys` not empty); [`waiting`] reads its rows.
-pub(crate) fn pending_for_messages_statement(mut marks: super::Marks, keys: &[&str]) -> super::Statement {
-    let sql = format!(
-        "SELECT id, msg_key, kind, payload FROM outbox WHERE msg_key IN ({}) AND kind IN ('post', 'update') AND status = 'pending' ORDER BY id",
-        marks.list(keys.len())
-    );
-    super::Statement {
-        sql,
-        args: keys.iter().map(|k| super::Arg::Text(k.to_string())).collect(),
-    }
-}
-
-/// The rows of [`pending_for_messages_statement`] by message key (the latest wins).
-pub(crate) fn waiting(rows: &[AnyRow]) -> anyhow::Result<Waiting> {
     let mut out = Waiting::new();
-    for r in rows {
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let marks = super::Marks::new(conn).list(keys.len());
+    let sql = format!(
+        "SELECT id, msg_key, kind, payload FROM outbox WHERE msg_key IN ({marks}) AND kind IN ('post', 'update') AND status = 'pending' ORDER BY id"
+    );
+    let mut q = sqlx::query(&sql);
+    for k in keys {
+        q = q.bind(*k);
+    }
+    for r in q.fetch_all(&mut *conn).await? {
         out.insert(
             r.try_get("msg_key")?,
-            (get_i64(r, "id")?, r.try_get("kind")?, r.try_get("payload")?),
+            (get_i64(&r, "id")?, r.try_get("kind")?, r.try_get("payload")?),
         );
     }
     Ok(out)
@@ -110,22 +99,11 @@ pub(crate) fn waiting(rows: &[AnyRow]) -> anyhow::Result<Waiting> {
 
 /// Writes items and wakes their queues, in the caller's transaction: two statements.
 pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> anyhow::Result<()> {
-    for statement in insert_many_statements(super::Backend::of(conn), items, now) {
-        statement.query().execute(&mut *conn).await?;
+    if items.is_empty() {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// The statements of [`insert_many`].
-pub(crate) fn insert_many_statements(
-    backend: super::Backend,
-    items: &[NewItem<'_>],
-    now: i64,
-) -> Vec<super::Statement> {
-    use super::Arg;
-    let mut out = Vec::new();
     for chunk in items.chunks(200) {
-        let mut marks = super::Marks::for_backend(backend);
+        let mut marks = super::Marks::new(conn);
         let values: Vec<String> = chunk
             .iter()
             .map(|_| {
@@ -142,20 +120,19 @@ pub(crate) fn insert_many_statements(
             "INSERT INTO outbox (platform, channel_key, kind, msg_key, payload, status, next_attempt_at, created_at, reply_key) VALUES {}",
             values.join(", ")
         );
-        let mut args = Vec::with_capacity(chunk.len() * 8);
+        let mut q = sqlx::query(&sql);
         for item in chunk {
-            args.extend([
-                Arg::Text(item.platform.to_string()),
-                Arg::Text(item.channel_key.to_string()),
-                Arg::Text(item.kind.to_string()),
-                Arg::MaybeText(item.msg_key.map(str::to_string)),
-                Arg::Text(item.payload.to_string()),
-                Arg::Int(item.not_before.max(now)),
-                Arg::Int(now),
-                Arg::MaybeText(item.reply_key.map(str::to_string)),
-            ]);
+            q = q
+                .bind(item.platform)
+                .bind(item.channel_key)
+                .bind(item.kind)
+                .bind(item.msg_key)
+                .bind(item.payload)
+                .bind(item.not_before.max(now))
+                .bind(now)
+                .bind(item.reply_key);
         }
-        out.push(super::Statement { sql, args });
+        q.execute(&mut *conn).await?;
     }
     // Each queue once: how many items it gained, and when the first may go.
     let mut queues: Vec<(&str, &str, i64, i64)> = Vec::new();
@@ -169,32 +146,23 @@ pub(crate) fn insert_many_statements(
         }
     }
     for chunk in queues.chunks(200) {
-        let mut marks = super::Marks::for_backend(backend);
+        let mut marks = super::Marks::new(conn);
         let values: Vec<String> = chunk
             .iter()
             .map(|_| format!("({}, 0, {})", marks.list(3), marks.next()))
             .collect();
-        // An idle queue falls due when its pacing and the items allow; a busy one is
-        // already due or leased, and its worker picks the items up in turn.
         let sql = format!(
             "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at) VALUES {} {}",
             values.join(", "),
             queue_upsert()
         );
-        let args = chunk
-            .iter()
-            .flat_map(|(key, platform, n, due)| {
-                [
-                    Arg::Text(key.to_string()),
-                    Arg::Text(platform.to_string()),
-                    Arg::Int(*n),
-                    Arg::Int(*due),
-                ]
-            })
-            .collect();
-        out.push(super::Statement { sql, args });
+        let mut q = sqlx::query(&sql);
+        for (key, platform, n, due) in chunk {
+            q = q.bind(*key).bind(*platform).bind(*n).bind(*due);
+        }
+        q.execute(&mut *conn).await?;
     }
-    out
+    Ok(())
 }
 
 /// How a queue takes new items: an idle queue falls due when its pacing and the items
@@ -304,31 +272,21 @@ pub async fn set_payload(conn: &mut Conn, id: i64, payload: &str) -> anyhow::Res
 
 /// [`set_payload`] of several items, in one statement.
 pub async fn set_payloads(conn: &mut Conn, items: &[(i64, String)]) -> anyhow::Result<()> {
-    for statement in set_payloads_statements(super::Backend::of(conn), items) {
-        statement.query().execute(&mut *conn).await?;
+    for chunk in items.chunks(512) {
+        let mut marks = super::Marks::new(conn);
+        let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(2))).collect();
+        let sql = format!(
+            "WITH v (x_id, x_payload) AS (VALUES {})
+             UPDATE outbox SET payload = v.x_payload FROM v WHERE outbox.id = v.x_id AND outbox.status = 'pending'",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, payload) in chunk {
+            q = q.bind(*id).bind(payload.as_str());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// The statements of [`set_payloads`].
-pub(crate) fn set_payloads_statements(backend: super::Backend, items: &[(i64, String)]) -> Vec<super::Statement> {
-    items
-        .chunks(512)
-        .map(|chunk| {
-            let mut marks = super::Marks::for_backend(backend);
-            let values: Vec<String> = chunk.iter().map(|_| format!("({})", marks.list(2))).collect();
-            let sql = format!(
-                "WITH v (x_id, x_payload) AS (VALUES {})
-                 UPDATE outbox SET payload = v.x_payload FROM v WHERE outbox.id = v.x_id AND outbox.status = 'pending'",
-                values.join(", ")
-            );
-            let args = chunk
-                .iter()
-                .flat_map(|(id, payload)| [super::Arg::Int(*id), super::Arg::Text(payload.clone())])
-                .collect();
-            super::Statement { sql, args }
-        })
-        .collect()
 }
 
 /// A value bound to a filter of [`settle_items`].
