@@ -5,7 +5,8 @@
 //! against the ideal (12 × `STEP_MS`), and the memory each in-flight execution costs:
 //! the bytes allocated (a counting allocator around the system's), the resident set, and
 //! the resident set apart from SQLite's own heap, each from before the executions are
-//! claimed to their peak, divided by the executions.
+//! claimed to their peak, divided by the executions; and the longest the write-ahead log
+//! grew between two checkpoints that let it start over.
 //!
 //! `cargo bench --bench executor [-- EXECUTIONS [STEP_MS]]`
 
@@ -172,6 +173,8 @@ fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         app.executor.drain(releasebot::executor::Wait::All).await?;
         let total = start.elapsed().as_secs_f64();
+        // The log's file keeps the size of its longest stretch between two starts over.
+        let log_mib = std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len()) as f64 / 1024.0 / 1024.0;
         stop.store(true, Ordering::Relaxed);
         let _ = sampler.join();
         let peak = peak.load(Ordering::Relaxed);
@@ -220,6 +223,7 @@ fn main() -> anyhow::Result<()> {
             ),
             None => println!("step overhead ({count} step changes): p99 above 1 s"),
         }
+        println!("SQLite's write-ahead log: {log_mib:.1} MiB at its longest (it starts over once copied)");
         println!(
             "memory: {:.1} KiB allocated per in-flight execution (heap {:.1} MiB before, peak {:.1} MiB)",
             (live_peak - live_before) as f64 / 1024.0 / n as f64,

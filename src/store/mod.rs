@@ -101,6 +101,10 @@ impl Store {
                                 // The writer never stops to copy the log into the database
                                 // (an unpredictable pause of a commit): the checkpointer does.
                                 sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
+                                // When the log starts over, a log grown by a burst shrinks back.
+                                sqlx::query("PRAGMA journal_size_limit = 67108864")
+                                    .execute(&mut *conn)
+                                    .await?;
                             }
                         }
                         Ok(())
@@ -171,7 +175,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Copies SQLite's write-ahead log into the database on a connection of its own, beside
 /// the writer (a passive checkpoint waits for nobody and makes nobody wait), until the
-/// store is dropped. The log starts over from its beginning once it is all copied.
+/// store is dropped. The log starts over from its beginning once it is all copied (see
+/// [`checkpoint`]).
 async fn checkpoint_in_background(url: &str, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::AnyConnection::connect(url)
@@ -185,12 +190,36 @@ async fn checkpoint_in_background(url: &str, alive: std::sync::Weak<()>) -> anyh
             if alive.strong_count() == 0 {
                 break;
             }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            if let Err(e) = checkpoint(&mut conn).await {
                 tracing::warn!(error = %format!("{e:#}"), "sqlite: checkpoint");
             }
         }
         let _ = conn.close().await;
     });
+    Ok(())
+}
+
+/// Most passive checkpoints in a row while the writer keeps adding to the log.
+const CHECKPOINT_ROUNDS: usize = 4;
+
+/// Copies the log into the database until all of it is copied (or a few rounds were not
+/// enough). The log starts over only once all of it is copied, and a checkpoint copies
+/// what was committed when it began: under a steady stream of commits a single one
+/// always leaves behind those committed while it copied, and the log would grow for as
+/// long as the commits go on, each one slower. The rounds after the first copy only
+/// those few, and soon catch up (a round that finds the log as the last one left it).
+async fn checkpoint(conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+    let mut last = -1;
+    for _ in 0..CHECKPOINT_ROUNDS {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        let log = get_i64(&row, "log")?;
+        if log == last {
+            break;
+        }
+        last = log;
+    }
     Ok(())
 }
 
@@ -383,5 +412,42 @@ mod tests {
             "postgres://u:redacted@h/db"
         );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    /// Once the checkpointer has copied the log, the next commit starts it over: the log
+    /// file holds what was committed since and does not grow.
+    #[tokio::test]
+    async fn the_log_starts_over_once_copied() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("log.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        sqlx::any::install_default_drivers();
+        // A writer as the store's (but without its own checkpointer running beside).
+        let mut writer = sqlx::AnyConnection::connect(&url).await.unwrap();
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA wal_autocheckpoint = 0",
+            "CREATE TABLE t (x TEXT)",
+        ] {
+            sqlx::query(pragma).execute(&mut writer).await.unwrap();
+        }
+        let page = "x".repeat(4000);
+        let log = || std::fs::metadata(dir.path().join("log.db-wal")).unwrap().len();
+        let mut checkpointer = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            for _ in 0..100 {
+                sqlx::query("INSERT INTO t (x) VALUES ($1)")
+                    .bind(&page)
+                    .execute(&mut writer)
+                    .await
+                    .unwrap();
+            }
+            sizes.push(log());
+            super::checkpoint(&mut checkpointer).await.unwrap();
+        }
+        assert!(sizes[0] > 100 * 4096, "{sizes:?}");
+        assert_eq!(sizes[2], sizes[0], "the log started over each time: {sizes:?}");
     }
 }
