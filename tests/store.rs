@@ -670,8 +670,8 @@ async fn lease_queries_read_their_index_with_20000_rows_waiting(s: &Store) {
     fill(
         s,
         20_000,
-        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
-         SELECT x, 'p', '{}', 'app' || (x % 50), 'prod', 'RUNNING', '{}', 'slack', 'C', 0, x, x, x, x FROM g",
+        "INSERT INTO executions (ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
+         SELECT x, 'p', 'app' || (x % 50), 'prod', 'RUNNING', '{}', 'slack', 'C', 0, x, x, x, x FROM g",
     )
     .await;
     fill(
@@ -1016,4 +1016,44 @@ async fn two_replicas_fire_each_firing_once(s: &Store) {
     assert_eq!(next, [T0 + 86_400_000]);
     a.state.bot.store.close().await;
     b.state.bot.store.close().await;
+}
+
+/// An upgrade keeps the plans of the executions it finds: they move to a table of their
+/// own, and a resumed execution reads the plan it started with.
+#[tokio::test]
+async fn an_upgrade_keeps_the_plans_of_executions_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let s = Store::connect(&url).await.unwrap();
+    // The schema before plans had a table of their own (migrations 1 to 10).
+    let all = sqlx::migrate!("migrations/sqlite");
+    let before = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all.migrations.iter().filter(|m| m.version <= 10).cloned().collect()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    before.run(&s.pool).await.unwrap();
+    let mut conn = s.pool.acquire().await.unwrap();
+    sqlx::query(
+        "INSERT INTO tickets (flow_id, service, application, status, stage, round, submitter_platform, submitter_id, fields, channel, version, created_at, updated_at)
+         VALUES ('f', 's', 'app', 'releasing', 3, 0, 'slack', 'U1', '{}', 'C', 0, 1, 1)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
+         VALUES (1, 'p', '{\"name\":\"Blue-green as it was\"}', 'app', 'prod', 'RUNNING', '{}', 'slack', 'C', 0, 1, 1, 1, 1)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    s.migrate().await.unwrap();
+    let mut conn = s.pool.acquire().await.unwrap();
+    assert_eq!(
+        store::executions::plan_json(&mut conn, 1).await.unwrap(),
+        "{\"name\":\"Blue-green as it was\"}"
+    );
 }

@@ -290,8 +290,8 @@ mod tests {
             .unwrap();
         for id in [1, 2] {
             sqlx::query(
-                "INSERT INTO executions (id, ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at, lease_owner)
-                 VALUES ($1, $1, 'p', '{}', 'a', 'prod', 'RUNNING', '{}', 'slack', 'C1', 1, 0, 0, 0, $2)",
+                "INSERT INTO executions (id, ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at, lease_owner)
+                 VALUES ($1, $1, 'p', 'a', 'prod', 'RUNNING', '{}', 'slack', 'C1', 1, 0, 0, 0, $2)",
             )
             .bind(id)
             .bind(store.owner.to_string())

@@ -68,13 +68,12 @@ pub struct NewExec<'a, S> {
 /// Creates the execution of a ticket; `None` if the ticket already has one (released at most once).
 pub async fn insert<S: Serialize>(conn: &mut Conn, e: NewExec<'_, S>) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
-        "INSERT INTO executions (ticket_id, plan_id, plan, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $11, $11, $10, $10)
+        "INSERT INTO executions (ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, due_at, started_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $10, $10, $9, $9)
          ON CONFLICT (ticket_id) DO NOTHING RETURNING id",
     )
     .bind(e.ticket.0)
     .bind(e.plan_id)
-    .bind(e.plan_json)
     .bind(e.application)
     .bind(e.environment)
     .bind(e.status)
@@ -85,12 +84,21 @@ pub async fn insert<S: Serialize>(conn: &mut Conn, e: NewExec<'_, S>) -> anyhow:
     .bind(e.due_at)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| get_i64(&r, "id")).transpose().map_err(Into::into)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id = get_i64(&row, "id")?;
+    sqlx::query("INSERT INTO execution_plans (execution_id, plan) VALUES ($1, $2)")
+        .bind(id)
+        .bind(e.plan_json)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(id))
 }
 
 /// The plan as it was when the execution started (later configuration changes do not apply).
 pub async fn plan_json(conn: &mut Conn, id: i64) -> anyhow::Result<String> {
-    let row = sqlx::query("SELECT plan FROM executions WHERE id = $1")
+    let row = sqlx::query("SELECT plan FROM execution_plans WHERE execution_id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
