@@ -1,5 +1,7 @@
 //! Executions of release plans. The whole run state is one JSON document per row,
-//! written with optimistic concurrency; runners lease due rows.
+//! written with optimistic concurrency; runners lease due rows. The plan an execution
+//! started with is kept apart (`execution_plans`): it never changes, and in the same row
+//! every step's write would copy it too.
 
 use super::lease::{self, EXECUTIONS};
 use super::{get_i64, Conn, Store};
