@@ -3,7 +3,8 @@
 //! step while the others move). Reports the executor's own overhead between one step's
 //! end and the next one's start (its p99, from the executor's histogram), the wall time
 //! against the ideal (12 × `STEP_MS`), and the memory each in-flight execution costs:
-//! the bytes allocated (a counting allocator around the system's), the resident set, and
+//! the bytes allocated (a counting allocator around the system's, its peak checked at
+//! every allocation, and when it was reached), the resident set, and
 //! the resident set apart from SQLite's own heap, each from before the executions are
 //! claimed to their peak, divided by the executions; and the longest the write-ahead log
 //! grew between two checkpoints that let it start over.
@@ -26,10 +27,25 @@ use std::time::{Duration, Instant};
 struct Counting;
 
 static LIVE: AtomicI64 = AtomicI64::new(0);
+/// The most `LIVE` has been since the last reset: every allocation checks it, so that a
+/// peak lasting a few microseconds is not missed between two samples.
+static PEAK: AtomicI64 = AtomicI64::new(0);
+/// When `PEAK` was last raised (µs since `EPOCH`), to place the peak in the run.
+static PEAK_AT_US: AtomicU64 = AtomicU64::new(0);
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn grew(by: i64) {
+    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    if live > PEAK.load(Ordering::Relaxed) && PEAK.fetch_max(live, Ordering::Relaxed) < live {
+        if let Some(epoch) = EPOCH.get() {
+            PEAK_AT_US.store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+}
 
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        grew(layout.size() as i64);
         unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
@@ -37,7 +53,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        grew(new_size as i64 - layout.size() as i64);
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
@@ -155,22 +171,21 @@ fn main() -> anyhow::Result<()> {
         let outside_peak = Arc::new(AtomicU64::new(outside_before));
         let live_before = LIVE.load(Ordering::Relaxed);
         let peak = Arc::new(AtomicU64::new(before));
-        let live_peak = Arc::new(AtomicI64::new(live_before));
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
-            let (peak, live_peak, outside_peak, stop) =
-                (peak.clone(), live_peak.clone(), outside_peak.clone(), stop.clone());
+            let (peak, outside_peak, stop) = (peak.clone(), outside_peak.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let rss = rss_kib();
                     peak.fetch_max(rss, Ordering::Relaxed);
                     outside_peak.fetch_max(rss.saturating_sub(sqlite_kib()), Ordering::Relaxed);
-                    live_peak.fetch_max(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
         };
         let start = Instant::now();
+        let _ = EPOCH.set(start);
+        PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
         app.executor.drain(releasebot::executor::Wait::All).await?;
         let total = start.elapsed().as_secs_f64();
         // The log's file keeps the size of its longest stretch between two starts over.
@@ -178,7 +193,8 @@ fn main() -> anyhow::Result<()> {
         stop.store(true, Ordering::Relaxed);
         let _ = sampler.join();
         let peak = peak.load(Ordering::Relaxed);
-        let live_peak = live_peak.load(Ordering::Relaxed);
+        let live_peak = PEAK.load(Ordering::Relaxed);
+        let peak_at = PEAK_AT_US.load(Ordering::Relaxed) as f64 / 1e6;
         let outside_peak = outside_peak.load(Ordering::Relaxed);
 
         use sqlx::Row;
@@ -225,7 +241,7 @@ fn main() -> anyhow::Result<()> {
         }
         println!("SQLite's write-ahead log: {log_mib:.1} MiB at its longest (it starts over once copied)");
         println!(
-            "memory: {:.1} KiB allocated per in-flight execution (heap {:.1} MiB before, peak {:.1} MiB)",
+            "memory: {:.1} KiB allocated per in-flight execution (heap {:.1} MiB before, peak {:.1} MiB at {peak_at:.2} s)",
             (live_peak - live_before) as f64 / 1024.0 / n as f64,
             live_before as f64 / 1024.0 / 1024.0,
             live_peak as f64 / 1024.0 / 1024.0,

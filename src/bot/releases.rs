@@ -321,7 +321,7 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
         Some(b) => crate::store::executions::baseline(tx, b)
             .await?
             .filter(|b| b.application == row.application && b.environment == row.environment),
-        None => crate::store::executions::baseline_before(tx, row.id).await?,
+        None => crate::store::executions::baseline_before(tx, row.id, &row.application, &row.environment).await?,
     };
     let Some(baseline) = baseline else {
         let asked = to.map(|b| format!("#{b}")).unwrap_or_default();

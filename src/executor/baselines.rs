@@ -63,50 +63,71 @@ pub async fn record_after(
     outcome: ReleaseOutcome,
     now: i64,
 ) -> anyhow::Result<Baseline> {
-    let before = q::baseline_before(conn, row.id).await?;
+    let before = q::baseline_before(conn, row.id, &row.application, &row.environment).await?;
+    let mut b = after(before.as_ref(), row, plan, ticket, outcome, now);
+    b.id = q::record_baseline(conn, &b).await?;
+    Ok(b)
+}
+
+/// What an execution leaves, as far as it is known without the baseline it started from:
+/// `None` where the value is the one it started from.
+pub struct Left {
+    pub kind: &'static str,
+    pub version: Option<String>,
+    pub replicas: Option<i64>,
+    pub simulated: bool,
+}
+
+/// What an execution leaves: the new version when it was released, the state it started
+/// from when it was rolled back, and a `failed` record otherwise.
+pub fn left(row: &Row, plan: &Plan, ticket: &Ticket, outcome: ReleaseOutcome) -> Left {
     let (kind, version, replicas) = match outcome {
         ReleaseOutcome::Released => (
             "after",
-            ticket.fields.get("version").cloned().unwrap_or_else(|| UNKNOWN.into()),
-            deployed_targets(&row.state)
-                .or(before.as_ref().map(|b| b.replicas))
-                .unwrap_or(0),
+            Some(ticket.fields.get("version").cloned().unwrap_or_else(|| UNKNOWN.into())),
+            deployed_targets(&row.state),
         ),
-        ReleaseOutcome::RolledBack => (
-            "after",
-            before
-                .as_ref()
-                .map(|b| b.version.clone())
-                .unwrap_or_else(|| UNKNOWN.into()),
-            before.as_ref().map(|b| b.replicas).unwrap_or(0),
-        ),
-        ReleaseOutcome::Failed if !row.state.deployed => (
+        ReleaseOutcome::RolledBack => ("after", None, None),
+        ReleaseOutcome::Failed if !row.state.deployed => ("failed", None, None),
+        ReleaseOutcome::Failed => (
             "failed",
-            before
-                .as_ref()
-                .map(|b| b.version.clone())
-                .unwrap_or_else(|| UNKNOWN.into()),
-            before.as_ref().map(|b| b.replicas).unwrap_or(0),
+            Some(UNKNOWN.into()),
+            Some(deployed_targets(&row.state).unwrap_or(0)),
         ),
-        ReleaseOutcome::Failed => ("failed", UNKNOWN.into(), deployed_targets(&row.state).unwrap_or(0)),
     };
-    let mut b = Baseline {
+    Left {
+        kind,
+        version,
+        replicas,
+        simulated: simulated(plan),
+    }
+}
+
+/// What [`record_after`] records, given the baseline the execution started from.
+pub fn after(
+    before: Option<&Baseline>,
+    row: &Row,
+    plan: &Plan,
+    ticket: &Ticket,
+    outcome: ReleaseOutcome,
+    now: i64,
+) -> Baseline {
+    let left = left(row, plan, ticket, outcome);
+    Baseline {
         id: 0,
         application: row.application.clone(),
         environment: row.environment.clone(),
         execution: Some(row.id),
-        kind: kind.into(),
-        version,
-        replicas,
-        config_version: before
-            .as_ref()
-            .map(|b| b.config_version.clone())
-            .unwrap_or_else(|| "-".into()),
+        kind: left.kind.into(),
+        version: left
+            .version
+            .or_else(|| before.map(|b| b.version.clone()))
+            .unwrap_or_else(|| UNKNOWN.into()),
+        replicas: left.replicas.or(before.map(|b| b.replicas)).unwrap_or(0),
+        config_version: before.map(|b| b.config_version.clone()).unwrap_or_else(|| "-".into()),
         recorded_at: now,
-        simulated: simulated(plan),
-    };
-    b.id = q::record_baseline(conn, &b).await?;
-    Ok(b)
+        simulated: left.simulated,
+    }
 }
 
 /// Records that a rollback returned the target to `to`.

@@ -33,6 +33,9 @@ pub(crate) struct Move {
     pub now: i64,
     /// Its messages, written only if the move is.
     pub outbox: Batch,
+    /// Statements written before the move's save, each guarded by the same version check
+    /// (an ending's: `store::executions::ending_statements`).
+    pub extra: Vec<crate::store::Statement>,
 }
 
 impl Move {
@@ -216,6 +219,11 @@ async fn write(store: &Store, held: &mut Held, group: &[Pending]) -> anyhow::Res
 /// [`write`] statement by statement (PostgreSQL; SQLite beyond [`MAX_TOGETHER`]).
 async fn write_apart(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) -> anyhow::Result<Vec<bool>> {
     let mut tx = store.begin().await?;
+    for (m, _) in group {
+        for s in &m.extra {
+            s.query().execute(&mut *tx).await?;
+        }
+    }
     let saved = q::save_many(&mut tx, &store.owner, saves).await?;
     let mut outbox = Batch::default();
     for ((m, _), ok) in group.iter().zip(&saved) {
@@ -230,8 +238,8 @@ async fn write_apart(store: &Store, group: &[Pending], saves: &[q::Save<'_>]) ->
 
 /// [`write`] on SQLite in one request to the writer's thread instead of one per statement
 /// (seven): every hand-over between threads costs more than the statements themselves.
-/// The messages are written first, each only if its move will be saved (the same check
-/// as the save's); then the moves.
+/// The moves' other statements and their messages are written first, each only if its
+/// move will be saved (the same check as the save's); then the moves.
 async fn write_together(
     store: &Store,
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
@@ -258,7 +266,8 @@ async fn write_together(
         .flat_map(|(_, r)| r.iter().map(|r| r.now))
         .max()
         .unwrap_or(0);
-    let mut statements = outbox_q::guarded_statements(&items, &store.owner, now);
+    let mut statements: Vec<_> = group.iter().flat_map(|(m, _)| m.extra.iter().cloned()).collect();
+    statements.extend(outbox_q::guarded_statements(&items, &store.owner, now));
     statements.push(q::save_many_statement(
         Marks::for_backend(Backend::Sqlite),
         &store.owner,
@@ -326,6 +335,7 @@ mod tests {
             lease: Lease::Hold(60_000),
             now: 1_000,
             outbox,
+            extra: vec![],
         };
         (m, reply)
     }
@@ -439,5 +449,145 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("queue slack:C1 slack 3"), "{text}");
+    }
+
+    /// An ending written with other moves writes its baseline (what it started from where
+    /// it leaves that), its event and its lock given up only with its move; and when a
+    /// release of its target waits, the fence holds the whole move back (its version
+    /// changes, for the ending to be committed alone with the lock passed on). The same
+    /// on both ways of writing.
+    #[tokio::test]
+    async fn an_ending_is_written_with_its_move_or_not_at_all() {
+        use crate::executor::baselines::Left;
+        use crate::store::inbox::NewEvent;
+        let ending = |id: i64, version: i64, owner: &str, left: &Left| {
+            let event = NewEvent {
+                platform: "slack".into(),
+                dedupe_key: format!("x{id}:ended"),
+                order_key: format!("ticket:{id}"),
+                payload: "{}".into(),
+            };
+            let mut p = pending(
+                id,
+                version,
+                &[(
+                    Outbound::Post {
+                        channel: "C1".into(),
+                        message: message("report"),
+                    },
+                    None,
+                )],
+            );
+            p.0.extra = q::ending_statements(
+                Backend::Sqlite,
+                (id, version, owner),
+                ("a", "prod"),
+                left,
+                &event,
+                5_000,
+            );
+            p
+        };
+        let rolled_back = Left {
+            kind: "after",
+            version: None,
+            replicas: None,
+            simulated: false,
+        };
+        let released = Left {
+            kind: "after",
+            version: Some("3.0".into()),
+            replicas: None,
+            simulated: true,
+        };
+        for together in [true, false] {
+            let (_dir, store) = store().await;
+            let owner = store.owner.to_string();
+            let exec = async |sql: &str| {
+                let mut conn = store.pool.acquire().await.unwrap();
+                sqlx::query(sql).execute(&mut *conn).await.unwrap();
+            };
+            exec("INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated)
+                  VALUES ('a', 'prod', 1, 'before', '1.0', 3, 'c7', 0, 0)").await;
+            exec(
+                "INSERT INTO release_locks (application, environment, execution_id, since) VALUES ('a', 'prod', 1, 0)",
+            )
+            .await;
+            let write_one = async |group: Vec<Pending>| {
+                if together {
+                    let mut conn = store.pool.acquire().await.unwrap();
+                    write_together(&store, &mut conn, &group, &saves(&group)).await.unwrap()
+                } else {
+                    write_apart(&store, &group, &saves(&group)).await.unwrap()
+                }
+            };
+            // A stale ending (execution 2 is at version 1) beside a good one.
+            let saved = write_one(vec![
+                ending(1, 1, &owner, &rolled_back),
+                ending(2, 9, &owner, &released),
+            ])
+            .await;
+            assert_eq!(saved, vec![true, false]);
+            // Execution 3 waits for the target: execution 2's ending is held back whole.
+            exec("INSERT INTO executions (id, ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at)
+                  VALUES (3, 3, 'p', 'a', 'prod', 'QUEUED', '{}', 'slack', 'C1', 1, 0, 0, 0)").await;
+            let saved = write_one(vec![ending(2, 1, &owner, &released)]).await;
+            assert_eq!(saved, vec![false]);
+            let mut left = contents(&store).await;
+            for r in sqlx::query("SELECT execution_id, kind, version, replicas, config_version, recorded_at, simulated FROM baselines ORDER BY id")
+                .fetch_all(&store.read)
+                .await
+                .unwrap()
+            {
+                left.push(format!(
+                    "baseline {} {} {} {} {} {} {}",
+                    r.get::<i64, _>("execution_id"),
+                    r.get::<String, _>("kind"),
+                    r.get::<String, _>("version"),
+                    r.get::<i64, _>("replicas"),
+                    r.get::<String, _>("config_version"),
+                    r.get::<i64, _>("recorded_at"),
+                    r.get::<i64, _>("simulated"),
+                ));
+            }
+            for r in sqlx::query("SELECT dedupe_key, status FROM inbox ORDER BY id")
+                .fetch_all(&store.read)
+                .await
+                .unwrap()
+            {
+                left.push(format!(
+                    "inbox {} {}",
+                    r.get::<String, _>("dedupe_key"),
+                    r.get::<String, _>("status")
+                ));
+            }
+            let locks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM release_locks")
+                .fetch_one(&store.read)
+                .await
+                .unwrap()
+                .get("n");
+            left.push(format!("locks {locks}"));
+            let text = left.join("\n");
+            assert_eq!(
+                left.iter().filter(|l| l.starts_with("outbox")).count(),
+                1,
+                "one report, execution 1's: {text}"
+            );
+            for expected in [
+                "baseline 1 before 1.0 3 c7 0 0",
+                // Rolled back: what it started from.
+                "baseline 1 after 1.0 3 c7 5000 0",
+                "inbox x1:ended pending",
+                "locks 0",
+                // The fence moved execution 2 on; nothing else of its ending was written.
+                "execution 2 2 {}",
+            ] {
+                assert!(
+                    left.iter().any(|l| l == expected),
+                    "{expected} missing (together: {together}):\n{text}"
+                );
+            }
+            assert!(!text.contains("x2:ended") && !text.contains("3.0"), "{text}");
+        }
     }
 }

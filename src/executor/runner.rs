@@ -34,6 +34,13 @@ pub const LEASE_MS: i64 = 60_000;
 const RENEW_EVERY: Duration = Duration::from_secs(20);
 /// Executions advanced at once, by default.
 pub const CONCURRENCY: usize = 512;
+/// Moves prepared or being written at once. A move holds copies of its run (as the
+/// state written, in the progress message, as statement arguments) until it is written;
+/// when hundreds of executions move in the same instant — all of them starting at once —
+/// the others wait for a turn holding only their run, so that the memory an execution
+/// costs does not depend on how many moved with it. Far above what waits in an ordinary
+/// moment (a step's move takes a fraction of a millisecond).
+const MOVES_AT_ONCE: usize = 32;
 /// A task that failed gives its execution back for this long.
 const BACKOFF_MS: i64 = 5_000;
 /// A rollback never runs longer than this, whatever its provider.
@@ -57,6 +64,8 @@ struct Inner {
     /// SIGTERM → SIGKILL grace of a terminated step.
     grace: Duration,
     slots: Arc<Semaphore>,
+    /// Turns to prepare and write a move ([`MOVES_AT_ONCE`]).
+    moving: Semaphore,
     /// Tasks alive.
     active: AtomicUsize,
     /// Fired whenever a task ends.
@@ -185,6 +194,7 @@ impl Executor {
                 sim,
                 grace,
                 slots: Arc::new(Semaphore::new(concurrency.max(1))),
+                moving: Semaphore::new(MOVES_AT_ONCE),
                 active: AtomicUsize::new(0),
                 changed: Notify::new(),
                 plans: Plans::default(),
@@ -400,6 +410,7 @@ async fn advance_all(inner: &Inner, id: i64, wake: &Notify) -> anyhow::Result<()
         ticket: &ticket,
         wake,
         last_end: std::sync::Mutex::new(None),
+        end_alone: std::sync::atomic::AtomicBool::new(false),
     };
     loop {
         let row = Box::pin(async {
@@ -432,6 +443,8 @@ struct Mover<'a> {
     /// When this task's last provider call returned: the time to the next call is the
     /// executor's own overhead between steps.
     last_end: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The ending is committed alone ([`Mover::ending_in_group`]).
+    end_alone: std::sync::atomic::AtomicBool,
 }
 
 /// The executor's own time between one step's provider returning and the next one's
@@ -533,7 +546,7 @@ impl Mover<'_> {
                     return self.commit_flow(&row, run, now, Some(Alert::Gate(i))).await;
                 }
                 // The start is committed before the side effect; the lease is held through it.
-                let Some(started) = self.commit(&row, run.clone(), now, None, true).await? else {
+                let Some(started) = self.commit(&row, run, now, None, true).await? else {
                     return Ok(Flow::Continue);
                 };
                 Ok(Flow::Steps(Box::new(Steps {
@@ -693,6 +706,7 @@ impl Mover<'_> {
         alert: Option<Alert>,
         hold: bool,
     ) -> anyhow::Result<Option<Committed>> {
+        let _turn = self.inner.moving.acquire().await?;
         // Boxed: a task waits in a step far longer than it commits; its resting size counts.
         crate::outbox::buffered(Box::pin(self.commit_buffered(row, run, now, alert, hold))).await
     }
@@ -768,11 +782,15 @@ impl Mover<'_> {
             release,
             ending,
         };
-        if ending || matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
+        let mut ended = None;
+        if ending && !matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
+            ended = self.ending_in_group(&p.saved_row, row.version, now)?;
+        }
+        if ended.is_none() && (ending || matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..)))) {
             // Boxed: the rare path holds a transaction; the ordinary one waits for its group.
             return Box::pin(self.commit_alone(row, run, p, alert, now)).await;
         }
-        // An ordinary move: written with other executions' moves.
+        // Written with other executions' moves.
         let mut outbox = crate::outbox::Batch::default();
         outbox.push(&row.platform, &p.edit, Some(&super::progress_key(row.id)), now);
         if let Some(message) = p.announcement {
@@ -781,6 +799,10 @@ impl Mover<'_> {
                 message,
             };
             outbox.push(&row.platform, &post, None, now);
+        }
+        let (extra, report) = ended.unzip();
+        if let Some(report) = report {
+            outbox.push(&row.platform, &report, None, now);
         }
         let m = super::committer::Move {
             id: row.id,
@@ -792,9 +814,17 @@ impl Mover<'_> {
             lease: p.lease,
             now,
             outbox,
+            extra: extra.unwrap_or_default(),
         };
         if !self.inner.committer.commit(m).await? {
+            if ending {
+                self.end_alone.store(true, Ordering::Relaxed);
+            }
             return Ok(None);
+        }
+        if ending {
+            self.ended(&p.saved_row);
+            deps.inbox_notify.notify_one();
         }
         Ok(Some(Committed {
             row: p.saved_row,
@@ -874,26 +904,69 @@ impl Mover<'_> {
     /// on with, and the release lock for whoever waits for it.
     async fn end(&self, tx: &mut Tx, row: &Row, now: i64) -> anyhow::Result<Option<i64>> {
         let deps = self.deps();
-        let outcome = match row.state.exec.status {
-            ExecStatus::Completed => ReleaseOutcome::Released,
-            ExecStatus::RolledBack => ReleaseOutcome::RolledBack,
-            _ => ReleaseOutcome::Failed,
-        };
-        deps.metrics
-            .inc("releasebot_executions_finished_total", &[("outcome", outcome.as_str())]);
+        let outcome = outcome(row);
         if row.state.queued_behind.is_none() {
             baselines::record_after(tx, row, self.plan, self.ticket, outcome, now).await?;
         }
-        let service = deps.service_name(self.ticket);
-        let report = progress::report(&deps.texts, row, self.plan, self.ticket, &service, outcome, now)?;
-        deps.post(tx, row, report).await?;
-        let event = SystemEvent::ExecutionEnded {
-            ticket: row.ticket.0,
-            execution: row.id,
-            outcome,
+        deps.post(tx, row, self.report(row, outcome, now)?).await?;
+        let (key, event) = ended_event(row, outcome);
+        record_event(tx, row, &key, event, now).await?;
+        let next = start::pass_lock(deps, tx, row).await?;
+        self.ended(row);
+        Ok(next)
+    }
+
+    /// [`end`](Self::end) as statements of the move that ends the execution, written
+    /// with other executions' moves (SQLite's group commit), and its report — or `None` when the ending is committed alone: the store is
+    /// PostgreSQL (its moves are not written in one request), the execution never started
+    /// (it was queued), or such a move was not written already (a release of the same
+    /// target waits to be started by this one: the move's fence, or a person's change).
+    /// `row` is the execution as the move saves it, from `version`.
+    fn ending_in_group(
+        &self,
+        row: &Row,
+        version: i64,
+        now: i64,
+    ) -> anyhow::Result<Option<(Vec<crate::store::Statement>, crate::chat::Outbound)>> {
+        let deps = self.deps();
+        if deps.store.backend != crate::store::Backend::Sqlite
+            || row.state.queued_behind.is_some()
+            || self.end_alone.load(Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let outcome = outcome(row);
+        let left = baselines::left(row, self.plan, self.ticket, outcome);
+        let report = crate::chat::Outbound::Post {
+            channel: row.channel.clone(),
+            message: self.report(row, outcome, now)?,
         };
-        record_event(tx, row, &format!("x{}:ended", row.id), event, now).await?;
-        start::pass_lock(deps, tx, row).await
+        let (key, event) = ended_event(row, outcome);
+        let event = new_event(row, key, event)?;
+        let statements = q::ending_statements(
+            deps.store.backend,
+            (row.id, version, &deps.store.owner),
+            (&row.application, &row.environment),
+            &left,
+            &event,
+            now,
+        );
+        Ok(Some((statements, report)))
+    }
+
+    /// The final report of an execution that ended.
+    fn report(&self, row: &Row, outcome: ReleaseOutcome, now: i64) -> anyhow::Result<crate::chat::Message> {
+        let deps = self.deps();
+        let service = deps.service_name(self.ticket);
+        progress::report(&deps.texts, row, self.plan, self.ticket, &service, outcome, now)
+    }
+
+    /// Counts an ending, once it is committed.
+    fn ended(&self, row: &Row) {
+        self.deps().metrics.inc(
+            "releasebot_executions_finished_total",
+            &[("outcome", outcome(row).as_str())],
+        );
     }
 
     /// Returns all traffic to the old version with the provider of the plan's traffic
@@ -1091,8 +1164,27 @@ impl Mover<'_> {
     }
 }
 
-/// Records an event for the handlers in the caller's transaction.
-async fn record_event(tx: &mut Tx, row: &Row, key: &str, event: SystemEvent, now: i64) -> anyhow::Result<()> {
+/// How an ended execution ended, as its ticket records it.
+fn outcome(row: &Row) -> ReleaseOutcome {
+    match row.state.exec.status {
+        ExecStatus::Completed => ReleaseOutcome::Released,
+        ExecStatus::RolledBack => ReleaseOutcome::RolledBack,
+        _ => ReleaseOutcome::Failed,
+    }
+}
+
+/// The event an ended execution leaves for its ticket, with its key.
+fn ended_event(row: &Row, outcome: ReleaseOutcome) -> (String, SystemEvent) {
+    let event = SystemEvent::ExecutionEnded {
+        ticket: row.ticket.0,
+        execution: row.id,
+        outcome,
+    };
+    (format!("x{}:ended", row.id), event)
+}
+
+/// An event for the handlers of the execution's ticket, as the inbox records it.
+fn new_event(row: &Row, key: String, event: SystemEvent) -> anyhow::Result<crate::store::inbox::NewEvent> {
     let ev = crate::chat::Inbound {
         actor: crate::domain::Actor::new(row.platform.clone(), "releasebot"),
         actor_name: "releasebot".into(),
@@ -1101,12 +1193,17 @@ async fn record_event(tx: &mut Tx, row: &Row, key: &str, event: SystemEvent, now
         reply: None,
         kind: crate::chat::InboundKind::System(event),
     };
-    let e = crate::store::inbox::NewEvent {
+    Ok(crate::store::inbox::NewEvent {
         platform: row.platform.clone(),
-        dedupe_key: key.to_string(),
+        dedupe_key: key,
         order_key: format!("ticket:{}", row.ticket.0),
         payload: serde_json::to_string(&ev)?,
-    };
+    })
+}
+
+/// Records an event for the handlers in the caller's transaction.
+async fn record_event(tx: &mut Tx, row: &Row, key: &str, event: SystemEvent, now: i64) -> anyhow::Result<()> {
+    let e = new_event(row, key.to_string(), event)?;
     crate::store::inbox::insert_in(tx, &[e], now).await?;
     Ok(())
 }

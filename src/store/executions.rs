@@ -301,6 +301,130 @@ pub(crate) fn save_many_statement(
     Ok(super::Statement { sql, args })
 }
 
+/// What an execution's end writes beside its move when the move is written with others
+/// (SQLite's group commit): the baseline it leaves, the event the ticket moves on with,
+/// and its release lock given up. Each statement writes only if the move's version still
+/// holds (they run before the move's save). The first one is a fence: when a release of
+/// the same target waits, it changes the execution's version instead, so that nothing of
+/// the move is written and the ending is committed with the lock passed on
+/// (`executor::start::pass_lock`), which this way of writing does not do.
+pub(crate) fn ending_statements(
+    backend: super::Backend,
+    guard: (i64, i64, &str),
+    target: (&str, &str),
+    left: &crate::executor::baselines::Left,
+    event: &super::inbox::NewEvent,
+    now: i64,
+) -> Vec<super::Statement> {
+    use super::Arg;
+    let (id, version, owner) = guard;
+    // `sql` with the guard's placeholders after its own, and their values after `args`.
+    let guarded = |sql: &dyn Fn(&mut super::Marks) -> String, args: Vec<Arg>| {
+        let mut marks = super::Marks::for_backend(backend);
+        let head = sql(&mut marks);
+        let (i, v, o) = (marks.next(), marks.next(), marks.next());
+        let mut args = args;
+        args.extend([Arg::Int(id), Arg::Int(version), Arg::Text(owner.to_string())]);
+        super::Statement {
+            sql: head.replace(
+                "{guard}",
+                &format!(
+                    "EXISTS (SELECT 1 FROM executions g WHERE g.id = {i} AND g.version = {v} AND g.lease_owner = {o})"
+                ),
+            ),
+            args,
+        }
+    };
+    let app = || Arg::Text(target.0.to_string());
+    let env = || Arg::Text(target.1.to_string());
+    vec![
+        guarded(
+            &|m| {
+                format!(
+                    "UPDATE executions SET version = version + 1
+                     WHERE EXISTS (SELECT 1 FROM executions w WHERE w.application = {} AND w.environment = {}
+                                   AND w.finished_at IS NULL AND w.status = 'QUEUED' AND w.id <> {})
+                       AND executions.id = {} AND {{guard}}",
+                    m.next(),
+                    m.next(),
+                    m.next(),
+                    m.next()
+                )
+            },
+            vec![app(), env(), Arg::Int(id), Arg::Int(id)],
+        ),
+        guarded(
+            &|m| {
+                format!(
+                    "INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated)
+                     SELECT {app}, {env}, {id}, {kind}, COALESCE({version}, b.version, '{unknown}'), COALESCE({replicas}, b.replicas, 0),
+                            COALESCE(b.config_version, '-'), {at}, {simulated}
+                     FROM (SELECT 1) LEFT JOIN (SELECT version, replicas, config_version FROM baselines
+                                                WHERE application = {app_of} AND environment = {env_of}
+                                                  AND execution_id = {before_of} AND kind = 'before' ORDER BY id LIMIT 1) b ON true
+                     WHERE {{guard}}",
+                    app = m.next(),
+                    env = m.next(),
+                    id = m.next(),
+                    kind = m.next(),
+                    version = m.next(),
+                    replicas = m.next(),
+                    at = m.next(),
+                    simulated = m.next(),
+                    app_of = m.next(),
+                    env_of = m.next(),
+                    before_of = m.next(),
+                    unknown = crate::executor::baselines::UNKNOWN,
+                )
+            },
+            vec![
+                app(),
+                env(),
+                Arg::Int(id),
+                Arg::Text(left.kind.to_string()),
+                Arg::MaybeText(left.version.clone()),
+                Arg::MaybeInt(left.replicas),
+                Arg::Int(now),
+                Arg::Int(i64::from(left.simulated)),
+                app(),
+                env(),
+                Arg::Int(id),
+            ],
+        ),
+        guarded(
+            &|m| {
+                format!(
+                    "INSERT INTO inbox (platform, dedupe_key, order_key, payload, status, received_at, due_at)
+                     SELECT {}, 'pending', {}, {} WHERE {{guard}}
+                     ON CONFLICT (dedupe_key) DO NOTHING",
+                    m.list(4),
+                    m.next(),
+                    m.next()
+                )
+            },
+            vec![
+                Arg::Text(event.platform.clone()),
+                Arg::Text(event.dedupe_key.clone()),
+                Arg::Text(event.order_key.clone()),
+                Arg::Text(event.payload.clone()),
+                Arg::Int(now),
+                Arg::Int(now),
+            ],
+        ),
+        guarded(
+            &|m| {
+                format!(
+                    "DELETE FROM release_locks WHERE application = {} AND environment = {} AND execution_id = {} AND {{guard}}",
+                    m.next(),
+                    m.next(),
+                    m.next()
+                )
+            },
+            vec![app(), env(), Arg::Int(id)],
+        ),
+    ]
+}
+
 /// For each save of a chunk, whether [`save_many_statement`] returned its id.
 pub(crate) fn saved(chunk: &[Save<'_>], rows: &[sqlx::any::AnyRow]) -> anyhow::Result<Vec<bool>> {
     let ids: std::collections::HashSet<i64> = rows.iter().map(|r| get_i64(r, "id")).collect::<Result<_, _>>()?;
@@ -526,11 +650,20 @@ pub async fn baseline(conn: &mut Conn, id: i64) -> anyhow::Result<Option<Baselin
     row.as_ref().map(baseline_from_row).transpose()
 }
 
-/// The state an execution started from: what a rollback returns to by default.
-pub async fn baseline_before(conn: &mut Conn, execution: i64) -> anyhow::Result<Option<Baseline>> {
+/// The state an execution (of `application` in `environment`: the index's way to its
+/// baselines) started from: what a rollback returns to by default.
+pub async fn baseline_before(
+    conn: &mut Conn,
+    execution: i64,
+    application: &str,
+    environment: &str,
+) -> anyhow::Result<Option<Baseline>> {
     let row = sqlx::query(&format!(
-        "SELECT {BASELINE_COLUMNS} FROM baselines WHERE execution_id = $1 AND kind = 'before' ORDER BY id LIMIT 1"
+        "SELECT {BASELINE_COLUMNS} FROM baselines
+         WHERE application = $1 AND environment = $2 AND execution_id = $3 AND kind = 'before' ORDER BY id LIMIT 1"
     ))
+    .bind(application)
+    .bind(environment)
     .bind(execution)
     .fetch_optional(&mut *conn)
     .await?;

@@ -289,6 +289,7 @@ pub(crate) enum Arg {
 }
 
 /// One statement and its arguments, in the order of its placeholders.
+#[derive(Clone)]
 pub(crate) struct Statement {
     pub sql: String,
     pub args: Vec<Arg>,
