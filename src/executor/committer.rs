@@ -344,6 +344,17 @@ mod tests {
         group.iter().map(|(m, _)| m.save()).collect()
     }
 
+    /// The one text column of each row `sql` reads.
+    async fn lines(store: &Store, sql: &str) -> Vec<String> {
+        sqlx::query(sql)
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect()
+    }
+
     /// Everything the writes left: the outbox (payloads parsed), the queues, the executions.
     async fn contents(store: &Store) -> Vec<String> {
         let mut out = Vec::new();
@@ -364,31 +375,20 @@ mod tests {
                 r.get::<i64, _>("created_at"),
             ));
         }
-        for r in sqlx::query("SELECT channel_key, platform, pending, due_at FROM outbox_channels ORDER BY channel_key")
-            .fetch_all(&store.read)
-            .await
-            .unwrap()
-        {
-            out.push(format!(
-                "queue {} {} {} {}",
-                r.get::<String, _>("channel_key"),
-                r.get::<String, _>("platform"),
-                r.get::<i64, _>("pending"),
-                r.get::<i64, _>("due_at")
-            ));
-        }
-        for r in sqlx::query("SELECT id, version, state FROM executions ORDER BY id")
-            .fetch_all(&store.read)
-            .await
-            .unwrap()
-        {
-            out.push(format!(
-                "execution {} {} {}",
-                r.get::<i64, _>("id"),
-                r.get::<i64, _>("version"),
-                r.get::<String, _>("state")
-            ));
-        }
+        out.extend(
+            lines(
+                store,
+                "SELECT 'queue ' || channel_key || ' ' || platform || ' ' || pending || ' ' || due_at FROM outbox_channels ORDER BY channel_key",
+            )
+            .await,
+        );
+        out.extend(
+            lines(
+                store,
+                "SELECT 'execution ' || id || ' ' || version || ' ' || state FROM executions ORDER BY id",
+            )
+            .await,
+        );
         out
     }
 
@@ -534,39 +534,22 @@ mod tests {
             let saved = write_one(vec![ending(2, 1, &owner, &released)]).await;
             assert_eq!(saved, vec![false]);
             let mut left = contents(&store).await;
-            for r in sqlx::query("SELECT execution_id, kind, version, replicas, config_version, recorded_at, simulated FROM baselines ORDER BY id")
-                .fetch_all(&store.read)
-                .await
-                .unwrap()
-            {
-                left.push(format!(
-                    "baseline {} {} {} {} {} {} {}",
-                    r.get::<i64, _>("execution_id"),
-                    r.get::<String, _>("kind"),
-                    r.get::<String, _>("version"),
-                    r.get::<i64, _>("replicas"),
-                    r.get::<String, _>("config_version"),
-                    r.get::<i64, _>("recorded_at"),
-                    r.get::<i64, _>("simulated"),
-                ));
-            }
-            for r in sqlx::query("SELECT dedupe_key, status FROM inbox ORDER BY id")
-                .fetch_all(&store.read)
-                .await
-                .unwrap()
-            {
-                left.push(format!(
-                    "inbox {} {}",
-                    r.get::<String, _>("dedupe_key"),
-                    r.get::<String, _>("status")
-                ));
-            }
-            let locks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM release_locks")
-                .fetch_one(&store.read)
-                .await
-                .unwrap()
-                .get("n");
-            left.push(format!("locks {locks}"));
+            left.extend(
+                lines(
+                    &store,
+                    "SELECT 'baseline ' || execution_id || ' ' || kind || ' ' || version || ' ' || replicas || ' ' || config_version
+                            || ' ' || recorded_at || ' ' || simulated FROM baselines ORDER BY id",
+                )
+                .await,
+            );
+            left.extend(
+                lines(
+                    &store,
+                    "SELECT 'inbox ' || dedupe_key || ' ' || status FROM inbox ORDER BY id",
+                )
+                .await,
+            );
+            left.extend(lines(&store, "SELECT 'locks ' || COUNT(*) FROM release_locks").await);
             let text = left.join("\n");
             assert_eq!(
                 left.iter().filter(|l| l.starts_with("outbox")).count(),
