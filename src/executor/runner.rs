@@ -782,11 +782,13 @@ impl Mover<'_> {
             release,
             ending,
         };
-        let mut ended = None;
-        if ending && !matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..))) {
-            ended = self.ending_in_group(&p.saved_row, row.version, now)?;
-        }
-        if ended.is_none() && (ending || matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..)))) {
+        let raises = matches!(alert, Some(Alert::Failed(..)) | Some(Alert::Interrupted(..)));
+        let ended = if ending && !raises {
+            self.ending_in_group(&p.saved_row, row.version, now)?
+        } else {
+            None
+        };
+        if raises || (ending && ended.is_none()) {
             // Boxed: the rare path holds a transaction; the ordinary one waits for its group.
             return Box::pin(self.commit_alone(row, run, p, alert, now)).await;
         }
@@ -916,12 +918,13 @@ impl Mover<'_> {
         Ok(next)
     }
 
-    /// [`end`](Self::end) as statements of the move that ends the execution, written
-    /// with other executions' moves (SQLite's group commit), and its report — or `None` when the ending is committed alone: the store is
-    /// PostgreSQL (its moves are not written in one request), the execution never started
-    /// (it was queued), or such a move was not written already (a release of the same
-    /// target waits to be started by this one: the move's fence, or a person's change).
-    /// `row` is the execution as the move saves it, from `version`.
+    /// [`end`](Self::end) as statements of the move that ends the execution, written with
+    /// other executions' moves (SQLite's group commit), and its report — or `None` when the
+    /// ending is committed alone: the store is PostgreSQL (its moves are not written in one
+    /// request), the execution never started (it was queued), or such a move of it was not
+    /// written already (a release of the same target waits to be started by this one — the
+    /// move's fence —, or a person changed it). `row` is the execution as the move saves
+    /// it, from `version`.
     fn ending_in_group(
         &self,
         row: &Row,
