@@ -104,7 +104,7 @@ pub fn left(row: &Row, plan: &Plan, ticket: &Ticket, outcome: ReleaseOutcome) ->
 }
 
 /// What [`record_after`] records, given the baseline the execution started from.
-pub fn after(
+fn after(
     before: Option<&Baseline>,
     row: &Row,
     plan: &Plan,
