@@ -159,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                 },
             )
             .await?;
-            releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan, "Bench").await?;
+            releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan).await?;
         }
         tx.commit().await?;
         let setup = setup.elapsed();

@@ -378,7 +378,15 @@ impl Default for Metrics {
         }
         for platform in PLATFORMS {
             m.touch("releasebot_inbound_duplicates_total", &[("platform", platform)]);
-            for kind in ["post", "update", "ephemeral", "direct", "reply", "open_form"] {
+            for kind in [
+                "post",
+                "update",
+                "ephemeral",
+                "direct",
+                "reply",
+                "open_form",
+                "progress",
+            ] {
                 m.touch(
                     "releasebot_outbox_delivered_total",
                     &[("platform", platform), ("kind", kind)],

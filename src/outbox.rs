@@ -111,6 +111,9 @@ pub const CHANNEL_PACE_MS: i64 = 1_000;
 const LEASE_MS: i64 = 45_000;
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
+/// A progress message that could not be drawn (its execution could not be read) is tried
+/// again after this long.
+const DRAW_RETRY_MS: i64 = 5_000;
 /// Deliveries under way at once, per platform.
 pub const CONCURRENCY_PER_PLATFORM: usize = 256;
 /// While this many deliveries are under way, new claims wait for more to finish (claims
@@ -129,7 +132,9 @@ const PLATFORMS: &[&str] = &[
 fn channel_key(platform: &str, out: &Outbound, id_hint: &str) -> String {
     match out {
         Outbound::Post { channel, .. } => format!("{platform}:{channel}"),
-        Outbound::Update { channel, .. } | Outbound::Reply { channel, .. } => format!("{platform}:{channel}"),
+        Outbound::Update { channel, .. } | Outbound::Reply { channel, .. } | Outbound::Progress { channel, .. } => {
+            format!("{platform}:{channel}")
+        }
         Outbound::Direct { user, .. } => format!("{platform}:dm:{user}"),
         Outbound::Ephemeral { user, .. } => format!("{platform}:ephemeral:{user}"),
         Outbound::OpenForm { .. } => format!("{platform}:form:{id_hint}"),
@@ -163,7 +168,7 @@ fn reply_key<'a>(platform: &str, out: &'a Outbound) -> Option<&'a str> {
 }
 
 fn paced(out_kind: &str) -> bool {
-    matches!(out_kind, "post" | "update" | "direct" | "reply")
+    matches!(out_kind, "post" | "update" | "direct" | "reply" | "progress")
 }
 
 /// One outbound effect waiting to be written.
@@ -183,6 +188,14 @@ pub struct Batch {
 
 impl Batch {
     pub fn push(&mut self, platform: &str, out: &Outbound, msg_key: Option<&str>, now: i64) {
+        // A progress message is drawn when it is sent: one waiting is enough.
+        if matches!(out, Outbound::Progress { .. })
+            && self.items.iter().any(|q| {
+                matches!(q.out, Outbound::Progress { .. }) && q.msg_key.as_deref() == msg_key && q.platform == platform
+            })
+        {
+            return;
+        }
         // An edit of a message whose post or edit is still here replaces it: only the
         // latest state is sent.
         if let (Outbound::Update { message, .. }, Some(key)) = (out, msg_key) {
@@ -225,7 +238,8 @@ impl Batch {
     }
 
     /// Writes the effects in the caller's transaction. An edit of a message whose post or
-    /// edit is still undelivered replaces its payload instead.
+    /// edit is still undelivered replaces its payload instead; a progress message already
+    /// waiting is not written again.
     pub async fn flush(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
         let batch = Batch {
             items: std::mem::take(&mut self.items),
@@ -240,9 +254,18 @@ impl Batch {
             .filter_map(|r| r.msg_key.as_deref())
             .collect();
         let waiting = q::pending_for_messages(conn, &edits).await?;
+        let drawn: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.once)
+            .filter_map(|r| r.msg_key.as_deref())
+            .collect();
+        let drawn_waiting = q::pending_progress(conn, &drawn).await?;
         let mut new = Vec::with_capacity(rows.len());
         let mut replaced: Vec<(i64, String)> = Vec::new();
         for row in &rows {
+            if row.once && row.msg_key.as_ref().is_some_and(|k| drawn_waiting.contains(k)) {
+                continue;
+            }
             if let (Some(message), Some(key)) = (&row.edit, &row.msg_key) {
                 if let Some((id, kind, payload)) = waiting.get(key) {
                     let payload = match kind.as_str() {
@@ -284,6 +307,7 @@ impl Batch {
                     not_before: queued.now + hold(&queued.platform, &queued.out),
                     reply_key: reply_key(&queued.platform, &queued.out).map(str::to_string),
                     edit,
+                    once: matches!(queued.out, Outbound::Progress { .. }),
                     now: queued.now,
                 })
             })
@@ -302,6 +326,9 @@ pub(crate) struct Row {
     reply_key: Option<String>,
     /// An edit of a named message: the message (JSON).
     pub edit: Option<String>,
+    /// Written only if no item of its kind waits for the same message (a progress
+    /// message, drawn when it is sent).
+    pub once: bool,
     pub now: i64,
 }
 
@@ -368,6 +395,8 @@ struct Inner {
     store: Store,
     clients: HashMap<String, Arc<dyn ChatClient>>,
     texts: Texts,
+    /// Draws progress messages (services' names).
+    config: Arc<crate::config::Config>,
     clock: SharedClock,
     metrics: Arc<Metrics>,
     slots: HashMap<&'static str, Arc<Semaphore>>,
@@ -428,10 +457,12 @@ enum Done {
 type Tasks = JoinSet<Attempt>;
 
 impl OutboxWorker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         clients: HashMap<String, Arc<dyn ChatClient>>,
         texts: Texts,
+        config: Arc<crate::config::Config>,
         clock: SharedClock,
         metrics: Arc<Metrics>,
         notify: Arc<Notify>,
@@ -447,6 +478,7 @@ impl OutboxWorker {
                 store,
                 clients,
                 texts,
+                config,
                 clock,
                 metrics,
                 slots,
@@ -504,7 +536,7 @@ impl OutboxWorker {
             .observe("releasebot_outbox_claimed_per_transaction", items.len() as f64);
         let keys: Vec<&str> = items
             .iter()
-            .filter(|i| i.kind == "update" || i.kind == "reply")
+            .filter(|i| matches!(i.kind.as_str(), "update" | "reply" | "progress"))
             .filter_map(|i| i.msg_key.as_deref())
             .collect();
         let refs = q::get_refs(&self.inner.store, &keys).await?;
@@ -735,9 +767,41 @@ async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> 
         return give_up(item, why);
     };
     let out: Outbound = match serde_json::from_str(&item.payload) {
-        Ok(o) => with_page_link(o, inner.links.as_deref(), &inner.texts),
+        Ok(o) => o,
         Err(e) => return give_up(item, format!("unreadable payload: {e}")),
     };
+    let out = match out {
+        // Drawn now, from the execution's latest state.
+        Outbound::Progress { channel, execution } => {
+            match crate::executor::progress::shown(&inner.store, &inner.texts, &inner.config, execution, now).await {
+                Ok(Some(shown)) if existing.is_some() => Outbound::Update {
+                    channel,
+                    message: shown.message,
+                },
+                Ok(Some(shown)) => Outbound::Post {
+                    channel,
+                    message: shown.message,
+                },
+                Ok(None) => return give_up(item, format!("execution {execution} does not exist")),
+                // Nothing reached the platform: the same item, a moment later.
+                Err(e) => {
+                    tracing::warn!(outbox_id = item.id, error = %format!("{e:#}"), "drawing a progress message; will retry");
+                    return Attempt {
+                        outcome: Done::Retry {
+                            at: now + DRAW_RETRY_MS,
+                            error: format!("drawing the progress message: {e:#}"),
+                            certain: true,
+                        },
+                        tat: item.tat,
+                        due: now + DRAW_RETRY_MS,
+                        item,
+                    };
+                }
+            }
+        }
+        other => other,
+    };
+    let out = with_page_link(out, inner.links.as_deref(), &inner.texts);
     if matches!(out, Outbound::Update { .. }) && existing.is_none() {
         return give_up(item, "the message to edit was never posted".into());
     }

@@ -113,6 +113,7 @@ store_suite!(
     inbox_dedupes_deliveries_and_leases_each_event_once,
     outbox_keeps_channel_order_and_paces_channels,
     outbox_coalesces_edits_of_one_message,
+    a_progress_message_waits_once_and_is_drawn_when_delivered,
     outbox_leases_each_item_once_across_workers,
     role_members_are_unique,
     identities_link_into_one_person,
@@ -334,6 +335,7 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
         s.clone(),
         clients,
         Texts::new("en").unwrap(),
+        Arc::new(releasebot::config::Config::parse(releasebot::config::DEFAULT_CONFIG).unwrap()),
         clock,
         Arc::new(Metrics::default()),
         Arc::new(tokio::sync::Notify::new()),
@@ -429,6 +431,35 @@ async fn outbox_coalesces_edits_of_one_message(s: &Store) {
     assert_eq!(w.round().await.unwrap().attempted(), 0);
     assert_eq!(sent(&rec), ["post v2", "update v5 @ts1"]);
     assert_eq!(store::outbox::depth(s).await.unwrap(), 0);
+}
+
+async fn a_progress_message_waits_once_and_is_drawn_when_delivered(s: &Store) {
+    let clock = ManualClock::new(T0);
+    let (w, rec) = worker(s, clock.clone());
+    let progress = || Outbound::Progress {
+        channel: "A".into(),
+        execution: 42,
+    };
+    // Every move's edit after the first finds it waiting: one item, drawn when sent.
+    for _ in 0..3 {
+        put(s, progress(), Some("x42:progress")).await;
+    }
+    put(s, post("A", "notice"), None).await;
+    assert_eq!(store::outbox::depth(s).await.unwrap(), 2);
+    // It is drawn from the execution as it is then; there is no execution 42: nothing
+    // reaches the platform, and the item fails with the reason.
+    let r = w.round().await.unwrap();
+    assert_eq!((r.delivered, r.failed), (1, 1), "{r:?}");
+    assert_eq!(sent(&rec), ["post notice"]);
+    let errors: Vec<String> = sqlx::query_scalar("SELECT last_error FROM outbox WHERE status = 'failed'")
+        .fetch_all(&s.read)
+        .await
+        .unwrap();
+    assert_eq!(errors, ["execution 42 does not exist"]);
+    // Once it left the queue, the next move's edit waits again.
+    put(s, progress(), Some("x42:progress")).await;
+    put(s, progress(), Some("x42:progress")).await;
+    assert_eq!(store::outbox::depth(s).await.unwrap(), 1);
 }
 
 async fn outbox_leases_each_item_once_across_workers(s: &Store) {

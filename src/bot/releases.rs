@@ -98,7 +98,7 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
     }
     let deps = bot.exec_deps();
     let by = crate::chat::mention(&ev.actor);
-    let effect = match commands::apply(&deps, tx, &row, &plan, &l.ticket, cmd, &by).await? {
+    let effect = match commands::apply(&deps, tx, &row, &plan, cmd, &by).await? {
         None => return Ok(Handled::Conflict),
         Some(Ok(effect)) => effect,
         Some(Err(refused)) => {

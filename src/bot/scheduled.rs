@@ -159,9 +159,8 @@ async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> a
     let Some(plan) = bot.config.plan_of_service(&ticket.service) else {
         return Ok(());
     };
-    let service = bot.config.service_name(&ticket.service);
     unplan(tx, ticket.id).await?;
-    let started = crate::executor::start(&bot.exec_deps(), tx, ticket, plan, &service).await?;
+    let started = crate::executor::start(&bot.exec_deps(), tx, ticket, plan).await?;
     if let crate::executor::Started::Running(id) = started {
         bot.wake_execution(id);
     }

@@ -488,7 +488,7 @@ async fn announce(bot: &Bot, tx: &mut Tx, actor: &Actor, l: &Loaded<'_>, reason:
             // Approved before its planned time: the release waits for it.
             Some(_) if super::scheduled::hold(bot, tx, &l.ticket).await? => Ok(()),
             Some(plan) => {
-                let started = crate::executor::start(&bot.exec_deps(), tx, &l.ticket, plan, &l.service.name).await?;
+                let started = crate::executor::start(&bot.exec_deps(), tx, &l.ticket, plan).await?;
                 if let crate::executor::Started::Running(id) = started {
                     bot.wake_execution(id);
                 }

@@ -148,7 +148,15 @@ pub enum Outbound {
         #[serde(default)]
         user: String,
     },
+    /// An execution's live progress message (the outbox row's `msg_key` names it), drawn
+    /// from the execution's latest state when it is delivered: posted the first time,
+    /// edited after. The outbox turns it into a `Post` or an `Update` before a client
+    /// sees it; until then, one waiting is enough however many moves follow it.
+    Progress { channel: String, execution: i64 },
 }
+
+/// What a client answers to an [`Outbound::Progress`] (the outbox draws it first).
+pub const UNDRAWN: &str = "a progress message is drawn by the outbox before it is sent";
 
 impl Outbound {
     /// The message it carries, if any (a form carries none).
@@ -159,7 +167,7 @@ impl Outbound {
             | Outbound::Ephemeral { message, .. }
             | Outbound::Direct { message, .. }
             | Outbound::Reply { message, .. } => Some(message),
-            Outbound::OpenForm { .. } => None,
+            Outbound::OpenForm { .. } | Outbound::Progress { .. } => None,
         }
     }
 
@@ -171,6 +179,7 @@ impl Outbound {
             Outbound::Direct { .. } => "direct",
             Outbound::Reply { .. } => "reply",
             Outbound::OpenForm { .. } => "open_form",
+            Outbound::Progress { .. } => "progress",
         }
     }
 }

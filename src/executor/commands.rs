@@ -7,7 +7,7 @@
 use super::{edit_progress, status_str, Deps, Row, Run};
 use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::plan::Plan;
-use crate::domain::ticket::{Ticket, TicketId};
+use crate::domain::ticket::TicketId;
 use crate::store::executions::{self as q, Lease};
 use crate::store::{audit, Tx};
 use std::collections::HashMap;
@@ -76,13 +76,11 @@ pub async fn load(tx: &mut Tx, ticket: TicketId) -> anyhow::Result<Option<(Row, 
 /// Applies a person's command to an execution and saves it in the caller's transaction,
 /// its progress message edited. `Ok(None)` when someone changed the execution meanwhile
 /// (the handler runs again). The caller wakes the execution after its commit.
-#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     deps: &Deps,
     tx: &mut Tx,
     row: &Row,
     plan: &Plan,
-    ticket: &Ticket,
     cmd: Command,
     by: &str,
 ) -> anyhow::Result<Option<Result<Effect, Refused>>> {
@@ -107,7 +105,7 @@ pub async fn apply(
             serde_json::json!({ "command": deps.texts.plain(&format!("btn_{}", cmd.as_str()))? }),
         ));
     }
-    if !save_command(deps, tx, row, plan, ticket, run).await? {
+    if !save_command(deps, tx, row, run).await? {
         return Ok(None);
     }
     Ok(Some(Ok(effect)))
@@ -115,14 +113,7 @@ pub async fn apply(
 
 /// Saves a person's change in the caller's transaction: progress edited, the execution
 /// due now (unless its task holds it; the caller wakes the task after the commit).
-pub async fn save_command(
-    deps: &Deps,
-    tx: &mut Tx,
-    row: &Row,
-    plan: &Plan,
-    ticket: &Ticket,
-    run: Run,
-) -> anyhow::Result<bool> {
+pub async fn save_command(deps: &Deps, tx: &mut Tx, row: &Row, run: Run) -> anyhow::Result<bool> {
     let now = deps.now();
     if !q::save(
         tx,
@@ -140,7 +131,7 @@ pub async fn save_command(
     {
         return Ok(false);
     }
-    edit_progress(deps, tx, row, plan, ticket, run, now, now).await?;
+    edit_progress(deps, tx, row, run, now, now).await?;
     Ok(true)
 }
 

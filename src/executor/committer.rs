@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, Notify};
 
 /// Most moves one transaction writes.
 const GROUP: usize = 256;
-/// Most messages written in one request on SQLite (eleven values each, well within
+/// Most messages written in one request on SQLite (twelve values each, well within
 /// SQLite's limit of 32,766).
 const MAX_TOGETHER: usize = 1_000;
 
@@ -258,6 +258,7 @@ async fn write_together(
                 version: *version,
                 item: r.item(),
                 edit: r.edit.as_deref(),
+                once: r.once,
             })
         })
         .collect();
@@ -449,6 +450,92 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("queue slack:C1 slack 3"), "{text}");
+    }
+
+    /// A progress message is drawn when it is delivered: while one waits for the same
+    /// message, a move writes none; once it is under way or sent, the next move adds one
+    /// (which will show what that move and the ones after it did). The same on both ways
+    /// of writing.
+    #[tokio::test]
+    async fn a_progress_message_waits_once_whatever_moves_follow() {
+        let progress = |id: i64| {
+            (
+                Outbound::Progress {
+                    channel: "C1".into(),
+                    execution: id,
+                },
+                Some(if id == 1 { "x1:progress" } else { "x2:progress" }),
+            )
+        };
+        let notice = (
+            Outbound::Post {
+                channel: "C1".into(),
+                message: message("notice"),
+            },
+            None,
+        );
+        for together in [true, false] {
+            let (_dir, store) = store().await;
+            let write_one = async |group: Vec<Pending>| {
+                if together {
+                    let mut conn = store.pool.acquire().await.unwrap();
+                    write_together(&store, &mut conn, &group, &saves(&group)).await.unwrap()
+                } else {
+                    write_apart(&store, &group, &saves(&group)).await.unwrap()
+                }
+            };
+            let waiting = async || {
+                lines(
+                    &store,
+                    "SELECT msg_key || ' ' || status FROM outbox WHERE kind = 'progress' ORDER BY id",
+                )
+                .await
+            };
+            // A stale move writes nothing, not even where none waits.
+            assert_eq!(
+                write_one(vec![pending(1, 9, &[progress(1), notice.clone()])]).await,
+                vec![false]
+            );
+            assert_eq!(
+                write_one(vec![pending(1, 1, &[progress(1)]), pending(2, 1, &[progress(2)])]).await,
+                vec![true, true]
+            );
+            assert_eq!(
+                write_one(vec![
+                    pending(1, 2, &[progress(1), notice.clone()]),
+                    pending(2, 2, &[progress(2)]),
+                ])
+                .await,
+                vec![true, true]
+            );
+            assert_eq!(
+                waiting().await,
+                vec!["x1:progress pending", "x2:progress pending"],
+                "together: {together}"
+            );
+            // Execution 1's is being delivered; execution 2's still waits.
+            let mut conn = store.pool.acquire().await.unwrap();
+            sqlx::query("UPDATE outbox SET status = 'sending' WHERE msg_key = 'x1:progress'")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            drop(conn);
+            assert_eq!(
+                write_one(vec![pending(1, 3, &[progress(1)]), pending(2, 3, &[progress(2)])]).await,
+                vec![true, true]
+            );
+            assert_eq!(
+                waiting().await,
+                vec!["x1:progress sending", "x2:progress pending", "x1:progress pending"],
+                "together: {together}"
+            );
+            // Every item written is counted in its queue: 2 + the notice + 1.
+            assert_eq!(
+                lines(&store, "SELECT 'queue ' || pending FROM outbox_channels").await,
+                vec!["queue 4"],
+                "together: {together}"
+            );
+        }
     }
 
     /// An ending written with other moves writes its baseline (what it started from where

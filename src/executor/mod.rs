@@ -261,55 +261,47 @@ impl Deps {
 }
 
 /// After a save: the row as stored, and its progress message edited in the same transaction.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn edit_progress(
     deps: &Deps,
     tx: &mut Tx,
     row: &Row,
-    plan: &Plan,
-    ticket: &Ticket,
     run: Run,
     next_wake: i64,
     now: i64,
 ) -> anyhow::Result<Row> {
-    let (saved, edit) = progress_after(deps, row, plan, ticket, run, next_wake, now)?;
-    send_progress(deps, tx, &saved, edit).await?;
+    let saved = saved_after(row, run, next_wake, now);
+    send_progress(deps, tx, &saved).await?;
     Ok(saved)
 }
 
-/// The row as a save of `run` stores it, and the edit of its progress message: prepared
-/// before the transaction that saves them, so that it holds the writer only to write.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn progress_after(
-    deps: &Deps,
-    row: &Row,
-    plan: &Plan,
-    ticket: &Ticket,
-    mut run: Run,
-    next_wake: i64,
-    now: i64,
-) -> anyhow::Result<(Row, Outbound)> {
+/// The row as a save of `run` stores it.
+pub(crate) fn saved_after(row: &Row, mut run: Run, next_wake: i64, now: i64) -> Row {
     if run.exec.steps.iter().any(|s| s.status != StepStatus::Pending) {
         run.record(now);
     }
-    let saved = Row {
+    Row {
         version: row.version + 1,
         status: status_str(&run).into(),
         state: run,
         next_wake,
         ..row.clone()
-    };
-    let msg = progress::message(&deps.texts, &saved, plan, ticket, &deps.service_name(ticket), now)?;
-    let out = Outbound::Update {
-        channel: row.channel.clone(),
-        message: msg,
-    };
-    Ok((saved, out))
+    }
 }
 
-/// Queues a prepared edit of the execution's progress message.
-pub(crate) async fn send_progress(deps: &Deps, tx: &mut Tx, row: &Row, edit: Outbound) -> anyhow::Result<()> {
-    deps.send(tx, &row.platform, edit, Some(&progress_key(row.id))).await
+/// The execution's progress message, posted or edited: drawn from the execution's state
+/// when it is delivered, so that a move writes no message, and an edit already waiting
+/// covers every move made before it goes out.
+pub(crate) fn progress_out(row: &Row) -> Outbound {
+    Outbound::Progress {
+        channel: row.channel.clone(),
+        execution: row.id,
+    }
+}
+
+/// Queues the post or edit of the execution's progress message.
+pub(crate) async fn send_progress(deps: &Deps, tx: &mut Tx, row: &Row) -> anyhow::Result<()> {
+    deps.send(tx, &row.platform, progress_out(row), Some(&progress_key(row.id)))
+        .await
 }
 
 /// A message for a ticket's channel without buttons.

@@ -154,6 +154,43 @@ fn remaining_secs(run: &Run, plan: &Plan, now: i64) -> u64 {
         .sum()
 }
 
+/// An execution as its progress message shows it now.
+pub struct Shown {
+    pub row: Row,
+    pub plan: Plan,
+    pub ticket: Ticket,
+    pub message: Message,
+}
+
+/// Reads an execution and draws its progress message from its latest state: the outbox
+/// does it when it delivers the message, the release page when it is opened. `None`: no
+/// such execution (or ticket).
+pub async fn shown(
+    store: &crate::store::Store,
+    texts: &Texts,
+    config: &crate::config::Config,
+    id: i64,
+    now: i64,
+) -> anyhow::Result<Option<Shown>> {
+    use crate::store::executions as q;
+    let mut conn = store.read.acquire().await?;
+    let Some(row) = q::get::<Run>(&mut conn, id).await? else {
+        return Ok(None);
+    };
+    let plan: Plan = serde_json::from_str(&q::plan_json(&mut conn, id).await?)?;
+    let Some(ticket) = crate::store::tickets::get(&mut conn, row.ticket).await? else {
+        return Ok(None);
+    };
+    drop(conn);
+    let message = message(texts, &row, &plan, &ticket, &config.service_name(&ticket.service), now)?;
+    Ok(Some(Shown {
+        row,
+        plan,
+        ticket,
+        message,
+    }))
+}
+
 /// The live progress message.
 pub fn message(
     texts: &Texts,

@@ -11,7 +11,8 @@
 
 use super::providers::{self, SimConfig, StepCtx, StepOutcome, NEVER};
 use super::{
-    baselines, edit_progress, progress, progress_after, render, send_progress, start, status_str, Deps, Row, Run,
+    baselines, edit_progress, progress, progress_out, render, saved_after, send_progress, start, status_str, Deps, Row,
+    Run,
 };
 use crate::chat::Outbound;
 use crate::domain::events::SystemEvent;
@@ -141,7 +142,6 @@ fn go_on(finished: Finished, now: i64) -> Flow {
 struct Prepared {
     state: String,
     saved_row: Row,
-    edit: crate::chat::Outbound,
     announcement: Option<crate::chat::Message>,
     next_wake: i64,
     finished_at: Option<i64>,
@@ -753,19 +753,16 @@ impl Mover<'_> {
         // What is written is prepared before the writer is taken.
         run.record(now);
         let state = serde_json::to_string(&run)?;
-        let (saved_row, edit) = progress_after(
-            deps,
+        let saved_row = saved_after(
             &Row {
                 finished_at,
                 lease_owner: (!release).then(|| deps.store.owner.to_string()),
                 ..row.clone()
             },
-            plan,
-            self.ticket,
             run.clone(),
             next_wake,
             now,
-        )?;
+        );
         let announcement = match &alert {
             Some(Alert::Gate(i)) => Some(progress::gate(&deps.texts, &saved_row, plan, self.ticket, *i)?),
             Some(Alert::Notice(i)) => Some(progress::notice(&deps.texts, &saved_row, plan, self.ticket, *i)?),
@@ -774,7 +771,6 @@ impl Mover<'_> {
         let p = Prepared {
             state,
             saved_row,
-            edit,
             announcement,
             next_wake,
             finished_at,
@@ -794,7 +790,12 @@ impl Mover<'_> {
         }
         // Written with other executions' moves.
         let mut outbox = crate::outbox::Batch::default();
-        outbox.push(&row.platform, &p.edit, Some(&super::progress_key(row.id)), now);
+        outbox.push(
+            &row.platform,
+            &progress_out(row),
+            Some(&super::progress_key(row.id)),
+            now,
+        );
         if let Some(message) = p.announcement {
             let post = crate::chat::Outbound::Post {
                 channel: row.channel.clone(),
@@ -862,7 +863,7 @@ impl Mover<'_> {
             tx.rollback().await?;
             return Ok(None);
         }
-        send_progress(deps, &mut tx, &p.saved_row, p.edit).await?;
+        send_progress(deps, &mut tx, &p.saved_row).await?;
         if let Some(msg) = p.announcement {
             deps.post(&mut tx, row, msg).await?;
         }
@@ -1104,7 +1105,7 @@ impl Mover<'_> {
             finished_at: Some(now),
             ..current.clone()
         };
-        edit_progress(deps, &mut tx, &saved, plan, self.ticket, run, NEVER, now).await?;
+        edit_progress(deps, &mut tx, &saved, run, NEVER, now).await?;
         let msg = progress::later_rollback(&deps.texts, self.ticket, &lr, ok, &result)?;
         deps.send(
             &mut tx,

@@ -3,8 +3,7 @@
 //! running (its progress message says behind which, and it starts when that one ends) or
 //! refused at approval, as `[executor] when_busy` says. Rollbacks never wait for the lock.
 
-use super::{baselines, progress, progress_key, status_str, Behind, Deps, Row, Run};
-use crate::chat::Outbound;
+use super::{baselines, send_progress, status_str, Behind, Deps, Row, Run};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::{Ticket, TicketId};
 use crate::store::executions::{self as q, Lease, NewExec};
@@ -54,7 +53,7 @@ pub enum Started {
 
 /// Starts the release of a ticket whose release stage was just approved, in the caller's
 /// transaction. The caller wakes the executor after its commit.
-pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan, service: &str) -> anyhow::Result<Started> {
+pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan) -> anyhow::Result<Started> {
     let now = deps.now();
     let mut run = Run::new(plan);
     let plan_json = serde_json::to_string(plan)?;
@@ -131,17 +130,7 @@ pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan, servi
     if matches!(started, Started::Running(_)) {
         baselines::record_before(tx, &row, plan, now).await?;
     }
-    let msg = progress::message(&deps.texts, &row, plan, ticket, service, now)?;
-    deps.send(
-        tx,
-        &row.platform,
-        Outbound::Post {
-            channel: row.channel.clone(),
-            message: msg,
-        },
-        Some(&progress_key(id)),
-    )
-    .await?;
+    send_progress(deps, tx, &row).await?;
     deps.metrics
         .inc("releasebot_executions_started_total", &[("plan", &plan.id)]);
     Ok(started)
@@ -165,9 +154,6 @@ pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::
         .await?
         .ok_or_else(|| anyhow::anyhow!("execution {next} vanished"))?;
     let plan: Plan = serde_json::from_str(&q::plan_json(tx, next).await?)?;
-    let ticket = crate::store::tickets::get(tx, row.ticket)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("{} vanished", row.ticket))?;
     let mut run = row.state.clone();
     run.queued_behind = None;
     if !q::save(
@@ -192,6 +178,6 @@ pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::
         ..row.clone()
     };
     baselines::record_before(tx, &started, &plan, now).await?;
-    super::edit_progress(deps, tx, &started, &plan, &ticket, run, now, now).await?;
+    super::edit_progress(deps, tx, &started, run, now, now).await?;
     Ok(Some(next))
 }

@@ -156,6 +156,7 @@ impl App {
             store.clone(),
             clients,
             texts,
+            bot.config.clone(),
             clock.clone(),
             metrics,
             outbox_notify,

@@ -8,7 +8,7 @@ use super::AppState;
 use crate::chat::local::render::{self, esc, inline};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::{DecisionKind, TicketId};
-use crate::executor::{Point, Row, Run};
+use crate::executor::{Point, Row};
 use crate::links::Page;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -95,18 +95,16 @@ pub async fn execution(State(state): State<AppState>, Path(id): Path<String>, Qu
 
 async fn execution_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String, String, bool)>> {
     let bot = &state.bot;
-    let mut conn = bot.store.read.acquire().await?;
-    let Some(row) = crate::store::executions::get::<Run>(&mut conn, id).await? else {
-        return Ok(None);
-    };
-    let plan: Plan = serde_json::from_str(&crate::store::executions::plan_json(&mut conn, id).await?)?;
-    let Some(ticket) = crate::store::tickets::get(&mut conn, row.ticket).await? else {
-        return Ok(None);
-    };
-    drop(conn);
     let now = bot.now();
-    let service = bot.config.service_name(&ticket.service);
-    let msg = crate::executor::progress::message(&bot.texts, &row, &plan, &ticket, &service, now)?;
+    let Some(crate::executor::progress::Shown {
+        row,
+        plan,
+        ticket,
+        message: msg,
+    }) = crate::executor::progress::shown(&bot.store, &bot.texts, &bot.config, id, now).await?
+    else {
+        return Ok(None);
+    };
     let live = row.finished_at.is_none();
     let title = render::plain(&msg.title);
     let mut main = format!(

@@ -97,6 +97,26 @@ pub async fn pending_for_messages(conn: &mut Conn, keys: &[&str]) -> anyhow::Res
     Ok(out)
 }
 
+/// Which of these messages have a progress item waiting (drawn when it is sent).
+pub async fn pending_progress(conn: &mut Conn, keys: &[&str]) -> anyhow::Result<std::collections::HashSet<String>> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks = super::Marks::new(conn).list(keys.len());
+    let sql = format!(
+        "SELECT DISTINCT msg_key FROM outbox WHERE msg_key IN ({marks}) AND kind = 'progress' AND status = 'pending'"
+    );
+    let mut q = sqlx::query(&sql);
+    for k in keys {
+        q = q.bind(*k);
+    }
+    q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("msg_key")?))
+        .collect()
+}
+
 /// Writes items and wakes their queues, in the caller's transaction: two statements.
 pub async fn insert_many(conn: &mut Conn, items: &[NewItem<'_>], now: i64) -> anyhow::Result<()> {
     if items.is_empty() {
@@ -185,11 +205,14 @@ pub struct Guarded<'a> {
     /// An edit of a named message: the message (JSON); it replaces an undelivered post
     /// or edit of that message instead of being added.
     pub edit: Option<&'a str>,
+    /// Added only if no item of its kind waits for the same message (a progress message).
+    pub once: bool,
 }
 
 /// On SQLite, the statements that write guarded items, to run in one request before the
 /// moves themselves are saved (the guards read the executions as they were): undelivered
-/// posts and edits replaced, the queues of the new items woken, the new items added.
+/// posts and edits replaced, the queues of the new items woken, the new items added (a
+/// progress message only where none waits).
 /// The same outcome as [`crate::outbox::Batch::flush`] of the saved moves' items, without
 /// reading anything first.
 pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -> Vec<super::Statement> {
@@ -199,8 +222,8 @@ pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -
     }
     // Each statement reads the items from the same table of values.
     let values = |sql: &str| -> super::Statement {
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
-        let mut args = Vec::with_capacity(items.len() * 11 + 1);
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let mut args = Vec::with_capacity(items.len() * 12 + 1);
         for (ord, g) in items.iter().enumerate() {
             args.extend([
                 Arg::Int(ord as i64),
@@ -214,12 +237,13 @@ pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -
                 Arg::Int(g.item.not_before.max(now)),
                 Arg::MaybeText(g.item.reply_key.map(str::to_string)),
                 Arg::MaybeText(g.edit.map(str::to_string)),
+                Arg::Int(g.once.into()),
             ]);
         }
         args.push(Arg::Text(owner.to_string()));
         super::Statement {
             sql: format!(
-                "WITH v (x_ord, x_exec, x_version, x_platform, x_channel, x_kind, x_key, x_payload, x_at, x_reply, x_edit)
+                "WITH v (x_ord, x_exec, x_version, x_platform, x_channel, x_kind, x_key, x_payload, x_at, x_reply, x_edit, x_once)
                  AS (VALUES {rows}) {sql}"
             ),
             args,
@@ -227,7 +251,8 @@ pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -
     };
     let saved = "JOIN executions e ON e.id = v.x_exec AND e.version = v.x_version AND e.lease_owner = ?";
     let undelivered = "SELECT MAX(o.id) FROM outbox o WHERE o.msg_key = v.x_key AND o.kind IN ('post', 'update') AND o.status = 'pending'";
-    let added = format!("(v.x_edit IS NULL OR ({undelivered}) IS NULL)");
+    let drawn = "SELECT 1 FROM outbox o WHERE o.msg_key = v.x_key AND o.kind = 'progress' AND o.status = 'pending'";
+    let added = format!("(v.x_edit IS NULL OR ({undelivered}) IS NULL) AND (v.x_once = 0 OR NOT EXISTS ({drawn}))");
     vec![
         values(&format!(
             "UPDATE outbox SET payload = CASE WHEN outbox.kind = 'post'

@@ -528,6 +528,7 @@ impl ChatClient for DingTalkChat {
                     .await?;
                 Ok(None)
             }
+            Outbound::Progress { .. } => Err(SendError::Permanent(crate::chat::UNDRAWN.into())),
             Outbound::OpenForm { .. } => Err(SendError::Permanent(
                 "DingTalk has no forms: the bot asks for a command instead".into(),
             )),

@@ -173,6 +173,7 @@ impl ChatClient for DiscordChat {
                 b["flags"] = json!(0);
                 self.dm(user, &b).await.map(|_| None)
             }
+            Outbound::Progress { .. } => Err(SendError::Permanent(crate::chat::UNDRAWN.into())),
             // Modals open only as the answer to an interaction, which the route gives when
             // the bot is quick enough; otherwise the user is asked to try again.
             Outbound::OpenForm { trigger, .. } => {

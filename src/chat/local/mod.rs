@@ -168,6 +168,7 @@ impl ChatClient for LocalChat {
                 self.changed(Change::Channel(r.channel.clone()));
                 Ok(None)
             }
+            Outbound::Progress { .. } => Err(SendError::Permanent(crate::chat::UNDRAWN.into())),
             Outbound::OpenForm {
                 trigger, form, user, ..
             } => {

@@ -196,6 +196,7 @@ impl ChatClient for SlackChat {
                     other => other.map(|_| None),
                 }
             }
+            Outbound::Progress { .. } => Err(SendError::Permanent(crate::chat::UNDRAWN.into())),
             Outbound::OpenForm {
                 trigger,
                 form,
