@@ -253,13 +253,18 @@ pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -
     let undelivered = "SELECT MAX(o.id) FROM outbox o WHERE o.msg_key = v.x_key AND o.kind IN ('post', 'update') AND o.status = 'pending'";
     let drawn = "SELECT 1 FROM outbox o WHERE o.msg_key = v.x_key AND o.kind = 'progress' AND o.status = 'pending'";
     let added = format!("(v.x_edit IS NULL OR ({undelivered}) IS NULL) AND (v.x_once = 0 OR NOT EXISTS ({drawn}))");
-    vec![
-        values(&format!(
+    let mut statements = Vec::with_capacity(3);
+    // Edits that replace an undelivered post or edit (none among the executor's moves
+    // now: their progress message is drawn when sent).
+    if items.iter().any(|g| g.edit.is_some()) {
+        statements.push(values(&format!(
             "UPDATE outbox SET payload = CASE WHEN outbox.kind = 'post'
                  THEN json_set(outbox.payload, '$.message', json(v.x_edit)) ELSE v.x_payload END
              FROM v {saved}
              WHERE v.x_edit IS NOT NULL AND outbox.id = ({undelivered}) AND outbox.status = 'pending'"
-        )),
+        )));
+    }
+    statements.extend([
         values(&format!(
             "INSERT INTO outbox_channels (channel_key, platform, pending, next_at, due_at)
              SELECT v.x_channel, MIN(v.x_platform), COUNT(*), 0, MIN(v.x_at) FROM v {saved}
@@ -278,7 +283,8 @@ pub(crate) fn guarded_statements(items: &[Guarded<'_>], owner: &str, now: i64) -
             insert.args.extend(owner);
             insert
         },
-    ]
+    ]);
+    statements
 }
 
 /// The not-yet-sent item of `kind` for `msg_key`, if any.
