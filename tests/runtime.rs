@@ -142,10 +142,11 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
     let dir = tempfile::tempdir().unwrap();
     let pid = dir.path().join("child.pid").display().to_string();
     let gate = fifo(dir.path(), "deploy");
+    let shifts = dir.path().join("shifts").display().to_string();
     let config = with_plan(
         &format!(
             r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "sleep 600 & echo $! > '{pid}'; if [ \"$RELEASEBOT_FIELD_VERSION\" = 2.1.0 ]; then cat '{gate}' > /dev/null; else wait; fi" }},
-  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
+  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100, provider = "script", command = "echo \"$RELEASEBOT_WEIGHT\" >> '{shifts}'" }},"#
         ),
         "",
     );
@@ -170,6 +171,10 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
     assert!(
         text.contains("✅ Deploy") && text.contains("⏸ paused") && text.contains("⚪ Shift 100%"),
         "the pause applied once the deploy ended: {text}"
+    );
+    assert!(
+        !Path::new(&shifts).exists(),
+        "the traffic was never shifted: the pause came first"
     );
     bot.click(OSCAR, "exec:abort:1", &ts_of(&progress)).await;
     bot.settle().await;
@@ -206,6 +211,55 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
     assert!(
         show.contains("stopped the running step and rolled the release back"),
         "{show}"
+    );
+}
+
+/// A command saved where this process's task does not hear of it while a step runs (by
+/// another replica, before the version watch notices): when the step ends, the move that
+/// records it and starts the next step finds the execution changed. The next step is let
+/// go, the result applied to the execution as the command left it, and nothing is lost.
+#[tokio::test]
+async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = fifo(dir.path(), "deploy");
+    let config = with_plan(
+        &format!(
+            r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "cat '{gate}' > /dev/null" }},
+  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
+        ),
+        "",
+    );
+    let bot = TestBot::with("en", &config).await;
+    bot.leave_running(&[1]);
+    let calls = release_of(&bot, "payments", "2.1.0").await;
+    let progress = find(&calls, "REL-1 · payments 2.1.0").clone();
+    // Pause, saved as a handler of another replica saves it, and this process not told.
+    let deps = bot.app.state.bot.exec_deps();
+    let mut tx = deps.store.begin().await.unwrap();
+    let (row, plan) = releasebot::executor::load(&mut tx, releasebot::domain::ticket::TicketId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let applied =
+        releasebot::executor::commands::apply(&deps, &mut tx, &row, &plan, releasebot::executor::Command::Pause, OSCAR)
+            .await
+            .unwrap();
+    assert!(matches!(applied, Some(Ok(_))), "{applied:?}");
+    tx.commit().await.unwrap();
+    bot.leave_running(&[]);
+    release_fifo(&gate).await;
+    bot.settle().await;
+    let text = latest_text(&bot, &progress);
+    assert!(
+        text.contains("✅ Deploy") && text.contains("⏸ paused") && text.contains("⚪ Shift 100%"),
+        "the deploy's result recorded, the pause applied after it: {text}"
+    );
+    bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
+    bot.settle().await;
+    let text = latest_text(&bot, &progress);
+    assert!(
+        text.contains("✅ Shift 100%") && text.contains("completed"),
+        "resumed to the end: {text}"
     );
 }
 

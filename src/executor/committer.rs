@@ -112,11 +112,33 @@ impl Committer {
             }
             writer.0 = None;
         }
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the executor's writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!("saving the move: {e}"))
+        settled(answer.await)
     }
+
+    /// Queues `m` to be written by a task of the committer's own, and returns at once: the
+    /// caller goes on and reads the answer when it must know ([`settled`]).
+    pub fn submit(&self, m: Move) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let lead = {
+            let mut q = self.shared.lock();
+            q.waiting.push((m, reply));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if lead {
+            tokio::spawn(self.shared.clone().drain(None));
+        }
+        answer
+    }
+}
+
+/// Whether a submitted move was saved (`false`: the execution changed meanwhile).
+pub(crate) type Answer = oneshot::Receiver<Result<bool, String>>;
+
+/// A submitted move's answer, as [`Committer::commit`] gives it.
+pub(crate) fn settled(answer: Result<Result<bool, String>, oneshot::error::RecvError>) -> anyhow::Result<bool> {
+    answer
+        .map_err(|_| anyhow::anyhow!("the executor's writer has stopped"))?
+        .map_err(|e| anyhow::anyhow!("saving the move: {e}"))
 }
 
 /// The writer's duty: if its task is dropped mid-write, the moves still waiting are

@@ -66,7 +66,7 @@ struct Inner {
     grace: Duration,
     slots: Arc<Semaphore>,
     /// Turns to prepare and write a move ([`MOVES_AT_ONCE`]).
-    moving: Semaphore,
+    moving: Arc<Semaphore>,
     /// Tasks alive.
     active: AtomicUsize,
     /// Fired whenever a task ends.
@@ -128,13 +128,34 @@ struct Steps {
     row: Row,
     i: usize,
     now: i64,
+    /// The move that started step `i`, while it is not yet written.
+    unsaved: Option<Box<Unsaved>>,
+}
+
+/// A move that started a step safe to run again, handed to the committer and not yet
+/// written: the step runs meanwhile, and nothing else is decided before the answer. If
+/// the execution changed first (a person's command), the step is let go and the result
+/// the move recorded, `outcome` of step `step`, is applied again to the execution as it
+/// is then — as a move that waited for its commit would have done.
+struct Unsaved {
+    answer: super::committer::Answer,
+    /// The move's turn ([`MOVES_AT_ONCE`]), until it is written.
+    _turn: Option<OwnedSemaphorePermit>,
+    step: usize,
+    outcome: StepOutcome,
+    now: i64,
 }
 
 /// Carries on after a result: runs the step started with it, if any.
 fn go_on(finished: Finished, now: i64) -> Flow {
     match finished {
         Finished::Moved(flow) => flow,
-        Finished::Started(row, i) => Flow::Steps(Box::new(Steps { row: *row, i, now })),
+        Finished::Started(row, i, unsaved) => Flow::Steps(Box::new(Steps {
+            row: *row,
+            i,
+            now,
+            unsaved,
+        })),
     }
 }
 
@@ -153,8 +174,9 @@ struct Prepared {
 /// What recording a step's result led to.
 enum Finished {
     Moved(Flow),
-    /// The next step, `usize`, was started in the same commit (saved in the row).
-    Started(Box<Row>, usize),
+    /// The next step, `usize`, was started in the same commit (saved in the row, or to be:
+    /// see [`Unsaved`]).
+    Started(Box<Row>, usize, Option<Box<Unsaved>>),
 }
 
 /// Starts the step that is due right after a result, when a provider runs it at once (not
@@ -182,6 +204,9 @@ struct Committed {
     row: Row,
     /// The task gave the execution back (it waits for a time, a person, or has ended).
     released: bool,
+    /// Handed to the committer and not yet written (asked for with `later`): its answer,
+    /// and its turn.
+    unsaved: Option<(super::committer::Answer, Option<OwnedSemaphorePermit>)>,
 }
 
 impl Executor {
@@ -194,7 +219,7 @@ impl Executor {
                 sim,
                 grace,
                 slots: Arc::new(Semaphore::new(concurrency.max(1))),
-                moving: Semaphore::new(MOVES_AT_ONCE),
+                moving: Arc::new(Semaphore::new(MOVES_AT_ONCE)),
                 active: AtomicUsize::new(0),
                 changed: Notify::new(),
                 plans: Plans::default(),
@@ -411,6 +436,7 @@ async fn advance_all(inner: &Inner, id: i64, wake: &Notify) -> anyhow::Result<()
         wake,
         last_end: std::sync::Mutex::new(None),
         end_alone: std::sync::atomic::AtomicBool::new(false),
+        told: std::sync::atomic::AtomicBool::new(false),
     };
     loop {
         let row = Box::pin(async {
@@ -445,6 +471,9 @@ struct Mover<'a> {
     last_end: std::sync::Mutex<Option<std::time::Instant>>,
     /// The ending is committed alone ([`Mover::ending_in_group`]).
     end_alone: std::sync::atomic::AtomicBool,
+    /// Someone changed the execution while its step ran (a command waits for the step):
+    /// the step's result is committed before anything else starts ([`Unsaved`]).
+    told: std::sync::atomic::AtomicBool,
 }
 
 /// The executor's own time between one step's provider returning and the next one's
@@ -456,6 +485,9 @@ enum Called {
     Outcome(StepOutcome),
     /// A person's command stopped a step that is safe to run again; its result is theirs.
     Cancelled,
+    /// The move that started the step was not written (the execution changed first): the
+    /// step was let go, and the move's result is to be applied again.
+    Lost(Box<Unsaved>),
 }
 
 impl Mover<'_> {
@@ -515,6 +547,7 @@ impl Mover<'_> {
                         row: Row { state: run, ..row },
                         i,
                         now,
+                        unsaved: None,
                     })))
                 }
                 Some(_) => self.give_back(&row, NEVER).await,
@@ -553,6 +586,7 @@ impl Mover<'_> {
                     row: started.row,
                     i,
                     now,
+                    unsaved: None,
                 })))
             }
         }
@@ -565,28 +599,57 @@ impl Mover<'_> {
             mut row,
             mut i,
             mut now,
+            mut unsaved,
         } = steps;
         // The run is held once, not also in the row, while the step runs.
         let mut run = std::mem::take(&mut row.state);
         loop {
-            let outcome = match self.call(&row, i, &mut run, now).await? {
-                Called::Outcome(outcome) => outcome,
+            let (step, outcome) = match self.call(&row, i, &mut run, now, unsaved.take()).await? {
+                Called::Outcome(outcome) => {
+                    now = self.deps().now();
+                    (i, outcome)
+                }
                 Called::Cancelled => return Ok(Flow::Continue),
+                Called::Lost(lost) => {
+                    // The execution as it is now, and the lost move's result applied to it.
+                    let latest = Box::pin(async {
+                        let mut conn = self.deps().store.pool.acquire().await?;
+                        q::get::<Run>(&mut conn, row.id).await
+                    })
+                    .await?;
+                    let Some(latest) = latest else {
+                        return Ok(Flow::Exit);
+                    };
+                    row = latest;
+                    run = row.state.clone();
+                    now = lost.now;
+                    (lost.step, lost.outcome)
+                }
             };
-            now = self.deps().now();
-            match Box::pin(self.finish(&row, run, i, outcome, now)).await? {
+            match Box::pin(self.finish(&row, run, step, outcome, now)).await? {
                 Finished::Moved(flow) => return Ok(flow),
-                Finished::Started(next_row, j) => {
+                Finished::Started(next_row, j, next_unsaved) => {
                     row = *next_row;
                     run = std::mem::take(&mut row.state);
                     i = j;
+                    unsaved = next_unsaved;
                 }
             }
         }
     }
 
     /// Runs (or polls) step `i`, listening for commands and renewing the lease meanwhile.
-    async fn call(&self, row: &Row, i: usize, run: &mut Run, now: i64) -> anyhow::Result<Called> {
+    /// With `unsaved`, the move that started the step is still being written: its answer
+    /// comes first — a person's command is looked at only after it, and if the move was
+    /// not written the step is let go ([`Called::Lost`]).
+    async fn call(
+        &self,
+        row: &Row,
+        i: usize,
+        run: &mut Run,
+        now: i64,
+        mut unsaved: Option<Box<Unsaved>>,
+    ) -> anyhow::Result<Called> {
         let deps = self.deps();
         let step = &self.plan.steps[i];
         let stop = CancellationToken::new();
@@ -609,14 +672,24 @@ impl Mover<'_> {
         tokio::pin!(call);
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
         loop {
-            tokio::select! {
+            let mut answered = None;
+            let called = tokio::select! {
+                answer = async {
+                    match unsaved.as_mut() {
+                        Some(u) => (&mut u.answer).await,
+                        None => std::future::pending().await,
+                    }
+                }, if unsaved.is_some() => {
+                    answered = Some(super::committer::settled(answer)?);
+                    None
+                }
                 outcome = &mut call => {
                     if let Ok(mut l) = self.last_end.lock() {
                         *l = Some(std::time::Instant::now());
                     }
-                    return Ok(Called::Outcome(outcome));
+                    Some(Called::Outcome(outcome))
                 }
-                _ = self.wake.notified() => {
+                _ = self.wake.notified(), if unsaved.is_none() => {
                     // Boxed, as below: seldom, and the task would carry their size all along.
                     let latest = Box::pin(async {
                         let mut conn = deps.store.read.acquire().await?;
@@ -624,6 +697,7 @@ impl Mover<'_> {
                     })
                     .await?;
                     let Some(latest) = latest else { continue };
+                    self.told.store(true, Ordering::Relaxed);
                     let e = &latest.state.exec;
                     if e.steps[i].status == StepStatus::Running && !e.status.is_final() {
                         continue;
@@ -631,18 +705,42 @@ impl Mover<'_> {
                     if e.terminate == Some(i) {
                         tracing::info!(step = %step.id, "terminating the step's processes, as asked");
                         stop.cancel();
+                        None
                     } else if interruptible(self.plan, i) {
                         tracing::info!(step = %step.id, "cancelled by a person's command");
-                        return Ok(Called::Cancelled);
+                        Some(Called::Cancelled)
+                    } else {
+                        None
                     }
                 }
                 _ = renew.tick() => {
                     if !Box::pin(q::extend(&deps.store, row.id, deps.now() + LEASE_MS)).await? {
                         tracing::warn!(step = %step.id, "lost the execution's lease; stopping the step");
-                        return Ok(Called::Cancelled);
+                        Some(Called::Cancelled)
+                    } else {
+                        None
                     }
                 }
+            };
+            if let Some(saved) = answered {
+                let lost = unsaved.take();
+                match lost {
+                    Some(lost) if !saved => {
+                        tracing::debug!(step = %step.id, "the execution changed before the step's start was written; letting the step go");
+                        return Ok(Called::Lost(lost));
+                    }
+                    _ => continue,
+                }
             }
+            let Some(called) = called else { continue };
+            // Nothing is decided before the move that started the step is written.
+            if let Some(mut lost) = unsaved.take() {
+                let answer = (&mut lost.answer).await;
+                if !super::committer::settled(answer)? {
+                    return Ok(Called::Lost(lost));
+                }
+            }
+            return Ok(called);
         }
     }
 
@@ -667,9 +765,26 @@ impl Mover<'_> {
                 ..row.clone()
             };
             let started = start_next(self.plan, &mut next, now);
-            if let Some(c) = self.commit(&attempt, next, now, alert, started.is_some()).await? {
+            // A next step that is safe to run again starts while its start is written —
+            // unless a person changed the execution meanwhile (their command waits for
+            // this result: nothing else starts before it is applied).
+            let told = self.told.swap(false, Ordering::Relaxed);
+            let later = alert.is_none() && !told && started.is_some_and(|j| interruptible(self.plan, j));
+            if let Some(c) = self
+                .commit_as(&attempt, next, now, alert, started.is_some(), later)
+                .await?
+            {
+                let unsaved = c.unsaved.map(|(answer, turn)| {
+                    Box::new(Unsaved {
+                        answer,
+                        _turn: turn,
+                        step: i,
+                        outcome: outcome.clone(),
+                        now,
+                    })
+                });
                 return Ok(match started {
-                    Some(j) => Finished::Started(Box::new(c.row), j),
+                    Some(j) => Finished::Started(Box::new(c.row), j, unsaved),
                     None if c.released => Finished::Moved(Flow::Exit),
                     None => Finished::Moved(Flow::Continue),
                 });
@@ -706,9 +821,28 @@ impl Mover<'_> {
         alert: Option<Alert>,
         hold: bool,
     ) -> anyhow::Result<Option<Committed>> {
-        let _turn = self.inner.moving.acquire().await?;
+        self.commit_as(row, run, now, alert, hold, false).await
+    }
+
+    /// [`Mover::commit`]; with `later`, an ordinary move is handed to the committer and not
+    /// waited for (its answer is in [`Committed::unsaved`]).
+    async fn commit_as(
+        &self,
+        row: &Row,
+        run: Run,
+        now: i64,
+        alert: Option<Alert>,
+        hold: bool,
+        later: bool,
+    ) -> anyhow::Result<Option<Committed>> {
+        let turn = self.inner.moving.clone().acquire_owned().await?;
         // Boxed: a task waits in a step far longer than it commits; its resting size counts.
-        crate::outbox::buffered(Box::pin(self.commit_buffered(row, run, now, alert, hold))).await
+        let mut committed =
+            crate::outbox::buffered(Box::pin(self.commit_buffered(row, run, now, alert, hold, later))).await?;
+        if let Some((_, held)) = committed.as_mut().and_then(|c| c.unsaved.as_mut()) {
+            *held = Some(turn);
+        }
+        Ok(committed)
     }
 
     async fn commit_buffered(
@@ -718,6 +852,7 @@ impl Mover<'_> {
         now: i64,
         alert: Option<Alert>,
         hold: bool,
+        later: bool,
     ) -> anyhow::Result<Option<Committed>> {
         let deps = self.deps();
         let plan = self.plan;
@@ -819,6 +954,13 @@ impl Mover<'_> {
             outbox,
             extra: extra.unwrap_or_default(),
         };
+        if later && !ending {
+            return Ok(Some(Committed {
+                row: p.saved_row,
+                released: p.release,
+                unsaved: Some((self.inner.committer.submit(m), None)),
+            }));
+        }
         if !self.inner.committer.commit(m).await? {
             if ending {
                 self.end_alone.store(true, Ordering::Relaxed);
@@ -832,6 +974,7 @@ impl Mover<'_> {
         Ok(Some(Committed {
             row: p.saved_row,
             released: p.release,
+            unsaved: None,
         }))
     }
 
@@ -900,6 +1043,7 @@ impl Mover<'_> {
         Ok(Some(Committed {
             row: p.saved_row,
             released: p.release,
+            unsaved: None,
         }))
     }
 
