@@ -432,11 +432,32 @@ async fn database(dir: &std::path::Path, name: &str, postgres: Option<&str>) -> 
     }
 }
 
+/// The built-in configuration with these edits, each of which must find its text (a
+/// change of the built-in configuration must not silently change what is measured).
+fn edited(edits: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut text = releasebot::config::DEFAULT_CONFIG.to_string();
+    for (from, to) in edits {
+        anyhow::ensure!(text.contains(from), "the built-in configuration has no {from:?}");
+        text = text.replace(from, to);
+    }
+    Ok(text)
+}
+
+/// The default flow with Oscar in ops (and an admin).
+fn with_people() -> [(&'static str, String); 2] {
+    [
+        ("[roles.ops]\n", format!("[roles.ops]\nmembers = [\"slack:{OPS}\"]\n")),
+        (
+            "[roles.admin]\n",
+            "[roles.admin]\nmembers = [\"slack:UADA\"]\n".to_string(),
+        ),
+    ]
+}
+
 /// The configuration every releasebot run uses: the default flow, Oscar in ops.
 fn write_config(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let text = releasebot::config::DEFAULT_CONFIG
-        .replace("[roles.ops]\n", &format!("[roles.ops]\nmembers = [\"slack:{OPS}\"]\n"))
-        .replace("[roles.admin]\n", "[roles.admin]\nmembers = [\"slack:UADA\"]\n");
+    let people = with_people();
+    let text = edited(&people.each_ref().map(|(f, t)| (*f, t.as_str())))?;
     Config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = dir.join("releasebot.toml");
     std::fs::write(&path, text)?;
@@ -735,18 +756,18 @@ steps = [
 ]
 "#
     );
-    let text = releasebot::config::DEFAULT_CONFIG
-        .replace("[roles.ops]\n", &format!("[roles.ops]\nmembers = [\"slack:{OPS}\"]\n"))
-        .replace("[roles.admin]\n", "[roles.admin]\nmembers = [\"slack:UADA\"]\n")
-        .replace("plan = \"canary\"", "plan = \"bench\"")
-        .replace("starts_execution = true\n", "")
-        .replace(
-            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\n",
-            "id = \"coordinate\"\nname = \"Resource coordination\"\nrole = \"ops\"\nstarts_execution = true\n",
-        )
-        // Releases start when approved, whatever the tickets' planned time.
-        + "\n[calendar]\nhold_until_planned = false\n"
-        + &plan;
+    let people = with_people();
+    let mut edits: Vec<(&str, &str)> = people.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    edits.extend([
+        ("plan = \"canary\"", "plan = \"bench\""),
+        ("starts_execution = true\n", ""),
+        (
+            "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\n",
+            "id = \"coordinate\"\nname = { en = \"Resource coordination\", zh-CN = \"资源协调\" }\nrole = \"ops\"\nstarts_execution = true\n",
+        ),
+    ]);
+    // Releases start when approved, whatever the tickets' planned time.
+    let text = edited(&edits)? + "\n[calendar]\nhold_until_planned = false\n" + &plan;
     Config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = dir.join("releasebot.toml");
     std::fs::write(&path, text)?;

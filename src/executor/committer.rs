@@ -91,12 +91,7 @@ impl Committer {
     /// Writes `m` with the moves of other executions; whether it was saved (`false`: the
     /// execution changed meanwhile, nothing was written).
     pub async fn commit(&self, m: Move) -> anyhow::Result<bool> {
-        let (reply, answer) = oneshot::channel();
-        let lead = {
-            let mut q = self.shared.lock();
-            q.waiting.push((m, reply));
-            !std::mem::replace(&mut q.writing, true)
-        };
+        let (answer, lead) = self.queue(m);
         if lead {
             // This task writes its move (and any that joined it) and goes on with its
             // step; whatever queued up meanwhile is written by a task of its own.
@@ -118,16 +113,19 @@ impl Committer {
     /// Queues `m` to be written by a task of the committer's own, and returns at once: the
     /// caller goes on and reads the answer when it must know ([`settled`]).
     pub fn submit(&self, m: Move) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        let lead = {
-            let mut q = self.shared.lock();
-            q.waiting.push((m, reply));
-            !std::mem::replace(&mut q.writing, true)
-        };
+        let (answer, lead) = self.queue(m);
         if lead {
             tokio::spawn(self.shared.clone().drain(None));
         }
         answer
+    }
+
+    /// Queues `m`; whether no write was under way (the caller then sees that it is written).
+    fn queue(&self, m: Move) -> (Answer, bool) {
+        let (reply, answer) = oneshot::channel();
+        let mut q = self.shared.lock();
+        q.waiting.push((m, reply));
+        (answer, !std::mem::replace(&mut q.writing, true))
     }
 }
 

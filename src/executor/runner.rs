@@ -579,7 +579,7 @@ impl Mover<'_> {
                     return self.commit_flow(&row, run, now, Some(Alert::Gate(i))).await;
                 }
                 // The start is committed before the side effect; the lease is held through it.
-                let Some(started) = self.commit(&row, run, now, None, true).await? else {
+                let Some(started) = self.commit(&row, run, now, None, true, false).await? else {
                     return Ok(Flow::Continue);
                 };
                 Ok(Flow::Steps(Box::new(Steps {
@@ -771,7 +771,7 @@ impl Mover<'_> {
             let told = self.told.swap(false, Ordering::Relaxed);
             let later = alert.is_none() && !told && started.is_some_and(|j| interruptible(self.plan, j));
             if let Some(c) = self
-                .commit_as(&attempt, next, now, alert, started.is_some(), later)
+                .commit(&attempt, next, now, alert, started.is_some(), later)
                 .await?
             {
                 let unsaved = c.unsaved.map(|(answer, turn)| {
@@ -802,7 +802,7 @@ impl Mover<'_> {
     }
 
     async fn commit_flow(&self, row: &Row, run: Run, now: i64, alert: Option<Alert>) -> anyhow::Result<Flow> {
-        match self.commit(row, run, now, alert, false).await? {
+        match self.commit(row, run, now, alert, false, false).await? {
             Some(c) if c.released => Ok(Flow::Exit),
             // Someone changed it meanwhile: the next move starts from their version.
             _ => Ok(Flow::Continue),
@@ -812,21 +812,9 @@ impl Mover<'_> {
     /// Saves the run, edits the progress message and posts or records what must be told,
     /// in one transaction; ends the execution when it is over. The task keeps the
     /// execution when its next move is due now (or `hold`), and gives it back otherwise.
-    /// `None` when someone changed it meanwhile.
+    /// `None` when someone changed it meanwhile. With `later`, an ordinary move is handed
+    /// to the committer and not waited for (its answer is in [`Committed::unsaved`]).
     async fn commit(
-        &self,
-        row: &Row,
-        run: Run,
-        now: i64,
-        alert: Option<Alert>,
-        hold: bool,
-    ) -> anyhow::Result<Option<Committed>> {
-        self.commit_as(row, run, now, alert, hold, false).await
-    }
-
-    /// [`Mover::commit`]; with `later`, an ordinary move is handed to the committer and not
-    /// waited for (its answer is in [`Committed::unsaved`]).
-    async fn commit_as(
         &self,
         row: &Row,
         run: Run,
