@@ -112,10 +112,13 @@ impl Intake {
             self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             anyhow::bail!("the inbox writer has stopped");
         }
-        answer
+        let recorded = answer
             .await
             .map_err(|_| anyhow::anyhow!("the inbox writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!("recording the event: {e}"))
+            .map_err(|e| anyhow::anyhow!("recording the event: {e}"));
+        // The burst goes on from its acknowledgement: the wait for the commit is no pause.
+        self.pressure.mark();
+        recorded
     }
 }
 
