@@ -365,6 +365,16 @@ mod tests {
         group.iter().map(|(m, _)| m.save()).collect()
     }
 
+    /// Writes `group` one way or the other; which moves were saved.
+    async fn write_one(store: &Store, together: bool, group: Vec<Pending>) -> Vec<bool> {
+        if together {
+            let mut conn = store.pool.acquire().await.unwrap();
+            write_together(store, &mut conn, &group, &saves(&group)).await.unwrap()
+        } else {
+            write_apart(store, &group, &saves(&group)).await.unwrap()
+        }
+    }
+
     /// The one text column of each row `sql` reads.
     async fn lines(store: &Store, sql: &str) -> Vec<String> {
         sqlx::query(sql)
@@ -496,14 +506,7 @@ mod tests {
         );
         for together in [true, false] {
             let (_dir, store) = store().await;
-            let write_one = async |group: Vec<Pending>| {
-                if together {
-                    let mut conn = store.pool.acquire().await.unwrap();
-                    write_together(&store, &mut conn, &group, &saves(&group)).await.unwrap()
-                } else {
-                    write_apart(&store, &group, &saves(&group)).await.unwrap()
-                }
-            };
+            let write_one = async |group: Vec<Pending>| write_one(&store, together, group).await;
             let waiting = async || {
                 lines(
                     &store,
@@ -620,14 +623,7 @@ mod tests {
                 "INSERT INTO release_locks (application, environment, execution_id, since) VALUES ('a', 'prod', 1, 0)",
             )
             .await;
-            let write_one = async |group: Vec<Pending>| {
-                if together {
-                    let mut conn = store.pool.acquire().await.unwrap();
-                    write_together(&store, &mut conn, &group, &saves(&group)).await.unwrap()
-                } else {
-                    write_apart(&store, &group, &saves(&group)).await.unwrap()
-                }
-            };
+            let write_one = async |group: Vec<Pending>| write_one(&store, together, group).await;
             // A stale ending (execution 2 is at version 1) beside a good one.
             let saved = write_one(vec![
                 ending(1, 1, &owner, &rolled_back),
