@@ -56,6 +56,16 @@ async fn release_of(bot: &TestBot, application: &str, version: &str) -> Vec<Call
     bot.settle().await
 }
 
+/// A bot with `config`, and its first release (payments 2.1.0) approved and left running
+/// in its first step; the release's progress message.
+async fn held_first_release(config: &str) -> (TestBot, Call) {
+    let bot = TestBot::with("en", config).await;
+    bot.leave_running(&[1]);
+    let calls = release_of(&bot, "payments", "2.1.0").await;
+    let progress = find(&calls, "REL-1 · payments 2.1.0 — Runtime plan").clone();
+    (bot, progress)
+}
+
 fn find<'a>(calls: &'a [Call], needle: &str) -> &'a Call {
     calls
         .iter()
@@ -87,11 +97,8 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
         ),
         "",
     );
-    let bot = TestBot::with("en", &config).await;
     // REL-1 deploys payments with a script that does not end until the test says so.
-    bot.leave_running(&[1]);
-    let calls = release_of(&bot, "payments", "2.1.0").await;
-    let slow = find(&calls, "REL-1 · payments 2.1.0 — Runtime plan").clone();
+    let (bot, slow) = held_first_release(&config).await;
     assert!(
         latest_text(&bot, &slow).contains("🔵 Deploy"),
         "{}",
@@ -150,10 +157,7 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
         ),
         "",
     );
-    let bot = TestBot::with("en", &config).await;
-    bot.leave_running(&[1]);
-    let calls = release_of(&bot, "payments", "2.1.0").await;
-    let progress = find(&calls, "REL-1 · payments 2.1.0").clone();
+    let (bot, progress) = held_first_release(&config).await;
 
     // Pause while the deploy runs: it is not interrupted; the pause waits for it.
     bot.click(OSCAR, "exec:pause:1", &ts_of(&progress)).await;
@@ -229,10 +233,7 @@ async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
         ),
         "",
     );
-    let bot = TestBot::with("en", &config).await;
-    bot.leave_running(&[1]);
-    let calls = release_of(&bot, "payments", "2.1.0").await;
-    let progress = find(&calls, "REL-1 · payments 2.1.0").clone();
+    let (bot, progress) = held_first_release(&config).await;
     // Pause, saved as a handler of another replica saves it, and this process not told.
     let deps = bot.app.state.bot.exec_deps();
     let mut tx = deps.store.begin().await.unwrap();
