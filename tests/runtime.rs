@@ -168,14 +168,7 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
         "{reply}"
     );
     assert!(latest_text(&bot, &progress).contains("⏳ Pause asked by"));
-    bot.leave_running(&[]);
-    release_fifo(&gate).await;
-    bot.settle().await;
-    let text = latest_text(&bot, &progress);
-    assert!(
-        text.contains("✅ Deploy") && text.contains("⏸ paused") && text.contains("⚪ Shift 100%"),
-        "the pause applied once the deploy ended: {text}"
-    );
+    paused_once_deployed(&bot, &gate, &progress).await;
     assert!(
         !Path::new(&shifts).exists(),
         "the traffic was never shifted: the pause came first"
@@ -247,20 +240,26 @@ async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
             .unwrap();
     assert!(matches!(applied, Some(Ok(_))), "{applied:?}");
     tx.commit().await.unwrap();
-    bot.leave_running(&[]);
-    release_fifo(&gate).await;
-    bot.settle().await;
-    let text = latest_text(&bot, &progress);
-    assert!(
-        text.contains("✅ Deploy") && text.contains("⏸ paused") && text.contains("⚪ Shift 100%"),
-        "the deploy's result recorded, the pause applied after it: {text}"
-    );
+    paused_once_deployed(&bot, &gate, &progress).await;
     bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
     bot.settle().await;
     let text = latest_text(&bot, &progress);
     assert!(
         text.contains("✅ Shift 100%") && text.contains("completed"),
         "resumed to the end: {text}"
+    );
+}
+
+/// Lets the held deploy end: the progress message shows it done and the execution paused
+/// before its next step.
+async fn paused_once_deployed(bot: &TestBot, gate: &str, progress: &Call) {
+    bot.leave_running(&[]);
+    release_fifo(gate).await;
+    bot.settle().await;
+    let text = latest_text(bot, progress);
+    assert!(
+        text.contains("✅ Deploy") && text.contains("⏸ paused") && text.contains("⚪ Shift 100%"),
+        "the deploy's result recorded, the pause applied after it: {text}"
     );
 }
 
