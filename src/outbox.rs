@@ -111,8 +111,7 @@ pub const CHANNEL_PACE_MS: i64 = 1_000;
 const LEASE_MS: i64 = 45_000;
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 const DEFAULT_RETRY_AFTER_MS: i64 = 30_000;
-/// A progress message that could not be drawn (its execution could not be read) is tried
-/// again after this long.
+/// A progress message whose execution could not be read is tried again after this long.
 const DRAW_RETRY_MS: i64 = 5_000;
 /// Deliveries under way at once, per platform.
 pub const CONCURRENCY_PER_PLATFORM: usize = 256;
@@ -783,7 +782,14 @@ async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> 
                     message: shown.message,
                 },
                 Ok(None) => return give_up(item, format!("execution {execution} does not exist")),
-                // Nothing reached the platform: the same item, a moment later.
+                // The execution could not be drawn (its plan unreadable …): it never will
+                // be, and the channel's later messages must not wait behind it. The next
+                // move of the execution adds a new item.
+                Err(e) if e.downcast_ref::<sqlx::Error>().is_none() => {
+                    return give_up(item, format!("drawing the progress message: {e:#}"))
+                }
+                // It could not be read: nothing reached the platform; the same item, a
+                // moment later.
                 Err(e) => {
                     tracing::warn!(outbox_id = item.id, error = %format!("{e:#}"), "drawing a progress message; will retry");
                     return Attempt {

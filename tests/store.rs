@@ -460,6 +460,39 @@ async fn a_progress_message_waits_once_and_is_drawn_when_delivered(s: &Store) {
     put(s, progress(), Some("x42:progress")).await;
     put(s, progress(), Some("x42:progress")).await;
     assert_eq!(store::outbox::depth(s).await.unwrap(), 1);
+
+    // An execution whose stored plan cannot be read: its progress item fails at once,
+    // and the channel's next message does not wait behind it.
+    let t = new_ticket(s).await;
+    let mut conn = s.pool.acquire().await.unwrap();
+    for sql in [
+        "INSERT INTO executions (id, ticket_id, plan_id, application, environment, status, state, platform, channel, version, next_wake, started_at, updated_at)
+         VALUES (7, $1, 'p', 'payments', 'prod', 'RUNNING', '{}', 'slack', 'B', 1, 0, 0, 0)",
+        "INSERT INTO execution_plans (execution_id, plan) VALUES (7, 'not a plan')",
+    ] {
+        sqlx::query(sql).bind(t.id.0).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+    put(
+        s,
+        Outbound::Progress {
+            channel: "B".into(),
+            execution: 7,
+        },
+        Some("x7:progress"),
+    )
+    .await;
+    put(s, post("B", "after it"), None).await;
+    clock.advance_ms(10_000);
+    let r = w.round().await.unwrap();
+    // (Execution 42's second item fails too.)
+    assert_eq!((r.delivered, r.failed), (1, 2), "{r:?}");
+    assert_eq!(sent(&rec), ["post notice", "post after it"]);
+    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox WHERE msg_key = 'x7:progress'")
+        .fetch_one(&s.read)
+        .await
+        .unwrap();
+    assert!(error.starts_with("drawing the progress message"), "{error}");
 }
 
 async fn outbox_leases_each_item_once_across_workers(s: &Store) {
