@@ -610,6 +610,16 @@ async fn ack(postgres: Option<&str>) -> anyhow::Result<()> {
         rb.rate / base.rate,
         rb.p99_ms / base.p99_ms
     );
+    if let (Some(waited), Some(wrote)) = (
+        metric_average(port, "releasebot_intake_writer_wait_seconds").await,
+        metric_average(port, "releasebot_intake_write_seconds").await,
+    ) {
+        println!(
+            "  a group commit of acknowledged events waited {:.2} ms for the writer and wrote in {:.2} ms, on average",
+            waited * 1e3,
+            wrote * 1e3
+        );
+    }
     Ok(())
 }
 

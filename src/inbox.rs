@@ -32,18 +32,22 @@ type Pending = (NewEvent, oneshot::Sender<Result<Option<i64>, String>>);
 #[derive(Clone)]
 pub struct Intake {
     tx: mpsc::Sender<Pending>,
-    /// Events handed in and not yet committed: the handlers yield the writer to them.
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
-    /// Marked by every request: the workers defer new work while requests arrive.
+    /// Marked by every request: the workers defer new work while requests arrive, and
+    /// end their transaction when a group commit waits for the writer.
     pub pressure: Arc<crate::runtime::Pressure>,
 }
 
 impl Intake {
     /// Starts the writer task (on the current runtime).
-    pub fn start(store: Store, clock: crate::clock::SharedClock, notify: Arc<Notify>) -> Self {
+    pub fn start(
+        store: Store,
+        clock: crate::clock::SharedClock,
+        notify: Arc<Notify>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8 * INTAKE_BATCH);
-        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let w = waiting.clone();
+        let pressure = Arc::new(crate::runtime::Pressure::default());
+        let w = pressure.clone();
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(INTAKE_BATCH);
             let mut busy = false;
@@ -68,10 +72,13 @@ impl Intake {
                 }
                 busy = batch.len() > 1;
                 let events: Vec<NewEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let result = q::insert_batch(&store, &events, clock.now_ms()).await;
-                w.fetch_sub(batch.len(), std::sync::atomic::Ordering::SeqCst);
+                w.want_writer(true);
+                let result = q::insert_batch_timed(&store, &events, clock.now_ms()).await;
+                w.want_writer(false);
                 match result {
-                    Ok(ids) => {
+                    Ok(q::Recorded { ids, waited, wrote }) => {
+                        metrics.observe("releasebot_intake_writer_wait_seconds", waited.as_secs_f64());
+                        metrics.observe("releasebot_intake_write_seconds", wrote.as_secs_f64());
                         if ids.iter().any(Option::is_some) {
                             notify.notify_one();
                         }
@@ -89,17 +96,7 @@ impl Intake {
                 }
             }
         });
-        Self {
-            tx,
-            waiting,
-            pressure: Arc::default(),
-        }
-    }
-
-    /// Whether acknowledgements wait for the writer: handlers then commit what they have
-    /// and let them through first.
-    pub fn has_waiting(&self) -> bool {
-        self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
+        Self { tx, pressure }
     }
 
     /// Records one event; its inbox id, or `None` for a retried delivery. Returns once
@@ -107,9 +104,7 @@ impl Intake {
     pub async fn record(&self, event: NewEvent) -> anyhow::Result<Option<i64>> {
         self.pressure.mark();
         let (reply, answer) = oneshot::channel();
-        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.tx.send((event, reply)).await.is_err() {
-            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             anyhow::bail!("the inbox writer has stopped");
         }
         let recorded = answer

@@ -118,6 +118,18 @@ const CATALOGUE: &[Def] = &[
         initial: NONE,
     },
     Def {
+        name: "releasebot_intake_writer_wait_seconds",
+        kind: Kind::Histogram(FINE_BUCKETS),
+        help: "Time a group commit of acknowledged events waited for the database writer",
+        initial: NONE,
+    },
+    Def {
+        name: "releasebot_intake_write_seconds",
+        kind: Kind::Histogram(FINE_BUCKETS),
+        help: "Time a group commit of acknowledged events took to write, once it had the writer",
+        initial: NONE,
+    },
+    Def {
         name: "releasebot_inbox_events_per_transaction",
         kind: Kind::Histogram(BATCH_BUCKETS),
         help: "Inbound events handled in one transaction",

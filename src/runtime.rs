@@ -111,11 +111,15 @@ impl Heartbeat {
 /// requests keep arriving, background workers (handling, delivery) start new work only in
 /// a pause between them or after a bounded deferral, so that a burst is acknowledged at
 /// the rate of the intake alone and worked off right after it (or slowly during it, when
-/// it does not end). Work already started is not interrupted.
+/// it does not end). A worker's transaction under way ends at its next item when the
+/// intake's group commit waits for the writer (SQLite's only one), and the workers' next
+/// transactions queue behind that commit.
 pub struct Pressure {
     base: tokio::time::Instant,
     /// When the last request was acknowledged, in µs since `base`.
     last_us: AtomicU64,
+    /// A group commit of acknowledgements waits for the writer.
+    wanting: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Pressure {
@@ -123,6 +127,7 @@ impl Default for Pressure {
         Self {
             base: tokio::time::Instant::now(),
             last_us: AtomicU64::new(0),
+            wanting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -135,6 +140,17 @@ impl Pressure {
     pub fn mark(&self) {
         let now = self.base.elapsed().as_micros() as u64;
         self.last_us.store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// The intake starts (`true`) or ends (`false`) waiting for the writer and writing.
+    pub fn want_writer(&self, wanting: bool) {
+        self.wanting.store(wanting, Ordering::SeqCst);
+    }
+
+    /// Whether a group commit of acknowledgements waits for the writer: a worker's
+    /// transaction then ends with the item under way.
+    pub fn wants_writer(&self) -> bool {
+        self.wanting.load(Ordering::SeqCst)
     }
 
     /// How long since the last request.

@@ -457,6 +457,50 @@ async fn events_of_one_ticket_are_handled_in_order_while_tickets_go_at_once() {
     );
 }
 
+/// The count and sum of a histogram in `/metrics`.
+async fn histogram(bot: &TestBot, name: &str) -> (u64, f64) {
+    let text = bot.raw_get("/metrics").await;
+    let value = |suffix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    (value("count") as u64, value("sum"))
+}
+
+#[tokio::test]
+async fn handling_lets_acknowledgements_waiting_for_the_writer_through_after_each_event() {
+    let bot = TestBot::start().await;
+    for _ in 0..3 {
+        bot.submit_values(ALICE, &valid_release(MD5)).await;
+    }
+    let before = histogram(&bot, "releasebot_inbox_events_per_transaction").await;
+    // While a group commit of acknowledgements waits for SQLite's only writer, the
+    // handlers commit after the event under way and let it through.
+    for t in 1..=3 {
+        bot.command(TOM, &format!("/release reject REL-{t} not ready")).await;
+    }
+    let pressure = bot.app.state.bot.intake.pressure.clone();
+    pressure.want_writer(true);
+    let calls = bot.settle().await;
+    let sent_back = posts(&calls)
+        .iter()
+        .filter(|c| TestBot::text_of(c).contains("was sent back to"))
+        .count();
+    assert_eq!(sent_back, 3, "every rejection handled");
+    let during = histogram(&bot, "releasebot_inbox_events_per_transaction").await;
+    assert_eq!((during.0 - before.0, during.1 - before.1), (3, 3.0));
+    // Otherwise what is waiting is handled in one transaction.
+    pressure.want_writer(false);
+    for t in 1..=3 {
+        bot.command(TOM, &format!("/release show REL-{t}")).await;
+    }
+    bot.settle().await;
+    let after = histogram(&bot, "releasebot_inbox_events_per_transaction").await;
+    assert_eq!((after.0 - during.0, after.1 - during.1), (1, 3.0));
+}
+
 #[tokio::test]
 async fn a_handler_that_panics_fails_its_event_and_the_others_go_on() {
     let bot = TestBot::start().await;

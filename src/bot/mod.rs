@@ -75,8 +75,6 @@ pub struct Hooks {
 }
 
 const MAX_CONFLICT_RETRIES: usize = 5;
-/// A handling transaction yields the writer to waiting acknowledgements after this long.
-const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// What the transaction under way remembers.
 #[derive(Default)]
@@ -246,7 +244,6 @@ impl Bot {
         let mut rest: std::collections::VecDeque<inbox::InboxRow> = rows.into();
         while !rest.is_empty() {
             let mut tx = self.store.begin().await?;
-            let started = std::time::Instant::now();
             let mut taken: Vec<inbox::InboxRow> = Vec::new();
             let outcome = TX
                 .scope(std::cell::RefCell::new(TxContext::default()), async {
@@ -264,9 +261,9 @@ impl Bot {
                             return (false, vec![]);
                         }
                         taken.push(row);
-                        // Acknowledgements waiting for the writer go next, after a
-                        // transaction of at most a few milliseconds.
-                        if self.intake.has_waiting() && started.elapsed() >= YIELD_AFTER {
+                        // Acknowledgements waiting for the writer go next: the transaction
+                        // ends with the event under way.
+                        if self.intake.pressure.wants_writer() {
                             break;
                         }
                     }

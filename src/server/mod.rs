@@ -127,7 +127,7 @@ impl App {
         let sim = config.sim.clone();
         let executor_config = config.executor.clone();
         let retention = config.runtime.retention;
-        let intake = crate::inbox::Intake::start(store.clone(), clock.clone(), inbox_notify.clone());
+        let intake = crate::inbox::Intake::start(store.clone(), clock.clone(), inbox_notify.clone(), metrics.clone());
         let bot = Bot {
             store: store.clone(),
             config: Arc::new(config),

@@ -44,15 +44,38 @@ const INSERT_CHUNK: usize = 256;
 /// Records events in one transaction (a group commit of acknowledgements); for each, its
 /// inbox id, or `None` when the same delivery was recorded before (or earlier in `events`).
 pub async fn insert_batch(store: &Store, events: &[NewEvent], now: i64) -> anyhow::Result<Vec<Option<i64>>> {
-    if events.len() <= INSERT_CHUNK {
+    Ok(insert_batch_timed(store, events, now).await?.ids)
+}
+
+/// What [`insert_batch_timed`] did and how long each part took.
+pub struct Recorded {
+    pub ids: Vec<Option<i64>>,
+    /// Waiting for the writer (on SQLite: behind whatever transaction holds it).
+    pub waited: std::time::Duration,
+    /// Writing and committing, once the writer was had.
+    pub wrote: std::time::Duration,
+}
+
+/// [`insert_batch`], timed.
+pub async fn insert_batch_timed(store: &Store, events: &[NewEvent], now: i64) -> anyhow::Result<Recorded> {
+    let asked = std::time::Instant::now();
+    let mut conn = store.pool.acquire().await?;
+    let had = std::time::Instant::now();
+    let ids = if events.len() <= INSERT_CHUNK {
         // One statement is atomic by itself: no transaction around it.
-        let mut conn = store.pool.acquire().await?;
-        return insert_in(&mut conn, events, now).await;
-    }
-    let mut tx = store.begin().await?;
-    let ids = insert_in(&mut tx, events, now).await?;
-    tx.commit().await?;
-    Ok(ids)
+        insert_in(&mut conn, events, now).await?
+    } else {
+        use sqlx::Connection;
+        let mut tx = conn.begin().await?;
+        let ids = insert_in(&mut tx, events, now).await?;
+        tx.commit().await?;
+        ids
+    };
+    Ok(Recorded {
+        ids,
+        waited: had - asked,
+        wrote: had.elapsed(),
+    })
 }
 
 /// Like [`insert_batch`], in the caller's transaction (an event emitted together with the
