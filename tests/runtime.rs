@@ -122,6 +122,10 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
         reply.contains("REL-2 is rolling back: traffic is returning to the old version now"),
         "what happened, not \"done\": {reply}"
     );
+    assert!(
+        reply.contains("http://127.0.0.1:3000/executions/2?t=") && reply.contains("|Release page>"),
+        "the answer links to the release's page, where the rollback shows: {reply}"
+    );
     let text = latest_text(&bot, &other);
     assert!(
         text.contains("↩️ rolled back") && text.contains("new 0% · old 100%"),

@@ -157,6 +157,11 @@ async fn reply_effect(
         c => c,
     };
     let gate = row.state.exec.running().map(|i| plan.steps[i].name.clone());
+    // The answer links to the release's page, where the command's effect shows.
+    let on_page = |message: crate::chat::Message| crate::chat::Message {
+        page: Some(crate::links::Page::Execution(row.id)),
+        ..message
+    };
     let mut data = json!({
         "ticket": ticket.id.to_string(), "command": command_label(bot, base)?, "gate": gate,
         "grace": bot.config.executor.stop_grace.0.as_secs(),
@@ -169,7 +174,7 @@ async fn reply_effect(
                 title.push(' ');
                 title.push_str(&bot.texts.render("exec_step_cancelled", &data)?);
             }
-            bot.ephemeral(tx, ev, crate::executor::plain(title)).await
+            bot.ephemeral(tx, ev, on_page(crate::executor::plain(title))).await
         }
         Effect::Queued(i) => {
             data["step"] = json!(plan.steps[i].name);
@@ -193,14 +198,14 @@ async fn reply_effect(
                 buttons,
                 ..Default::default()
             };
-            bot.ephemeral(tx, ev, msg).await
+            bot.ephemeral(tx, ev, on_page(msg)).await
         }
         Effect::Terminate(i) => {
             data["step"] = json!(plan.steps[i].name);
             let title = bot
                 .texts
                 .render(&format!("exec_terminating_{}", base.as_str()), &data)?;
-            bot.ephemeral(tx, ev, crate::executor::plain(title)).await
+            bot.ephemeral(tx, ev, on_page(crate::executor::plain(title))).await
         }
     }
 }
