@@ -279,6 +279,55 @@ fn alive(pid: i32) -> bool {
 }
 
 #[tokio::test]
+async fn a_release_whose_stored_plan_cannot_be_read_ends_as_failed_and_frees_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = fifo(dir.path(), "deploy");
+    let config = with_plan(
+        &format!(
+            r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "if [ \"$RELEASEBOT_FIELD_VERSION\" = 2.1.0 ]; then cat '{gate}' > /dev/null; fi" }},
+  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
+        ),
+        "",
+    );
+    let (mut bot, _) = held_first_release(&config).await;
+    // An upgrade whose plans no longer read the one REL-1 stored, then a restart.
+    sqlx::query("UPDATE execution_plans SET plan = '{\"steps\": \"not a list\"}' WHERE execution_id = 1")
+        .execute(&bot.app.state.bot.store.pool)
+        .await
+        .unwrap();
+    bot.restart_with(&config).await;
+    bot.leave_running(&[]);
+    let calls = bot.settle().await;
+    let said = find(&calls, "cannot be read by this version of releasebot");
+    let text = TestBot::text_of(said);
+    assert!(
+        text.contains("REL-1")
+            && text.contains("stopped and marked failed")
+            && text.contains("nothing was rolled back"),
+        "{text}"
+    );
+    // The ticket went on as after a failed release, once (not every few seconds).
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| TestBot::text_of(c).contains("cannot be read"))
+            .count(),
+        1
+    );
+    let again = bot.settle().await;
+    assert!(again.is_empty(), "nothing more: {again:?}");
+    // The target is free: the next release of payments starts and completes.
+    let calls = release_of(&bot, "payments", "2.2.0").await;
+    let next = find(&calls, "REL-2 · payments 2.2.0 — Runtime plan");
+    assert!(
+        latest_text(&bot, next).contains("✅ Shift 100%"),
+        "{}",
+        latest_text(&bot, next)
+    );
+    release_fifo(&gate).await;
+}
+
+#[tokio::test]
 async fn a_second_release_of_a_target_waits_for_the_first_and_starts_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let gate = fifo(dir.path(), "deploy");

@@ -393,9 +393,13 @@ async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
         .catch_unwind()
         .await;
     deps.wakers.unregister(id, &wake);
+    let mut unreadable = None;
     let failed = match result {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("{e:#}")),
+        Ok(Err(e)) => {
+            unreadable = e.downcast_ref::<UnreadablePlan>().cloned();
+            Some(format!("{e:#}"))
+        }
         Err(panic) => Some(
             panic
                 .downcast::<String>()
@@ -405,6 +409,14 @@ async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
         ),
     };
     if let Some(why) = failed {
+        if let Some(UnreadablePlan(error)) = unreadable {
+            match Box::pin(fail_unreadable(inner, id, &error)).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(execution = id, error = %format!("{e:#}"), "executor: could not end an execution whose plan is unreadable")
+                }
+            }
+        }
         tracing::error!(execution = id, error = %why, "executor: a move failed; trying again shortly");
         if let Err(e) = q::release(&deps.store, id, deps.now() + BACKOFF_MS).await {
             tracing::warn!(execution = id, error = %format!("{e:#}"), "executor: could not give an execution back");
@@ -412,11 +424,101 @@ async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
     }
 }
 
+/// The plan an execution stored when it started cannot be read (by this version of
+/// releasebot): nothing of it can run, and trying again would not change that.
+#[derive(Debug, Clone)]
+struct UnreadablePlan(String);
+
+impl std::fmt::Display for UnreadablePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "its stored plan cannot be read: {}", self.0)
+    }
+}
+
+impl std::error::Error for UnreadablePlan {}
+
+/// Ends an execution whose plan cannot be read as failed, in one transaction: the channel
+/// is told why (and that nothing was rolled back), the ticket moves on as after a failed
+/// release, and a release waiting for the target starts.
+async fn fail_unreadable(inner: &Inner, id: i64, error: &str) -> anyhow::Result<()> {
+    let deps = &inner.deps;
+    let now = deps.now();
+    crate::outbox::buffered(async {
+        let mut tx = deps.store.begin().await?;
+        let Some(row) = q::get::<Run>(&mut tx, id).await? else {
+            return Ok(());
+        };
+        if row.finished_at.is_some() || row.lease_owner.as_deref() != Some(deps.store.owner.as_ref()) {
+            return Ok(());
+        }
+        let mut run = row.state.clone();
+        run.exec.status = ExecStatus::Failed;
+        run.finalized = true;
+        let state = serde_json::to_string(&run)?;
+        let status = status_str(&run);
+        if !q::save_json(
+            &mut tx,
+            &deps.store.owner,
+            id,
+            row.version,
+            status,
+            &state,
+            NEVER,
+            Some(now),
+            Lease::Release,
+            now,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let ended = Row {
+            state: run,
+            finished_at: Some(now),
+            status: status.to_string(),
+            ..row
+        };
+        let title = deps.texts.render(
+            "exec_plan_unreadable",
+            &json!({
+                "ticket": ended.ticket.to_string(),
+                "application": ended.application,
+                "environment": ended.environment,
+                "error": error,
+            }),
+        )?;
+        deps.post(&mut tx, &ended, super::plain(title)).await?;
+        let (key, event) = ended_event(&ended, ReleaseOutcome::Failed);
+        record_event(&mut tx, &ended, &key, event, now).await?;
+        let next = start::pass_lock(deps, &mut tx, &ended).await?;
+        crate::outbox::flush(&mut tx).await?;
+        tx.commit().await?;
+        tracing::error!(
+            execution = id,
+            error,
+            "executor: the execution's plan cannot be read; it ended as failed"
+        );
+        deps.metrics
+            .inc("releasebot_executions_finished_total", &[("outcome", "failed")]);
+        deps.outbox_notify.notify_one();
+        deps.inbox_notify.notify_one();
+        if let Some(next) = next {
+            deps.wakers.wake(next);
+        }
+        Ok(())
+    })
+    .await
+}
+
 async fn advance_all(inner: &Inner, id: i64, wake: &Notify) -> anyhow::Result<()> {
     let deps = &inner.deps;
     let Some((plan, ticket)) = Box::pin(async {
         let mut conn = deps.store.read.acquire().await?;
-        let plan = inner.plans.get(q::plan_json(&mut conn, id).await?)?;
+        let plan = inner
+            .plans
+            .get(q::plan_json(&mut conn, id).await?)
+            .map_err(|e| anyhow::Error::new(UnreadablePlan(format!("{e:#}"))))?;
         let Some(row) = q::get::<Run>(&mut conn, id).await? else {
             return anyhow::Ok(None);
         };
