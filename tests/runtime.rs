@@ -328,6 +328,47 @@ async fn a_release_whose_stored_plan_cannot_be_read_ends_as_failed_and_frees_its
 }
 
 #[tokio::test]
+async fn a_queued_release_whose_plan_cannot_be_read_does_not_hold_up_the_one_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = fifo(dir.path(), "deploy");
+    let config = with_plan(
+        &format!(
+            r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "if [ \"$RELEASEBOT_FIELD_VERSION\" = 2.1.0 ]; then cat '{gate}' > /dev/null; fi" }},
+  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
+        ),
+        "",
+    );
+    let (bot, first) = held_first_release(&config).await;
+    let calls = release_of(&bot, "payments", "2.2.0").await;
+    let second = find(&calls, "REL-2 · payments 2.2.0").clone();
+    assert!(latest_text(&bot, &second).contains("queued behind REL-1"));
+    sqlx::query("UPDATE execution_plans SET plan = '[]' WHERE execution_id = 2")
+        .execute(&bot.app.state.bot.store.pool)
+        .await
+        .unwrap();
+
+    // REL-1 ends as usual and passes the target on; REL-2 then ends as failed, saying why.
+    bot.leave_running(&[]);
+    release_fifo(&gate).await;
+    let calls = bot.settle().await;
+    assert!(
+        latest_text(&bot, &first).contains("✅ completed"),
+        "{}",
+        latest_text(&bot, &first)
+    );
+    let said = TestBot::text_of(find(&calls, "cannot be read by this version of releasebot"));
+    assert!(said.contains("REL-2"), "{said}");
+    // And the target is free for the next release.
+    let calls = release_of(&bot, "payments", "2.3.0").await;
+    let third = find(&calls, "REL-3 · payments 2.3.0");
+    assert!(
+        latest_text(&bot, third).contains("✅ completed"),
+        "{}",
+        latest_text(&bot, third)
+    );
+}
+
+#[tokio::test]
 async fn a_second_release_of_a_target_waits_for_the_first_and_starts_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let gate = fifo(dir.path(), "deploy");

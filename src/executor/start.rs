@@ -153,7 +153,10 @@ pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::
     let row = q::get::<Run>(tx, next)
         .await?
         .ok_or_else(|| anyhow::anyhow!("execution {next} vanished"))?;
-    let plan: Plan = serde_json::from_str(&q::plan_json(tx, next).await?)?;
+    // A plan this version cannot read does not hold the ending of the release before it:
+    // the execution starts without its `before` baseline, and its own task ends it as
+    // failed, saying why.
+    let plan = serde_json::from_str::<Plan>(&q::plan_json(tx, next).await?).ok();
     let mut run = row.state.clone();
     run.queued_behind = None;
     if !q::save(
@@ -177,7 +180,9 @@ pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::
         started_at: now,
         ..row.clone()
     };
-    baselines::record_before(tx, &started, &plan, now).await?;
+    if let Some(plan) = &plan {
+        baselines::record_before(tx, &started, plan, now).await?;
+    }
     super::edit_progress(deps, tx, &started, run, now, now).await?;
     Ok(Some(next))
 }
