@@ -278,23 +278,35 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-#[tokio::test]
-async fn a_release_whose_stored_plan_cannot_be_read_ends_as_failed_and_frees_its_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let gate = fifo(dir.path(), "deploy");
-    let config = with_plan(
+/// A deploy script that waits for `gate` for version 2.1.0 only, then a shift to 100 %.
+fn deploy_held_for_2_1_0(gate: &str) -> String {
+    with_plan(
         &format!(
             r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "if [ \"$RELEASEBOT_FIELD_VERSION\" = 2.1.0 ]; then cat '{gate}' > /dev/null; fi" }},
   {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
         ),
         "",
-    );
-    let (mut bot, _) = held_first_release(&config).await;
-    // An upgrade whose plans no longer read the one REL-1 stored, then a restart.
-    sqlx::query("UPDATE execution_plans SET plan = '{\"steps\": \"not a list\"}' WHERE execution_id = 1")
+    )
+}
+
+/// Replaces the plan an execution stored (as an upgrade that changed its shape would).
+async fn store_plan(bot: &TestBot, execution: i64, json: &str) {
+    sqlx::query("UPDATE execution_plans SET plan = $1 WHERE execution_id = $2")
+        .bind(json)
+        .bind(execution)
         .execute(&bot.app.state.bot.store.pool)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_release_whose_stored_plan_cannot_be_read_ends_as_failed_and_frees_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = fifo(dir.path(), "deploy");
+    let config = deploy_held_for_2_1_0(&gate);
+    let (mut bot, _) = held_first_release(&config).await;
+    // An upgrade whose plans no longer read the one REL-1 stored, then a restart.
+    store_plan(&bot, 1, r#"{"steps": "not a list"}"#).await;
     bot.restart_with(&config).await;
     bot.leave_running(&[]);
     let calls = bot.settle().await;
@@ -331,21 +343,12 @@ async fn a_release_whose_stored_plan_cannot_be_read_ends_as_failed_and_frees_its
 async fn a_queued_release_whose_plan_cannot_be_read_does_not_hold_up_the_one_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let gate = fifo(dir.path(), "deploy");
-    let config = with_plan(
-        &format!(
-            r#"  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "script", timeout_secs = 3600, command = "if [ \"$RELEASEBOT_FIELD_VERSION\" = 2.1.0 ]; then cat '{gate}' > /dev/null; fi" }},
-  {{ id = "shift-100", name = "Shift 100%", type = "TRAFFIC_SHIFT", weight = 100 }},"#
-        ),
-        "",
-    );
+    let config = deploy_held_for_2_1_0(&gate);
     let (bot, first) = held_first_release(&config).await;
     let calls = release_of(&bot, "payments", "2.2.0").await;
     let second = find(&calls, "REL-2 · payments 2.2.0").clone();
     assert!(latest_text(&bot, &second).contains("queued behind REL-1"));
-    sqlx::query("UPDATE execution_plans SET plan = '[]' WHERE execution_id = 2")
-        .execute(&bot.app.state.bot.store.pool)
-        .await
-        .unwrap();
+    store_plan(&bot, 2, "[]").await;
 
     // REL-1 ends as usual and passes the target on; REL-2 then ends as failed, saying why.
     bot.leave_running(&[]);
