@@ -237,7 +237,7 @@ where
 pub struct Pruner {
     store: crate::store::Store,
     clock: SharedClock,
-    retention: crate::config::Span,
+    retention: crate::domain::schedule::Span,
 }
 
 /// Rows deleted by one statement.
@@ -245,7 +245,7 @@ pub const PRUNE_BATCH: i64 = 500;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Pruner {
-    pub fn new(store: crate::store::Store, clock: SharedClock, retention: crate::config::Span) -> Self {
+    pub fn new(store: crate::store::Store, clock: SharedClock, retention: crate::domain::schedule::Span) -> Self {
         Self {
             store,
             clock,

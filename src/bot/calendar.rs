@@ -223,7 +223,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
         let next = match &f.window {
             crate::domain::calendar::Window::Fixed { from, .. } => Some(*from).filter(|t| *t > now),
             crate::domain::calendar::Window::Recurring { schedule, tz, .. } => {
-                crate::scheduler::next_after_in(schedule, now, *tz)
+                crate::domain::schedule::next_after_in(schedule, now, *tz)
             }
         };
         let data = json!({ "name": f.name, "scope": f.scope.describe(), "reason": f.reason,

@@ -781,7 +781,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
                     }
                     "--for" => {
                         let d = rest.get(i + 1).copied().unwrap_or_default();
-                        let span = crate::config::parse_duration(d)
+                        let span = crate::domain::schedule::parse_duration(d)
                             .ok()
                             .filter(|s| !s.is_zero())
                             .ok_or_else(|| err(verb, Problem::BadDuration(d.to_string())))?;

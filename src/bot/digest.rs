@@ -10,7 +10,6 @@ use crate::store::tickets::ListFilter;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-pub const JOB: &str = "cron:calendar.digest";
 /// Tickets and releases looked at, at most.
 const LIMIT: i64 = 1_000;
 
@@ -20,7 +19,7 @@ type Lines = (Vec<(i64, String)>, Vec<String>);
 pub async fn fire(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
     let now = bot.now();
     let mut tx = bot.store.begin().await?;
-    if !crate::scheduler::finish(bot, &mut tx, f).await? {
+    if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
     }

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod command;
 pub mod digest;
+pub mod jobs;
 pub mod releases;
 pub mod reminders;
 pub mod roles;
@@ -344,42 +345,6 @@ impl Bot {
             .await
         });
         buffered(run).await
-    }
-
-    /// Runs the handler of a claimed scheduler firing (see `scheduler`).
-    pub async fn on_firing(&self, f: &crate::store::firings::Firing) -> anyhow::Result<()> {
-        if let Some(id) = f.job.strip_prefix(swimlanes::TIMER_PREFIX) {
-            let id = id
-                .parse::<i64>()
-                .map_err(|_| anyhow::anyhow!("bad lane timer {}", f.job))?;
-            return swimlanes::on_timer(self, f, id).await;
-        }
-        for (prefix, reminder) in [(scheduled::TIMER_PREFIX, false), (scheduled::REMINDER_PREFIX, true)] {
-            if let Some(id) = f.job.strip_prefix(prefix) {
-                let id = id
-                    .parse::<i64>()
-                    .map_err(|_| anyhow::anyhow!("bad release timer {}", f.job))?;
-                return scheduled::on_timer(self, f, id, reminder).await;
-            }
-        }
-        if let Some(id) = f.job.strip_prefix(reminders::TIMER_PREFIX) {
-            let id = id
-                .parse::<i64>()
-                .map_err(|_| anyhow::anyhow!("bad reminder timer {}", f.job))?;
-            return reminders::on_timer(self, f, id).await;
-        }
-        if f.job == digest::JOB {
-            return digest::fire(self, f).await;
-        }
-        if f.job == swimlanes::EXPIRING_JOB {
-            return swimlanes::expiring_list(self, f).await;
-        }
-        // A job nobody handles any more (a configuration dropped it): it is done.
-        tracing::warn!(job = %f.job, "scheduler: no handler for this job; dropping its firing");
-        let mut tx = self.store.begin().await?;
-        crate::scheduler::finish(self, &mut tx, f).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Tells an execution's task of a change this handler makes, once it is committed.

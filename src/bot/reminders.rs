@@ -14,10 +14,8 @@ use crate::store::firings::{self, Firing};
 use crate::store::{calendar as q, Conn, Tx};
 use serde_json::json;
 
-pub const TIMER_PREFIX: &str = "sla:";
-
 fn job(ticket: i64) -> String {
-    format!("{TIMER_PREFIX}{ticket}")
+    crate::domain::jobs::Job::SlaReminder(ticket).key()
 }
 
 /// Plans the first reminder of the stage a ticket now waits at (when it has an SLA).
@@ -58,7 +56,7 @@ pub async fn on_timer(bot: &Bot, f: &Firing, ticket: i64) -> anyhow::Result<()> 
     };
     let stage = stage as usize;
     let mut tx = bot.store.begin().await?;
-    if !crate::scheduler::finish(bot, &mut tx, f).await? {
+    if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
     }

@@ -14,15 +14,12 @@ use crate::store::firings::{self, Firing};
 use crate::store::{Conn, Tx};
 use serde_json::json;
 
-pub const TIMER_PREFIX: &str = "release:";
-pub const REMINDER_PREFIX: &str = "release-reminder:";
-
 fn start_job(id: TicketId) -> String {
-    format!("{TIMER_PREFIX}{}", id.0)
+    crate::domain::jobs::Job::ReleaseStart(id.0).key()
 }
 
 fn reminder_job(id: TicketId) -> String {
-    format!("{REMINDER_PREFIX}{}", id.0)
+    crate::domain::jobs::Job::ReleaseReminder(id.0).key()
 }
 
 fn message_key(id: TicketId) -> String {
@@ -181,7 +178,7 @@ async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> a
 /// A scheduled release's timer fired: its reminder, or its start.
 pub async fn on_timer(bot: &Bot, f: &Firing, id: i64, reminder: bool) -> anyhow::Result<()> {
     let mut tx = bot.store.begin().await?;
-    if !crate::scheduler::finish(bot, &mut tx, f).await? {
+    if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
     }

@@ -20,16 +20,13 @@ use serde_json::json;
 
 /// Every lane event is handled in order with the others (names are unique among lanes).
 pub const ORDER_KEY: &str = "swimlanes";
-/// A lane's timer is the scheduler job `lane:{id}`.
-pub const TIMER_PREFIX: &str = "lane:";
-/// The daily list of lanes deleted within 24 hours.
-pub const EXPIRING_JOB: &str = "cron:swimlanes.expiring";
 /// Lanes listed at most.
 const LIST_MAX: i64 = 50;
 const DAY_MS: i64 = 86_400_000;
 
+/// A lane's timer is the scheduler job `lane:{id}`.
 pub fn timer_job(id: i64) -> String {
-    format!("{TIMER_PREFIX}{id}")
+    crate::domain::jobs::Job::LaneTimer(id).key()
 }
 
 fn card_key(id: i64) -> String {
@@ -736,7 +733,7 @@ pub async fn on_timer(bot: &Bot, f: &Firing, id: i64) -> anyhow::Result<()> {
     };
     for _ in 0..5 {
         let mut tx = bot.store.begin().await?;
-        if !crate::scheduler::finish(bot, &mut tx, f).await? {
+        if !super::jobs::finish(bot, &mut tx, f).await? {
             // Someone else fires it now (this lease ran out), or it was planned anew.
             tx.rollback().await?;
             return Ok(());
@@ -927,7 +924,7 @@ pub async fn expiring_list(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
     let now = bot.now();
     let policy = policy(bot);
     let mut tx = bot.store.begin().await?;
-    if !crate::scheduler::finish(bot, &mut tx, f).await? {
+    if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
     }

@@ -873,7 +873,7 @@ pub async fn on_form(
 /// release of the same application and environment runs: the approver is told which, and
 /// nothing changes. True when it refused.
 async fn refuse_busy(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
-    if bot.config.executor.when_busy != crate::executor::LockPolicy::Refuse
+    if bot.config.executor.when_busy != crate::config::LockPolicy::Refuse
         || bot.config.plan_of_service(&l.ticket.service).is_none()
     {
         return Ok(false);

@@ -42,7 +42,7 @@ pub enum Window {
         schedule: Box<cron::Schedule>,
         duration_ms: i64,
         /// The timezone the schedule is read in.
-        tz: crate::scheduler::Tz,
+        tz: crate::domain::schedule::Tz,
     },
     /// From one time until another.
     Fixed { from: i64, until: i64 },
@@ -61,7 +61,7 @@ impl Window {
                 // Starts in (t - duration, t]: the latest one decides how long it holds.
                 let mut end = None;
                 let mut after = t.saturating_sub(*duration_ms);
-                while let Some(start) = crate::scheduler::next_after_in(schedule, after, *tz) {
+                while let Some(start) = crate::domain::schedule::next_after_in(schedule, after, *tz) {
                     if start > t {
                         break;
                     }
@@ -99,7 +99,7 @@ pub fn next_window(windows: &[Window], t: i64) -> Option<i64> {
     windows
         .iter()
         .filter_map(|w| match w {
-            Window::Recurring { schedule, tz, .. } => crate::scheduler::next_after_in(schedule, t, *tz),
+            Window::Recurring { schedule, tz, .. } => crate::domain::schedule::next_after_in(schedule, t, *tz),
             Window::Fixed { from, .. } => Some(*from).filter(|f| *f > t),
         })
         .min()
@@ -130,7 +130,7 @@ mod tests {
         let w = Window::Recurring {
             schedule: Box::new(cron::Schedule::from_str("0 0 18 * * Fri").unwrap()),
             duration_ms: 64 * 3_600_000,
-            tz: crate::scheduler::Tz::Utc,
+            tz: crate::domain::schedule::Tz::Utc,
         };
         let friday_six = 1_796_407_200_000; // 2026-12-04 18:00 UTC
         assert_eq!(w.holds_until(friday_six - 1), None);

@@ -100,7 +100,7 @@ pub struct Stage {
     pub starts_execution: bool,
     /// Waiting longer than this, the role's members are reminded (once per period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sla: Option<crate::config::Span>,
+    pub sla: Option<crate::domain::schedule::Span>,
     /// After `escalate_after` reminders this role may decide the stage too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate_to: Option<String>,

@@ -6,7 +6,9 @@ pub mod events;
 pub mod execution;
 pub mod fields;
 pub mod flow;
+pub mod jobs;
 pub mod plan;
+pub mod schedule;
 pub mod swimlane;
 pub mod ticket;
 

@@ -315,7 +315,7 @@ impl SecsOrText {
         match self {
             SecsOrText::Secs(n) => Ok(n),
             SecsOrText::Text(t) => {
-                let d = crate::config::parse_duration(&t).map_err(E::custom)?;
+                let d = crate::domain::schedule::parse_duration(&t).map_err(E::custom)?;
                 if d.subsec_nanos() != 0 {
                     return Err(E::custom(format!("\"{t}\": use whole seconds")));
                 }

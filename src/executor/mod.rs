@@ -29,7 +29,7 @@ pub mod start;
 pub use crate::domain::execution::Command;
 pub use commands::{audit_command, load, save_command, Wakers};
 pub use runner::{Executor, Wait, STEP_OVERHEAD};
-pub use start::{busy, start, Busy, LockPolicy, Started};
+pub use start::{busy, start, Busy, Started};
 
 use crate::chat::{Message, Outbound, Texts};
 use crate::clock::SharedClock;

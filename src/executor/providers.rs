@@ -3,79 +3,15 @@
 //! covers approval gates and notifications.
 
 use super::{Run, Sample, TargetStatus};
+use crate::config::SimConfig;
 use crate::domain::plan::{Provider, StepDef, StepType, Thresholds};
 use crate::domain::ticket::Ticket;
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
-
-/// Faults and numbers of the simulated fleet (`[sim]` in the configuration).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimConfig {
-    #[serde(default = "four")]
-    pub hosts: u32,
-    /// Percent of requests the new version fails.
-    #[serde(default)]
-    pub new_error_rate: f64,
-    /// The versions that fail `new_error_rate` percent of requests (an injected fault);
-    /// every version when empty.
-    #[serde(default)]
-    pub faulty_versions: Vec<String>,
-    #[serde(default = "old_error_rate")]
-    pub old_error_rate: f64,
-    #[serde(default = "new_p95")]
-    pub new_p95_ms: u64,
-    #[serde(default = "old_p95")]
-    pub old_p95_ms: u64,
-    /// Steps (by id) that fail.
-    #[serde(default)]
-    pub fail_steps: Vec<String>,
-    /// Steps (by id) that never finish (their timeout fails them).
-    #[serde(default)]
-    pub hang_steps: Vec<String>,
-    /// Hosts where a deploy fails.
-    #[serde(default)]
-    pub failing_hosts: Vec<String>,
-    /// How long each simulated step (but a MONITOR's tick) takes, in milliseconds, give
-    /// or take half; 0 for instant.
-    #[serde(default)]
-    pub step_ms: u64,
-}
-
-fn four() -> u32 {
-    4
-}
-fn old_error_rate() -> f64 {
-    0.1
-}
-fn new_p95() -> u64 {
-    120
-}
-fn old_p95() -> u64 {
-    130
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            hosts: 4,
-            new_error_rate: 0.0,
-            faulty_versions: vec![],
-            old_error_rate: old_error_rate(),
-            new_p95_ms: new_p95(),
-            old_p95_ms: old_p95(),
-            fail_steps: vec![],
-            hang_steps: vec![],
-            failing_hosts: vec![],
-            step_ms: 0,
-        }
-    }
-}
 
 /// How often a MONITOR step samples (and updates the progress message).
 pub const MONITOR_TICK_MS: i64 = 60_000;

@@ -9,12 +9,13 @@
 //! being stopped is terminated, any other step is let finish and the command applied
 //! after it.
 
-use super::providers::{self, SimConfig, StepCtx, StepOutcome, NEVER};
+use super::providers::{self, StepCtx, StepOutcome, NEVER};
 use super::{
     baselines, edit_progress, progress, progress_out, render, saved_after, send_progress, start, status_str, Deps, Row,
     Run,
 };
 use crate::chat::Outbound;
+use crate::config::SimConfig;
 use crate::domain::events::SystemEvent;
 use crate::domain::execution::{interruptible, ExecStatus, Next, Reaction, StepStatus};
 use crate::domain::plan::{Plan, StepType};
@@ -33,8 +34,6 @@ use tokio_util::sync::CancellationToken;
 /// How long a claim lasts; a task renews it while a step runs.
 pub const LEASE_MS: i64 = 60_000;
 const RENEW_EVERY: Duration = Duration::from_secs(20);
-/// Executions advanced at once, by default.
-pub const CONCURRENCY: usize = 512;
 /// Moves prepared or being written at once. A move holds copies of its run (as the
 /// state written, in the progress message, as statement arguments) until it is written;
 /// when hundreds of executions move in the same instant — all of them starting at once —

@@ -8,18 +8,6 @@ use crate::domain::plan::Plan;
 use crate::domain::ticket::{Ticket, TicketId};
 use crate::store::executions::{self as q, Lease, NewExec};
 use crate::store::Tx;
-use serde::Deserialize;
-
-/// What a release does when another release of its application and environment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockPolicy {
-    /// It waits, and starts when the other ends.
-    #[default]
-    Queue,
-    /// The release stage's approval is refused until the other ends.
-    Refuse,
-}
 
 /// The release running on an application and environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,9 +16,9 @@
 //! from the bot's clock: tests move it and call [`Scheduler::drain`].
 
 use crate::bot::Bot;
+use crate::domain::schedule::{next_after_in, parse_schedule};
 use crate::runtime::Heartbeat;
 use crate::store::firings::{self, Firing};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -31,94 +31,6 @@ pub const CONCURRENCY: usize = 256;
 pub const MAX_SLEEP_MS: i64 = 1_000;
 /// A firing whose handler failed is tried again this much later.
 pub const RETRY_MS: i64 = 30_000;
-/// Prefix of the jobs whose schedule is a cron expression of the configuration.
-pub const CRON_PREFIX: &str = "cron:";
-
-/// Parses a cron schedule with seconds (`"0 0 10 * * Mon-Fri"`).
-pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
-    let fields = text.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(format!(
-            "\"{text}\" has {fields} fields; a schedule has 6 (seconds minutes hours day-of-month month day-of-week), e.g. \"0 0 10 * * Mon-Fri\""
-        ));
-    }
-    cron::Schedule::from_str(text).map_err(|e| format!("\"{text}\" is not a cron schedule: {e}"))
-}
-
-/// The timezone schedules are read in (`[calendar] timezone`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tz {
-    /// The daemon's (`TZ`, or the system's).
-    #[default]
-    Local,
-    Utc,
-    Fixed(chrono::FixedOffset),
-}
-
-impl Tz {
-    /// `local`, `UTC`, or an offset like `+08:00`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            t if t.eq_ignore_ascii_case("local") => Ok(Tz::Local),
-            t if t.eq_ignore_ascii_case("utc") || t == "Z" => Ok(Tz::Utc),
-            t => t
-                .parse::<chrono::FixedOffset>()
-                .map(Tz::Fixed)
-                .map_err(|_| format!("\"{t}\" is not a timezone (write local, UTC, or an offset like +08:00)")),
-        }
-    }
-}
-
-/// The first time of `schedule` strictly after `after_ms` (UTC), if it has one.
-pub fn next_after(schedule: &cron::Schedule, after_ms: i64) -> Option<i64> {
-    next_after_in(schedule, after_ms, Tz::Utc)
-}
-
-/// The first time of `schedule`, read in `tz`, strictly after `after_ms`.
-pub fn next_after_in(schedule: &cron::Schedule, after_ms: i64, tz: Tz) -> Option<i64> {
-    use chrono::TimeZone;
-    match tz {
-        Tz::Utc => {
-            let after = chrono::Utc.timestamp_millis_opt(after_ms).single()?;
-            schedule.after(&after).next().map(|t| t.timestamp_millis())
-        }
-        Tz::Local => {
-            let after = chrono::Local.timestamp_millis_opt(after_ms).single()?;
-            schedule.after(&after).next().map(|t| t.timestamp_millis())
-        }
-        Tz::Fixed(offset) => {
-            let after = offset.timestamp_millis_opt(after_ms).single()?;
-            schedule.after(&after).next().map(|t| t.timestamp_millis())
-        }
-    }
-}
-
-/// Marks a claimed firing done in `tx` (the transaction of what it did) and, for a cron
-/// job, plans its next firing after now; false when the firing was no longer this
-/// process's (roll back: someone else fires it).
-pub async fn finish(bot: &Bot, tx: &mut crate::store::Tx, f: &Firing) -> anyhow::Result<bool> {
-    let now = bot.now();
-    if !firings::complete(tx, &bot.store.owner, f.id, now).await? {
-        return Ok(false);
-    }
-    if f.job.starts_with(CRON_PREFIX) {
-        if let Some(schedule) = bot
-            .config
-            .cron_jobs()
-            .into_iter()
-            .find(|(j, _)| *j == f.job)
-            .map(|(_, s)| s)
-        {
-            if let Some(next) = parse_schedule(&schedule)
-                .ok()
-                .and_then(|s| next_after(&s, now.max(f.due)))
-            {
-                firings::add(tx, &f.job, next, "").await?;
-            }
-        }
-    }
-    Ok(true)
-}
 
 /// Fires due jobs; cheap to clone.
 #[derive(Clone)]
@@ -247,7 +159,9 @@ impl Scheduler {
 async fn fire(bot: &Bot, f: Firing) {
     use futures::FutureExt;
     let started = std::time::Instant::now();
-    let outcome = std::panic::AssertUnwindSafe(bot.on_firing(&f)).catch_unwind().await;
+    let outcome = std::panic::AssertUnwindSafe(crate::bot::jobs::on_firing(&bot, &f))
+        .catch_unwind()
+        .await;
     let why = match outcome {
         Ok(Ok(())) => {
             bot.metrics
@@ -271,29 +185,5 @@ async fn fire(bot: &Bot, f: Firing) {
     };
     if let Err(e) = retry.await {
         tracing::warn!(error = %format!("{e:#}"), "scheduler: could not give a firing back; it returns after its lease");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_have_seconds_and_name_their_problem() {
-        let s = parse_schedule("0 0 10 * * Mon-Fri").unwrap();
-        // Friday 2026-12-04 10:00 UTC → Monday 2026-12-07 10:00 UTC.
-        let friday_ten = 1_796_378_400_000;
-        assert_eq!(next_after(&s, friday_ten), Some(friday_ten + 3 * 86_400_000));
-        assert!(parse_schedule("0 10 * * *").unwrap_err().contains("has 5 fields"));
-        // 10:00 at +08:00 is 02:00 UTC.
-        let tz = Tz::parse("+08:00").unwrap();
-        assert_eq!(
-            next_after_in(&s, friday_ten, tz),
-            Some(friday_ten + 3 * 86_400_000 - 8 * 3_600_000)
-        );
-        assert!(Tz::parse("Mars/Olympus").unwrap_err().contains("is not a timezone"));
-        assert!(parse_schedule("0 0 25 * * *")
-            .unwrap_err()
-            .contains("is not a cron schedule"));
     }
 }
