@@ -505,7 +505,7 @@ async fn seed_tickets(database: &str, apps: &[String]) -> anyhow::Result<Vec<(i6
         store::outbox::put_ref(
             &mut tx,
             &format!("t{}:r0:s2", t.id.0),
-            &store::outbox::MessageRef {
+            &releasebot::chat::MessageRef {
                 platform: "slack".into(),
                 channel: channel.clone(),
                 ts: ts.clone(),

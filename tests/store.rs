@@ -3,13 +3,13 @@
 //! or unreachable PostgreSQL fails the suite instead of skipping it.
 
 use async_trait::async_trait;
+use releasebot::chat::{ChatClient, Delivery, MessageRef, SendError};
 use releasebot::chat::{Location, Message, Outbound, Texts};
 use releasebot::clock::{Clock, ManualClock};
 use releasebot::domain::ticket::{Decision, DecisionKind, TicketId, TicketStatus};
 use releasebot::domain::Actor;
 use releasebot::metrics::Metrics;
-use releasebot::outbox::{enqueue, ChatClient, Delivery, OutboxWorker, SendError};
-use releasebot::store::outbox::MessageRef;
+use releasebot::outbox::{enqueue, OutboxWorker};
 use releasebot::store::{self, audit, inbox, roles, tickets, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -229,7 +229,7 @@ async fn a_person_decides_a_stage_once(s: &Store) {
         vec![d.clone(), next_round.clone()]
     );
     // The same, read with the ticket and where its stage message is, in one statement.
-    let r = store::outbox::MessageRef {
+    let r = MessageRef {
         platform: "slack".into(),
         channel: "C1".into(),
         ts: "1.5".into(),

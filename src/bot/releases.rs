@@ -342,7 +342,7 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
         bot.say(tx, ev, "exec_rollback_no_deploy", data).await?;
         return Ok(Handled::Done);
     }
-    if baseline.version == crate::executor::baselines::UNKNOWN {
+    if baseline.version == crate::domain::execution::UNKNOWN {
         bot.say(tx, ev, "exec_rollback_unknown_version", data).await?;
         return Ok(Handled::Done);
     }

@@ -738,7 +738,8 @@ async fn retire_surplus_copy(
     stage: usize,
     posted: Option<&str>,
 ) -> anyhow::Result<()> {
-    use crate::store::outbox::{find_ref, put_ref, MessageRef};
+    use crate::chat::MessageRef;
+    use crate::store::outbox::{find_ref, put_ref};
     let crate::chat::InboundKind::Action { message: Some(loc), .. } = &ev.kind else {
         return Ok(());
     };

@@ -3,6 +3,7 @@
 //! signature checks, payload parsing, renderer and API client.
 
 pub mod actions;
+pub mod client;
 pub mod dingtalk;
 pub mod discord;
 pub mod local;
@@ -14,6 +15,7 @@ use crate::domain::Actor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use client::{timed, ChatClient, Delivery, MessageRef, Reconciled, SendError};
 pub use texts::Texts;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

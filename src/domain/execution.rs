@@ -522,6 +522,21 @@ impl Execution {
     }
 }
 
+/// "Never" for a step that waits for a person.
+pub const NEVER: i64 = i64::MAX / 4;
+
+/// What a target is known to run when nothing was recorded yet.
+pub const UNKNOWN: &str = "unknown";
+
+/// What an execution leaves, as far as it is known without the baseline it started from:
+/// `None` where the value is the one it started from.
+pub struct Left {
+    pub kind: &'static str,
+    pub version: Option<String>,
+    pub replicas: Option<i64>,
+    pub simulated: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::plan::{StepDef, StepType, Template};

@@ -5,13 +5,11 @@
 //! come from the simulated fleet are marked as such.
 
 use super::{Row, Run, TargetStatus};
+use crate::domain::execution::{Left, UNKNOWN};
 use crate::domain::plan::{Plan, StepType};
 use crate::domain::ticket::{ReleaseOutcome, Ticket};
 use crate::store::executions::{self as q, Baseline};
 use crate::store::Conn;
-
-/// What a target is known to run when nothing was recorded yet.
-pub const UNKNOWN: &str = "unknown";
 
 /// Whether the plan deploys on the simulated fleet (its values are simulated).
 pub fn simulated(plan: &Plan) -> bool {
@@ -67,15 +65,6 @@ pub async fn record_after(
     let mut b = after(before.as_ref(), row, plan, ticket, outcome, now);
     b.id = q::record_baseline(conn, &b).await?;
     Ok(b)
-}
-
-/// What an execution leaves, as far as it is known without the baseline it started from:
-/// `None` where the value is the one it started from.
-pub struct Left {
-    pub kind: &'static str,
-    pub version: Option<String>,
-    pub replicas: Option<i64>,
-    pub simulated: bool,
 }
 
 /// What an execution leaves: the new version when it was released, the state it started

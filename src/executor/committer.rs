@@ -568,7 +568,7 @@ mod tests {
     /// on both ways of writing.
     #[tokio::test]
     async fn an_ending_is_written_with_its_move_or_not_at_all() {
-        use crate::executor::baselines::Left;
+        use crate::domain::execution::Left;
         use crate::store::inbox::NewEvent;
         let ending = |id: i64, version: i64, owner: &str, left: &Left| {
             let event = NewEvent {

@@ -4,6 +4,7 @@
 
 use super::{Run, Sample, TargetStatus};
 use crate::config::SimConfig;
+use crate::domain::execution::NEVER;
 use crate::domain::plan::{Provider, StepDef, StepType, Thresholds};
 use crate::domain::ticket::Ticket;
 use serde_json::json;
@@ -15,8 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a MONITOR step samples (and updates the progress message).
 pub const MONITOR_TICK_MS: i64 = 60_000;
-/// "Never" for a step that waits for a person.
-pub const NEVER: i64 = i64::MAX / 4;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {

@@ -9,7 +9,7 @@
 //! being stopped is terminated, any other step is let finish and the command applied
 //! after it.
 
-use super::providers::{self, StepCtx, StepOutcome, NEVER};
+use super::providers::{self, StepCtx, StepOutcome};
 use super::{
     baselines, edit_progress, progress, progress_out, render, saved_after, send_progress, start, status_str, Deps, Row,
     Run,
@@ -17,6 +17,7 @@ use super::{
 use crate::chat::Outbound;
 use crate::config::SimConfig;
 use crate::domain::events::SystemEvent;
+use crate::domain::execution::NEVER;
 use crate::domain::execution::{interruptible, ExecStatus, Next, Reaction, StepStatus};
 use crate::domain::plan::{Plan, StepType};
 use crate::domain::ticket::{ReleaseOutcome, Ticket};

@@ -46,7 +46,7 @@ pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan) -> an
     let mut run = Run::new(plan);
     let plan_json = serde_json::to_string(plan)?;
     let environment = super::environment_of(ticket);
-    let never = super::providers::NEVER;
+    let never = crate::domain::execution::NEVER;
     let Some(id) = q::insert(
         tx,
         NewExec {

@@ -7,11 +7,12 @@ pub mod pages;
 
 use crate::bot::Bot;
 use crate::chat::slack::{self, parse, verify};
+use crate::chat::ChatClient;
 use crate::chat::Texts;
 use crate::clock::SharedClock;
 use crate::config::{Config, Secret, Settings};
 use crate::metrics::Metrics;
-use crate::outbox::{ChatClient, OutboxWorker};
+use crate::outbox::OutboxWorker;
 use crate::store::{self, Store};
 use anyhow::Context;
 use axum::body::{Body, Bytes};

@@ -312,7 +312,7 @@ pub(crate) fn ending_statements(
     backend: super::Backend,
     guard: (i64, i64, &str),
     target: (&str, &str),
-    left: &crate::executor::baselines::Left,
+    left: &crate::domain::execution::Left,
     event: &super::inbox::NewEvent,
     now: i64,
 ) -> Vec<super::Statement> {
@@ -374,7 +374,7 @@ pub(crate) fn ending_statements(
                     app_of = m.next(),
                     env_of = m.next(),
                     before_of = m.next(),
-                    unknown = crate::executor::baselines::UNKNOWN,
+                    unknown = crate::domain::execution::UNKNOWN,
                 )
             },
             vec![
@@ -481,7 +481,7 @@ pub async fn wake(conn: &mut Conn, id: i64, now: i64) -> anyhow::Result<()> {
 pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
     Ok(lease::next_due(store, &EXECUTIONS, None)
         .await?
-        .filter(|t| *t < crate::executor::providers::NEVER))
+        .filter(|t| *t < crate::domain::execution::NEVER))
 }
 
 /// Takes the release lock of an application and environment for an execution; false

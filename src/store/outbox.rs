@@ -10,6 +10,7 @@
 
 use super::lease::{self, OUTBOX_CHANNELS};
 use super::{get_i64, Conn, Store};
+use crate::chat::MessageRef;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -635,14 +636,6 @@ pub async fn next_due(store: &Store, platform: &str) -> anyhow::Result<Option<i6
 /// The earliest time any queue falls due, if any waits.
 pub async fn next_wake(store: &Store) -> anyhow::Result<Option<i64>> {
     lease::next_due(store, &OUTBOX_CHANNELS, None).await
-}
-
-/// Where a posted message lives, so that later edits find it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageRef {
-    pub platform: String,
-    pub channel: String,
-    pub ts: String,
 }
 
 /// Records where several messages live, in one statement.

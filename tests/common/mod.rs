@@ -357,7 +357,7 @@ impl TestBot {
         let executions: Option<i64> = sqlx::query(
             "SELECT MIN(due_at) AS t FROM executions WHERE finished_at IS NULL AND lease_owner IS NULL AND due_at < $1",
         )
-        .bind(releasebot::executor::providers::NEVER)
+        .bind(releasebot::domain::execution::NEVER)
         .fetch_one(&store.pool)
         .await
         .unwrap()

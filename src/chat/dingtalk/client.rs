@@ -5,9 +5,8 @@
 use super::{verify, PLATFORM};
 use crate::chat::markdown::{to_markdown, unescape, Flavor};
 use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
+use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::config::{DingTalkSettings, Secret};
-use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
-use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

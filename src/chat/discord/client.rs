@@ -1,10 +1,9 @@
 //! Outbound Discord calls through serenity's HTTP client.
 
 use super::render;
+use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
-use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use serenity::all::{ApplicationId, ChannelId, HttpBuilder, MessageId};
@@ -87,7 +86,7 @@ fn classify(e: serenity::Error) -> SendError {
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = serenity::Result<T>>) -> Result<T, SendError> {
-    crate::outbox::timed(f, classify).await
+    crate::chat::timed(f, classify).await
 }
 
 const TOKEN_EXPIRED: &str = "the interaction token has expired";
@@ -98,7 +97,7 @@ async fn timed_followup(http: &Http, token: &str, body: &Value) -> Result<(), Se
         Some(401 | 404) => SendError::Permanent(TOKEN_EXPIRED.into()),
         _ => classify(e),
     };
-    crate::outbox::timed(http.create_followup_message(token, body, Vec::new()), classify_followup)
+    crate::chat::timed(http.create_followup_message(token, body, Vec::new()), classify_followup)
         .await
         .map(|_| ())
 }

@@ -6,11 +6,10 @@
 
 pub mod render;
 
+use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::chat::{Location, Outbound, Texts};
 use crate::clock::SharedClock;
-use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
 use crate::store::local::{self as q, NewMessage};
-use crate::store::outbox::MessageRef;
 use crate::store::Store;
 use async_trait::async_trait;
 use tokio::sync::broadcast;

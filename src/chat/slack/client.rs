@@ -1,9 +1,8 @@
 //! Outbound Slack calls through slack-morphism's Web API client.
 
+use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::chat::{Location, Outbound, Texts};
 use crate::config::Secret;
-use crate::outbox::{ChatClient, Delivery, Reconciled, SendError};
-use crate::store::outbox::MessageRef;
 use async_trait::async_trait;
 use serde_json::json;
 use slack_morphism::errors::SlackClientError;
@@ -66,7 +65,7 @@ fn model<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Send
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Result<T, SendError> {
-    crate::outbox::timed(f, classify).await
+    crate::chat::timed(f, classify).await
 }
 
 /// Pages of a channel's history read when looking for a message whose answer was lost.
