@@ -1,6 +1,6 @@
 //! The command line: `releasebot serve | migrate | check | slack-manifest`.
 
-use crate::bot::command::Verb;
+use crate::command::Verb;
 use crate::config::{Config, Settings};
 use crate::store::Store;
 use clap::{Parser, Subcommand};
@@ -125,7 +125,7 @@ pub fn check(settings: &Settings) -> Vec<String> {
 /// `service` is the default service's name (its help names it).
 pub fn discord_commands(service: &str) -> serde_json::Value {
     let texts = crate::chat::Texts::new("en").ok();
-    let commands: Vec<serde_json::Value> = crate::bot::command::COMMANDS
+    let commands: Vec<serde_json::Value> = crate::command::COMMANDS
         .iter()
         .map(|name| {
             let subs: Vec<serde_json::Value> = Verb::ALL

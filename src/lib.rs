@@ -4,6 +4,7 @@ pub mod bot;
 pub mod chat;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod domain;

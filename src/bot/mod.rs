@@ -3,7 +3,6 @@
 //! state and outbox rows in one transaction.
 
 pub mod calendar;
-pub mod command;
 pub mod digest;
 pub mod jobs;
 pub mod releases;
@@ -17,6 +16,7 @@ pub mod views;
 pub use crate::chat::actions;
 use crate::chat::{Form, Inbound, InboundKind, Message, Outbound, Texts};
 use crate::clock::SharedClock;
+use crate::command;
 use crate::config::Config;
 use crate::domain::ticket::DecisionKind;
 use crate::metrics::Metrics;

@@ -1,10 +1,10 @@
 //! Tickets: submission, stage decisions, resubmission, withdrawal, show and list.
 
 use super::actions::{Action, FormCallback};
-use super::command::ListScope;
 use super::views::{self, StageState, COMMENT_FIELD};
 use super::{roles, Bot, Handled};
 use crate::chat::{Inbound, Message, Outbound};
+use crate::command::ListScope;
 use crate::config::ServiceConfig;
 use crate::domain::fields::{self, FieldError, ValidationContext};
 use crate::domain::flow::{FieldDef, Flow};

@@ -1,9 +1,9 @@
 //! Builds neutral messages and forms from templates. Pure apart from template lookups.
 
 use super::actions::{Action, FormCallback};
-use super::command::{CommandError, Verb};
 use crate::chat::texts::escape;
 use crate::chat::{mention, Button, ButtonStyle, Confirm, Field, Form, FormField, InputKind, Message, Texts};
+use crate::command::{CommandError, Verb};
 use crate::domain::fields::format_ms;
 use crate::domain::flow::{FieldDef, FieldKind, Flow};
 use crate::domain::ticket::{Decision, DecisionKind, Ticket, TicketStatus};
@@ -363,7 +363,7 @@ pub fn help(texts: &Texts, command: &str, service: &str, platform: &str) -> anyh
 
 pub fn command_error(texts: &Texts, e: &CommandError) -> anyhow::Result<Message> {
     let (command, word) = match &e.problem {
-        super::command::Problem::UnknownVerb { command, word } => (command.clone(), word.clone()),
+        crate::command::Problem::UnknownVerb { command, word } => (command.clone(), word.clone()),
         p => (
             e.verb
                 .map(|v| v.command().to_string())

@@ -255,7 +255,7 @@ async fn page_html(state: &AppState, chat: &LocalChat, s: &Session, channel: &st
             )
         })
         .collect();
-    let commands: String = crate::bot::command::Verb::ALL
+    let commands: String = crate::command::Verb::ALL
         .iter()
         .map(|v| {
             let usage = v.usage();
@@ -418,7 +418,7 @@ pub fn parse_line(line: &str) -> Option<(String, String)> {
     let line = line.trim();
     let rest = line.strip_prefix('/')?;
     let (name, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    crate::bot::command::COMMANDS
+    crate::command::COMMANDS
         .contains(&name)
         .then(|| (name.to_string(), text.trim().to_string()))
 }
@@ -427,7 +427,7 @@ pub fn parse_line(line: &str) -> Option<(String, String)> {
 pub async fn command(State(state): State<AppState>, _: On, Acting(s): Acting, Json(b): Json<CommandBody>) -> Response {
     let channel = channel_of(&ChannelQuery { c: Some(b.channel) }, &s.user);
     let Some((name, text)) = parse_line(&b.text) else {
-        let commands = crate::bot::command::COMMANDS
+        let commands = crate::command::COMMANDS
             .iter()
             .map(|c| format!("/{c}"))
             .collect::<Vec<_>>()

@@ -154,7 +154,7 @@ pub fn event(body: &[u8], now_ms: i64) -> Result<Parsed, ParseError> {
     let mut words = text.splitn(2, char::is_whitespace);
     let name = words.next().unwrap_or("").trim_start_matches('/').to_ascii_lowercase();
     let rest = words.next().unwrap_or("").trim().to_string();
-    let command = crate::bot::command::COMMANDS.contains(&name.as_str());
+    let command = crate::command::COMMANDS.contains(&name.as_str());
     let event = Box::new(Inbound {
         actor: Actor::new(PLATFORM, user.clone()),
         actor_name: m.sender_nick.unwrap_or(user),

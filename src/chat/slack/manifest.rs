@@ -1,6 +1,6 @@
 //! The Slack app manifest of a deployment, in slack-morphism's typed model.
 
-use crate::bot::command::Verb;
+use crate::command::Verb;
 
 /// A Slack app manifest (slack-morphism's typed model) with the slash commands,
 /// interactivity and events pointed at `public_url`.
@@ -11,7 +11,7 @@ pub fn slack_manifest(public_url: &str) -> anyhow::Result<slack_morphism::prelud
         url::Url::parse(&format!("{base}{path}")).map_err(|e| anyhow::anyhow!("RELEASEBOT_PUBLIC_URL: {e}"))
     };
     let mut commands = Vec::new();
-    for command in crate::bot::command::COMMANDS {
+    for command in crate::command::COMMANDS {
         commands.push(SlackAppManifestFeaturesSlashCommand {
             command: format!("/{command}"),
             description: match command {
