@@ -134,7 +134,7 @@ impl<'a> Script<'a> {
         let links = &self.app.state.bot.links;
         println!("\nPages:");
         for id in [first, second] {
-            println!("  ticket REL-{id}: {}", links.url(crate::links::Page::Ticket(id)));
+            println!("  ticket REL-{id}: {}", links.url(crate::chat::links::Page::Ticket(id)));
         }
         Ok(())
     }
@@ -376,7 +376,7 @@ impl<'a> Script<'a> {
         self.print_new().await?;
         println!(
             "  release page: {}",
-            bot.links.url(crate::links::Page::Execution(row.id))
+            bot.links.url(crate::chat::links::Page::Execution(row.id))
         );
         Ok(())
     }

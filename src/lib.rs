@@ -10,7 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod executor;
 pub mod inbox;
-pub mod links;
+
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;

@@ -314,7 +314,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     slots: HashMap<&'static str, Arc<Semaphore>>,
     /// Turns a message's page into a link (none in tests of the worker alone).
-    links: Option<Arc<crate::links::Links>>,
+    links: Option<Arc<crate::chat::links::Links>>,
 }
 
 /// The delivery worker; cheap to clone.
@@ -379,7 +379,7 @@ impl OutboxWorker {
         clock: SharedClock,
         metrics: Arc<Metrics>,
         notify: Arc<Notify>,
-        links: Option<Arc<crate::links::Links>>,
+        links: Option<Arc<crate::chat::links::Links>>,
     ) -> Self {
         let heartbeat = Arc::new(Heartbeat::new("outbox", clock.clone()));
         let slots = PLATFORMS
@@ -646,26 +646,6 @@ fn joined(done: Result<Attempt, tokio::task::JoinError>) -> Option<Attempt> {
     }
 }
 
-/// A message about a ticket or a release links to its page (each renderer places the link
-/// where its platform shows it: the context line, the embed's description).
-pub fn with_page_link(mut out: Outbound, links: Option<&crate::links::Links>, texts: &Texts) -> Outbound {
-    let (Some(links), Some(message)) = (links, out.message_mut()) else {
-        return out;
-    };
-    let Some(page) = message.page else {
-        return out;
-    };
-    let key = match page {
-        crate::links::Page::Ticket(_) => "page_link_ticket",
-        crate::links::Page::Execution(_) => "page_link_execution",
-    };
-    message.link = Some(crate::chat::Link {
-        url: links.url(page),
-        label: texts.plain(key).unwrap_or_else(|_| key.to_string()),
-    });
-    out
-}
-
 /// Delivers one claimed item (`existing`: where the message to edit lives).
 async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> Attempt {
     let now = inner.clock.now_ms();
@@ -721,7 +701,7 @@ async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> 
         }
         other => other,
     };
-    let out = with_page_link(out, inner.links.as_deref(), &inner.texts);
+    let out = crate::chat::links::with_page_link(out, inner.links.as_deref(), &inner.texts);
     if matches!(out, Outbound::Update { .. }) && existing.is_none() {
         return give_up(item, "the message to edit was never posted".into());
     }

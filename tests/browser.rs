@@ -462,15 +462,18 @@ async fn pages_without_their_token_show_nothing() {
     let (bot, base) = app(&team_config()).await;
     let http = reqwest::Client::new();
     let links = bot.app.state.bot.links.clone();
-    let url = links.url(releasebot::links::Page::Ticket(1));
+    let url = links.url(releasebot::chat::links::Page::Ticket(1));
     assert!(url.starts_with(&format!("{base}/tickets/1?t=")));
     for bad in [
         format!("{base}/tickets/1"),
         format!("{base}/tickets/1?t=00"),
-        format!("{base}/tickets/2?t={}", links.token(releasebot::links::Page::Ticket(1))),
+        format!(
+            "{base}/tickets/2?t={}",
+            links.token(releasebot::chat::links::Page::Ticket(1))
+        ),
         format!(
             "{base}/executions/1?t={}",
-            links.token(releasebot::links::Page::Ticket(1))
+            links.token(releasebot::chat::links::Page::Ticket(1))
         ),
     ] {
         let r = http.get(&bad).send().await.unwrap();

@@ -463,8 +463,8 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
     submitted(&bot, p).await;
     approve_every_stage(&bot, p).await;
     let links = bot.app.state.bot.links.clone();
-    let ticket = links.path(releasebot::links::Page::Ticket(1));
-    let execution = links.path(releasebot::links::Page::Execution(1));
+    let ticket = links.path(releasebot::chat::links::Page::Ticket(1));
+    let execution = links.path(releasebot::chat::links::Page::Execution(1));
     let about: Vec<Seen> = p
         .log(&bot)
         .into_iter()
@@ -493,7 +493,10 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
         page.contains("p95 latency: new vs old") && page.contains("class=\"badge ROLLED_BACK\""),
         "{page}"
     );
-    let wrong = format!("/executions/1?t={}", links.token(releasebot::links::Page::Ticket(1)));
+    let wrong = format!(
+        "/executions/1?t={}",
+        links.token(releasebot::chat::links::Page::Ticket(1))
+    );
     assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
 }
 

@@ -133,7 +133,7 @@ pub async fn refuse_blocked(bot: &Bot, tx: &mut Tx, ev: &Inbound, ticket: &Ticke
             .texts
             .render("calendar_blocked", &json!({ "ticket": ticket.id.to_string() }))?,
         body: Some(block_lines(bot, &blocks)?.join("\n")),
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         context: Some(bot.texts.render(
             "calendar_override_hint",
             &json!({ "ticket": ticket.id.to_string(), "role": bot.config.calendar.override_role }),
@@ -373,7 +373,7 @@ pub async fn release_override(
             &json!({ "ticket": id.to_string(), "actor": mention(&ev.actor), "reason": reason }),
         )?,
         body: (!lines.is_empty()).then(|| lines.join("\n")),
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         ..Default::default()
     };
     bot.send(

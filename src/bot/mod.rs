@@ -57,7 +57,7 @@ pub struct Bot {
     /// The roles in memory (checked against their version).
     pub roles: Arc<roles::RolesCache>,
     /// Links to the release and ticket pages.
-    pub links: Arc<crate::links::Links>,
+    pub links: Arc<crate::chat::links::Links>,
     /// Fault injection for tests.
     #[doc(hidden)]
     pub hooks: Arc<Hooks>,

@@ -159,7 +159,7 @@ async fn reply_effect(
     let gate = row.state.exec.running().map(|i| plan.steps[i].name.clone());
     // The answer links to the release's page, where the command's effect shows.
     let on_page = |message: crate::chat::Message| crate::chat::Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         ..message
     };
     let mut data = json!({

@@ -106,7 +106,7 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
     let mut message = Message {
         title: bot.texts.render("sla_reminder", &data)?,
         body: Some(bot.texts.render("sla_reminder_body", &data)?),
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         ..Default::default()
     };
     let escalate = st.escalate_to.as_ref().filter(|_| n >= st.escalate_after);
@@ -118,7 +118,7 @@ async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u3
             message = Message {
                 title: bot.texts.render("sla_escalated", &data)?,
                 body: Some(bot.texts.render("sla_escalated_body", &data)?),
-                page: Some(crate::links::Page::Ticket(ticket.id.0)),
+                page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
                 ..Default::default()
             };
             bot.metrics.inc("releasebot_escalations_total", &[]);

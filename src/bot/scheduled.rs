@@ -86,7 +86,7 @@ fn waiting(bot: &Bot, ticket: &Ticket, at: i64) -> anyhow::Result<Message> {
     let data = json!({ "ticket": ticket.id.to_string(), "application": ticket.application, "at": when(at),
                        "postpone": crate::chat::texts::duration(&bot.texts, (bot.config.calendar.postpone.ms() / 1000) as u64)? });
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         title: bot.texts.render("sched_title", &data)?,
         body: Some(bot.texts.render("sched_body", &data)?),
         buttons: buttons(bot, ticket.id)?,
@@ -168,7 +168,7 @@ async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> a
         ticket,
         Message {
             title: bot.texts.render("sched_started", &data)?,
-            page: Some(crate::links::Page::Ticket(ticket.id.0)),
+            page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
             ..Default::default()
         },
     )
@@ -291,7 +291,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, a: ScheduleAction) 
                 &ticket,
                 Message {
                     title: bot.texts.render("sched_cancelled", &data)?,
-                    page: Some(crate::links::Page::Ticket(ticket.id.0)),
+                    page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
                     ..Default::default()
                 },
             )

@@ -125,7 +125,7 @@ pub fn stage_message(
         ),
     };
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         link: None,
         title,
         fields,
@@ -168,7 +168,7 @@ pub fn sent_back(
         },
     );
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         link: None,
         title: texts.render("sent_back_title", &data)?,
         fields,
@@ -217,7 +217,7 @@ pub fn sent_back_done(
     let data =
         json!({ "ticket": ticket.id.to_string(), "service": service, "actor": mention(actor), "at": format_ms(at) });
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         title: texts.render("sent_back_done_title", &data)?,
         context: Some(texts.render(key, &data)?),
         ..Default::default()
@@ -251,7 +251,7 @@ pub fn outcome(
         },
     );
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         title: texts.render(key, &data)?,
         fields,
         ..Default::default()
@@ -304,7 +304,7 @@ pub fn show(
         lines.push(line);
     }
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         link: None,
         title: texts.render("show_title", &data)?,
         fields: ticket_fields(ticket, flow, flow.stages.len()),
@@ -582,7 +582,7 @@ pub fn dry_run(texts: &Texts, ticket: &Ticket, plan: &crate::domain::plan::Plan)
         },
     ];
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         link: None,
         title: texts.render("plan_title", &data)?,
         fields,

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod client;
 pub mod dingtalk;
 pub mod discord;
+pub mod links;
 pub mod local;
 pub mod markdown;
 pub mod slack;
@@ -60,7 +61,7 @@ pub struct Message {
     pub buttons: Vec<Button>,
     /// The ticket or release this message is about: delivery adds a link to its page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page: Option<crate::links::Page>,
+    pub page: Option<crate::chat::links::Page>,
     /// The link to that page (set on delivery, rendered by each platform's renderer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn new_ticket(a: &Args) -> Result<Command, CommandError> {
     let owned = &a.owned;
-    let (plain, values) = split_values(&owned);
+    let (plain, values) = split_values(owned);
     Ok(Command::ReleaseNew {
         service: (!plain.is_empty()).then(|| plain.join(" ")),
         values,

@@ -273,7 +273,7 @@ pub fn message(
         });
     }
     Ok(Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         link: None,
         title: texts.render("exec_title", &header(texts, plan, ticket, service))?,
         fields,
@@ -315,7 +315,7 @@ pub fn alert(
         Some(format!("```\n{}\n```", escape(&log.join("\n"))))
     };
     Ok(Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         link: None,
         title: texts.render("alert_title", &data)?,
         fields: vec![
@@ -349,7 +349,7 @@ pub fn interrupted(
 ) -> anyhow::Result<Message> {
     let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "oncall": oncall(members) });
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         title: texts.render("interrupted_title", &data)?,
         body: Some(texts.render("interrupted_body", &data)?),
         context: Some(texts.render("alert_oncall", &data)?),
@@ -366,7 +366,7 @@ pub fn interrupted(
 pub fn gate(texts: &Texts, row: &Row, plan: &Plan, ticket: &Ticket, i: usize) -> anyhow::Result<Message> {
     let data = json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "role": plan.steps[i].role });
     Ok(Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         title: texts.render("gate_title", &data)?,
         buttons: vec![
             button(texts, ticket, Command::Continue, ButtonStyle::Primary)?,
@@ -381,7 +381,7 @@ pub fn notice(texts: &Texts, row: &Row, plan: &Plan, ticket: &Ticket, i: usize) 
     let data =
         json!({ "ticket": ticket.id.to_string(), "step": plan.steps[i].name, "result": row.state.steps[i].result });
     Ok(Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         title: texts.render("notice_title", &data)?,
         ..Default::default()
     })
@@ -400,7 +400,7 @@ pub fn report(
     let data = header(texts, plan, ticket, service);
     let took = duration(texts, ((now - row.started_at) / 1000).max(0) as u64)?;
     Ok(Message {
-        page: Some(crate::links::Page::Execution(row.id)),
+        page: Some(crate::chat::links::Page::Execution(row.id)),
         link: None,
         title: texts.render(&format!("report_title_{}", outcome.as_str()), &data)?,
         fields: vec![
@@ -441,7 +441,7 @@ pub fn later_rollback(
         "later_rollback_failed"
     };
     Ok(Message {
-        page: Some(crate::links::Page::Ticket(ticket.id.0)),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
         title: texts.render(key, &data)?,
         context: Some(texts.render("later_rollback_by", &data)?),
         ..Default::default()

@@ -159,7 +159,7 @@ impl Scheduler {
 async fn fire(bot: &Bot, f: Firing) {
     use futures::FutureExt;
     let started = std::time::Instant::now();
-    let outcome = std::panic::AssertUnwindSafe(crate::bot::jobs::on_firing(&bot, &f))
+    let outcome = std::panic::AssertUnwindSafe(crate::bot::jobs::on_firing(bot, &f))
         .catch_unwind()
         .await;
     let why = match outcome {

@@ -187,7 +187,7 @@ async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<
         return Ok(None);
     };
     let out = serde_json::from_str::<Outbound>(&payload)?;
-    match crate::outbox::with_page_link(out, Some(&state.bot.links), &state.bot.texts) {
+    match crate::chat::links::with_page_link(out, Some(&state.bot.links), &state.bot.texts) {
         Outbound::OpenForm { form, .. } => {
             let draft = new_draft(state, user, &form).await?;
             Ok(Some(answer(reply::form(&form, &draft, 1, &BTreeMap::new()))))

@@ -87,7 +87,7 @@ impl App {
             clients.insert(crate::chat::dingtalk::PLATFORM.to_string(), chat);
         }
         let links = Arc::new(
-            crate::links::Links::load(
+            crate::store::secrets::links(
                 &store,
                 &settings.public_url,
                 settings.link_secret.as_ref().map(|s| s.expose()),

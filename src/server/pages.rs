@@ -5,11 +5,11 @@
 
 use super::local::{lang, text};
 use super::AppState;
+use crate::chat::links::Page;
 use crate::chat::local::render::{self, esc, inline};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::{DecisionKind, TicketId};
 use crate::executor::{Point, Row};
-use crate::links::Page;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};

@@ -2,7 +2,7 @@
 //! chat's sessions: an HMAC key from `RELEASEBOT_LINK_SECRET`, or generated once and kept
 //! in the database (so that links stay valid across restarts and replicas).
 
-use crate::store::Store;
+use super::{Outbound, Texts};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -37,7 +37,8 @@ impl std::fmt::Debug for Links {
     }
 }
 
-const KEY_NAME: &str = "link_key";
+/// The name of the link key kept in the database when none is configured.
+pub const KEY_NAME: &str = "link_key";
 
 impl Links {
     pub fn new(public_url: &str, key: &[u8]) -> Self {
@@ -45,16 +46,6 @@ impl Links {
             base: public_url.trim_end_matches('/').to_string(),
             key: key.to_vec(),
         }
-    }
-
-    /// The key from `secret` when given, else the database's (generated on first use).
-    pub async fn load(store: &Store, public_url: &str, secret: Option<&str>, now: i64) -> anyhow::Result<Self> {
-        if let Some(s) = secret.filter(|s| !s.trim().is_empty()) {
-            return Ok(Self::new(public_url, s.as_bytes()));
-        }
-        let fresh = hex::encode(rand::random::<[u8; 32]>());
-        let key = crate::store::secrets::get_or_create(store, KEY_NAME, &fresh, now).await?;
-        Ok(Self::new(public_url, key.as_bytes()))
     }
 
     /// An HMAC of `what`, hex (128 bits: unguessable, short enough for a URL).
@@ -98,6 +89,26 @@ impl Links {
     pub fn base(&self) -> &str {
         &self.base
     }
+}
+
+/// A message about a ticket or a release links to its page (each renderer places the link
+/// where its platform shows it: the context line, the embed's description).
+pub fn with_page_link(mut out: Outbound, links: Option<&Links>, texts: &Texts) -> Outbound {
+    let (Some(links), Some(message)) = (links, out.message_mut()) else {
+        return out;
+    };
+    let Some(page) = message.page else {
+        return out;
+    };
+    let key = match page {
+        crate::chat::links::Page::Ticket(_) => "page_link_ticket",
+        crate::chat::links::Page::Execution(_) => "page_link_execution",
+    };
+    message.link = Some(crate::chat::Link {
+        url: links.url(page),
+        label: texts.plain(key).unwrap_or_else(|_| key.to_string()),
+    });
+    out
 }
 
 #[cfg(test)]
