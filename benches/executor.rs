@@ -11,11 +11,11 @@
 //!
 //! `cargo bench --bench executor [-- EXECUTIONS [STEP_MS]]`
 
+use releasebot::app::App;
 use releasebot::clock::SystemClock;
 use releasebot::config::{Config, Settings, DEFAULT_CONFIG};
 use releasebot::domain::ticket::TicketStatus;
 use releasebot::domain::Actor;
-use releasebot::server::App;
 use releasebot::store::tickets::{self, NewTicket};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -10,11 +10,11 @@
 //!
 //! `cargo bench --bench scheduler [-- LANES [DUE]]`
 
+use releasebot::app::App;
 use releasebot::clock::{Clock, ManualClock, SystemClock};
 use releasebot::config::{Config, Settings, DEFAULT_CONFIG};
 use releasebot::domain::swimlane::{Lane, LaneStatus, Policy};
 use releasebot::domain::Actor;
-use releasebot::server::App;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -36,90 +36,6 @@ pub enum Cmd {
     DiscordRegister,
 }
 
-/// Every problem with the settings and the configuration, each on its own line.
-pub fn check(settings: &Settings) -> Vec<String> {
-    let mut problems = Vec::new();
-    match settings.config.as_deref() {
-        None => {}
-        Some(p) => match std::fs::read_to_string(p) {
-            Err(e) => problems.push(format!("{}: {e}", p.display())),
-            Ok(text) => {
-                if let Err(e) = Config::parse_for(&text, &settings.locale) {
-                    problems.extend(e.0.into_iter().map(|m| format!("{}: {m}", p.display())));
-                }
-            }
-        },
-    }
-    problems.extend(crate::chat::Texts::check());
-    if let Err(e) = crate::chat::Texts::new(&settings.locale) {
-        problems.push(format!("RELEASEBOT_LOCALE: {e}"));
-    }
-    if settings.listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!(
-            "RELEASEBOT_LISTEN: \"{}\" is not an address like 127.0.0.1:3000",
-            settings.listen
-        ));
-    }
-    if !(settings.database_url.starts_with("sqlite:")
-        || settings.database_url.starts_with("postgres://")
-        || settings.database_url.starts_with("postgresql://"))
-    {
-        problems.push("DATABASE_URL: must start with sqlite: or postgres://".to_string());
-    }
-    if url::Url::parse(&settings.public_url).is_err() {
-        problems.push(format!(
-            "RELEASEBOT_PUBLIC_URL: \"{}\" is not a URL",
-            settings.public_url
-        ));
-    }
-    match (&settings.slack_signing_secret, &settings.slack_bot_token) {
-        (Some(_), None) => problems.push("SLACK_BOT_TOKEN: required when SLACK_SIGNING_SECRET is set".to_string()),
-        (None, Some(_)) => problems.push("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set".to_string()),
-        _ => {}
-    }
-    let discord = [
-        ("DISCORD_PUBLIC_KEY", settings.discord_public_key.is_some()),
-        ("DISCORD_BOT_TOKEN", settings.discord_bot_token.is_some()),
-        ("DISCORD_APPLICATION_ID", settings.discord_application_id.is_some()),
-    ];
-    if discord.iter().any(|(_, set)| *set) {
-        for (name, _) in discord.iter().filter(|(_, set)| !set) {
-            problems.push(format!("{name}: required when any DISCORD_ variable is set"));
-        }
-    }
-    if let Some(k) = &settings.discord_public_key {
-        if let Err(e) = crate::chat::discord::verify::verifier(k) {
-            problems.push(e.to_string());
-        }
-    }
-    match (&settings.dingtalk_app_key, &settings.dingtalk_app_secret) {
-        (Some(_), None) => problems.push("DINGTALK_APP_SECRET: required when DINGTALK_APP_KEY is set".to_string()),
-        (None, Some(_)) => problems.push("DINGTALK_APP_KEY: required when DINGTALK_APP_SECRET is set".to_string()),
-        _ => {}
-    }
-    if settings.dingtalk_webhook_secret.is_some() && settings.dingtalk_webhook_url.is_none() {
-        problems.push("DINGTALK_WEBHOOK_URL: required when DINGTALK_WEBHOOK_SECRET is set".to_string());
-    }
-    // The platform clients, built as `serve` builds them (no request is made).
-    if let Some((_, token)) = settings.slack() {
-        if let Err(e) = crate::chat::slack::SlackChat::new(&settings.slack_api_url, &token) {
-            problems.push(format!("SLACK_API_URL: {e:#}"));
-        }
-    }
-    if let Some(d) = settings.discord() {
-        if let Err(e) = crate::chat::discord::DiscordChat::new(&d.api_url, &d.token, &d.application_id) {
-            problems.push(format!("DISCORD_API_URL: {e:#}"));
-        }
-    }
-    if let Some(d) = settings.dingtalk() {
-        let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
-        if let Err(e) = crate::chat::dingtalk::DingTalkChat::new(&d, clock) {
-            problems.push(format!("DINGTALK_API_URL: {e:#}"));
-        }
-    }
-    problems
-}
-
 /// The Discord slash commands, derived from the command grammar: each top-level command
 /// with one subcommand per verb, each taking the rest of the line as `arguments`.
 /// `service` is the default service's name (its help names it).
@@ -183,7 +99,7 @@ pub fn main() -> ExitCode {
     };
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         match cli.command {
-            Cmd::Serve => crate::server::serve(cli.settings).await.map(|_| ExitCode::SUCCESS),
+            Cmd::Serve => crate::app::serve(cli.settings).await.map(|_| ExitCode::SUCCESS),
             Cmd::Demo { serve } => crate::demo::run(cli.settings, serve).await.map(|_| ExitCode::SUCCESS),
             Cmd::Migrate => {
                 Store::open(&cli.settings.database_url).await?;
@@ -194,7 +110,7 @@ pub fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Check => {
-                let problems = check(&cli.settings);
+                let problems = crate::app::check(&cli.settings);
                 if problems.is_empty() {
                     println!("configuration OK");
                     Ok(ExitCode::SUCCESS)

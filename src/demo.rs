@@ -5,11 +5,11 @@
 //! transcript is printed as it goes; `--serve` then keeps the local chat open on the same
 //! database.
 
+use crate::app::App;
 use crate::chat::local::{self, render};
 use crate::chat::{Form, InboundKind, InputKind, Location, Message};
 use crate::config::{Config, Settings};
 use crate::server::local::{inbound, Session};
-use crate::server::App;
 use crate::store::local as q;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ pub async fn run(settings: Settings, serve: bool) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
-        crate::server::announce_local_chat(&settings);
+        crate::app::announce_local_chat(&settings);
         println!("(Ctrl-C to stop)");
         let signal = shutdown.clone();
         tokio::spawn(async move {
@@ -101,7 +101,7 @@ impl<'a> Script<'a> {
         }
     }
 
-    fn chat(&self) -> anyhow::Result<&local::LocalChat> {
+    fn chat(&self) -> anyhow::Result<&crate::server::local::LocalChat> {
         self.app
             .state
             .local

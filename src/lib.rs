@@ -1,5 +1,6 @@
 //! releasebot: release tickets, approvals and (later) releases, run from chat.
 
+pub mod app;
 pub mod bot;
 pub mod chat;
 pub mod cli;
@@ -14,7 +15,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;
-pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod workers;

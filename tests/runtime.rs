@@ -748,7 +748,7 @@ async fn readyz_fails_while_a_worker_is_not_running() {
     let mut settings = bot.settings.clone();
     settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("other.db").display());
     let config = releasebot::config::Config::parse(&team_config()).unwrap();
-    let app = releasebot::server::App::build(&settings, config, bot.clock.clone())
+    let app = releasebot::app::App::build(&settings, config, bot.clock.clone())
         .await
         .unwrap();
     let res = app

@@ -9,8 +9,9 @@ use releasebot::clock::{Clock, ManualClock};
 use releasebot::domain::ticket::{Decision, DecisionKind, TicketId, TicketStatus};
 use releasebot::domain::Actor;
 use releasebot::metrics::Metrics;
-use releasebot::outbox::{enqueue, OutboxWorker};
+use releasebot::outbox::enqueue;
 use releasebot::store::{self, audit, inbox, roles, tickets, Store};
+use releasebot::workers::outbox::OutboxWorker;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -1029,9 +1030,7 @@ async fn two_replicas_fire_each_firing_once(s: &Store) {
     settings.database_url = url;
     let build = || async {
         let c = releasebot::config::Config::parse(&config).unwrap();
-        releasebot::server::App::build(&settings, c, clock.clone())
-            .await
-            .unwrap()
+        releasebot::app::App::build(&settings, c, clock.clone()).await.unwrap()
     };
     let (a, b) = (build().await, build().await);
     assert_ne!(a.state.bot.store.owner, b.state.bot.store.owner);

@@ -4,8 +4,10 @@
 //! them nothing changes (401). What people do is recorded as inbound events, exactly as
 //! Slack's are: roles, deduplication and the outbox apply unchanged.
 
+mod client;
+
 use super::AppState;
-use crate::chat::local::{self, render, Change, LocalChat};
+use crate::chat::local::{self, render};
 use crate::chat::{Form, Inbound, InboundKind, Location};
 use crate::domain::Actor;
 use crate::store::local as q;
@@ -15,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+pub use client::{Change, LocalChat};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -275,7 +278,7 @@ async fn page_html(state: &AppState, chat: &LocalChat, s: &Session, channel: &st
         format!("# {channel}")
     };
     Ok(format!(
-        include_str!("local.html"),
+        include_str!("../local.html"),
         lang = lang,
         css = PAGE_CSS,
         js = CHAT_JS,
@@ -588,5 +591,5 @@ pub async fn dismiss_form(On(chat): On, Acting(s): Acting, Json(b): Json<Dismiss
 }
 
 /// The pages' shared style (chat and release pages).
-pub const PAGE_CSS: &str = include_str!("page.css");
-const CHAT_JS: &str = include_str!("chat.js");
+pub const PAGE_CSS: &str = include_str!("../page.css");
+const CHAT_JS: &str = include_str!("../chat.js");
