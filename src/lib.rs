@@ -18,4 +18,5 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod views;
 pub mod workers;

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("settings and metrics", &["config", "metrics"]),
     ("chat: message model, platforms, links", &["chat"]),
     ("store: all SQL", &["store"]),
-    ("queues' write side", &["inbox", "outbox"]),
+    ("queues' write side and views", &["inbox", "outbox", "views"]),
     ("executor", &["executor"]),
     ("bot: handlers", &["bot"]),
     ("workers", &["workers"]),

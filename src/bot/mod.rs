@@ -11,7 +11,6 @@ pub mod roles;
 pub mod scheduled;
 pub mod swimlanes;
 pub mod tickets;
-pub mod views;
 
 pub use crate::chat::actions;
 use crate::chat::{Form, Inbound, InboundKind, Message, Outbound, Texts};
@@ -22,6 +21,7 @@ use crate::domain::ticket::DecisionKind;
 use crate::metrics::Metrics;
 use crate::outbox;
 use crate::store::{inbox, Store, Tx};
+use crate::views;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,13 +1,14 @@
 //! Releases: the dry run of a ticket's plan (the executor builds on this).
 
 use super::tickets::load_or_say;
-use super::{views, Bot, Handled};
+use super::{Bot, Handled};
 use crate::chat::Inbound;
 use crate::domain::events::SystemEvent;
 use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::ticket::TicketId;
 use crate::executor::commands;
 use crate::store::Tx;
+use crate::views;
 use serde_json::json;
 
 /// `/release plan REL-ID`: steps, gates, thresholds, targets and expected duration.

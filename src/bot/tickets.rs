@@ -1,7 +1,6 @@
 //! Tickets: submission, stage decisions, resubmission, withdrawal, show and list.
 
 use super::actions::{Action, FormCallback};
-use super::views::{self, StageState, COMMENT_FIELD};
 use super::{roles, Bot, Handled};
 use crate::chat::{Inbound, Message, Outbound};
 use crate::command::ListScope;
@@ -15,6 +14,7 @@ use crate::domain::Actor;
 use crate::store::audit;
 use crate::store::tickets::{self as q, ListFilter, NewTicket};
 use crate::store::Tx;
+use crate::views::{self, StageState, COMMENT_FIELD};
 use serde_json::json;
 use std::collections::BTreeMap;
 

@@ -405,7 +405,7 @@ async fn ticket_main(state: &AppState, id: i64) -> anyhow::Result<Option<(String
     let decisions = crate::store::tickets::decisions(&mut conn, ticket.id).await?;
     let execution = crate::store::executions::for_ticket::<serde_json::Value>(&mut conn, ticket.id).await?;
     drop(conn);
-    let msg = crate::bot::views::show(&bot.texts, &ticket, flow, &service.name, &audit)?;
+    let msg = crate::views::show(&bot.texts, &ticket, flow, &service.name, &audit)?;
     let mut main = format!("<h1>{}</h1>", inline(&msg.title));
     if let Some(c) = &msg.context {
         main.push_str(&format!("<p class=\"context\">{}</p>", inline(c)));
