@@ -118,14 +118,16 @@ pub async fn save_command(deps: &Deps, tx: &mut Tx, row: &Row, run: Run) -> anyh
     if !q::save(
         tx,
         &deps.store.owner,
-        row.id,
-        row.version,
-        status_str(&run),
-        &run,
-        now,
-        None,
-        Lease::Wake(now),
-        now,
+        &q::Save {
+            id: row.id,
+            version: row.version,
+            status: status_str(&run),
+            state: &serde_json::to_string(&run)?,
+            next_wake: now,
+            finished_at: None,
+            lease: Lease::Wake(now),
+            now,
+        },
     )
     .await?
     {

@@ -86,14 +86,16 @@ pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan) -> an
     if !q::save(
         tx,
         &deps.store.owner,
-        id,
-        0,
-        status_str(&run),
-        &run,
-        due,
-        None,
-        Lease::Wake(due),
-        now,
+        &q::Save {
+            id,
+            version: 0,
+            status: status_str(&run),
+            state: &serde_json::to_string(&run)?,
+            next_wake: due,
+            finished_at: None,
+            lease: Lease::Wake(due),
+            now,
+        },
     )
     .await?
     {
@@ -150,14 +152,16 @@ pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::
     if !q::save(
         tx,
         &deps.store.owner,
-        row.id,
-        row.version,
-        status_str(&run),
-        &run,
-        now,
-        None,
-        Lease::Wake(now),
-        now,
+        &q::Save {
+            id: row.id,
+            version: row.version,
+            status: status_str(&run),
+            state: &serde_json::to_string(&run)?,
+            next_wake: now,
+            finished_at: None,
+            lease: Lease::Wake(now),
+            now,
+        },
     )
     .await?
     {

@@ -186,17 +186,19 @@ impl Mover<'_> {
     ) -> anyhow::Result<Option<Committed>> {
         let deps = self.deps();
         let mut tx = deps.store.begin().await?;
-        let saved = q::save_json(
+        let saved = q::save(
             &mut tx,
             &deps.store.owner,
-            row.id,
-            row.version,
-            status_str(&run),
-            &p.state,
-            p.next_wake,
-            p.finished_at,
-            p.lease,
-            now,
+            &q::Save {
+                id: row.id,
+                version: row.version,
+                status: status_str(&run),
+                state: &p.state,
+                next_wake: p.next_wake,
+                finished_at: p.finished_at,
+                lease: p.lease,
+                now,
+            },
         )
         .await?;
         if !saved {

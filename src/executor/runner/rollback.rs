@@ -81,14 +81,16 @@ impl Mover<'_> {
             let saved = q::save(
                 &mut tx,
                 &deps.store.owner,
-                row.id,
-                row.version,
-                &row.status,
-                &run,
-                NEVER,
-                row.finished_at,
-                Lease::Hold(now + LEASE_MS),
-                now,
+                &q::Save {
+                    id: row.id,
+                    version: row.version,
+                    status: &row.status,
+                    state: &serde_json::to_string(&run)?,
+                    next_wake: NEVER,
+                    finished_at: row.finished_at,
+                    lease: Lease::Hold(now + LEASE_MS),
+                    now,
+                },
             )
             .await?;
             if !saved {
@@ -112,14 +114,16 @@ impl Mover<'_> {
         if !q::save(
             &mut tx,
             &deps.store.owner,
-            row.id,
-            current.version,
-            &current.status,
-            &run,
-            NEVER,
-            Some(now),
-            Lease::Release,
-            now,
+            &q::Save {
+                id: row.id,
+                version: current.version,
+                status: &current.status,
+                state: &serde_json::to_string(&run)?,
+                next_wake: NEVER,
+                finished_at: Some(now),
+                lease: Lease::Release,
+                now,
+            },
         )
         .await?
         {

@@ -34,17 +34,19 @@ pub(super) async fn fail_unreadable(inner: &Inner, id: i64, error: &str) -> anyh
         run.finalized = true;
         let state = serde_json::to_string(&run)?;
         let status = status_str(&run);
-        if !q::save_json(
+        if !q::save(
             &mut tx,
             &deps.store.owner,
-            id,
-            row.version,
-            status,
-            &state,
-            NEVER,
-            Some(now),
-            Lease::Release,
-            now,
+            &q::Save {
+                id,
+                version: row.version,
+                status,
+                state: &state,
+                next_wake: NEVER,
+                finished_at: Some(now),
+                lease: Lease::Release,
+                now,
+            },
         )
         .await?
         {
