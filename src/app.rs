@@ -34,32 +34,12 @@ impl App {
         let texts = Texts::new(&settings.locale)?;
         let store = Store::open(&settings.database_url).await?;
         let metrics = Arc::new(Metrics::default());
-        let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
-        let slack = settings.slack();
-        if let Some((_, token)) = &slack {
-            clients.insert(
-                slack::PLATFORM.to_string(),
-                Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?),
-            );
-        }
-        let mut discord_verifier = None;
-        if let Some(d) = settings.discord() {
-            discord_verifier = Some(Arc::new(crate::chat::discord::verify::verifier(&d.public_key)?));
-            clients.insert(
-                crate::chat::discord::PLATFORM.to_string(),
-                Arc::new(crate::chat::discord::DiscordChat::new(
-                    &d.api_url,
-                    &d.token,
-                    &d.application_id,
-                )?),
-            );
-        }
-        let dingtalk = settings.dingtalk();
-        if let Some(d) = &dingtalk {
-            let chat = Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?);
-            tokio::spawn(register_card_callback(chat.clone()));
-            clients.insert(crate::chat::dingtalk::PLATFORM.to_string(), chat);
-        }
+        let Platforms {
+            mut clients,
+            slack,
+            discord_verifier,
+            dingtalk,
+        } = platforms(settings, &clock)?;
         let links = Arc::new(
             crate::store::secrets::links(
                 &store,
@@ -83,22 +63,7 @@ impl App {
         };
         let outbox_notify = Arc::new(Notify::new());
         let inbox_notify = Arc::new(Notify::new());
-        if store.backend == store::Backend::Sqlite {
-            // This process is the database's only user: every lease of a previous run is
-            // stale, so nothing waits for it to expire.
-            let now = clock.now_ms();
-            let freed = store::lease::release_all(&store, &store::lease::INBOX, now).await?
-                + store::lease::release_all(&store, &store::lease::OUTBOX_CHANNELS, now).await?
-                + store::lease::release_all(&store, &store::lease::FIRINGS, now).await?;
-            let executions = store::executions::release_all_leases(&store).await?;
-            if freed + executions > 0 {
-                tracing::warn!(
-                    events_and_queues = freed,
-                    executions,
-                    "took over the work a previous run left"
-                );
-            }
-        }
+        take_over_leases(&store, clock.now_ms()).await?;
         let sim = config.sim.clone();
         let executor_config = config.executor.clone();
         let retention = config.runtime.retention;
@@ -219,6 +184,68 @@ impl App {
             .collect(),
         }
     }
+}
+
+/// The platforms whose credentials are set: their clients, and what their routes verify.
+struct Platforms {
+    clients: HashMap<String, Arc<dyn ChatClient>>,
+    slack: Option<(crate::config::Secret, crate::config::Secret)>,
+    discord_verifier: Option<Arc<crate::chat::discord::verify::Verifier>>,
+    dingtalk: Option<crate::config::DingTalkSettings>,
+}
+
+fn platforms(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Platforms> {
+    let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
+    let slack = settings.slack();
+    if let Some((_, token)) = &slack {
+        clients.insert(
+            slack::PLATFORM.to_string(),
+            Arc::new(slack::SlackChat::new(&settings.slack_api_url, token)?),
+        );
+    }
+    let mut discord_verifier = None;
+    if let Some(d) = settings.discord() {
+        discord_verifier = Some(Arc::new(crate::chat::discord::verify::verifier(&d.public_key)?));
+        clients.insert(
+            crate::chat::discord::PLATFORM.to_string(),
+            Arc::new(crate::chat::discord::DiscordChat::new(
+                &d.api_url,
+                &d.token,
+                &d.application_id,
+            )?),
+        );
+    }
+    let dingtalk = settings.dingtalk();
+    if let Some(d) = &dingtalk {
+        let chat = Arc::new(crate::chat::dingtalk::DingTalkChat::new(d, clock.clone())?);
+        tokio::spawn(register_card_callback(chat.clone()));
+        clients.insert(crate::chat::dingtalk::PLATFORM.to_string(), chat);
+    }
+    Ok(Platforms {
+        clients,
+        slack,
+        discord_verifier,
+        dingtalk,
+    })
+}
+
+/// On SQLite this process is the database's only user: every lease of a previous run is
+/// stale, so nothing waits for it to expire.
+async fn take_over_leases(store: &Store, now: i64) -> anyhow::Result<()> {
+    if store.backend == store::Backend::Sqlite {
+        let freed = store::lease::release_all(store, &store::lease::INBOX, now).await?
+            + store::lease::release_all(store, &store::lease::OUTBOX_CHANNELS, now).await?
+            + store::lease::release_all(store, &store::lease::FIRINGS, now).await?;
+        let executions = store::executions::release_all_leases(store).await?;
+        if freed + executions > 0 {
+            tracing::warn!(
+                events_and_queues = freed,
+                executions,
+                "took over the work a previous run left"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The running workers of an [`App`].

@@ -391,88 +391,121 @@ fn joined(done: Result<Attempt, tokio::task::JoinError>) -> Option<Attempt> {
 /// Delivers one claimed item (`existing`: where the message to edit lives).
 async fn deliver(inner: &Inner, item: q::Item, existing: Option<MessageRef>) -> Attempt {
     let now = inner.clock.now_ms();
-    let give_up = |item: q::Item, why: String| Attempt {
-        tat: item.tat,
-        item,
-        outcome: Done::Failed(why),
-        due: now,
-    };
     let Some(client) = inner.clients.get(&item.platform) else {
         let why = format!("platform {} is not configured", item.platform);
-        return give_up(item, why);
+        return given_up(item, why, now);
     };
-    let out: Outbound = match serde_json::from_str(&item.payload) {
-        Ok(o) => o,
-        Err(e) => return give_up(item, format!("unreadable payload: {e}")),
-    };
-    let out = match out {
-        // Drawn now, from the execution's latest state.
-        Outbound::Progress { channel, execution } => {
-            match crate::executor::progress::shown(&inner.store, &inner.texts, &inner.config, execution, now).await {
-                Ok(Some(shown)) if existing.is_some() => Outbound::Update {
-                    channel,
-                    message: shown.message,
-                },
-                Ok(Some(shown)) => Outbound::Post {
-                    channel,
-                    message: shown.message,
-                },
-                Ok(None) => return give_up(item, format!("execution {execution} does not exist")),
-                // The execution could not be drawn (its plan unreadable …): it never will
-                // be, and the channel's later messages must not wait behind it. The next
-                // move of the execution adds a new item.
-                Err(e) if e.downcast_ref::<sqlx::Error>().is_none() => {
-                    return give_up(item, format!("drawing the progress message: {e:#}"))
-                }
-                // It could not be read: nothing reached the platform; the same item, a
-                // moment later.
-                Err(e) => {
-                    tracing::warn!(outbox_id = item.id, error = %format!("{e:#}"), "drawing a progress message; will retry");
-                    return Attempt {
-                        outcome: Done::Retry {
-                            at: now + DRAW_RETRY_MS,
-                            error: format!("drawing the progress message: {e:#}"),
-                            certain: true,
-                        },
-                        tat: item.tat,
-                        due: now + DRAW_RETRY_MS,
-                        item,
-                    };
-                }
-            }
-        }
-        other => other,
+    let out = match drawn(inner, &item, existing.is_some(), now).await {
+        Ok(out) => out,
+        Err(done) => return Attempt::now(item, done, now),
     };
     let out = crate::chat::links::with_page_link(out, inner.links.as_deref(), &inner.texts);
     if matches!(out, Outbound::Update { .. }) && existing.is_none() {
-        return give_up(item, "the message to edit was never posted".into());
+        return given_up(item, "the message to edit was never posted".into(), now);
     }
     let delivery = Delivery {
         id: item.id,
         created_at: item.created_at,
     };
-    let mut result = None;
-    if item.uncertain && matches!(out, Outbound::Post { .. } | Outbound::Direct { .. }) {
-        match client.reconcile(&inner.texts, delivery, &out).await {
-            Ok(Reconciled::Delivered(location)) => {
-                tracing::info!(outbox_id = item.id, platform = %item.platform, "an earlier attempt had delivered the message; not sending it again");
-                inner
-                    .metrics
-                    .inc("releasebot_outbox_reconciled_total", &[("platform", &item.platform)]);
-                result = Some(Ok(location));
-            }
-            Ok(Reconciled::SendAgain) => {}
-            Ok(Reconciled::Unknown) => {
-                tracing::warn!(outbox_id = item.id, platform = %item.platform, "cannot tell whether an earlier attempt delivered the message; sending it again");
-            }
-            Err(e) => result = Some(Err(e)),
-        }
-    }
-    let result = match result {
+    let result = match reconciled(inner, client.as_ref(), &item, delivery, &out).await {
         Some(r) => r,
         None => client.send(&inner.texts, delivery, &out, existing.as_ref()).await,
     };
-    let now = inner.clock.now_ms();
+    attempt(item, result, inner.clock.now_ms())
+}
+
+/// An item refused for good.
+fn given_up(item: q::Item, why: String, now: i64) -> Attempt {
+    Attempt::now(item, Done::Failed(why), now)
+}
+
+impl Attempt {
+    /// An attempt that sent nothing: its queue's pacing unchanged, due again from `now`.
+    fn now(item: q::Item, outcome: Done, now: i64) -> Self {
+        let due = match &outcome {
+            Done::Retry { at, .. } => *at,
+            _ => now,
+        };
+        Attempt {
+            tat: item.tat,
+            item,
+            outcome,
+            due,
+        }
+    }
+}
+
+/// What the item sends: its payload, or a progress message drawn now from the
+/// execution's latest state (posted the first time, edited after). `Err` is the attempt's
+/// outcome when there is nothing to send.
+async fn drawn(inner: &Inner, item: &q::Item, posted: bool, now: i64) -> Result<Outbound, Done> {
+    let out: Outbound = match serde_json::from_str(&item.payload) {
+        Ok(o) => o,
+        Err(e) => return Err(Done::Failed(format!("unreadable payload: {e}"))),
+    };
+    let Outbound::Progress { channel, execution } = out else {
+        return Ok(out);
+    };
+    match crate::executor::progress::shown(&inner.store, &inner.texts, &inner.config, execution, now).await {
+        Ok(Some(shown)) if posted => Ok(Outbound::Update {
+            channel,
+            message: shown.message,
+        }),
+        Ok(Some(shown)) => Ok(Outbound::Post {
+            channel,
+            message: shown.message,
+        }),
+        Ok(None) => Err(Done::Failed(format!("execution {execution} does not exist"))),
+        // The execution could not be drawn (its plan unreadable …): it never will be, and
+        // the channel's later messages must not wait behind it. The next move of the
+        // execution adds a new item.
+        Err(e) if e.downcast_ref::<sqlx::Error>().is_none() => {
+            Err(Done::Failed(format!("drawing the progress message: {e:#}")))
+        }
+        // It could not be read: nothing reached the platform; the same item, a moment later.
+        Err(e) => {
+            tracing::warn!(outbox_id = item.id, error = %format!("{e:#}"), "drawing a progress message; will retry");
+            Err(Done::Retry {
+                at: now + DRAW_RETRY_MS,
+                error: format!("drawing the progress message: {e:#}"),
+                certain: true,
+            })
+        }
+    }
+}
+
+/// For a post whose earlier attempt may have reached the platform: what reconciliation
+/// found (`None`: send it).
+async fn reconciled(
+    inner: &Inner,
+    client: &dyn ChatClient,
+    item: &q::Item,
+    delivery: Delivery,
+    out: &Outbound,
+) -> Option<Result<Option<crate::chat::Location>, SendError>> {
+    if !(item.uncertain && matches!(out, Outbound::Post { .. } | Outbound::Direct { .. })) {
+        return None;
+    }
+    match client.reconcile(&inner.texts, delivery, out).await {
+        Ok(Reconciled::Delivered(location)) => {
+            tracing::info!(outbox_id = item.id, platform = %item.platform, "an earlier attempt had delivered the message; not sending it again");
+            inner
+                .metrics
+                .inc("releasebot_outbox_reconciled_total", &[("platform", &item.platform)]);
+            Some(Ok(location))
+        }
+        Ok(Reconciled::SendAgain) => None,
+        Ok(Reconciled::Unknown) => {
+            tracing::warn!(outbox_id = item.id, platform = %item.platform, "cannot tell whether an earlier attempt delivered the message; sending it again");
+            None
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The attempt a platform's answer makes: sent, retried after a backoff or a rate limit,
+/// or failed; and the queue's pacing after it.
+fn attempt(item: q::Item, result: Result<Option<crate::chat::Location>, SendError>, now: i64) -> Attempt {
     // Pacing (GCRA): one message per CHANNEL_PACE_MS on average, with a short burst.
     let (tat, due) = if paced(&item.kind) {
         let tat = item.tat.max(now) + CHANNEL_PACE_MS;
