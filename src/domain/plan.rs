@@ -570,69 +570,10 @@ impl Plan {
                 out.push(format!("{sp}.timeout_secs: must be more than 0"));
             }
             check_policy(&s.on_failure, &format!("{sp}.on_failure"), &mut out);
-            match s.kind {
-                StepType::TrafficShift => match s.weight {
-                    None => out.push(format!(
-                        "{sp}.weight: a TRAFFIC_SHIFT step needs the new version's weight (1-100)"
-                    )),
-                    Some(w) if w == 0 || w > 100 => out.push(format!("{sp}.weight: {w} is not between 1 and 100")),
-                    Some(w) => {
-                        if let Some((_, prev)) = last_weight.filter(|(_, p)| w <= *p) {
-                            out.push(format!(
-                                "{sp}.weight: {w} does not increase on the previous shift ({prev})"
-                            ));
-                        }
-                        last_weight = Some((i, w));
-                    }
-                },
-                StepType::Monitor => {
-                    if s.duration_secs.unwrap_or(0) == 0 {
-                        out.push(format!(
-                            "{sp}.duration_secs: a MONITOR step needs an observation window"
-                        ));
-                    }
-                    match &s.thresholds {
-                        // A monitor never passes unjudged.
-                        None => out.push(format!(
-                            "{sp}.thresholds: a MONITOR step needs thresholds to judge the new version by"
-                        )),
-                        Some(t) => check_thresholds(t, &format!("{sp}.thresholds"), &mut out),
-                    }
-                }
-                StepType::ApprovalGate => match &s.role {
-                    None => out.push(format!(
-                        "{sp}.role: an APPROVAL_GATE step needs the role that continues it"
-                    )),
-                    Some(r) if !roles.contains(r) => out.push(format!("{sp}.role: unknown role \"{r}\"")),
-                    Some(_) => {}
-                },
-                _ => {}
+            if let Some(w) = check_kind(s, &sp, roles, last_weight.map(|(_, w)| w), &mut out) {
+                last_weight = Some((i, w));
             }
-            let blank = |v: &str| v.trim().is_empty();
-            match &s.provider {
-                Provider::Script { command } if blank(command) => {
-                    out.push(format!("{sp}.command: a script step needs a command"));
-                }
-                Provider::Nginx {
-                    upstream_file,
-                    old_server,
-                    new_server,
-                    reload_command,
-                    ..
-                } => {
-                    for (name, v) in [
-                        ("upstream_file", upstream_file),
-                        ("old_server", old_server),
-                        ("new_server", new_server),
-                        ("reload_command", reload_command),
-                    ] {
-                        if blank(v) {
-                            out.push(format!("{sp}.{name}: the nginx provider needs {name}"));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            check_provider(s, &sp, &mut out);
             if let Some(b) = &s.batches {
                 if b.first == 0 || b.size == 0 {
                     out.push(format!("{sp}.batches: first and size must be at least 1"));
@@ -647,6 +588,80 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+/// What a step's type asks of it (`sp` is its path): a traffic shift's weight (above the
+/// previous shift's, `last`), a monitor's window and thresholds, a gate's role. The weight
+/// of a traffic shift that has a valid one.
+fn check_kind(s: &StepDef, sp: &str, roles: &BTreeSet<String>, last: Option<u8>, out: &mut Vec<String>) -> Option<u8> {
+    match s.kind {
+        StepType::TrafficShift => match s.weight {
+            None => out.push(format!(
+                "{sp}.weight: a TRAFFIC_SHIFT step needs the new version's weight (1-100)"
+            )),
+            Some(w) if w == 0 || w > 100 => out.push(format!("{sp}.weight: {w} is not between 1 and 100")),
+            Some(w) => {
+                if let Some(prev) = last.filter(|p| w <= *p) {
+                    out.push(format!(
+                        "{sp}.weight: {w} does not increase on the previous shift ({prev})"
+                    ));
+                }
+                return Some(w);
+            }
+        },
+        StepType::Monitor => {
+            if s.duration_secs.unwrap_or(0) == 0 {
+                out.push(format!(
+                    "{sp}.duration_secs: a MONITOR step needs an observation window"
+                ));
+            }
+            match &s.thresholds {
+                // A monitor never passes unjudged.
+                None => out.push(format!(
+                    "{sp}.thresholds: a MONITOR step needs thresholds to judge the new version by"
+                )),
+                Some(t) => check_thresholds(t, &format!("{sp}.thresholds"), out),
+            }
+        }
+        StepType::ApprovalGate => match &s.role {
+            None => out.push(format!(
+                "{sp}.role: an APPROVAL_GATE step needs the role that continues it"
+            )),
+            Some(r) if !roles.contains(r) => out.push(format!("{sp}.role: unknown role \"{r}\"")),
+            Some(_) => {}
+        },
+        _ => {}
+    }
+    None
+}
+
+/// The settings a step's provider cannot do without (`sp` is its path).
+fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
+    let blank = |v: &str| v.trim().is_empty();
+    match &s.provider {
+        Provider::Script { command } if blank(command) => {
+            out.push(format!("{sp}.command: a script step needs a command"));
+        }
+        Provider::Nginx {
+            upstream_file,
+            old_server,
+            new_server,
+            reload_command,
+            ..
+        } => {
+            for (name, v) in [
+                ("upstream_file", upstream_file),
+                ("old_server", old_server),
+                ("new_server", new_server),
+                ("reload_command", reload_command),
+            ] {
+                if blank(v) {
+                    out.push(format!("{sp}.{name}: the nginx provider needs {name}"));
+                }
+            }
+        }
+        _ => {}
     }
 }
 

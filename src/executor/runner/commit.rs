@@ -59,23 +59,7 @@ impl Mover<'_> {
             run.finalized = true;
             finished_at = Some(now);
         }
-        let next_wake = if run.exec.status.is_final() {
-            NEVER
-        } else if run.running().is_some_and(|i| run.steps[i].polling) {
-            row.next_wake.max(now)
-        } else if run
-            .running()
-            .is_some_and(|i| plan.steps[i].kind == StepType::ApprovalGate)
-            || (run.exec.status == ExecStatus::Paused && run.running().is_none())
-        {
-            NEVER
-        } else {
-            match run.exec.next(now) {
-                Next::Wait(Some(t)) => t,
-                Next::Wait(None) if run.running().is_none() => NEVER,
-                _ => now,
-            }
-        };
+        let next_wake = self.next_wake(row, &run, now);
         let release = !hold && next_wake > now;
         let lease = if release {
             Lease::Release
@@ -121,24 +105,8 @@ impl Mover<'_> {
             return Box::pin(self.commit_alone(row, run, p, alert, now)).await;
         }
         // Written with other executions' moves.
-        let mut outbox = crate::outbox::Batch::default();
-        outbox.push(
-            &row.platform,
-            &progress_out(row),
-            Some(&super::super::progress_key(row.id)),
-            now,
-        );
-        if let Some(message) = p.announcement {
-            let post = crate::chat::Outbound::Post {
-                channel: row.channel.clone(),
-                message,
-            };
-            outbox.push(&row.platform, &post, None, now);
-        }
         let (extra, report) = ended.unzip();
-        if let Some(report) = report {
-            outbox.push(&row.platform, &report, None, now);
-        }
+        let outbox = group_messages(row, p.announcement, report, now);
         let m = super::super::committer::Move {
             id: row.id,
             version: row.version,
@@ -173,6 +141,29 @@ impl Mover<'_> {
             released: p.release,
             unsaved: None,
         }))
+    }
+
+    /// When the execution must be looked at next after this move: never once it is over or
+    /// waits for a person, at the provider's next poll, or when its status says.
+    fn next_wake(&self, row: &Row, run: &Run, now: i64) -> i64 {
+        let plan = self.plan;
+        if run.exec.status.is_final() {
+            NEVER
+        } else if run.running().is_some_and(|i| run.steps[i].polling) {
+            row.next_wake.max(now)
+        } else if run
+            .running()
+            .is_some_and(|i| plan.steps[i].kind == StepType::ApprovalGate)
+            || (run.exec.status == ExecStatus::Paused && run.running().is_none())
+        {
+            NEVER
+        } else {
+            match run.exec.next(now) {
+                Next::Wait(Some(t)) => t,
+                Next::Wait(None) if run.running().is_none() => NEVER,
+                _ => now,
+            }
+        }
     }
 
     /// Commits a move that ends the execution or raises an alert, in its own transaction.
@@ -429,4 +420,32 @@ pub(super) fn apply_outcome(
             (run, wake, alert)
         }
     }
+}
+
+/// The messages of a move written with other executions' moves: its progress message, an
+/// announcement (a gate, a notice) and the report of an ending.
+fn group_messages(
+    row: &Row,
+    announcement: Option<crate::chat::Message>,
+    report: Option<crate::chat::Outbound>,
+    now: i64,
+) -> crate::outbox::Batch {
+    let mut outbox = crate::outbox::Batch::default();
+    outbox.push(
+        &row.platform,
+        &progress_out(row),
+        Some(&super::super::progress_key(row.id)),
+        now,
+    );
+    if let Some(message) = announcement {
+        let post = crate::chat::Outbound::Post {
+            channel: row.channel.clone(),
+            message,
+        };
+        outbox.push(&row.platform, &post, None, now);
+    }
+    if let Some(report) = report {
+        outbox.push(&row.platform, &report, None, now);
+    }
+    outbox
 }
