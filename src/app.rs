@@ -68,14 +68,17 @@ impl App {
         let executor_config = config.executor.clone();
         let retention = config.runtime.retention;
         let intake = crate::inbox::Intake::start(store.clone(), clock.clone(), inbox_notify.clone(), metrics.clone());
-        let bot = Bot {
+        let core = crate::shared::Core {
             store: store.clone(),
             config: Arc::new(config),
-            texts: texts.clone(),
+            texts,
             clock: clock.clone(),
             metrics: metrics.clone(),
-            outbox_notify: outbox_notify.clone(),
+            outbox_notify,
             inbox_notify,
+        };
+        let bot = Bot {
+            core: core.clone(),
             scheduler_notify: Arc::new(Notify::new()),
             executions: Arc::new(crate::executor::Wakers::default()),
             intake,
@@ -92,17 +95,7 @@ impl App {
         let inbox = crate::workers::inbox::InboxWorker::new(bot.clone());
         let scheduler = crate::workers::scheduler::Scheduler::new(bot.clone());
         scheduler.sync().await.context("planning the cron jobs")?;
-        let outbox = OutboxWorker::new(
-            store.clone(),
-            clients,
-            texts,
-            bot.config.clone(),
-            clock.clone(),
-            metrics,
-            outbox_notify,
-            Some(links),
-        )
-        .yielding_to(bot.intake.pressure.clone());
+        let outbox = OutboxWorker::new(&core, clients, Some(links)).yielding_to(bot.intake.pressure.clone());
         let pruner = crate::workers::pruner::Pruner::new(store, clock, retention);
         let health = crate::runtime::Health {
             workers: vec![

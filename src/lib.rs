@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod runtime;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod telemetry;
 pub mod views;

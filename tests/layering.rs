@@ -15,7 +15,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("settings and metrics", &["config", "metrics"]),
     ("chat: message model, platforms, links", &["chat"]),
     ("store: all SQL", &["store"]),
-    ("queues' write side and views", &["inbox", "outbox", "views"]),
+    (
+        "queues' write side, shared parts, views",
+        &["inbox", "outbox", "shared", "views"],
+    ),
     ("executor", &["executor"]),
     ("bot: handlers", &["bot"]),
     ("workers", &["workers"]),

@@ -332,16 +332,16 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
     clients.insert("slack".into(), rec.clone());
-    let w = OutboxWorker::new(
-        s.clone(),
-        clients,
-        Texts::new("en").unwrap(),
-        Arc::new(releasebot::config::Config::parse(releasebot::config::DEFAULT_CONFIG).unwrap()),
+    let core = releasebot::shared::Core {
+        store: s.clone(),
+        config: Arc::new(releasebot::config::Config::parse(releasebot::config::DEFAULT_CONFIG).unwrap()),
+        texts: Texts::new("en").unwrap(),
         clock,
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        None,
-    );
+        metrics: Arc::new(Metrics::default()),
+        outbox_notify: Arc::new(tokio::sync::Notify::new()),
+        inbox_notify: Arc::new(tokio::sync::Notify::new()),
+    };
+    let w = OutboxWorker::new(&core, clients, None);
     (w, rec)
 }
 

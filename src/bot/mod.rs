@@ -13,14 +13,12 @@ pub mod swimlanes;
 pub mod tickets;
 
 pub use crate::chat::actions;
-use crate::chat::{Form, Inbound, InboundKind, Message, Outbound, Texts};
-use crate::clock::SharedClock;
+use crate::chat::{Form, Inbound, InboundKind, Message, Outbound};
 use crate::command;
-use crate::config::Config;
 use crate::domain::ticket::DecisionKind;
-use crate::metrics::Metrics;
 use crate::outbox;
-use crate::store::{inbox, Store, Tx};
+use crate::shared::Core;
+use crate::store::{inbox, Tx};
 use crate::views;
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -39,15 +37,8 @@ pub enum Handled {
 
 #[derive(Clone)]
 pub struct Bot {
-    pub store: Store,
-    pub config: Arc<Config>,
-    pub texts: Texts,
-    pub clock: SharedClock,
-    pub metrics: Arc<Metrics>,
-    /// Wakes the outbox worker after a commit.
-    pub outbox_notify: Arc<Notify>,
-    /// Wakes the inbox worker after an event is recorded.
-    pub inbox_notify: Arc<Notify>,
+    /// What the bot shares with the executor and the workers (its fields read as the bot's).
+    pub core: Core,
     /// Wakes the scheduler after a handler planned a firing.
     pub scheduler_notify: Arc<Notify>,
     /// Tells the executor that a person changed an execution.
@@ -162,6 +153,14 @@ pub fn order_key(ev: &Inbound) -> String {
 /// A short id that ties a user-visible error to the log line.
 fn correlation_id() -> String {
     format!("{:08x}", rand::random::<u32>())
+}
+
+impl std::ops::Deref for Bot {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl Bot {
@@ -357,13 +356,7 @@ impl Bot {
     /// What the executor needs, from the bot's parts.
     pub fn exec_deps(&self) -> crate::executor::Deps {
         crate::executor::Deps {
-            store: self.store.clone(),
-            config: self.config.clone(),
-            texts: self.texts.clone(),
-            clock: self.clock.clone(),
-            metrics: self.metrics.clone(),
-            outbox_notify: self.outbox_notify.clone(),
-            inbox_notify: self.inbox_notify.clone(),
+            core: self.core.clone(),
             wakers: self.executions.clone(),
         }
     }

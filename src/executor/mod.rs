@@ -32,17 +32,13 @@ pub use runner::{Executor, Wait, STEP_OVERHEAD};
 pub use start::{busy, start, Busy, Started};
 
 use crate::chat::{Message, Outbound, Texts};
-use crate::clock::SharedClock;
-use crate::config::Config;
 use crate::domain::execution::{ExecStatus, Execution, StepStatus};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::Ticket;
-use crate::metrics::Metrics;
 use crate::store::executions::ExecRow;
-use crate::store::{Store, Tx};
+use crate::store::Tx;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,24 +213,21 @@ pub fn progress_key(id: i64) -> String {
 /// What the executor needs from the rest of the daemon.
 #[derive(Clone)]
 pub struct Deps {
-    pub store: Store,
-    pub config: Arc<Config>,
-    pub texts: Texts,
-    pub clock: SharedClock,
-    pub metrics: Arc<Metrics>,
-    /// Wakes the outbox worker after a commit.
-    pub outbox_notify: Arc<Notify>,
-    /// Wakes the inbox worker after an event was recorded.
-    pub inbox_notify: Arc<Notify>,
+    /// What the executor shares with the bot and the workers (its fields read as these).
+    pub core: crate::shared::Core,
     /// Tasks of running executions, to tell them of a person's command.
     pub wakers: Arc<Wakers>,
 }
 
-impl Deps {
-    pub fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
+impl std::ops::Deref for Deps {
+    type Target = crate::shared::Core;
 
+    fn deref(&self) -> &crate::shared::Core {
+        &self.core
+    }
+}
+
+impl Deps {
     /// The display name of a ticket's service.
     pub fn service_name(&self, ticket: &Ticket) -> String {
         self.config.service_name(&ticket.service)

@@ -112,34 +112,28 @@ enum Done {
 type Tasks = JoinSet<Attempt>;
 
 impl OutboxWorker {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Store,
+        core: &crate::shared::Core,
         clients: HashMap<String, Arc<dyn ChatClient>>,
-        texts: Texts,
-        config: Arc<crate::config::Config>,
-        clock: SharedClock,
-        metrics: Arc<Metrics>,
-        notify: Arc<Notify>,
         links: Option<Arc<crate::chat::links::Links>>,
     ) -> Self {
-        let heartbeat = Arc::new(Heartbeat::new("outbox", clock.clone()));
+        let heartbeat = Arc::new(Heartbeat::new("outbox", core.clock.clone()));
         let slots = PLATFORMS
             .iter()
             .map(|p| (*p, Arc::new(Semaphore::new(CONCURRENCY_PER_PLATFORM))))
             .collect();
         Self {
             inner: Arc::new(Inner {
-                store,
+                store: core.store.clone(),
                 clients,
-                texts,
-                config,
-                clock,
-                metrics,
+                texts: core.texts.clone(),
+                config: core.config.clone(),
+                clock: core.clock.clone(),
+                metrics: core.metrics.clone(),
                 slots,
                 links,
             }),
-            notify,
+            notify: core.outbox_notify.clone(),
             heartbeat,
             pressure: Arc::default(),
         }
