@@ -37,18 +37,16 @@ async fn fill(app: &App, n: i64, due: i64) {
         grace_ms: DAY,
         max_lifetime_ms: None,
     };
-    let mut lane = Lane::new(
-        "NAME".into(),
-        Actor::new("slack", "U0BENCH"),
-        "bench".into(),
-        "slack".into(),
-        "CLANES".into(),
-        vec!["web".into()],
-        None,
-        policy.idle_ms,
-        &policy,
-        T0 - 6 * DAY,
-    );
+    let new = releasebot::domain::swimlane::NewLane {
+        name: "NAME".into(),
+        owner: Actor::new("slack", "U0BENCH"),
+        owner_name: "bench".into(),
+        platform: "slack".into(),
+        channel: "CLANES".into(),
+        apps: vec!["web".into()],
+        purpose: None,
+    };
+    let mut lane = Lane::new(new, policy.idle_ms, &policy, T0 - 6 * DAY);
     lane.status = LaneStatus::Active;
     let template = serde_json::to_string(&lane).expect("json");
     let lanes = format!(

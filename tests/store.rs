@@ -1040,18 +1040,16 @@ async fn two_replicas_fire_each_firing_once(s: &Store) {
         grace_ms: 86_400_000,
         max_lifetime_ms: None,
     };
-    let mut lane = Lane::new(
-        "login".into(),
-        Actor::new("slack", "U1"),
-        "alice".into(),
-        "slack".into(),
-        "CLANES".into(),
-        vec![],
-        None,
-        policy.idle_ms,
-        &policy,
-        T0 - 6 * 86_400_000,
-    );
+    let new = releasebot::domain::swimlane::NewLane {
+        name: "login".into(),
+        owner: Actor::new("slack", "U1"),
+        owner_name: "alice".into(),
+        platform: "slack".into(),
+        channel: "CLANES".into(),
+        apps: vec![],
+        purpose: None,
+    };
+    let mut lane = Lane::new(new, policy.idle_ms, &policy, T0 - 6 * 86_400_000);
     lane.status = LaneStatus::Active;
     store::swimlanes::insert(&mut s.pool.acquire().await.unwrap(), &lane, T0)
         .await

@@ -136,21 +136,19 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
     bot.metrics
         .inc("releasebot_exec_commands_total", &[("command", cmd.as_str())]);
     bot.wake_execution(row.id);
-    reply_effect(bot, tx, ev, &l.ticket, &plan, &row, cmd, effect).await?;
+    reply_effect(bot, tx, ev, &l.ticket, (&plan, &row), (cmd, effect)).await?;
     Ok(Handled::Done)
 }
 
-/// Tells the person what their command did: what happened, never "done" for what only waits.
-#[allow(clippy::too_many_arguments)]
+/// Tells the person what their command did to the release (its plan and execution): what
+/// happened, never "done" for what only waits.
 async fn reply_effect(
     bot: &Bot,
     tx: &mut Tx,
     ev: &Inbound,
     ticket: &crate::domain::ticket::Ticket,
-    plan: &crate::domain::plan::Plan,
-    row: &crate::executor::Row,
-    cmd: Command,
-    effect: Effect,
+    (plan, row): (&crate::domain::plan::Plan, &crate::executor::Row),
+    (cmd, effect): (Command, Effect),
 ) -> anyhow::Result<()> {
     let base = match cmd {
         Command::StopRollback => Command::Rollback,
@@ -251,7 +249,14 @@ async fn on_attention(
     let members = super::roles::members(bot, tx, "ops", &ticket.application).await?;
     let members: Vec<_> = members.into_iter().filter(|a| a.platform == row.platform).collect();
     let msg = match reaction {
-        Some(r) => crate::executor::progress::alert(&bot.texts, &row, &plan, &ticket, step, r, evidence, &members)?,
+        Some(r) => {
+            let alarm = crate::executor::progress::Alarm {
+                step,
+                reaction: r,
+                evidence,
+            };
+            crate::executor::progress::alert(&bot.texts, &row, &plan, &ticket, alarm, &members)?
+        }
         None => crate::executor::progress::interrupted(&bot.texts, &row, &plan, &ticket, step, &members)?,
     };
     bot.send(

@@ -149,20 +149,31 @@ pub enum LaneRefusal {
     AtMaxLifetime { end: i64 },
 }
 
+/// What a person asks for when creating a lane.
+#[derive(Debug, Clone)]
+pub struct NewLane {
+    pub name: String,
+    pub owner: Actor,
+    pub owner_name: String,
+    /// Where the owner is told of it.
+    pub platform: String,
+    pub channel: String,
+    pub apps: Vec<String>,
+    pub purpose: Option<Purpose>,
+}
+
 impl Lane {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: String,
-        owner: Actor,
-        owner_name: String,
-        platform: String,
-        channel: String,
-        apps: Vec<String>,
-        purpose: Option<Purpose>,
-        idle_ms: i64,
-        policy: &Policy,
-        now: i64,
-    ) -> Self {
+    /// A lane being provisioned, kept `idle_ms` from its last activity.
+    pub fn new(new: NewLane, idle_ms: i64, policy: &Policy, now: i64) -> Self {
+        let NewLane {
+            name,
+            owner,
+            owner_name,
+            platform,
+            channel,
+            apps,
+            purpose,
+        } = new;
         Self {
             id: 0,
             name,
@@ -356,18 +367,16 @@ mod tests {
     }
 
     fn lane(p: &Policy) -> Lane {
-        let mut l = Lane::new(
-            "login".into(),
-            Actor::new("slack", "U1"),
-            "alice".into(),
-            "slack".into(),
-            "C1".into(),
-            vec!["web".into()],
-            None,
-            p.idle_ms,
-            p,
-            0,
-        );
+        let new = NewLane {
+            name: "login".into(),
+            owner: Actor::new("slack", "U1"),
+            owner_name: "alice".into(),
+            platform: "slack".into(),
+            channel: "C1".into(),
+            apps: vec!["web".into()],
+            purpose: None,
+        };
+        let mut l = Lane::new(new, p.idle_ms, p, 0);
         l.status = LaneStatus::Active;
         l
     }

@@ -288,17 +288,28 @@ fn oncall(members: &[Actor]) -> String {
 }
 
 /// A failed step: the evidence, what happens now, and the buttons if a person must choose.
-#[allow(clippy::too_many_arguments)]
+/// What an alert is about: the step that went wrong, what the executor does about it, and
+/// the evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct Alarm<'a> {
+    pub step: usize,
+    pub reaction: Reaction,
+    pub evidence: &'a str,
+}
+
 pub fn alert(
     texts: &Texts,
     row: &Row,
     plan: &Plan,
     ticket: &Ticket,
-    i: usize,
-    reaction: Reaction,
-    evidence: &str,
+    alarm: Alarm<'_>,
     members: &[Actor],
 ) -> anyhow::Result<Message> {
+    let Alarm {
+        step: i,
+        reaction,
+        evidence,
+    } = alarm;
     let step = &plan.steps[i];
     let key = match reaction {
         Reaction::RollingBack => "alert_rolling_back",

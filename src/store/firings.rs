@@ -113,10 +113,12 @@ pub async fn claim(store: &Store, now: i64, lease_ms: i64, limit: i64) -> anyhow
         &mut conn,
         store,
         &FIRINGS,
-        None,
-        now,
-        now + lease_ms,
-        limit,
+        lease::Claim {
+            filter: None,
+            now,
+            until: now + lease_ms,
+            limit,
+        },
         "id, job, due, payload, attempts",
     )
     .await?;

@@ -138,7 +138,19 @@ pub async fn insert(
 /// Claims up to `limit` due events for `lease_ms`, oldest first.
 pub async fn claim(store: &Store, now: i64, lease_ms: i64, limit: i64) -> anyhow::Result<Vec<InboxRow>> {
     let mut conn = store.pool.acquire().await?;
-    let rows = lease::claim(&mut conn, store, &INBOX, None, now, now + lease_ms, limit, RETURNING).await?;
+    let rows = lease::claim(
+        &mut conn,
+        store,
+        &INBOX,
+        lease::Claim {
+            filter: None,
+            now,
+            until: now + lease_ms,
+            limit,
+        },
+        RETURNING,
+    )
+    .await?;
     let mut out = rows.iter().map(from_row).collect::<anyhow::Result<Vec<_>>>()?;
     out.sort_by_key(|r| r.id);
     Ok(out)

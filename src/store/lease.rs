@@ -93,20 +93,32 @@ pub const FIRINGS: Queue = Queue {
 /// The value of the queue's filter column a claim is restricted to (`slack`), if any.
 pub type Filter<'a> = Option<&'a str>;
 
+/// What a claim takes: rows due at `now` (of the filter's value, when the queue has a
+/// filter), at most `limit`, leased until `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub filter: Filter<'a>,
+    pub now: i64,
+    pub until: i64,
+    pub limit: i64,
+}
+
 /// Claims up to `limit` due rows of `q` for `owner` until `until`, oldest due first;
 /// returns `returning` columns of each. On PostgreSQL rows another transaction is
 /// claiming are skipped (`FOR UPDATE SKIP LOCKED`).
-#[allow(clippy::too_many_arguments)]
 pub async fn claim(
     conn: &mut Conn,
     store: &Store,
     q: &Queue,
-    filter: Filter<'_>,
-    now: i64,
-    until: i64,
-    limit: i64,
+    c: Claim<'_>,
     returning: &str,
 ) -> anyhow::Result<Vec<AnyRow>> {
+    let Claim {
+        filter,
+        now,
+        until,
+        limit,
+    } = c;
     let sql = claim_sql(q, store.backend, filter.is_some(), returning);
     let mut query = sqlx::query(&sql)
         .bind(until)

@@ -75,18 +75,16 @@ pub async fn create(
     let policy = policy(bot);
     let idle_ms = days.map(|d| i64::from(d) * DAY_MS).unwrap_or(policy.idle_ms);
     let now = bot.now();
-    let mut l = Lane::new(
-        name.clone(),
-        ev.actor.clone(),
-        ev.actor_name.clone(),
-        ev.actor.platform.clone(),
-        lane_channel(bot, ev),
+    let new = lane::NewLane {
+        name: name.clone(),
+        owner: ev.actor.clone(),
+        owner_name: ev.actor_name.clone(),
+        platform: ev.actor.platform.clone(),
+        channel: lane_channel(bot, ev),
         apps,
         purpose,
-        idle_ms,
-        &policy,
-        now,
-    );
+    };
+    let mut l = Lane::new(new, idle_ms, &policy, now);
     if bot.config.swimlanes.hooks.is_empty() {
         l.status = LaneStatus::Active;
     }

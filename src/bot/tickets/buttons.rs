@@ -79,7 +79,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
             };
             let l = loaded(bot, t)?;
             retire_surplus_copy(bot, tx, ev, &l, stage, posted.as_deref()).await?;
-            let checked = check_decision_with(bot, tx, ev, &l, decisions, stage, round, kind).await?;
+            let checked = check_decision_with(bot, tx, ev, &l, decisions, Choice { stage, round, kind }).await?;
             if let Err(denied) = checked.outcome {
                 refuse(bot, tx, ev, &l, denied, stage, round).await?;
                 return Ok(Handled::Done);

@@ -120,21 +120,19 @@ pub(super) async fn check_decision(
     kind: DecisionKind,
 ) -> anyhow::Result<Checked> {
     let decisions = q::decisions(tx, l.ticket.id).await?;
-    check_decision_with(bot, tx, ev, l, decisions, stage, round, kind).await
+    check_decision_with(bot, tx, ev, l, decisions, Choice { stage, round, kind }).await
 }
 
 /// Like [`check_decision`], with the ticket's decisions already read.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn check_decision_with(
     bot: &Bot,
     tx: &mut Tx,
     ev: &Inbound,
     l: &Loaded<'_>,
     decisions: Vec<Decision>,
-    stage: usize,
-    round: u32,
-    kind: DecisionKind,
+    choice: Choice,
 ) -> anyhow::Result<Checked> {
+    let Choice { stage, round, kind } = choice;
     let role = l.flow.stages.get(stage).map(|s| s.role.clone()).unwrap_or_default();
     // A stage escalated after its SLA may be decided by its backup role too.
     let has_role = roles::has_role(bot, tx, &ev.actor, &role, &l.ticket.application).await?

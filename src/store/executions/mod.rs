@@ -138,7 +138,19 @@ pub async fn claim(store: &Store, now: i64, lease_ms: i64, limit: i64) -> anyhow
         return Ok(Vec::new());
     }
     let mut conn = store.pool.acquire().await?;
-    let rows = lease::claim(&mut conn, store, &EXECUTIONS, None, now, now + lease_ms, limit, "id").await?;
+    let rows = lease::claim(
+        &mut conn,
+        store,
+        &EXECUTIONS,
+        lease::Claim {
+            filter: None,
+            now,
+            until: now + lease_ms,
+            limit,
+        },
+        "id",
+    )
+    .await?;
     rows.iter().map(|r| get_i64(r, "id").map_err(Into::into)).collect()
 }
 

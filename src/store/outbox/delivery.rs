@@ -15,10 +15,12 @@ pub async fn claim(store: &Store, wanted: &[(&str, usize)], now: i64, lease_ms: 
             &mut tx,
             store,
             &OUTBOX_CHANNELS,
-            Some(platform),
-            now,
-            now + lease_ms,
-            *limit as i64,
+            lease::Claim {
+                filter: Some(platform),
+                now,
+                until: now + lease_ms,
+                limit: *limit as i64,
+            },
             "channel_key, next_at",
         )
         .await?;
