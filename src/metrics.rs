@@ -271,6 +271,25 @@ const CATALOGUE: &[Def] = &[
         initial: &[&[("result", "ok")], &[("result", "error")]],
     },
     Def {
+        name: "releasebot_scheduler_failing_firings",
+        kind: Kind::Gauge,
+        help: "Firings waiting to fire again after their handler failed, by job kind",
+        initial: &[
+            &[("job", "lane_timer")],
+            &[("job", "release_start")],
+            &[("job", "release_reminder")],
+            &[("job", "sla_reminder")],
+            &[("job", "digest")],
+            &[("job", "expiring_list")],
+        ],
+    },
+    Def {
+        name: "releasebot_scheduler_last_error",
+        kind: Kind::Gauge,
+        help: "The last error of each job kind's failing firings (1 while one waits to fire again)",
+        initial: NONE,
+    },
+    Def {
         name: "releasebot_scheduler_lateness_seconds",
         kind: Kind::Histogram(BUCKETS),
         help: "How late a scheduled firing ran after it was due",
@@ -508,6 +527,20 @@ impl Metrics {
         match self.gauges.get(name) {
             Some(f) => {
                 f.get_or_create(&labels(pairs)).set(value);
+            }
+            None => unknown(name),
+        }
+    }
+
+    /// Replaces every series of a gauge family by `series` (a family read from rows at
+    /// scrape time, whose label sets come and go).
+    pub fn replace(&self, name: &str, series: &[(Vec<(&str, &str)>, f64)]) {
+        match self.gauges.get(name) {
+            Some(f) => {
+                f.clear();
+                for (pairs, value) in series {
+                    f.get_or_create(&labels(pairs)).set(*value);
+                }
             }
             None => unknown(name),
         }

@@ -88,3 +88,53 @@ async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
     );
     assert_eq!(bot.raw_get("/healthz").await, "ok");
 }
+
+#[tokio::test]
+async fn a_failing_firing_is_counted_with_its_last_error_until_it_fires() {
+    let bot = TestBot::start().await;
+    let store = bot.app.state.bot.store.clone();
+    let now = bot.clock.now_ms();
+    // An SLA reminder whose stored round is unreadable: its handler fails every time.
+    let mut conn = store.pool.acquire().await.unwrap();
+    releasebot::store::firings::set(&mut conn, "sla:7", now, "not-a-round")
+        .await
+        .unwrap();
+    drop(conn);
+    let metrics = bot.raw_get("/metrics").await;
+    assert!(
+        metrics.contains("releasebot_scheduler_failing_firings{job=\"sla_reminder\"} 0.0\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("releasebot_scheduler_last_error{"), "{metrics}");
+
+    assert_eq!(bot.app.scheduler.drain().await.unwrap(), 1);
+    let metrics = bot.raw_get("/metrics").await;
+    assert!(
+        metrics.contains("releasebot_scheduler_failing_firings{job=\"sla_reminder\"} 1.0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("releasebot_scheduler_failing_firings{job=\"lane_timer\"} 0.0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("releasebot_scheduler_last_error{job=\"sla_reminder\",error=\"bad reminder not-a-round\"} 1.0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("releasebot_scheduler_firings_total{result=\"error\"} 1\n"),
+        "{metrics}"
+    );
+
+    // Once its firing is gone (here: planned anew, as a handler does), nothing is failing.
+    let mut conn = store.pool.acquire().await.unwrap();
+    releasebot::store::firings::cancel(&mut conn, "sla:7").await.unwrap();
+    drop(conn);
+    let metrics = bot.raw_get("/metrics").await;
+    assert!(
+        metrics.contains("releasebot_scheduler_failing_firings{job=\"sla_reminder\"} 0.0\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("releasebot_scheduler_last_error{"), "{metrics}");
+}

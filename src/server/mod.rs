@@ -164,6 +164,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         &[],
         lag(store::inbox::oldest_pending(store).await),
     );
+    crate::workers::scheduler::report_failures(m, store::firings::failing(store).await);
     (
         [(
             axum::http::header::CONTENT_TYPE,

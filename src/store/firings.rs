@@ -147,6 +147,31 @@ pub async fn release(conn: &mut Conn, owner: &str, id: i64, due_at: i64) -> anyh
     lease::release(conn, owner, &FIRINGS, id.into(), due_at).await
 }
 
+/// Gives back a firing whose handler failed, due again at `due_at`, keeping its error.
+pub async fn fail(conn: &mut Conn, owner: &str, id: i64, due_at: i64, error: &str) -> anyhow::Result<bool> {
+    if !release(conn, owner, id, due_at).await? {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE firings SET last_error = $1 WHERE id = $2")
+        .bind(error)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// Pending firings whose last attempt failed, oldest first: (job, its last error).
+pub async fn failing(store: &Store) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT job, last_error FROM firings WHERE status = 'pending' AND last_error IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("job")?, r.try_get("last_error")?)))
+        .collect()
+}
+
 /// The cron schedule a job's pending firing was planned by.
 pub async fn cron_schedule(conn: &mut Conn, job: &str) -> anyhow::Result<Option<String>> {
     let row = sqlx::query("SELECT schedule FROM cron_jobs WHERE name = $1")

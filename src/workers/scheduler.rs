@@ -181,9 +181,44 @@ async fn fire(bot: &Bot, f: Firing) {
     tracing::error!(job = %f.job, firing = f.id, error = %why, "scheduler: a firing failed; it is tried again later");
     let retry = async {
         let mut conn = bot.store.pool.acquire().await?;
-        firings::release(&mut conn, &bot.store.owner, f.id, bot.now() + RETRY_MS).await
+        firings::fail(&mut conn, &bot.store.owner, f.id, bot.now() + RETRY_MS, &why).await
     };
     if let Err(e) = retry.await {
         tracing::warn!(error = %format!("{e:#}"), "scheduler: could not give a firing back; it returns after its lease");
     }
+}
+
+/// How many firings of each job kind wait to fire again after a failure, and the last
+/// error of each kind (read from the rows).
+pub fn report_failures(m: &crate::metrics::Metrics, failing: anyhow::Result<Vec<(String, String)>>) {
+    use crate::domain::jobs::{Job, JobKind};
+    let failing = match failing {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "/metrics: reading the failing firings");
+            return;
+        }
+    };
+    let kind_of = |job: &str| Job::parse(job).map(|j| j.kind().name()).unwrap_or("unknown");
+    let mut last: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for kind in JobKind::ALL {
+        let n = failing.iter().filter(|(job, _)| kind_of(job) == kind.name()).count();
+        m.set(
+            "releasebot_scheduler_failing_firings",
+            &[("job", kind.name())],
+            n as f64,
+        );
+    }
+    for (job, error) in &failing {
+        last.insert(kind_of(job), error.as_str());
+    }
+    let clipped: Vec<(&str, String)> = last
+        .into_iter()
+        .map(|(kind, error)| (kind, crate::chat::truncate(error, 200, "…")))
+        .collect();
+    let series: Vec<(Vec<(&str, &str)>, f64)> = clipped
+        .iter()
+        .map(|(kind, error)| (vec![("job", *kind), ("error", error.as_str())], 1.0))
+        .collect();
+    m.replace("releasebot_scheduler_last_error", &series);
 }
