@@ -404,6 +404,86 @@ fn every_module_imports_only_its_own_layer_and_those_below_and_no_two_import_eac
     );
 }
 
+/// Lines of logic a source file may have (test modules, comments and blank lines aside).
+const MAX_FILE_LINES: usize = 650;
+/// Lines a function may span, from its signature to its closing brace.
+const MAX_FN_LINES: usize = 125;
+
+/// Files and functions past the limits: a file past them is cut by responsibility.
+fn size_problems(rel: &str, src: &str) -> Vec<String> {
+    let code = without_tests(&code_only(src));
+    let mut out = Vec::new();
+    let logic = code.lines().filter(|l| !l.trim().is_empty()).count();
+    if logic > MAX_FILE_LINES {
+        out.push(format!(
+            "src/{rel}: {logic} lines of logic (at most {MAX_FILE_LINES}): cut it by responsibility"
+        ));
+    }
+    let lines: Vec<&str> = code.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let is_fn = [
+            "fn ",
+            "pub fn ",
+            "async fn ",
+            "pub async fn ",
+            "pub(crate) fn ",
+            "pub(crate) async fn ",
+            "pub(super) fn ",
+            "pub(super) async fn ",
+        ]
+        .iter()
+        .any(|p| trimmed.starts_with(p));
+        if !is_fn || trimmed.ends_with(';') || trimmed.ends_with('}') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| l.trim_end() == close) {
+            let span = end + 2;
+            if span > MAX_FN_LINES {
+                let name = trimmed
+                    .split("fn ")
+                    .nth(1)
+                    .and_then(|r| r.split(['(', '<']).next())
+                    .unwrap_or("?");
+                out.push(format!(
+                    "src/{rel}:{}: fn {name} spans {span} lines (at most {MAX_FN_LINES})",
+                    i + 1
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_or_function_is_too_long_to_hold_in_ones_head() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &root, &mut files);
+    let problems: Vec<String> = files.iter().flat_map(|(rel, src)| size_problems(rel, src)).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_long_function_and_a_long_file_are_named() {
+    let body = "    let x = 1;\n".repeat(130);
+    let src = format!(
+        "pub fn short() {{}}\n\nasync fn long(a: i64) {{\n{body}}}\n#[cfg(test)]\nmod tests {{\n{}}}\n",
+        "    fn t() {}\n".repeat(700)
+    );
+    assert_eq!(
+        size_problems("bot/x.rs", &src),
+        ["src/bot/x.rs:3: fn long spans 132 lines (at most 125)"]
+    );
+    let big = "const A: i64 = 1;\n".repeat(651);
+    assert_eq!(
+        size_problems("bot/y.rs", &big),
+        ["src/bot/y.rs: 651 lines of logic (at most 650): cut it by responsibility"]
+    );
+}
+
 fn file(rel: &str, src: &str) -> (String, String) {
     (rel.to_string(), src.to_string())
 }
