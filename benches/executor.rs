@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         let setup = Instant::now();
         // One application each: a release lock per application and environment would
         // otherwise queue them one behind the other.
-        let mut tx = bot.store.begin().await?;
+        let mut tx = releasebot::work::Work::begin(&bot.core).await?;
         for i in 0..n {
             let application = format!("bench-{i:04}");
             let mut fields = BTreeMap::new();

@@ -76,11 +76,11 @@ impl App {
             metrics: metrics.clone(),
             outbox_notify,
             inbox_notify,
+            scheduler_notify: Arc::new(Notify::new()),
+            executions: Arc::new(crate::shared::Wakers::default()),
         };
         let bot = Bot {
             core: core.clone(),
-            scheduler_notify: Arc::new(Notify::new()),
-            executions: Arc::new(crate::executor::Wakers::default()),
             intake,
             roles: Arc::new(crate::bot::roles::RolesCache::default()),
             links: links.clone(),

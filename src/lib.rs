@@ -20,4 +20,5 @@ pub mod shared;
 pub mod store;
 pub mod telemetry;
 pub mod views;
+pub mod work;
 pub mod workers;

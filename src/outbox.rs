@@ -219,32 +219,8 @@ impl Row {
     }
 }
 
-tokio::task_local! {
-    /// The outbound effects of the transaction under way, when its owner buffers them.
-    static BUFFER: std::cell::RefCell<Batch>;
-}
-
-/// Runs `f` with outbound effects buffered: [`enqueue`] collects them, [`flush`] writes
-/// them (before the transaction commits).
-pub async fn buffered<F: std::future::Future>(f: F) -> F::Output {
-    BUFFER.scope(std::cell::RefCell::new(Batch::default()), f).await
-}
-
-/// Writes the buffered effects in the caller's transaction.
-pub async fn flush(conn: &mut Conn) -> anyhow::Result<()> {
-    let mut batch = BUFFER
-        .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
-        .unwrap_or_default();
-    batch.flush(conn).await
-}
-
-/// Forgets the buffered effects (their transaction was rolled back).
-pub fn discard() {
-    let _ = BUFFER.try_with(|b| b.borrow_mut().items.clear());
-}
-
-/// Writes an outbound effect into the outbox, in the caller's transaction (buffered until
-/// [`flush`] inside [`buffered`]). An edit replaces earlier undelivered edits of the same
+/// Writes an outbound effect into the outbox at once, in the caller's transaction (a unit
+/// of work buffers its messages instead: `Work::send`). An edit replaces earlier undelivered edits of the same
 /// message (or the undelivered post itself), so that only the latest state is sent.
 pub async fn enqueue(
     conn: &mut Conn,
@@ -253,12 +229,6 @@ pub async fn enqueue(
     msg_key: Option<&str>,
     now: i64,
 ) -> anyhow::Result<()> {
-    if BUFFER
-        .try_with(|b| b.borrow_mut().push(platform, out, msg_key, now))
-        .is_ok()
-    {
-        return Ok(());
-    }
     let mut batch = Batch::default();
     batch.push(platform, out, msg_key, now);
     batch.flush(conn).await

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store: all SQL", &["store"]),
     (
         "queues' write side, shared parts, views",
-        &["inbox", "outbox", "shared", "views"],
+        &["inbox", "outbox", "shared", "views", "work"],
     ),
     ("executor", &["executor"]),
     ("bot: handlers", &["bot"]),

@@ -233,7 +233,7 @@ async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
     let (bot, progress) = held_first_release(&config).await;
     // Pause, saved as a handler of another replica saves it, and this process not told.
     let deps = bot.app.state.bot.exec_deps();
-    let mut tx = deps.store.begin().await.unwrap();
+    let mut tx = releasebot::work::Work::begin(&deps.core).await.unwrap();
     let (row, plan) = releasebot::executor::load(&mut tx, releasebot::domain::ticket::TicketId(1))
         .await
         .unwrap()

@@ -332,7 +332,13 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
     clients.insert("slack".into(), rec.clone());
-    let core = releasebot::shared::Core {
+    let w = OutboxWorker::new(&core(s, clock), clients, None);
+    (w, rec)
+}
+
+/// What the bot and the workers share, over `s`.
+fn core(s: &Store, clock: Arc<ManualClock>) -> releasebot::shared::Core {
+    releasebot::shared::Core {
         store: s.clone(),
         config: Arc::new(releasebot::config::Config::parse(releasebot::config::DEFAULT_CONFIG).unwrap()),
         texts: Texts::new("en").unwrap(),
@@ -340,9 +346,9 @@ fn worker(s: &Store, clock: Arc<ManualClock>) -> (OutboxWorker, Arc<Recorder>) {
         metrics: Arc::new(Metrics::default()),
         outbox_notify: Arc::new(tokio::sync::Notify::new()),
         inbox_notify: Arc::new(tokio::sync::Notify::new()),
-    };
-    let w = OutboxWorker::new(&core, clients, None);
-    (w, rec)
+        scheduler_notify: Arc::new(tokio::sync::Notify::new()),
+        executions: Arc::default(),
+    }
 }
 
 fn msg(title: &str) -> Message {
@@ -936,20 +942,16 @@ async fn a_buffered_edit_replaces_the_undelivered_post(s: &Store) {
     let (w, rec) = worker(s, clock.clone());
     put(s, post("A", "v1"), Some("m")).await;
     put(s, post("B", "other"), Some("n")).await;
-    // Edits queued in one transaction's buffer (as handlers and the executor write them).
-    let mut tx = s.begin().await.unwrap();
-    releasebot::outbox::buffered(async {
-        for v in ["v2", "v3"] {
-            let edit = Outbound::Update {
-                channel: "A".into(),
-                message: msg(v),
-            };
-            enqueue(&mut tx, "slack", &edit, Some("m"), T0).await.unwrap();
-        }
-        releasebot::outbox::flush(&mut tx).await.unwrap();
-    })
-    .await;
-    tx.commit().await.unwrap();
+    // Edits queued in one unit of work (as handlers and the executor write them).
+    let mut work = releasebot::work::Work::begin(&core(s, clock.clone())).await.unwrap();
+    for v in ["v2", "v3"] {
+        let edit = Outbound::Update {
+            channel: "A".into(),
+            message: msg(v),
+        };
+        work.send("slack", &edit, Some("m"), T0);
+    }
+    work.commit().await.unwrap();
     while w.round().await.unwrap().attempted() > 0 {}
     let mut sent = sent(&rec);
     sent.sort();

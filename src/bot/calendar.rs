@@ -9,7 +9,7 @@ use crate::domain::calendar::{Block, Scope};
 use crate::domain::ticket::{Ticket, TicketId};
 use crate::domain::Actor;
 use crate::store::calendar as q;
-use crate::store::{Conn, Tx};
+use crate::work::Work;
 use serde_json::json;
 
 /// Calendar changes are handled in order with one another.
@@ -21,7 +21,7 @@ fn when(ms: i64) -> String {
 
 /// Everything that stops `ticket` from starting its release now (nothing when its round
 /// was overridden).
-pub async fn blocks(bot: &Bot, conn: &mut Conn, ticket: &Ticket) -> anyhow::Result<Vec<Block>> {
+pub async fn blocks(bot: &Bot, conn: &mut Work, ticket: &Ticket) -> anyhow::Result<Vec<Block>> {
     if q::has_override(conn, ticket.id.0, ticket.round).await? {
         return Ok(vec![]);
     }
@@ -31,7 +31,7 @@ pub async fn blocks(bot: &Bot, conn: &mut Conn, ticket: &Ticket) -> anyhow::Resu
 /// What stops a release of `application` to `environment` from starting now.
 pub async fn blocks_for(
     bot: &Bot,
-    conn: &mut Conn,
+    conn: &mut Work,
     application: &str,
     environment: &str,
 ) -> anyhow::Result<Vec<Block>> {
@@ -122,7 +122,7 @@ pub fn block_lines(bot: &Bot, blocks: &[Block]) -> anyhow::Result<Vec<String>> {
 
 /// Refuses to start `ticket`'s release while something blocks it: the approver is told
 /// what, until when, and how to override; nothing changes. True when it refused.
-pub async fn refuse_blocked(bot: &Bot, tx: &mut Tx, ev: &Inbound, ticket: &Ticket) -> anyhow::Result<bool> {
+pub async fn refuse_blocked(bot: &Bot, tx: &mut Work, ev: &Inbound, ticket: &Ticket) -> anyhow::Result<bool> {
     let blocks = blocks(bot, tx, ticket).await?;
     if blocks.is_empty() {
         return Ok(false);
@@ -144,17 +144,17 @@ pub async fn refuse_blocked(bot: &Bot, tx: &mut Tx, ev: &Inbound, ticket: &Ticke
     Ok(true)
 }
 
-async fn is_role(bot: &Bot, conn: &mut Conn, actor: &Actor, role: &str) -> anyhow::Result<bool> {
+async fn is_role(bot: &Bot, conn: &mut Work, actor: &Actor, role: &str) -> anyhow::Result<bool> {
     Ok(roles::has_role(bot, conn, actor, role, "").await? || roles::is_admin(bot, conn, actor).await?)
 }
 
-async fn need_role(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: &str) -> anyhow::Result<Handled> {
+async fn need_role(bot: &Bot, tx: &mut Work, ev: &Inbound, role: &str) -> anyhow::Result<Handled> {
     bot.say(tx, ev, "calendar_need_role", json!({ "role": role })).await?;
     Ok(Handled::Done)
 }
 
 /// Says something to the channel the command came from, for everyone.
-async fn announce(bot: &Bot, tx: &mut Tx, ev: &Inbound, key: &str, data: serde_json::Value) -> anyhow::Result<()> {
+async fn announce(bot: &Bot, tx: &mut Work, ev: &Inbound, key: &str, data: serde_json::Value) -> anyhow::Result<()> {
     let message = Message {
         title: bot.texts.render(key, &data)?,
         ..Default::default()
@@ -174,7 +174,7 @@ async fn announce(bot: &Bot, tx: &mut Tx, ev: &Inbound, key: &str, data: serde_j
 /// `/freeze start APP|all [--env ENV] [--for DURATION] reason` (admin).
 pub async fn freeze_start(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     application: Option<String>,
     environment: Option<String>,
@@ -199,7 +199,7 @@ pub async fn freeze_start(
 }
 
 /// `/freeze end FREEZE-ID` (admin).
-pub async fn freeze_end(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: i64) -> anyhow::Result<Handled> {
+pub async fn freeze_end(bot: &Bot, tx: &mut Work, ev: &Inbound, id: i64) -> anyhow::Result<Handled> {
     if !roles::is_admin(bot, tx, &ev.actor).await? {
         return need_role(bot, tx, ev, "admin").await;
     }
@@ -216,7 +216,7 @@ pub async fn freeze_end(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: i64) -> anyhow
 
 /// `/freeze list`: freezes holding now (configured and ad-hoc), the configured ones to
 /// come, and the locks.
-pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handled> {
+pub async fn list(bot: &Bot, tx: &mut Work, ev: &Inbound) -> anyhow::Result<Handled> {
     let now = bot.now();
     let mut lines = Vec::new();
     for f in &bot.config.freezes {
@@ -270,7 +270,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
 /// `/lock APP [ENV] reason` (ops or admin): the environment when the first word is one.
 pub async fn lock(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     application: &str,
     words: &[String],
@@ -312,7 +312,7 @@ pub async fn lock(
 /// `/unlock APP [ENV]` (ops or admin).
 pub async fn unlock(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     application: &str,
     environment: Option<&str>,
@@ -341,7 +341,7 @@ pub async fn unlock(
 /// through the freezes and locks that block it now; announced in its channel and audited.
 pub async fn release_override(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     reason: &str,

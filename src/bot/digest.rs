@@ -7,6 +7,7 @@ use crate::chat::{Message, Outbound};
 use crate::domain::ticket::TicketStatus;
 use crate::store::firings::Firing;
 use crate::store::tickets::ListFilter;
+use crate::work::Work;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ type Lines = (Vec<(i64, String)>, Vec<String>);
 
 pub async fn fire(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
     let now = bot.now();
-    let mut tx = bot.store.begin().await?;
+    let mut tx = Work::begin(&bot.core).await?;
     if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
@@ -89,6 +90,5 @@ pub async fn fire(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
             .await?;
     }
     tx.commit().await?;
-    bot.outbox_notify.notify_one();
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::{digest, reminders, scheduled, swimlanes, Bot};
 use crate::domain::jobs::Job;
 use crate::domain::schedule::{next_after, parse_schedule};
 use crate::store::firings::{self, Firing};
-use crate::store::Tx;
+use crate::work::Work;
 
 /// Runs the handler of a claimed scheduler firing.
 pub async fn on_firing(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
@@ -19,7 +19,7 @@ pub async fn on_firing(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
         Err(unknown) => {
             // A job of an older version nobody handles any more: it is done.
             tracing::warn!(error = %unknown, "scheduler: no handler for this job; dropping its firing");
-            let mut tx = bot.store.begin().await?;
+            let mut tx = Work::begin(&bot.core).await?;
             finish(bot, &mut tx, f).await?;
             tx.commit().await?;
             Ok(())
@@ -30,7 +30,7 @@ pub async fn on_firing(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
 /// Marks a claimed firing done in `tx` (the transaction of what it did) and, for a cron
 /// job, plans its next firing after now; false when the firing was no longer this
 /// process's (roll back: someone else fires it).
-pub async fn finish(bot: &Bot, tx: &mut Tx, f: &Firing) -> anyhow::Result<bool> {
+pub async fn finish(bot: &Bot, tx: &mut Work, f: &Firing) -> anyhow::Result<bool> {
     let now = bot.now();
     if !firings::complete(tx, &bot.store.owner, f.id, now).await? {
         return Ok(false);

@@ -16,14 +16,13 @@ pub use crate::chat::actions;
 use crate::chat::{Form, Inbound, InboundKind, Message, Outbound};
 use crate::command;
 use crate::domain::ticket::DecisionKind;
-use crate::outbox;
 use crate::shared::Core;
-use crate::store::{inbox, Tx};
+use crate::store::inbox;
 use crate::views;
+use crate::work::Work;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::Notify;
 use tracing::Instrument;
 
 /// How a handler ended.
@@ -39,10 +38,6 @@ pub enum Handled {
 pub struct Bot {
     /// What the bot shares with the executor and the workers (its fields read as the bot's).
     pub core: Core,
-    /// Wakes the scheduler after a handler planned a firing.
-    pub scheduler_notify: Arc<Notify>,
-    /// Tells the executor that a person changed an execution.
-    pub executions: Arc<crate::executor::Wakers>,
     /// Records inbound events (group commits).
     pub intake: crate::inbox::Intake,
     /// The roles in memory (checked against their version).
@@ -67,58 +62,6 @@ pub struct Hooks {
 }
 
 const MAX_CONFLICT_RETRIES: usize = 5;
-
-/// What the transaction under way remembers.
-#[derive(Default)]
-struct TxContext {
-    /// Executions a handler changed, woken once the transaction is committed.
-    wakes: Vec<i64>,
-    /// The roles' version this transaction has read (the roles need no second look).
-    roles_version: Option<i64>,
-}
-
-tokio::task_local! {
-    static TX: std::cell::RefCell<TxContext>;
-}
-
-/// Runs `f` with the writes of its transactions that can wait (outbox messages, audit
-/// entries) buffered, to be written together by [`flush_buffers`] before each commit.
-async fn buffered<F: std::future::Future>(f: F) -> F::Output {
-    outbox::buffered(crate::store::audit::buffered(f)).await
-}
-
-/// Writes what the transaction buffered.
-async fn flush_buffers(tx: &mut Tx) -> anyhow::Result<()> {
-    crate::store::audit::flush(tx).await?;
-    outbox::flush(tx).await
-}
-
-/// Forgets what a rolled-back transaction buffered.
-fn discard_buffers() {
-    outbox::discard();
-    crate::store::audit::discard();
-}
-
-/// Starts over the transaction context (a new transaction, or a retried one).
-fn tx_reset() {
-    let _ = TX.try_with(|c| *c.borrow_mut() = TxContext::default());
-}
-
-/// The executions to wake, taken from the context.
-fn tx_wakes() -> Vec<i64> {
-    TX.try_with(|c| std::mem::take(&mut c.borrow_mut().wakes))
-        .unwrap_or_default()
-}
-
-/// The roles' version the current transaction read already, if any.
-pub(crate) fn tx_roles_version() -> Option<i64> {
-    TX.try_with(|c| c.borrow().roles_version).ok().flatten()
-}
-
-/// Remembers (or, after a change, forgets) the roles' version the transaction read.
-pub(crate) fn tx_set_roles_version(v: Option<i64>) {
-    let _ = TX.try_with(|c| c.borrow_mut().roles_version = v);
-}
 
 /// The aggregate an event changes: events of one key are handled in order, events of
 /// different keys at once. A ticket's events share its key; role changes share one.
@@ -203,10 +146,10 @@ impl Bot {
             inbox::has_earlier_pending(&mut conn, &row.order_key, row.id).await?
         };
         if earlier {
-            let mut tx = self.store.begin().await?;
+            let mut tx = Work::begin(&self.core).await?;
             inbox::release(&mut tx, &self.store.owner, row.id, self.now()).await?;
+            tx.wake_inbox();
             tx.commit().await?;
-            self.inbox_notify.notify_one();
             return Ok(false);
         }
         self.process_row(row).await?;
@@ -224,9 +167,7 @@ impl Bot {
             }
         };
         let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
-        self.process(row.id, &ev).instrument(span).await?;
-        self.outbox_notify.notify_one();
-        Ok(())
+        self.process(row.id, &ev).instrument(span).await
     }
 
     /// Handles claimed events in order, as many per transaction as it can: SQLite has a
@@ -236,61 +177,45 @@ impl Bot {
     /// conflict or a panic rolled their transaction back): the caller handles those one by
     /// one, each in its own transaction.
     pub(crate) async fn process_batch(&self, rows: Vec<inbox::InboxRow>) -> anyhow::Result<Vec<inbox::InboxRow>> {
-        buffered(self.process_in_batches(rows)).await
-    }
-
-    async fn process_in_batches(&self, rows: Vec<inbox::InboxRow>) -> anyhow::Result<Vec<inbox::InboxRow>> {
         use futures::FutureExt;
         let mut rest: std::collections::VecDeque<inbox::InboxRow> = rows.into();
         while !rest.is_empty() {
-            let mut tx = self.store.begin().await?;
+            let mut tx = Work::begin(&self.core).await?;
             let mut taken: Vec<inbox::InboxRow> = Vec::new();
-            let outcome = TX
-                .scope(std::cell::RefCell::new(TxContext::default()), async {
-                    while let Some(row) = rest.pop_front() {
-                        let Ok(ev) = serde_json::from_str::<Inbound>(&row.payload) else {
-                            rest.push_front(row);
-                            return (false, vec![]);
-                        };
-                        let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
-                        let handled = std::panic::AssertUnwindSafe(self.handle(&mut tx, &ev).instrument(span))
-                            .catch_unwind()
-                            .await;
-                        if !matches!(handled, Ok(Ok(Handled::Done))) {
-                            rest.push_front(row);
-                            return (false, vec![]);
-                        }
-                        taken.push(row);
-                        // Acknowledgements waiting for the writer go next: the transaction
-                        // ends with the event under way.
-                        if self.intake.pressure.wants_writer() {
-                            break;
-                        }
-                    }
-                    (true, tx_wakes())
-                })
-                .await;
-            match outcome {
-                (true, wakes) => {
-                    self.metrics
-                        .observe("releasebot_inbox_events_per_transaction", taken.len() as f64);
-                    let ids: Vec<i64> = taken.iter().map(|r| r.id).collect();
-                    flush_buffers(&mut tx).await?;
-                    inbox::mark_done_many(&mut tx, &ids, self.now()).await?;
-                    tx.commit().await.context("committing")?;
-                    for id in wakes {
-                        self.executions.wake(id);
-                    }
-                    self.outbox_notify.notify_one();
+            let mut undone = false;
+            while let Some(row) = rest.pop_front() {
+                let Ok(ev) = serde_json::from_str::<Inbound>(&row.payload) else {
+                    rest.push_front(row);
+                    undone = true;
+                    break;
+                };
+                let span = tracing::info_span!("inbound", platform = %ev.actor.platform, channel = %ev.channel, user = %ev.actor.user_id, inbox_id = row.id, ticket = tracing::field::Empty);
+                let handled = std::panic::AssertUnwindSafe(self.handle(&mut tx, &ev).instrument(span))
+                    .catch_unwind()
+                    .await;
+                if !matches!(handled, Ok(Ok(Handled::Done))) {
+                    rest.push_front(row);
+                    undone = true;
+                    break;
                 }
-                (false, _) => {
-                    // The whole transaction is undone: its events go one by one.
-                    discard_buffers();
-                    let _ = tx.rollback().await;
-                    taken.extend(rest.drain(..));
-                    return Ok(taken);
+                taken.push(row);
+                // Acknowledgements waiting for the writer go next: the transaction ends
+                // with the event under way.
+                if self.intake.pressure.wants_writer() {
+                    break;
                 }
             }
+            if undone {
+                // The whole transaction is undone: its events go one by one.
+                let _ = tx.rollback().await;
+                taken.extend(rest.drain(..));
+                return Ok(taken);
+            }
+            self.metrics
+                .observe("releasebot_inbox_events_per_transaction", taken.len() as f64);
+            let ids: Vec<i64> = taken.iter().map(|r| r.id).collect();
+            inbox::mark_done_many(&mut tx, &ids, self.now()).await?;
+            tx.commit().await.context("committing")?;
         }
         Ok(vec![])
     }
@@ -304,60 +229,40 @@ impl Bot {
             .await?;
         let payload: String = sqlx::Row::try_get(&row, "payload")?;
         let ev: Inbound = serde_json::from_str(&payload)?;
-        self.fail(id, &ev, anyhow::anyhow!("the handler panicked: {why}"))
-            .await?;
-        self.outbox_notify.notify_one();
-        Ok(())
+        self.fail(id, &ev, anyhow::anyhow!("the handler panicked: {why}")).await
     }
 
     async fn process(&self, inbox_id: i64, ev: &Inbound) -> anyhow::Result<()> {
-        let run = TX.scope(std::cell::RefCell::new(TxContext::default()), async {
-            for _ in 0..MAX_CONFLICT_RETRIES {
-                let mut tx = self.store.begin().await?;
-                tx_reset();
-                discard_buffers();
-                match self.handle(&mut tx, ev).await {
-                    Ok(Handled::Done) => {
-                        flush_buffers(&mut tx).await?;
-                        inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
-                        tx.commit().await.context("committing")?;
-                        for id in tx_wakes() {
-                            self.executions.wake(id);
-                        }
-                        return Ok(());
-                    }
-                    Ok(Handled::Conflict) => {
-                        tx.rollback().await?;
-                        tracing::debug!("concurrent change; handling again");
-                    }
-                    Err(e) => {
-                        tx.rollback().await?;
-                        return self.fail(inbox_id, ev, e).await;
-                    }
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let mut tx = Work::begin(&self.core).await?;
+            match self.handle(&mut tx, ev).await {
+                Ok(Handled::Done) => {
+                    inbox::mark_done(&mut tx, inbox_id, self.now()).await?;
+                    tx.commit().await.context("committing")?;
+                    return Ok(());
+                }
+                Ok(Handled::Conflict) => {
+                    tx.rollback().await?;
+                    tracing::debug!("concurrent change; handling again");
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    return self.fail(inbox_id, ev, e).await;
                 }
             }
-            self.fail(
-                inbox_id,
-                ev,
-                anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
-            )
-            .await
-        });
-        buffered(run).await
-    }
-
-    /// Tells an execution's task of a change this handler makes, once it is committed.
-    pub fn wake_execution(&self, id: i64) {
-        if TX.try_with(|c| c.borrow_mut().wakes.push(id)).is_err() {
-            self.executions.wake(id);
         }
+        self.fail(
+            inbox_id,
+            ev,
+            anyhow::anyhow!("gave up after {MAX_CONFLICT_RETRIES} concurrent changes"),
+        )
+        .await
     }
 
     /// What the executor needs, from the bot's parts.
     pub fn exec_deps(&self) -> crate::executor::Deps {
         crate::executor::Deps {
             core: self.core.clone(),
-            wakers: self.executions.clone(),
         }
     }
 
@@ -366,7 +271,7 @@ impl Bot {
         let reference = correlation_id();
         tracing::error!(reference = %reference, error = %format!("{e:#}"), "handling an inbound event failed");
         self.metrics.inc("releasebot_internal_errors_total", &[]);
-        let mut tx = self.store.begin().await?;
+        let mut tx = Work::begin(&self.core).await?;
         inbox::mark_failed(&mut tx, inbox_id, &format!("ref {reference}: {e:#}"), self.now()).await?;
         if matches!(ev.kind, InboundKind::System(_)) {
             // Nobody to answer: the log has it.
@@ -385,12 +290,11 @@ impl Bot {
             },
         )
         .await?;
-        flush_buffers(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn handle(&self, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handled> {
+    async fn handle(&self, tx: &mut Work, ev: &Inbound) -> anyhow::Result<Handled> {
         if let Some(hook) = self
             .hooks
             .before_handle
@@ -439,7 +343,7 @@ impl Bot {
         }
     }
 
-    async fn command(&self, tx: &mut Tx, ev: &Inbound, cmd: command::Command) -> anyhow::Result<Handled> {
+    async fn command(&self, tx: &mut Work, ev: &Inbound, cmd: command::Command) -> anyhow::Result<Handled> {
         use command::Command as C;
         match cmd {
             C::ReleaseNew { service, values } => tickets::open_new(self, tx, ev, service.as_deref(), &values).await,
@@ -510,14 +414,21 @@ impl Bot {
     }
 
     /// Writes an outbound message in the current transaction.
-    pub async fn send(&self, tx: &mut Tx, platform: &str, out: Outbound, msg_key: Option<&str>) -> anyhow::Result<()> {
-        outbox::enqueue(tx, platform, &out, msg_key, self.now()).await
+    pub async fn send(
+        &self,
+        tx: &mut Work,
+        platform: &str,
+        out: Outbound,
+        msg_key: Option<&str>,
+    ) -> anyhow::Result<()> {
+        tx.send(platform, &out, msg_key, self.now());
+        Ok(())
     }
 
     /// Appends to the audit trail (a ticket's, or the global one for role changes).
     pub async fn audit(
         &self,
-        tx: &mut Tx,
+        tx: &mut Work,
         actor: &crate::domain::Actor,
         ticket: Option<crate::domain::ticket::TicketId>,
         action: &str,
@@ -531,11 +442,12 @@ impl Bot {
             action: action.to_string(),
             detail,
         };
-        crate::store::audit::append(tx, &entry).await
+        tx.audit(entry);
+        Ok(())
     }
 
     /// Answers the actor privately.
-    pub async fn ephemeral(&self, tx: &mut Tx, ev: &Inbound, message: Message) -> anyhow::Result<()> {
+    pub async fn ephemeral(&self, tx: &mut Work, ev: &Inbound, message: Message) -> anyhow::Result<()> {
         let out = Outbound::Ephemeral {
             channel: ev.channel.clone(),
             user: ev.actor.user_id.clone(),
@@ -547,7 +459,7 @@ impl Bot {
 
     /// Asks the actor to fill in a form: a modal where the platform has them (the event
     /// carries a trigger), otherwise a private message saying which command to send.
-    pub async fn open_form(&self, tx: &mut Tx, ev: &Inbound, form: Form) -> anyhow::Result<()> {
+    pub async fn open_form(&self, tx: &mut Work, ev: &Inbound, form: Form) -> anyhow::Result<()> {
         match ev.trigger.clone() {
             Some(trigger) => {
                 let out = Outbound::OpenForm {
@@ -566,7 +478,7 @@ impl Bot {
     }
 
     /// Answers the actor privately with one template.
-    pub async fn say(&self, tx: &mut Tx, ev: &Inbound, key: &str, data: serde_json::Value) -> anyhow::Result<()> {
+    pub async fn say(&self, tx: &mut Work, ev: &Inbound, key: &str, data: serde_json::Value) -> anyhow::Result<()> {
         let title = self.texts.render(key, &data)?;
         self.ephemeral(
             tx,

@@ -7,12 +7,12 @@ use crate::domain::events::SystemEvent;
 use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::ticket::TicketId;
 use crate::executor::commands;
-use crate::store::Tx;
 use crate::views;
+use crate::work::Work;
 use serde_json::json;
 
 /// `/release plan REL-ID`: steps, gates, thresholds, targets and expected duration.
-pub async fn dry_run(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
+pub async fn dry_run(bot: &Bot, tx: &mut Work, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
     let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
@@ -59,7 +59,7 @@ fn command_label(bot: &Bot, cmd: Command) -> anyhow::Result<String> {
 }
 
 /// A button on the progress message, an alert or a gate.
-pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd: &str) -> anyhow::Result<Handled> {
+pub async fn on_command(bot: &Bot, tx: &mut Work, ev: &Inbound, id: TicketId, cmd: &str) -> anyhow::Result<Handled> {
     let Some(cmd) = Command::parse(cmd) else {
         bot.say(tx, ev, "unknown_action", json!({})).await?;
         return Ok(Handled::Done);
@@ -135,7 +135,7 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
     crate::executor::audit_command(tx, bot.now(), id, &ev.actor, cmd, detail).await?;
     bot.metrics
         .inc("releasebot_exec_commands_total", &[("command", cmd.as_str())]);
-    bot.wake_execution(row.id);
+    tx.wake_execution(row.id);
     reply_effect(bot, tx, ev, &l.ticket, (&plan, &row), (cmd, effect)).await?;
     Ok(Handled::Done)
 }
@@ -144,7 +144,7 @@ pub async fn on_command(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, cmd:
 /// happened, never "done" for what only waits.
 async fn reply_effect(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     ticket: &crate::domain::ticket::Ticket,
     (plan, row): (&crate::domain::plan::Plan, &crate::executor::Row),
@@ -210,7 +210,7 @@ async fn reply_effect(
 }
 
 /// What the executor recorded for the handlers.
-pub async fn on_system(bot: &Bot, tx: &mut Tx, event: &SystemEvent) -> anyhow::Result<Handled> {
+pub async fn on_system(bot: &Bot, tx: &mut Work, event: &SystemEvent) -> anyhow::Result<Handled> {
     match event {
         SystemEvent::ExecutionEnded { ticket, outcome, .. } => {
             super::tickets::release_finished(bot, tx, TicketId(*ticket), *outcome).await?;
@@ -231,7 +231,7 @@ pub async fn on_system(bot: &Bot, tx: &mut Tx, event: &SystemEvent) -> anyhow::R
 /// A step failed or was interrupted: the alert, mentioning the on-call role.
 async fn on_attention(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     id: TicketId,
     step: usize,
     reaction: Option<crate::domain::execution::Reaction>,
@@ -272,7 +272,7 @@ async fn on_attention(
 }
 
 /// `/release status REL-ID`: the execution as its progress message shows it.
-pub async fn status(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
+pub async fn status(bot: &Bot, tx: &mut Work, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
     let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
@@ -295,7 +295,13 @@ pub async fn status(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyho
 /// `/release rollback REL-ID [--to BASELINE]`: during a release, the same as the Rollback
 /// button; after it, traffic goes back to the old version and the baseline is restored
 /// (by default the one the release started from).
-pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Option<i64>) -> anyhow::Result<Handled> {
+pub async fn rollback(
+    bot: &Bot,
+    tx: &mut Work,
+    ev: &Inbound,
+    id: TicketId,
+    to: Option<i64>,
+) -> anyhow::Result<Handled> {
     let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
@@ -372,7 +378,7 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
         json!({ "baseline": baseline.id, "version": baseline.version }),
     )
     .await?;
-    bot.wake_execution(row.id);
+    tx.wake_execution(row.id);
     // Never queued behind a release of the same target, but whoever asks should know of it.
     let other = crate::executor::busy(tx, &row.application, &row.environment)
         .await?
@@ -392,7 +398,7 @@ pub async fn rollback(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId, to: Op
 /// `/release baselines APPLICATION [ENVIRONMENT]`: what rollbacks can return to.
 pub async fn baselines(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     application: &str,
     environment: Option<&str>,

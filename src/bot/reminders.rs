@@ -10,8 +10,9 @@ use super::{roles, Bot};
 use crate::chat::{mention, Message, Outbound};
 use crate::domain::ticket::{Ticket, TicketStatus};
 use crate::domain::Actor;
+use crate::store::calendar as q;
 use crate::store::firings::{self, Firing};
-use crate::store::{calendar as q, Conn, Tx};
+use crate::work::Work;
 use serde_json::json;
 
 fn job(ticket: i64) -> String {
@@ -19,7 +20,7 @@ fn job(ticket: i64) -> String {
 }
 
 /// Plans the first reminder of the stage a ticket now waits at (when it has an SLA).
-pub async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize) -> anyhow::Result<()> {
+pub async fn plan(bot: &Bot, conn: &mut Work, ticket: &Ticket, stage: usize) -> anyhow::Result<()> {
     let Some(flow) = bot.config.flows.get(&ticket.flow_id) else {
         return Ok(());
     };
@@ -27,7 +28,7 @@ pub async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize) -> 
         Some(sla) => {
             let payload = format!("{}:{stage}:1", ticket.round);
             firings::set(conn, &job(ticket.id.0), bot.now().saturating_add(sla.ms()), &payload).await?;
-            bot.scheduler_notify.notify_one();
+            conn.wake_scheduler();
         }
         None => firings::cancel(conn, &job(ticket.id.0)).await?,
     }
@@ -37,7 +38,7 @@ pub async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, stage: usize) -> 
 /// Whether `actor` may decide the stage as the role it was escalated to.
 pub async fn may_decide_as_backup(
     bot: &Bot,
-    conn: &mut Conn,
+    conn: &mut Work,
     ticket: &Ticket,
     stage: usize,
     actor: &Actor,
@@ -55,18 +56,17 @@ pub async fn on_timer(bot: &Bot, f: &Firing, ticket: i64) -> anyhow::Result<()> 
         anyhow::bail!("bad reminder {}", f.payload);
     };
     let stage = stage as usize;
-    let mut tx = bot.store.begin().await?;
+    let mut tx = Work::begin(&bot.core).await?;
     if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
     }
     remind(bot, &mut tx, ticket, round, stage, n).await?;
     tx.commit().await?;
-    bot.outbox_notify.notify_one();
     Ok(())
 }
 
-async fn remind(bot: &Bot, tx: &mut Tx, id: i64, round: u32, stage: usize, n: u32) -> anyhow::Result<()> {
+async fn remind(bot: &Bot, tx: &mut Work, id: i64, round: u32, stage: usize, n: u32) -> anyhow::Result<()> {
     let Some(ticket) = crate::store::tickets::get(tx, crate::domain::ticket::TicketId(id)).await? else {
         return Ok(());
     };

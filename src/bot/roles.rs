@@ -5,7 +5,7 @@ use super::{Bot, Handled};
 use crate::chat::{mention, Inbound, Message};
 use crate::domain::Actor;
 use crate::store::roles::{self as q, Member};
-use crate::store::{Conn, Tx};
+use crate::work::Work;
 use serde_json::json;
 
 /// The role members added from chat and the identity links, as of one version.
@@ -21,12 +21,12 @@ pub struct RolesCache(std::sync::RwLock<Option<std::sync::Arc<Snapshot>>>);
 
 impl RolesCache {
     /// The roles as `conn` sees them: one read of the version, the tables only when it changed.
-    async fn snapshot(&self, conn: &mut Conn) -> anyhow::Result<std::sync::Arc<Snapshot>> {
-        let version = match super::tx_roles_version() {
+    async fn snapshot(&self, conn: &mut Work) -> anyhow::Result<std::sync::Arc<Snapshot>> {
+        let version = match conn.roles_version() {
             Some(v) => v,
             None => q::version(conn).await?,
         };
-        super::tx_set_roles_version(Some(version));
+        conn.set_roles_version(Some(version));
         if let Some(s) = self
             .0
             .read()
@@ -48,7 +48,7 @@ impl RolesCache {
 
 /// Members of `role` for `application` (members without an application count for all),
 /// with every identity linked to them on other platforms.
-pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) -> anyhow::Result<Vec<Actor>> {
+pub async fn members(bot: &Bot, conn: &mut Work, role: &str, application: &str) -> anyhow::Result<Vec<Actor>> {
     let snapshot = bot.roles.snapshot(conn).await?;
     let mut out: Vec<Actor> = bot.config.role_members.get(role).cloned().unwrap_or_default();
     for m in snapshot.members.iter().cloned() {
@@ -76,7 +76,7 @@ pub async fn members(bot: &Bot, conn: &mut Conn, role: &str, application: &str) 
 /// is one person whichever platform they act from; otherwise `actor` itself.
 pub async fn as_known<'k>(
     bot: &Bot,
-    conn: &mut Conn,
+    conn: &mut Work,
     actor: &Actor,
     known: impl IntoIterator<Item = &'k Actor>,
 ) -> anyhow::Result<Actor> {
@@ -91,7 +91,7 @@ pub async fn as_known<'k>(
 }
 
 /// Whether `actor` (or an identity linked to it) holds a role scoped to one of `apps`.
-pub async fn holds_app_role(bot: &Bot, conn: &mut Conn, actor: &Actor, apps: &[String]) -> anyhow::Result<bool> {
+pub async fn holds_app_role(bot: &Bot, conn: &mut Work, actor: &Actor, apps: &[String]) -> anyhow::Result<bool> {
     let snapshot = bot.roles.snapshot(conn).await?;
     let linked = snapshot.links.iter().find(|group| group.contains(actor));
     let is = |a: &Actor| a == actor || linked.is_some_and(|g| g.contains(a));
@@ -102,7 +102,7 @@ pub async fn holds_app_role(bot: &Bot, conn: &mut Conn, actor: &Actor, apps: &[S
 
 pub async fn has_role(
     bot: &Bot,
-    conn: &mut Conn,
+    conn: &mut Work,
     actor: &Actor,
     role: &str,
     application: &str,
@@ -111,18 +111,18 @@ pub async fn has_role(
 }
 
 /// Admins manage roles; while nobody holds `admin`, anyone may (to bootstrap).
-async fn may_manage(bot: &Bot, conn: &mut Conn, actor: &Actor) -> anyhow::Result<(bool, bool)> {
+async fn may_manage(bot: &Bot, conn: &mut Work, actor: &Actor) -> anyhow::Result<(bool, bool)> {
     let admins = members(bot, conn, "admin", "").await?;
     Ok((admins.is_empty() || admins.contains(actor), admins.is_empty()))
 }
 
-pub async fn is_admin(bot: &Bot, conn: &mut Conn, actor: &Actor) -> anyhow::Result<bool> {
+pub async fn is_admin(bot: &Bot, conn: &mut Work, actor: &Actor) -> anyhow::Result<bool> {
     has_role(bot, conn, actor, "admin", "").await
 }
 
 async fn reply(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     key: &str,
     data: serde_json::Value,
@@ -143,7 +143,7 @@ async fn reply(
 }
 
 /// Refuses non-admins and unknown roles; `Some(bootstrap)` when the command may go on.
-async fn checked(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: Option<&str>) -> anyhow::Result<Option<bool>> {
+async fn checked(bot: &Bot, tx: &mut Work, ev: &Inbound, role: Option<&str>) -> anyhow::Result<Option<bool>> {
     let (allowed, bootstrap) = may_manage(bot, tx, &ev.actor).await?;
     if !allowed {
         bot.say(tx, ev, "role_admin_only", json!({})).await?;
@@ -165,7 +165,7 @@ async fn checked(bot: &Bot, tx: &mut Tx, ev: &Inbound, role: Option<&str>) -> an
 
 pub async fn add(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     role: &str,
     user: &Actor,
@@ -182,7 +182,7 @@ pub async fn add(
     let data = json!({ "role": role, "user": mention(user), "application": application });
     let added = q::add(tx, &m, &ev.actor, bot.now()).await?;
     // The roles changed in this transaction: read them again.
-    super::tx_set_roles_version(None);
+    tx.set_roles_version(None);
     changed(bot, tx, ev, &m, added, ["role_added", "role_already"]).await?;
     reply(
         bot,
@@ -198,7 +198,7 @@ pub async fn add(
 
 pub async fn remove(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     role: &str,
     user: &Actor,
@@ -219,7 +219,7 @@ pub async fn remove(
     };
     let removed = q::remove(tx, &m).await?;
     // The roles changed in this transaction: read them again.
-    super::tx_set_roles_version(None);
+    tx.set_roles_version(None);
     changed(bot, tx, ev, &m, removed, ["role_removed", "role_not_member"]).await?;
     reply(
         bot,
@@ -234,7 +234,7 @@ pub async fn remove(
 }
 
 /// `/role link @user platform:user-id`: one person on two platforms (admin).
-pub async fn link(bot: &Bot, tx: &mut Tx, ev: &Inbound, user: &Actor, other: &Actor) -> anyhow::Result<Handled> {
+pub async fn link(bot: &Bot, tx: &mut Work, ev: &Inbound, user: &Actor, other: &Actor) -> anyhow::Result<Handled> {
     let Some(bootstrap) = checked(bot, tx, ev, None).await? else {
         return Ok(Handled::Done);
     };
@@ -245,7 +245,7 @@ pub async fn link(bot: &Bot, tx: &mut Tx, ev: &Inbound, user: &Actor, other: &Ac
     }
     let linked = q::link(tx, user, other, &ev.actor, bot.now()).await?;
     // The roles changed in this transaction: read them again.
-    super::tx_set_roles_version(None);
+    tx.set_roles_version(None);
     if linked {
         let detail = json!({ "user": user.to_string(), "other": other.to_string() });
         bot.audit(tx, &ev.actor, None, "identity_linked", detail).await?;
@@ -255,7 +255,7 @@ pub async fn link(bot: &Bot, tx: &mut Tx, ev: &Inbound, user: &Actor, other: &Ac
     Ok(Handled::Done)
 }
 
-pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handled> {
+pub async fn list(bot: &Bot, tx: &mut Work, ev: &Inbound) -> anyhow::Result<Handled> {
     let Some(bootstrap) = checked(bot, tx, ev, None).await? else {
         return Ok(Handled::Done);
     };
@@ -322,7 +322,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound) -> anyhow::Result<Handle
 /// Audits a membership change that happened (`keys[0]`); nothing for a no-op.
 async fn changed(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     m: &Member,
     happened: bool,

@@ -11,7 +11,7 @@ use crate::chat::{mention, Button, ButtonStyle, Inbound, Message, Outbound};
 use crate::domain::ticket::{Ticket, TicketId, TicketStatus};
 use crate::domain::{Actor, FieldKind};
 use crate::store::firings::{self, Firing};
-use crate::store::{Conn, Tx};
+use crate::work::Work;
 use serde_json::json;
 
 fn start_job(id: TicketId) -> String {
@@ -94,7 +94,7 @@ fn waiting(bot: &Bot, ticket: &Ticket, at: i64) -> anyhow::Result<Message> {
     })
 }
 
-async fn edit(bot: &Bot, tx: &mut Tx, ticket: &Ticket, message: Message) -> anyhow::Result<()> {
+async fn edit(bot: &Bot, tx: &mut Work, ticket: &Ticket, message: Message) -> anyhow::Result<()> {
     let out = Outbound::Update {
         channel: ticket.channel.clone(),
         message,
@@ -103,7 +103,7 @@ async fn edit(bot: &Bot, tx: &mut Tx, ticket: &Ticket, message: Message) -> anyh
         .await
 }
 
-async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, at: i64) -> anyhow::Result<()> {
+async fn plan(bot: &Bot, conn: &mut Work, ticket: &Ticket, at: i64) -> anyhow::Result<()> {
     let round = ticket.round.to_string();
     firings::set(conn, &start_job(ticket.id), at, &round).await?;
     let remind_at = at.saturating_sub(bot.config.calendar.release_reminder.ms());
@@ -112,18 +112,18 @@ async fn plan(bot: &Bot, conn: &mut Conn, ticket: &Ticket, at: i64) -> anyhow::R
     } else {
         firings::cancel(conn, &reminder_job(ticket.id)).await?;
     }
-    bot.scheduler_notify.notify_one();
+    conn.wake_scheduler();
     Ok(())
 }
 
-async fn unplan(conn: &mut Conn, id: TicketId) -> anyhow::Result<()> {
+async fn unplan(conn: &mut Work, id: TicketId) -> anyhow::Result<()> {
     firings::cancel(conn, &start_job(id)).await?;
     firings::cancel(conn, &reminder_job(id)).await
 }
 
 /// Holds a release approved before its ticket's planned time: plans its start and its
 /// reminder and says so in the ticket's channel. True when it held it.
-pub async fn hold(bot: &Bot, tx: &mut Tx, ticket: &Ticket) -> anyhow::Result<bool> {
+pub async fn hold(bot: &Bot, tx: &mut Work, ticket: &Ticket) -> anyhow::Result<bool> {
     if !bot.config.calendar.hold_until_planned {
         return Ok(false);
     }
@@ -144,7 +144,7 @@ pub async fn hold(bot: &Bot, tx: &mut Tx, ticket: &Ticket) -> anyhow::Result<boo
 }
 
 /// Whether the ticket's release waits for its time (approved, not started).
-async fn is_waiting(tx: &mut Tx, ticket: &Ticket) -> anyhow::Result<bool> {
+async fn is_waiting(tx: &mut Work, ticket: &Ticket) -> anyhow::Result<bool> {
     Ok(matches!(ticket.status, TicketStatus::Releasing(_))
         && crate::store::executions::for_ticket::<serde_json::Value>(tx, ticket.id)
             .await?
@@ -152,14 +152,14 @@ async fn is_waiting(tx: &mut Tx, ticket: &Ticket) -> anyhow::Result<bool> {
 }
 
 /// Starts the plan now (its time came, or someone pressed Start now).
-async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> anyhow::Result<()> {
+async fn start(bot: &Bot, tx: &mut Work, ticket: &Ticket, by: Option<&Actor>) -> anyhow::Result<()> {
     let Some(plan) = bot.config.plan_of_service(&ticket.service) else {
         return Ok(());
     };
     unplan(tx, ticket.id).await?;
     let started = crate::executor::start(&bot.exec_deps(), tx, ticket, plan).await?;
     if let crate::executor::Started::Running(id) = started {
-        bot.wake_execution(id);
+        tx.wake_execution(id);
     }
     let data = json!({ "ticket": ticket.id.to_string(), "at": when(bot.now()), "by": by.map(mention) });
     edit(
@@ -177,7 +177,7 @@ async fn start(bot: &Bot, tx: &mut Tx, ticket: &Ticket, by: Option<&Actor>) -> a
 
 /// A scheduled release's timer fired: its reminder, or its start.
 pub async fn on_timer(bot: &Bot, f: &Firing, id: i64, reminder: bool) -> anyhow::Result<()> {
-    let mut tx = bot.store.begin().await?;
+    let mut tx = Work::begin(&bot.core).await?;
     if !super::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
@@ -227,12 +227,11 @@ pub async fn on_timer(bot: &Bot, f: &Firing, id: i64, reminder: bool) -> anyhow:
         }
     }
     tx.commit().await?;
-    bot.outbox_notify.notify_one();
     Ok(())
 }
 
 /// Start now / Postpone / Cancel: the release role, ops or an admin.
-pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, a: ScheduleAction) -> anyhow::Result<Handled> {
+pub async fn on_action(bot: &Bot, tx: &mut Work, ev: &Inbound, a: ScheduleAction) -> anyhow::Result<Handled> {
     let Some(mut ticket) = crate::store::tickets::get(tx, a.ticket()).await? else {
         bot.say(tx, ev, "ticket_not_found", json!({ "ticket": a.ticket().to_string() }))
             .await?;

@@ -8,64 +8,12 @@ use super::{edit_progress, status_str, Deps, Row, Run};
 use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::TicketId;
+use crate::store::audit;
 use crate::store::executions::{self as q, Lease};
-use crate::store::{audit, Tx};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
-
-/// The tasks of the executions this process runs, to wake them after a change.
-#[derive(Debug, Default)]
-pub struct Wakers {
-    tasks: Mutex<HashMap<i64, Arc<Notify>>>,
-    /// Wakes the runner's claim loop.
-    pub runner: Notify,
-}
-
-impl Wakers {
-    pub(crate) fn register(&self, id: i64) -> Arc<Notify> {
-        let n = Arc::new(Notify::new());
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, n.clone());
-        n
-    }
-
-    pub(crate) fn unregister(&self, id: i64, n: &Arc<Notify>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if tasks.get(&id).is_some_and(|m| Arc::ptr_eq(m, n)) {
-            tasks.remove(&id);
-        }
-    }
-
-    /// An execution changed (committed): its task, if this process runs it, looks again
-    /// at once; otherwise the runner claims it.
-    pub fn wake(&self, id: i64) {
-        if let Some(n) = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            n.notify_one();
-        }
-        self.runner.notify_one();
-    }
-
-    /// Whether this process runs a task for the execution.
-    pub(crate) fn is_running(&self, id: i64) -> bool {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id)
-    }
-
-    /// The executions whose tasks run here.
-    pub(crate) fn running(&self) -> Vec<i64> {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
-}
+use crate::work::Work;
 
 /// Loads the execution of a ticket with its plan.
-pub async fn load(tx: &mut Tx, ticket: TicketId) -> anyhow::Result<Option<(Row, Plan)>> {
+pub async fn load(tx: &mut Work, ticket: TicketId) -> anyhow::Result<Option<(Row, Plan)>> {
     let Some(row) = q::for_ticket::<Run>(tx, ticket).await? else {
         return Ok(None);
     };
@@ -78,7 +26,7 @@ pub async fn load(tx: &mut Tx, ticket: TicketId) -> anyhow::Result<Option<(Row, 
 /// (the handler runs again). The caller wakes the execution after its commit.
 pub async fn apply(
     deps: &Deps,
-    tx: &mut Tx,
+    tx: &mut Work,
     row: &Row,
     plan: &Plan,
     cmd: Command,
@@ -113,7 +61,7 @@ pub async fn apply(
 
 /// Saves a person's change in the caller's transaction: progress edited, the execution
 /// due now (unless its task holds it; the caller wakes the task after the commit).
-pub async fn save_command(deps: &Deps, tx: &mut Tx, row: &Row, run: Run) -> anyhow::Result<bool> {
+pub async fn save_command(deps: &Deps, tx: &mut Work, row: &Row, run: Run) -> anyhow::Result<bool> {
     let now = deps.now();
     if !q::save(
         tx,
@@ -139,23 +87,20 @@ pub async fn save_command(deps: &Deps, tx: &mut Tx, row: &Row, run: Run) -> anyh
 
 /// Appends to a ticket's audit trail for an execution event.
 pub async fn audit_command(
-    tx: &mut Tx,
+    tx: &mut Work,
     now: i64,
     ticket: TicketId,
     actor: &crate::domain::Actor,
     cmd: Command,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
-    audit::append(
-        tx,
-        &audit::AuditEntry {
-            ticket: Some(ticket),
-            at: now,
-            platform: actor.platform.clone(),
-            actor: actor.to_string(),
-            action: format!("exec_{}", cmd.as_str().replace('-', "_")),
-            detail,
-        },
-    )
-    .await
+    tx.audit(audit::AuditEntry {
+        ticket: Some(ticket),
+        at: now,
+        platform: actor.platform.clone(),
+        actor: actor.to_string(),
+        action: format!("exec_{}", cmd.as_str().replace('-', "_")),
+        detail,
+    });
+    Ok(())
 }

@@ -27,7 +27,8 @@ pub mod runner;
 pub mod start;
 
 pub use crate::domain::execution::Command;
-pub use commands::{audit_command, load, save_command, Wakers};
+pub use crate::shared::Wakers;
+pub use commands::{audit_command, load, save_command};
 pub use runner::{Executor, Wait, STEP_OVERHEAD};
 pub use start::{busy, start, Busy, Started};
 
@@ -36,9 +37,8 @@ use crate::domain::execution::{ExecStatus, Execution, StepStatus};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::Ticket;
 use crate::store::executions::ExecRow;
-use crate::store::Tx;
+use crate::work::Work;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,8 +215,6 @@ pub fn progress_key(id: i64) -> String {
 pub struct Deps {
     /// What the executor shares with the bot and the workers (its fields read as these).
     pub core: crate::shared::Core,
-    /// Tasks of running executions, to tell them of a person's command.
-    pub wakers: Arc<Wakers>,
 }
 
 impl std::ops::Deref for Deps {
@@ -234,12 +232,19 @@ impl Deps {
     }
 
     /// Writes a chat message in the caller's transaction.
-    pub async fn send(&self, tx: &mut Tx, platform: &str, out: Outbound, msg_key: Option<&str>) -> anyhow::Result<()> {
-        crate::outbox::enqueue(tx, platform, &out, msg_key, self.now()).await
+    pub async fn send(
+        &self,
+        tx: &mut Work,
+        platform: &str,
+        out: Outbound,
+        msg_key: Option<&str>,
+    ) -> anyhow::Result<()> {
+        tx.send(platform, &out, msg_key, self.now());
+        Ok(())
     }
 
     /// Posts a message to the execution's channel.
-    pub async fn post(&self, tx: &mut Tx, row: &Row, message: Message) -> anyhow::Result<()> {
+    pub async fn post(&self, tx: &mut Work, row: &Row, message: Message) -> anyhow::Result<()> {
         self.send(
             tx,
             &row.platform,
@@ -256,7 +261,7 @@ impl Deps {
 /// After a save: the row as stored, and its progress message edited in the same transaction.
 pub(crate) async fn edit_progress(
     deps: &Deps,
-    tx: &mut Tx,
+    tx: &mut Work,
     row: &Row,
     run: Run,
     next_wake: i64,
@@ -292,7 +297,7 @@ pub(crate) fn progress_out(row: &Row) -> Outbound {
 }
 
 /// Queues the post or edit of the execution's progress message.
-pub(crate) async fn send_progress(deps: &Deps, tx: &mut Tx, row: &Row) -> anyhow::Result<()> {
+pub(crate) async fn send_progress(deps: &Deps, tx: &mut Work, row: &Row) -> anyhow::Result<()> {
     deps.send(tx, &row.platform, progress_out(row), Some(&progress_key(row.id)))
         .await
 }

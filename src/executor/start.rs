@@ -7,7 +7,7 @@ use super::{baselines, send_progress, status_str, Behind, Deps, Row, Run};
 use crate::domain::plan::Plan;
 use crate::domain::ticket::{Ticket, TicketId};
 use crate::store::executions::{self as q, Lease, NewExec};
-use crate::store::Tx;
+use crate::work::Work;
 
 /// The release running on an application and environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Busy {
 }
 
 /// Another release running on the application and environment, if one does.
-pub async fn busy(tx: &mut Tx, application: &str, environment: &str) -> anyhow::Result<Option<Busy>> {
+pub async fn busy(tx: &mut Work, application: &str, environment: &str) -> anyhow::Result<Option<Busy>> {
     Ok(q::lock_holder(tx, application, environment)
         .await?
         .map(|(execution, ticket, since)| Busy {
@@ -41,7 +41,7 @@ pub enum Started {
 
 /// Starts the release of a ticket whose release stage was just approved, in the caller's
 /// transaction. The caller wakes the executor after its commit.
-pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan) -> anyhow::Result<Started> {
+pub async fn start(deps: &Deps, tx: &mut Work, ticket: &Ticket, plan: &Plan) -> anyhow::Result<Started> {
     let now = deps.now();
     let mut run = Run::new(plan);
     let plan_json = serde_json::to_string(plan)?;
@@ -129,7 +129,7 @@ pub async fn start(deps: &Deps, tx: &mut Tx, ticket: &Ticket, plan: &Plan) -> an
 /// An execution that held its target's release lock ended: the lock passes to the
 /// oldest release waiting for it, which starts now (from the state the ended one left).
 /// Returns the execution started, for the caller to wake after its commit.
-pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Tx, ended: &Row) -> anyhow::Result<Option<i64>> {
+pub(crate) async fn pass_lock(deps: &Deps, tx: &mut Work, ended: &Row) -> anyhow::Result<Option<i64>> {
     if !q::release_lock(tx, &ended.application, &ended.environment, ended.id).await? {
         return Ok(None);
     }

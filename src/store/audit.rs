@@ -16,39 +16,13 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-tokio::task_local! {
-    /// Entries of the transaction under way, written together (see [`buffered`]).
-    static BUFFER: std::cell::RefCell<Vec<AuditEntry>>;
-}
-
-/// Runs `f` with appends buffered: they are written by [`flush`] (before the
-/// transaction commits) or before anything reads the trail, in the order they were made.
-pub async fn buffered<F: std::future::Future>(f: F) -> F::Output {
-    BUFFER.scope(std::cell::RefCell::new(Vec::new()), f).await
-}
-
-/// Forgets buffered entries (their transaction was rolled back).
-pub fn discard() {
-    let _ = BUFFER.try_with(|b| b.borrow_mut().clear());
-}
-
-/// Appends an entry (buffered inside [`buffered`]).
+/// Appends an entry at once (a unit of work buffers its entries: `Work::audit`).
 pub async fn append(conn: &mut Conn, e: &AuditEntry) -> anyhow::Result<()> {
-    if BUFFER.try_with(|b| b.borrow_mut().push(e.clone())).is_ok() {
-        return Ok(());
-    }
     write(conn, std::slice::from_ref(e)).await
 }
 
-/// Writes the buffered entries in the caller's transaction.
-pub async fn flush(conn: &mut Conn) -> anyhow::Result<()> {
-    let entries = BUFFER
-        .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
-        .unwrap_or_default();
-    write(conn, &entries).await
-}
-
-async fn write(conn: &mut Conn, entries: &[AuditEntry]) -> anyhow::Result<()> {
+/// Writes entries in the caller's transaction.
+pub async fn write(conn: &mut Conn, entries: &[AuditEntry]) -> anyhow::Result<()> {
     for chunk in entries.chunks(100) {
         let mut marks = super::Marks::new(conn);
         let values: Vec<String> = chunk.iter().map(|_| marks.row(6)).collect();
@@ -71,8 +45,8 @@ async fn write(conn: &mut Conn, entries: &[AuditEntry]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A ticket's trail, oldest first (a unit of work flushes its own entries first).
 pub async fn for_ticket(conn: &mut Conn, ticket: TicketId) -> anyhow::Result<Vec<AuditEntry>> {
-    flush(conn).await?;
     let rows = sqlx::query(
         "SELECT ticket_id, at, platform, actor, action, detail FROM audit_log WHERE ticket_id = $1 ORDER BY id",
     )

@@ -2,7 +2,7 @@
 //! interaction's answers) at once, each queue's items in order and paced, honouring rate
 //! limits, retrying with backoff, coalescing edits of one message, and reconciling a
 //! delivery that may have reached the platform before a crash. Handlers queue items with
-//! [`crate::outbox::enqueue`] in the transaction of their state change.
+//! the unit of work (`Work::send`) in the transaction of their state change.
 
 use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::chat::{Outbound, Texts};

@@ -1,6 +1,7 @@
 //! Activity reported for a lane (`POST /api/swimlanes/{name}/activity`) keeps it alive.
 
 use super::*;
+use crate::work::Work;
 
 /// What a deploy reported by a CI system did to a lane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum Activity {
 /// idle clock, and keeps a lane pending deletion.
 pub async fn activity(bot: &Bot, name: &str, what: Option<&str>) -> anyhow::Result<Activity> {
     for _ in 0..5 {
-        let mut tx = bot.store.begin().await?;
+        let mut tx = Work::begin(&bot.core).await?;
         let Some(mut l) = q::by_name(&mut tx, name).await? else {
             return Ok(Activity::NotFound);
         };
@@ -45,7 +46,6 @@ pub async fn activity(bot: &Bot, name: &str, what: Option<&str>) -> anyhow::Resu
         let actor = Actor::new("ci", "activity");
         audit(bot, &mut tx, &actor, &l, "swimlane_activity", json!({ "what": what })).await?;
         tx.commit().await?;
-        bot.outbox_notify.notify_one();
         return Ok(Activity::Kept { until, was_pending });
     }
     anyhow::bail!("the lane kept changing; try again")

@@ -1,9 +1,10 @@
 //! `/swimlane apps`: applications added to or removed from a lane.
 
 use super::*;
+use crate::work::Work;
 
 /// `/swimlane apps NAME add|remove APP`.
-pub async fn apps(bot: &Bot, tx: &mut Tx, ev: &Inbound, name: &str, add: bool, app: &str) -> anyhow::Result<Handled> {
+pub async fn apps(bot: &Bot, tx: &mut Work, ev: &Inbound, name: &str, add: bool, app: &str) -> anyhow::Result<Handled> {
     let Some(mut l) = find_or_say(bot, tx, ev, name).await? else {
         return Ok(Handled::Done);
     };

@@ -2,6 +2,7 @@
 //! deleted within a day.
 
 use super::*;
+use crate::work::Work;
 
 /// A lane's timer fired: provision it, announce it, delete it, or retry a hook — whatever
 /// its state says is due.
@@ -17,7 +18,7 @@ pub async fn on_timer(bot: &Bot, f: &Firing, id: i64) -> anyhow::Result<()> {
         _ => None,
     };
     for _ in 0..5 {
-        let mut tx = bot.store.begin().await?;
+        let mut tx = Work::begin(&bot.core).await?;
         if !crate::bot::jobs::finish(bot, &mut tx, f).await? {
             // Someone else fires it now (this lease ran out), or it was planned anew.
             tx.rollback().await?;
@@ -42,7 +43,6 @@ pub async fn on_timer(bot: &Bot, f: &Firing, id: i64) -> anyhow::Result<()> {
             continue;
         }
         tx.commit().await?;
-        bot.outbox_notify.notify_one();
         return Ok(());
     }
     anyhow::bail!("lane {id} kept changing while its timer fired")
@@ -67,7 +67,7 @@ pub(super) async fn run_hooks(
 /// Records what the hooks did; true when the lane changed.
 pub(super) async fn after_hooks(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     l: &mut Lane,
     result: &Result<Vec<String>, hooks::HookFailure>,
 ) -> anyhow::Result<bool> {
@@ -163,7 +163,7 @@ pub(super) async fn after_hooks(
 }
 
 /// The lane's clock: announce an idle lane, delete an unrenewed one. True when it changed.
-pub(super) async fn on_clock(bot: &Bot, tx: &mut Tx, l: &mut Lane) -> anyhow::Result<bool> {
+pub(super) async fn on_clock(bot: &Bot, tx: &mut Work, l: &mut Lane) -> anyhow::Result<bool> {
     let now = bot.now();
     let policy = policy(bot);
     match l.status {
@@ -212,7 +212,7 @@ pub(super) async fn on_clock(bot: &Bot, tx: &mut Tx, l: &mut Lane) -> anyhow::Re
 pub async fn expiring_list(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
     let now = bot.now();
     let policy = policy(bot);
-    let mut tx = bot.store.begin().await?;
+    let mut tx = Work::begin(&bot.core).await?;
     if !crate::bot::jobs::finish(bot, &mut tx, f).await? {
         tx.rollback().await?;
         return Ok(());
@@ -249,6 +249,5 @@ pub async fn expiring_list(bot: &Bot, f: &Firing) -> anyhow::Result<()> {
             .await?;
     }
     tx.commit().await?;
-    bot.outbox_notify.notify_one();
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! `/swimlane create`: a lane named, checked and opened, its create hooks run.
 
 use super::*;
+use crate::work::Work;
 
 /// `/swimlane create NAME [app …] [--for REL-ID|"title"] [--days N]`.
 pub async fn create(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     given: &str,
     apps: Vec<String>,

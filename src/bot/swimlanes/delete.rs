@@ -1,11 +1,12 @@
 //! `/swimlane delete` and the Delete button.
 
 use super::*;
+use crate::work::Work;
 
 /// `/swimlane delete NAME [--confirm]`: asks first, then deletes.
 pub async fn delete_by_command(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     name: &str,
     confirmed: bool,
@@ -37,7 +38,7 @@ pub async fn delete_by_command(
     Ok(Handled::Done)
 }
 
-pub(super) async fn delete(bot: &Bot, tx: &mut Tx, ev: &Inbound, mut l: Lane) -> anyhow::Result<Handled> {
+pub(super) async fn delete(bot: &Bot, tx: &mut Work, ev: &Inbound, mut l: Lane) -> anyhow::Result<Handled> {
     if let Err(refusal) = l.start_deletion(DeletedBy::Person(ev.actor.clone())) {
         let s = match refusal {
             LaneRefusal::NotLive(s) => s,

@@ -15,7 +15,7 @@ use crate::domain::Actor;
 use crate::executor::hooks;
 use crate::store::firings::{self, Firing};
 use crate::store::swimlanes as q;
-use crate::store::{Conn, Tx};
+use crate::work::Work;
 use serde_json::json;
 
 mod activity;
@@ -60,7 +60,7 @@ fn dm_key(id: i64, round: u32) -> String {
 }
 
 /// Edits the lane's current message (its last prompt, or its card) and the owner's copy.
-async fn edit_current(bot: &Bot, tx: &mut Tx, l: &Lane, message: Message) -> anyhow::Result<()> {
+async fn edit_current(bot: &Bot, tx: &mut Work, l: &Lane, message: Message) -> anyhow::Result<()> {
     if l.round == 0 {
         let out = Outbound::Update {
             channel: l.channel.clone(),
@@ -85,7 +85,7 @@ async fn edit_current(bot: &Bot, tx: &mut Tx, l: &Lane, message: Message) -> any
 
 async fn audit(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     actor: &Actor,
     l: &Lane,
     action: &str,
@@ -105,7 +105,7 @@ fn system() -> Actor {
 }
 
 /// Plans the lane's timer for what comes next in its life.
-async fn plan_timer(bot: &Bot, conn: &mut Conn, l: &Lane, at: Option<i64>) -> anyhow::Result<()> {
+async fn plan_timer(bot: &Bot, conn: &mut Work, l: &Lane, at: Option<i64>) -> anyhow::Result<()> {
     let job = timer_job(l.id);
     let due = match (l.status, at) {
         (_, Some(at)) => at,
@@ -117,12 +117,12 @@ async fn plan_timer(bot: &Bot, conn: &mut Conn, l: &Lane, at: Option<i64>) -> an
     // What is due is part of the firing: a deadline and the deletion it starts may fall
     // in the same millisecond and are two firings.
     firings::set(conn, &job, due, l.status.as_str()).await?;
-    bot.scheduler_notify.notify_one();
+    conn.wake_scheduler();
     Ok(())
 }
 
 /// The live lane a command names (sanitised as at creation); says so when there is none.
-async fn find_or_say(bot: &Bot, tx: &mut Tx, ev: &Inbound, name: &str) -> anyhow::Result<Option<Lane>> {
+async fn find_or_say(bot: &Bot, tx: &mut Work, ev: &Inbound, name: &str) -> anyhow::Result<Option<Lane>> {
     let wanted = lane::sanitize(name).unwrap_or_else(|_| name.to_string());
     let found = q::by_name(tx, &wanted).await?;
     if found.is_none() {
@@ -133,7 +133,7 @@ async fn find_or_say(bot: &Bot, tx: &mut Tx, ev: &Inbound, name: &str) -> anyhow
 
 /// Whether `actor` may renew, delete or change the lane: its owner (any identity linked
 /// to the owner), an admin, or a holder of a role scoped to one of its applications.
-async fn may_manage(bot: &Bot, conn: &mut Conn, actor: &Actor, l: &Lane) -> anyhow::Result<bool> {
+async fn may_manage(bot: &Bot, conn: &mut Work, actor: &Actor, l: &Lane) -> anyhow::Result<bool> {
     if roles::as_known(bot, conn, actor, [&l.owner]).await? == l.owner {
         return Ok(true);
     }
@@ -141,13 +141,20 @@ async fn may_manage(bot: &Bot, conn: &mut Conn, actor: &Actor, l: &Lane) -> anyh
 }
 
 /// The lane is in no state for what was asked (`key` says what), and in which it is.
-async fn not_now(bot: &Bot, tx: &mut Tx, ev: &Inbound, key: &str, l: &Lane, s: LaneStatus) -> anyhow::Result<Handled> {
+async fn not_now(
+    bot: &Bot,
+    tx: &mut Work,
+    ev: &Inbound,
+    key: &str,
+    l: &Lane,
+    s: LaneStatus,
+) -> anyhow::Result<Handled> {
     bot.say(tx, ev, key, json!({ "name": l.name, "status": status_text(bot, s)? }))
         .await?;
     Ok(Handled::Done)
 }
 
-async fn refuse(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Lane, what: &str) -> anyhow::Result<Handled> {
+async fn refuse(bot: &Bot, tx: &mut Work, ev: &Inbound, l: &Lane, what: &str) -> anyhow::Result<Handled> {
     let what = bot.texts.plain(&format!("lane_what_{what}"))?;
     bot.say(
         tx,
@@ -172,12 +179,12 @@ fn lane_channel(bot: &Bot, ev: &Inbound) -> String {
 }
 
 /// Saves a lane changed by a person; `Conflict` when it changed meanwhile (run again).
-async fn save(bot: &Bot, tx: &mut Tx, l: &Lane) -> anyhow::Result<Option<Handled>> {
+async fn save(bot: &Bot, tx: &mut Work, l: &Lane) -> anyhow::Result<Option<Handled>> {
     Ok((!q::save(tx, l, bot.now()).await?).then_some(Handled::Conflict))
 }
 
 /// Renew / Delete pressed on a lane's message.
-pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, a: LaneAction) -> anyhow::Result<Handled> {
+pub async fn on_action(bot: &Bot, tx: &mut Work, ev: &Inbound, a: LaneAction) -> anyhow::Result<Handled> {
     let Some(l) = q::get(tx, a.lane()).await?.filter(|l| l.status.live()) else {
         bot.say(tx, ev, "lane_gone", json!({})).await?;
         return Ok(Handled::Done);

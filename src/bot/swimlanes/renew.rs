@@ -1,11 +1,12 @@
 //! `/swimlane renew` and the Renew button.
 
 use super::*;
+use crate::work::Work;
 
 /// `/swimlane renew NAME [days]`.
 pub async fn renew_by_command(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     name: &str,
     days: Option<u32>,
@@ -18,7 +19,7 @@ pub async fn renew_by_command(
 
 pub(super) async fn renew(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     mut l: Lane,
     for_ms: Option<i64>,

@@ -1,9 +1,10 @@
 //! `/swimlane list` and `/swimlane show`.
 
 use super::*;
+use crate::work::Work;
 
 /// `/swimlane list [mine|all]`.
-pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound, all: bool) -> anyhow::Result<Handled> {
+pub async fn list(bot: &Bot, tx: &mut Work, ev: &Inbound, all: bool) -> anyhow::Result<Handled> {
     let owner = ev.actor.to_string();
     let lanes = q::live(tx, (!all).then_some(owner.as_str()), LIST_MAX).await?;
     let policy = policy(bot);
@@ -40,7 +41,7 @@ pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound, all: bool) -> anyhow::Re
 }
 
 /// `/swimlane show NAME`: its card, privately; looking at an active lane is activity.
-pub async fn show(bot: &Bot, tx: &mut Tx, ev: &Inbound, name: &str) -> anyhow::Result<Handled> {
+pub async fn show(bot: &Bot, tx: &mut Work, ev: &Inbound, name: &str) -> anyhow::Result<Handled> {
     let Some(mut l) = find_or_say(bot, tx, ev, name).await? else {
         return Ok(Handled::Done);
     };

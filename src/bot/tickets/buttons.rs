@@ -2,6 +2,7 @@
 //! releasebot does not know.
 
 use super::*;
+use crate::work::Work;
 
 /// A click on a copy of a stage message that releasebot does not know — posted twice
 /// because a lost answer could not be reconciled with the platform — takes that copy's
@@ -9,7 +10,7 @@ use super::*;
 /// click itself counts as on the real message.
 pub(super) async fn retire_surplus_copy(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     stage: usize,
@@ -61,7 +62,7 @@ pub(super) async fn retire_surplus_copy(
     .await
 }
 
-pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> anyhow::Result<Handled> {
+pub async fn on_action(bot: &Bot, tx: &mut Work, ev: &Inbound, action: Action) -> anyhow::Result<Handled> {
     match action {
         Action::Decide {
             ticket,
@@ -124,7 +125,7 @@ pub async fn on_action(bot: &Bot, tx: &mut Tx, ev: &Inbound, action: Action) -> 
 
 pub async fn on_form(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     cb: FormCallback,
     values: &BTreeMap<String, String>,

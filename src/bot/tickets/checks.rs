@@ -2,11 +2,12 @@
 //! refusal they see when not.
 
 use super::*;
+use crate::work::Work;
 
 /// Tells the actor why nothing changed.
 pub(super) async fn refuse(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     denied: Denied,
@@ -112,7 +113,7 @@ pub(super) struct Checked {
 /// Checks a decision without recording it.
 pub(super) async fn check_decision(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     stage: usize,
@@ -126,7 +127,7 @@ pub(super) async fn check_decision(
 /// Like [`check_decision`], with the ticket's decisions already read.
 pub(super) async fn check_decision_with(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     decisions: Vec<Decision>,

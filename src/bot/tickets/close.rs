@@ -1,12 +1,13 @@
 //! `/release cancel`, withdrawal, and the ending of a ticket when its release ends.
 
 use super::*;
+use crate::work::Work;
 
 /// The executor finished a ticket's release: record the outcome and move the ticket on
 /// (to QC evaluation in the default flow), in the executor's transaction.
 pub async fn release_finished(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     id: TicketId,
     outcome: crate::domain::ticket::ReleaseOutcome,
 ) -> anyhow::Result<()> {
@@ -41,7 +42,7 @@ pub async fn release_finished(
 /// Withdraw (submitter) or cancel (admin) before release.
 pub(super) async fn close(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     reason: Option<String>,
@@ -104,7 +105,7 @@ pub(super) async fn close(
 
 pub async fn cancel(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     reason: Option<String>,

@@ -1,11 +1,12 @@
 //! `/release approve|reject` and the stage buttons: a stage decided, the ticket moved on.
 
 use super::*;
+use crate::work::Work;
 
 /// `release approve|reject REL-ID …`: decides the ticket's current stage, as the buttons do.
 pub async fn decide_by_command(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     kind: DecisionKind,
@@ -59,7 +60,7 @@ pub(super) fn approvals_of(decisions: &[Decision], round: u32, stage: usize) -> 
 /// With `[executor] when_busy = "refuse"`, the release stage is not approved while another
 /// release of the same application and environment runs: the approver is told which, and
 /// nothing changes. True when it refused.
-pub(super) async fn refuse_busy(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
+pub(super) async fn refuse_busy(bot: &Bot, tx: &mut Work, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
     if bot.config.executor.when_busy != crate::config::LockPolicy::Refuse
         || bot.config.plan_of_service(&l.ticket.service).is_none()
     {
@@ -95,7 +96,7 @@ pub(super) struct Choice {
 /// Records an approval or rejection: the one place where a stage is decided.
 pub(super) async fn decide(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     mut l: Loaded<'_>,
     checked: Checked,
@@ -186,7 +187,7 @@ fn starts_release(kind: DecisionKind, outcome: &Outcome) -> bool {
 
 /// Refuses (and says why) a release that cannot start now: its target is busy, or a
 /// freeze or a deploy lock stops it (never a rollback).
-async fn release_refused(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
+async fn release_refused(bot: &Bot, tx: &mut Work, ev: &Inbound, l: &Loaded<'_>) -> anyhow::Result<bool> {
     if refuse_busy(bot, tx, ev, l).await? {
         return Ok(true);
     }
@@ -198,7 +199,7 @@ async fn release_refused(bot: &Bot, tx: &mut Tx, ev: &Inbound, l: &Loaded<'_>) -
 /// telling the person what is wrong.
 async fn inputs_or_say(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     st: &crate::domain::Stage,
     kind: DecisionKind,
@@ -233,7 +234,7 @@ struct Decided<'a> {
 /// counted so far, the ticket sent back, or the next stage.
 async fn tell_decided(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     outcome: Outcome,

@@ -2,6 +2,7 @@
 //! answers that name what is wrong.
 
 use super::*;
+use crate::work::Work;
 
 pub(super) fn field_errors_localized(
     bot: &Bot,
@@ -99,7 +100,7 @@ pub(super) fn localized_errors(
 /// Tells the user about form errors found when processing (the platform could not show them inline).
 pub(super) async fn say_form_errors(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     defs: &[FieldDef],
     errors: &BTreeMap<String, FieldError>,
@@ -127,7 +128,7 @@ pub(super) async fn say_form_errors(
 
 pub(super) async fn say_unknown_service(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     query: Option<&str>,
 ) -> anyhow::Result<Handled> {

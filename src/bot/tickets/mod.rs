@@ -13,8 +13,8 @@ use crate::domain::ticket::{
 use crate::domain::Actor;
 use crate::store::audit;
 use crate::store::tickets::{self as q, ListFilter, NewTicket};
-use crate::store::Tx;
 use crate::views::{self, StageState, COMMENT_FIELD};
+use crate::work::Work;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -51,7 +51,7 @@ pub(crate) struct Loaded<'a> {
     pub service: &'a ServiceConfig,
 }
 
-async fn load<'a>(bot: &'a Bot, tx: &mut Tx, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
+async fn load<'a>(bot: &'a Bot, tx: &mut Work, id: TicketId) -> anyhow::Result<Option<Loaded<'a>>> {
     let Some(ticket) = q::get(tx, id).await? else {
         tracing::Span::current().record("ticket", tracing::field::display(id));
         return Ok(None);
@@ -79,7 +79,7 @@ fn loaded(bot: &Bot, ticket: Ticket) -> anyhow::Result<Loaded<'_>> {
 /// Loads a ticket or tells the user it does not exist.
 pub(crate) async fn load_or_say<'a>(
     bot: &'a Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
 ) -> anyhow::Result<Option<Loaded<'a>>> {
@@ -93,7 +93,7 @@ pub(crate) async fn load_or_say<'a>(
 
 async fn record(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     ticket: TicketId,
     action: &str,
@@ -113,7 +113,7 @@ fn stage_channel(flow: &Flow, ticket: &Ticket, stage: usize) -> String {
 }
 
 /// Posts the message asking a stage's role to decide.
-async fn post_stage(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, stage: usize) -> anyhow::Result<()> {
+async fn post_stage(bot: &Bot, tx: &mut Work, l: &Loaded<'_>, stage: usize) -> anyhow::Result<()> {
     let st = &l.flow.stages[stage];
     let platform = l.ticket.submitter.platform.clone();
     let members: Vec<Actor> = roles::members(bot, tx, &st.role, &l.ticket.application)
@@ -142,7 +142,7 @@ async fn post_stage(bot: &Bot, tx: &mut Tx, l: &Loaded<'_>, stage: usize) -> any
 /// Edits a stage message in place.
 async fn edit_stage(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     l: &Loaded<'_>,
     stage: usize,
     round: u32,
@@ -161,7 +161,7 @@ async fn edit_stage(
 
 async fn post_to_ticket_channel(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     l: &Loaded<'_>,
     message: Message,
     key: Option<&str>,

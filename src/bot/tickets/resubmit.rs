@@ -1,11 +1,12 @@
 //! `/release resubmit`: a ticket sent back, submitted again.
 
 use super::*;
+use crate::work::Work;
 
 /// `release resubmit REL-ID field=value …`: the answers given replace the earlier ones.
 pub async fn resubmit_by_command(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     values: BTreeMap<String, String>,
@@ -31,7 +32,7 @@ pub async fn resubmit_by_command(
 
 pub(super) async fn resubmit(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     id: TicketId,
     round: u32,

@@ -1,18 +1,20 @@
 //! `/release show` and `/release list`.
 
 use super::*;
+use crate::work::Work;
 
-pub async fn show(bot: &Bot, tx: &mut Tx, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
+pub async fn show(bot: &Bot, tx: &mut Work, ev: &Inbound, id: TicketId) -> anyhow::Result<Handled> {
     let Some(l) = load_or_say(bot, tx, ev, id).await? else {
         return Ok(Handled::Done);
     };
+    tx.flush().await?;
     let entries = audit::for_ticket(tx, id).await?;
     let msg = views::show(&bot.texts, &l.ticket, l.flow, &l.service.name, &entries)?;
     bot.ephemeral(tx, ev, msg).await?;
     Ok(Handled::Done)
 }
 
-pub async fn list(bot: &Bot, tx: &mut Tx, ev: &Inbound, scope: ListScope) -> anyhow::Result<Handled> {
+pub async fn list(bot: &Bot, tx: &mut Work, ev: &Inbound, scope: ListScope) -> anyhow::Result<Handled> {
     let (filter, key) = match scope {
         ListScope::Mine => (ListFilter::Mine(&ev.actor), "mine"),
         ListScope::Pending => (ListFilter::Pending, "pending"),

@@ -1,10 +1,11 @@
 //! `/release new` and a submitted form: a ticket opened, its first stage posted.
 
 use super::*;
+use crate::work::Work;
 
 pub async fn open_new(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     query: Option<&str>,
     values: &BTreeMap<String, String>,
@@ -41,7 +42,7 @@ pub async fn open_new(
 }
 
 /// Holds the role for at least one application (the form asks which).
-pub(super) async fn has_any_scoped_role(tx: &mut Tx, actor: &Actor, role: &str) -> anyhow::Result<bool> {
+pub(super) async fn has_any_scoped_role(tx: &mut Work, actor: &Actor, role: &str) -> anyhow::Result<bool> {
     Ok(crate::store::roles::all(tx)
         .await?
         .iter()
@@ -50,7 +51,7 @@ pub(super) async fn has_any_scoped_role(tx: &mut Tx, actor: &Actor, role: &str) 
 
 pub(super) async fn submit(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     service_id: &str,
     values: &BTreeMap<String, String>,
@@ -123,7 +124,7 @@ pub(super) async fn submit(
 /// release, or the outcome.
 pub(super) async fn advance_to(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     ev: &Inbound,
     l: &Loaded<'_>,
     reason: Option<&str>,
@@ -133,7 +134,7 @@ pub(super) async fn advance_to(
 
 pub(super) async fn announce(
     bot: &Bot,
-    tx: &mut Tx,
+    tx: &mut Work,
     actor: &Actor,
     l: &Loaded<'_>,
     reason: Option<&str>,
@@ -146,7 +147,7 @@ pub(super) async fn announce(
             Some(plan) => {
                 let started = crate::executor::start(&bot.exec_deps(), tx, &l.ticket, plan).await?;
                 if let crate::executor::Started::Running(id) = started {
-                    bot.wake_execution(id);
+                    tx.wake_execution(id);
                 }
                 Ok(())
             }

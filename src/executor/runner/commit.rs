@@ -2,6 +2,7 @@
 //! the committer's group or alone, and the ending of an execution that is over.
 
 use super::*;
+use crate::work::Work;
 
 impl Mover<'_> {
     pub(super) async fn commit_flow(
@@ -34,8 +35,7 @@ impl Mover<'_> {
     ) -> anyhow::Result<Option<Committed>> {
         let turn = self.inner.moving.clone().acquire_owned().await?;
         // Boxed: a task waits in a step far longer than it commits; its resting size counts.
-        let mut committed =
-            crate::outbox::buffered(Box::pin(self.commit_buffered(row, run, now, alert, hold, later))).await?;
+        let mut committed = Box::pin(self.commit_buffered(row, run, now, alert, hold, later)).await?;
         if let Some((_, held)) = committed.as_mut().and_then(|c| c.unsaved.as_mut()) {
             *held = Some(turn);
         }
@@ -176,7 +176,7 @@ impl Mover<'_> {
         now: i64,
     ) -> anyhow::Result<Option<Committed>> {
         let deps = self.deps();
-        let mut tx = deps.store.begin().await?;
+        let mut tx = Work::begin(&deps.core).await?;
         let saved = q::save(
             &mut tx,
             &deps.store.owner,
@@ -205,7 +205,6 @@ impl Mover<'_> {
             Some(Alert::Interrupted(i)) => Some((i, "interrupted", None, String::new())),
             Some(Alert::Gate(_)) | Some(Alert::Notice(_)) | None => None,
         };
-        let recorded = p.ending || attention.is_some();
         if let Some((i, what, reaction, evidence)) = attention {
             let event = SystemEvent::NeedsAttention {
                 ticket: row.ticket.0,
@@ -217,19 +216,12 @@ impl Mover<'_> {
             let key = format!("x{}:{what}:{i}:{}", row.id, run.exec.steps[i].attempts);
             record_event(&mut tx, row, &key, event, now).await?;
         }
-        let mut wake = vec![];
         if p.ending {
-            wake.extend(self.end(&mut tx, &p.saved_row, now).await?);
+            if let Some(next) = self.end(&mut tx, &p.saved_row, now).await? {
+                tx.wake_execution(next);
+            }
         }
-        crate::outbox::flush(&mut tx).await?;
         tx.commit().await?;
-        deps.outbox_notify.notify_one();
-        if recorded {
-            deps.inbox_notify.notify_one();
-        }
-        for id in &wake {
-            deps.wakers.wake(*id);
-        }
         Ok(Some(Committed {
             row: p.saved_row,
             released: p.release,
@@ -239,7 +231,7 @@ impl Mover<'_> {
 
     /// The execution ended: the baseline it left, the report, the event the ticket moves
     /// on with, and the release lock for whoever waits for it.
-    pub(super) async fn end(&self, tx: &mut Tx, row: &Row, now: i64) -> anyhow::Result<Option<i64>> {
+    pub(super) async fn end(&self, tx: &mut Work, row: &Row, now: i64) -> anyhow::Result<Option<i64>> {
         let deps = self.deps();
         let outcome = outcome(row);
         if row.state.queued_behind.is_none() {
@@ -347,7 +339,7 @@ pub(super) fn new_event(row: &Row, key: String, event: SystemEvent) -> anyhow::R
 
 /// Records an event for the handlers in the caller's transaction.
 pub(super) async fn record_event(
-    tx: &mut Tx,
+    tx: &mut Work,
     row: &Row,
     key: &str,
     event: SystemEvent,
@@ -355,6 +347,7 @@ pub(super) async fn record_event(
 ) -> anyhow::Result<()> {
     let e = new_event(row, key.to_string(), event)?;
     crate::store::inbox::insert_in(tx, &[e], now).await?;
+    tx.wake_inbox();
     Ok(())
 }
 

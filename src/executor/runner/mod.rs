@@ -23,7 +23,7 @@ use crate::domain::plan::{Plan, StepType};
 use crate::domain::ticket::{ReleaseOutcome, Ticket};
 use crate::runtime::Heartbeat;
 use crate::store::executions::{self as q, Lease};
-use crate::store::{tickets, Tx};
+use crate::store::tickets;
 use futures::FutureExt;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -257,7 +257,7 @@ impl Executor {
         let ids = q::claim(&deps.store, deps.now(), LEASE_MS, free as i64).await?;
         let mut started = 0;
         for id in &ids {
-            if deps.wakers.is_running(*id) {
+            if deps.executions.is_running(*id) {
                 // Its task here outlived the lease (a stall): the claim renewed it; carry on.
                 continue;
             }
@@ -270,7 +270,7 @@ impl Executor {
             };
             let inner = self.inner.clone();
             let id = *id;
-            let wake = deps.wakers.register(id);
+            let wake = deps.executions.register(id);
             tokio::spawn(async move {
                 let _guard = guard;
                 task(&inner, id, wake).await;
@@ -296,7 +296,7 @@ impl Executor {
                 Wait::Except(ids) => self
                     .inner
                     .deps
-                    .wakers
+                    .executions
                     .running()
                     .into_iter()
                     .filter(|id| !ids.contains(id))
@@ -342,7 +342,7 @@ impl Executor {
                 }
             };
             tokio::select! {
-                _ = deps.wakers.runner.notified() => {}
+                _ = deps.executions.runner.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = watch.tick() => {
                     // Another replica's handler changed one of ours: wake its task.
@@ -381,13 +381,13 @@ impl Executor {
 
 /// Wakes the tasks of executions whose version changed since the last look.
 async fn watch_versions(deps: &Deps, seen: &mut std::collections::HashMap<i64, i64>) {
-    let ids = deps.wakers.running();
+    let ids = deps.executions.running();
     match q::versions(&deps.store, &ids).await {
         Ok(versions) => {
             seen.retain(|id, _| ids.contains(id));
             for (id, v) in versions {
                 if seen.insert(id, v).is_some_and(|old| old != v) {
-                    deps.wakers.wake(id);
+                    deps.executions.wake(id);
                 }
             }
         }
@@ -402,7 +402,7 @@ async fn task(inner: &Inner, id: i64, wake: Arc<Notify>) {
     let result = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(advance_all(inner, id, &wake), span))
         .catch_unwind()
         .await;
-    deps.wakers.unregister(id, &wake);
+    deps.executions.unregister(id, &wake);
     let mut unreadable = None;
     let failed = match result {
         Ok(Ok(())) => None,

@@ -1,6 +1,7 @@
 //! Returning traffic to the old version, and a rollback asked for after the release ended.
 
 use super::*;
+use crate::work::Work;
 
 impl Mover<'_> {
     /// Returns all traffic to the old version with the provider of the plan's traffic
@@ -77,7 +78,7 @@ impl Mover<'_> {
         } else {
             lr.started = true;
             run.later_rollback = Some(lr.clone());
-            let mut tx = deps.store.begin().await?;
+            let mut tx = Work::begin(&deps.core).await?;
             let saved = q::save(
                 &mut tx,
                 &deps.store.owner,
@@ -110,7 +111,7 @@ impl Mover<'_> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("execution {} vanished", row.id))?
         };
-        let mut tx = deps.store.begin().await?;
+        let mut tx = Work::begin(&deps.core).await?;
         if !q::save(
             &mut tx,
             &deps.store.owner,
@@ -152,7 +153,6 @@ impl Mover<'_> {
         )
         .await?;
         tx.commit().await?;
-        deps.outbox_notify.notify_one();
         Ok(Flow::Exit)
     }
 

@@ -1,6 +1,7 @@
 //! An execution whose stored plan cannot be read: it ends as failed at once, saying why.
 
 use super::*;
+use crate::work::Work;
 
 /// The plan an execution stored when it started cannot be read (by this version of
 /// releasebot): nothing of it can run, and trying again would not change that.
@@ -21,8 +22,8 @@ impl std::error::Error for UnreadablePlan {}
 pub(super) async fn fail_unreadable(inner: &Inner, id: i64, error: &str) -> anyhow::Result<()> {
     let deps = &inner.deps;
     let now = deps.now();
-    crate::outbox::buffered(async {
-        let mut tx = deps.store.begin().await?;
+    let run = async {
+        let mut tx = Work::begin(&deps.core).await?;
         let Some(row) = q::get::<Run>(&mut tx, id).await? else {
             return Ok(());
         };
@@ -71,8 +72,9 @@ pub(super) async fn fail_unreadable(inner: &Inner, id: i64, error: &str) -> anyh
         deps.post(&mut tx, &ended, super::super::plain(title)).await?;
         let (key, event) = ended_event(&ended, ReleaseOutcome::Failed);
         record_event(&mut tx, &ended, &key, event, now).await?;
-        let next = start::pass_lock(deps, &mut tx, &ended).await?;
-        crate::outbox::flush(&mut tx).await?;
+        if let Some(next) = start::pass_lock(deps, &mut tx, &ended).await? {
+            tx.wake_execution(next);
+        }
         tx.commit().await?;
         tracing::error!(
             execution = id,
@@ -81,12 +83,7 @@ pub(super) async fn fail_unreadable(inner: &Inner, id: i64, error: &str) -> anyh
         );
         deps.metrics
             .inc("releasebot_executions_finished_total", &[("outcome", "failed")]);
-        deps.outbox_notify.notify_one();
-        deps.inbox_notify.notify_one();
-        if let Some(next) = next {
-            deps.wakers.wake(next);
-        }
         Ok(())
-    })
-    .await
+    };
+    run.await
 }
