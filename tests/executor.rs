@@ -81,7 +81,7 @@ async fn a_canary_on_the_simulated_fleet_succeeds_with_one_live_progress_message
     let qc = posts(&calls).last().copied().unwrap().clone();
     assert!(TestBot::text_of(&qc).contains("QC evaluation"));
     bot.command(OSCAR, "/release status REL-1").await;
-    let status = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let status = ephemerals_to(&bot.settle_through_time().await, OSCAR).pop().unwrap();
     assert!(
         status.contains("✅ completed") && status.contains("new 100% · old 0%"),
         "{status}"
@@ -196,16 +196,16 @@ async fn pause_resume_and_an_approval_gate_from_buttons() {
     let progress = find(&calls, "— Blue-green release (simulated)").clone();
 
     bot.click(OSCAR, "exec:pause:1", &ts_of(&progress)).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     let edit = progress_updates(&calls, &progress).last().copied().unwrap().clone();
     assert!(TestBot::text_of(&edit).contains("⏸ paused"));
     assert_eq!(TestBot::buttons_of(&edit), vec!["exec:resume:1", "exec:rollback:1"]);
 
     bot.click(QUINN, "exec:continue:1", &ts_of(&gate)).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(ephemerals_to(&calls, QUINN)[0].contains("You need the *ops* role to press Continue"));
     bot.click(OLGA, "exec:continue:1", &ts_of(&gate)).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(
         !calls
             .iter()
@@ -216,10 +216,10 @@ async fn pause_resume_and_an_approval_gate_from_buttons() {
     assert!(TestBot::text_of(&edit).contains("✅ Confirm the switch"));
 
     bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     find(&calls, "📋 REL-1 · payments 2.1.0 released (simulated)");
     bot.click(OSCAR, "exec:rollback:1", &ts_of(&progress)).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(ephemerals_to(&calls, OSCAR)[0]
         .contains("REL-1's release has ended (✅ completed); Rollback no longer applies."));
 }
@@ -245,14 +245,14 @@ async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
     find(&calls, "📋 REL-2 · payments 2.2.0 released");
 
     bot.command(QUINN, "/release rollback REL-2").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(ephemerals_to(&calls, QUINN)[0].contains("You need the *ops* role to press Rollback on REL-2's release."));
     bot.command(OSCAR, "/release rollback REL-2 --to 99").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(ephemerals_to(&calls, OSCAR)[0].contains("There is no baseline #99 recorded for payments in prod"));
 
     bot.command(OSCAR, "/release rollback REL-2").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert!(
         ephemerals_to(&calls, OSCAR)[0].contains("Rolling REL-2 back to baseline #3: redeploying version 2.1.0"),
         "{:?}",
@@ -276,10 +276,10 @@ async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
     );
     // Any recorded baseline may be the target, and it can be run again.
     bot.command(OSCAR, "/release rollback REL-2 --to 2").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     find(&calls, "↩️ REL-2 rolled back to baseline #2 (version 2.1.0)");
     bot.command(OSCAR, "/release show REL-2").await;
-    let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let show = ephemerals_to(&bot.settle_through_time().await, OSCAR).pop().unwrap();
     assert_eq!(
         show.matches(&format!("<@{OSCAR}> rolled the release back")).count(),
         2,
@@ -339,7 +339,7 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
         + "\n[[applications]]\nname = \"payments\"\nenvironments = [\"staging\", \"prod\"]\n";
     let bot = TestBot::with("en", &config).await;
     bot.command(ALICE, "/release new").await;
-    bot.settle().await;
+    bot.settle_through_time().await;
     let modal = bot.last_modal();
     let mut values = valid_release(MD5);
     values.push(("environment", "qa"));
@@ -351,12 +351,12 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
     values.pop();
     values.push(("environment", "Staging"));
     bot.submit(ALICE, &modal, &values).await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     let calls = bot.approve_to_release(posts(&calls)[0]).await;
     find(&calls, "📋 REL-1 · payments 2.1.0 released");
 
     bot.command(OSCAR, "/release baselines payments staging").await;
-    let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let list = ephemerals_to(&bot.settle_through_time().await, OSCAR).pop().unwrap();
     assert!(list.contains("Baselines of payments in staging"), "{list}");
     // The ticket's scope names two hosts: two replicas, on the simulated fleet.
     assert!(
@@ -365,13 +365,13 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
     );
     assert!(list.contains("#1 · before REL-1 · version unknown"), "{list}");
     bot.command(OSCAR, "/release baselines payments").await;
-    let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let list = ephemerals_to(&bot.settle_through_time().await, OSCAR).pop().unwrap();
     assert!(
         list.contains("No baselines are recorded for payments in prod yet."),
         "{list}"
     );
     bot.command(OSCAR, "/release baselines").await;
-    let usage = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let usage = ephemerals_to(&bot.settle_through_time().await, OSCAR).pop().unwrap();
     assert!(
         usage.contains("Which application?") && usage.contains("/release baselines APPLICATION [ENVIRONMENT]"),
         "{usage}"

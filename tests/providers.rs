@@ -80,7 +80,9 @@ steps = [
     let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
     let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
     let start = bot.clock.now_ms();
-    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    let mut calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    // The deploy is polled and health checked on the test clock.
+    calls.extend(bot.settle_through_time().await);
 
     let report = calls
         .iter()

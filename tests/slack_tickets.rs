@@ -16,7 +16,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
         r.body, "",
         "the command is acknowledged at once; the work happens after"
     );
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     assert_eq!(calls.len(), 1);
     let modal = bot.last_modal();
     assert_eq!(modal["callback_id"], "new:app-release");
@@ -26,7 +26,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
     // Product submits; the test stage is posted to the channel and mentions the testers.
     let r = bot.submit(ALICE, &modal, &valid_release(MD5)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, ""));
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     let test_msg = posts(&calls)[0].clone();
     assert_eq!(test_msg.body["channel"], CHANNEL);
     let text = TestBot::text_of(&test_msg);
@@ -79,14 +79,16 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
     assert_eq!(updates(&calls).len(), 1);
     let release = posts(&calls)[0].clone();
     assert!(TestBot::text_of(&release).contains("— Release"));
-    let calls = approve(
+    let mut calls = approve(
         &bot,
         OLGA,
         &release,
         &[("release_summary", "Rolled to 2 hosts, no errors")],
     )
     .await;
-    // The approved release stage runs the canary plan (on the simulated fleet) to the end.
+    // The approved release stage runs the canary plan (on the simulated fleet) to the end,
+    // its monitors' windows passing on the test clock.
+    calls.extend(bot.settle_through_time().await);
     let progress = posts(&calls)[0].clone();
     assert!(TestBot::text_of(&progress).contains("🚀 REL-1 · payments 2.1.0 — Canary release (simulated)"));
     let report = posts(&calls)
@@ -117,7 +119,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
 
     // The audit trail shows every step.
     bot.command(ALICE, "/release show REL-1").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     let show = ephemerals_to(&calls, ALICE).pop().unwrap();
     assert!(show.contains("REL-1 · App release — released"), "{show}");
     for line in [
@@ -840,12 +842,12 @@ async fn a_form_that_can_no_longer_open_asks_the_person_to_press_again() {
 async fn a_typed_member_id_cannot_ping_a_channel() {
     let bot = TestBot::start().await;
     bot.command(ADA, "/role add qc slack:U9X><!channel>").await;
-    let calls = bot.settle().await;
+    let calls = bot.settle_through_time().await;
     let reply = &ephemerals_to(&calls, ADA)[0];
     assert!(reply.contains("is not a user id of its platform"), "{reply}");
     assert!(!reply.contains("<!channel>"), "the reply itself is escaped: {reply}");
     bot.command(ADA, "/role list").await;
-    let list = ephemerals_to(&bot.settle().await, ADA)[0].clone();
+    let list = ephemerals_to(&bot.settle_through_time().await, ADA)[0].clone();
     assert!(!list.contains("U9X"), "nothing was added: {list}");
 
     // An id stored before ids were checked is named as text, never spliced into a mention.
@@ -867,6 +869,7 @@ async fn a_typed_member_id_cannot_ping_a_channel() {
     let release = posts(&calls)[0].clone();
     let mut all = calls.clone();
     all.extend(approve(&bot, OLGA, &release, &[("release_summary", "go")]).await);
+    all.extend(bot.settle_through_time().await);
     let qc = posts(&all)
         .into_iter()
         .find(|c| TestBot::text_of(c).contains("QC evaluation"))
