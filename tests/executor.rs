@@ -229,10 +229,23 @@ async fn a_rollback_button_returns_traffic_to_the_old_version() {
     let config = team_config().replace("plan = \"canary\"", "plan = \"blue-green\"");
     let bot = TestBot::with("en", &config).await;
     let calls = release(&bot).await;
+    let progress = find(&calls, "— Blue-green release (simulated)").clone();
     let gate = find(&calls, "✋ REL-1 · Confirm the switch").clone();
-    bot.click(OSCAR, "exec:rollback:1", &ts_of(&gate)).await;
+    assert!(TestBot::text_of(&latest(&calls, &progress)).contains("new 0% · old 100%"));
+
+    // Ops confirms: all traffic goes to the new version; the monitor's ten minutes begin.
+    bot.click(OSCAR, "exec:continue:1", &ts_of(&gate)).await;
+    let calls = bot.settle().await;
+    let switched = TestBot::text_of(&latest(&calls, &progress));
+    assert!(switched.contains("new 100% · old 0%"), "{switched}");
+    assert!(switched.contains("🔵 Monitor 10 minutes"), "{switched}");
+
+    // Rollback while it is watched: the traffic returns to the old version.
+    bot.click(OSCAR, "exec:rollback:1", &ts_of(&progress)).await;
     let calls = bot.settle().await;
     find(&calls, "📋 REL-1 · payments 2.1.0: release rolled back (simulated)");
+    let back = TestBot::text_of(&latest(&calls, &progress));
+    assert!(back.contains("new 0% · old 100%"), "{back}");
     assert!(TestBot::text_of(posts(&calls).last().unwrap()).contains("QC evaluation"));
 }
 
