@@ -88,6 +88,7 @@ async fn a_freeze_stops_a_release_from_starting_but_never_a_rollback_and_an_over
     // Ending the freeze: the next release starts without an override.
     bot.command(ADA, "/freeze end FRZ-1").await;
     find(&bot.settle().await, "ended freeze FRZ-1");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -124,6 +125,7 @@ async fn configured_freezes_and_locks_name_themselves_and_unlocking_lets_release
     find(&bot.settle().await, "unlocked payments/prod");
     let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
     find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -182,6 +184,7 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
         shown.contains("Test confirmation escalated to its backup role"),
         "{shown}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -208,6 +211,7 @@ async fn the_daily_digest_lists_what_waits_and_says_nothing_when_nothing_does() 
         "{digest}"
     );
     assert_eq!(posts(&calls).len(), 1, "one digest per channel");
+    bot.finish().await;
 }
 
 /// Through test and coordination with releases held until the planned time; the release
@@ -308,6 +312,7 @@ async fn a_scheduled_release_can_be_postponed_started_early_or_cancelled() {
             .any(|c| TestBot::text_of(c).contains("REL-2 · payments 2.2.0 —")),
         "{calls:#?}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -327,6 +332,7 @@ async fn a_release_outside_its_applications_windows_is_refused_until_one_opens()
     bot.clock.set_ms(START_MS + 2 * 86_400_000 + 2 * 3_600_000);
     let calls = approve(&bot, OLGA, &stage, &[("release_summary", "go")]).await;
     find(&calls, "REL-1 · payments 2.1.0 — Canary release");
+    bot.finish().await;
 }
 
 /// Every calendar message, in order, as Slack received it.

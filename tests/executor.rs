@@ -87,6 +87,7 @@ async fn a_canary_on_the_simulated_fleet_succeeds_with_one_live_progress_message
         "{status}"
     );
     assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -130,6 +131,7 @@ async fn a_new_version_failing_at_10_percent_is_rolled_back_with_an_alert() {
         show.contains("— rolled back") && show.contains("the release was rolled back"),
         "{show}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -184,6 +186,7 @@ async fn a_paused_failure_waits_for_the_role_and_a_skip_carries_on() {
         show.contains(&format!("<@{OSCAR}> skipped a failed step (slack)")),
         "{show}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -222,6 +225,7 @@ async fn pause_resume_and_an_approval_gate_from_buttons() {
     let calls = bot.settle_through_time().await;
     assert!(ephemerals_to(&calls, OSCAR)[0]
         .contains("REL-1's release has ended (✅ completed); Rollback no longer applies."));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -247,6 +251,7 @@ async fn a_rollback_button_returns_traffic_to_the_old_version() {
     let back = TestBot::text_of(&latest(&calls, &progress));
     assert!(back.contains("new 0% · old 100%"), "{back}");
     assert!(TestBot::text_of(posts(&calls).last().unwrap()).contains("QC evaluation"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -298,6 +303,7 @@ async fn a_finished_release_is_rolled_back_later_to_its_baseline() {
         2,
         "{show}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -315,6 +321,7 @@ async fn releases_speak_chinese_too() {
     );
     assert!(text.contains("流量：新版本 10% · 旧版本 90%"), "{text}");
     find(&calls, "发布已回滚（模拟）");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -340,6 +347,7 @@ async fn a_failing_host_stops_the_rollout_with_per_target_status() {
         "per-target status: {text}"
     );
     assert!(text.contains("⏸ paused"), "{text}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -389,6 +397,7 @@ async fn releases_go_to_the_chosen_environment_and_its_baselines_are_listed() {
         usage.contains("Which application?") && usage.contains("/release baselines APPLICATION [ENVIRONMENT]"),
         "{usage}"
     );
+    bot.finish().await;
 }
 
 /// The README's canary shape: weights set by a `script`, an ops gate, then a `sim`
@@ -444,4 +453,5 @@ async fn a_canary_whose_traffic_a_script_shifts_is_judged_and_rolled_back_throug
     );
     // Traffic went back through the script that shifted it.
     assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "0");
+    bot.finish().await;
 }

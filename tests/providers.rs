@@ -117,6 +117,7 @@ steps = [
     );
     // Polling followed the configured intervals on the test clock: 2 × 10 s + 3 × 5 s.
     assert!(bot.clock.now_ms() - start >= 35_000);
+    bot.finish().await;
 }
 
 async fn fake_prometheus(new_success: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -234,6 +235,7 @@ steps = [
     assert!(
         TestBot::text_of(report).contains("Deploy (") && TestBot::text_of(report).contains("all 2 batches succeeded")
     );
+    bot.finish().await;
 }
 
 fn verify_plan() -> String {
@@ -304,4 +306,5 @@ async fn verify_package_downloads_the_build_and_checks_its_md5() {
         !calls.iter().any(|c| TestBot::text_of(c).contains("traffic: new 100%")),
         "nothing is switched to an unverified build"
     );
+    bot.finish().await;
 }

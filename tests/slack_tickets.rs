@@ -133,6 +133,7 @@ async fn the_default_flow_from_submission_to_qc_sign_off() {
         assert!(show.contains(&line), "missing {line:?} in {show}");
     }
     assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -161,6 +162,7 @@ async fn the_default_flow_speaks_chinese() {
         "{:?}",
         ephemerals_to(&calls, NOBODY)
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -186,6 +188,7 @@ async fn a_user_without_the_role_is_refused_and_nothing_changes() {
     bot.command(ALICE, "/release show REL-1").await;
     let calls = bot.settle().await;
     assert!(ephemerals_to(&calls, ALICE)[0].contains("waiting for Test confirmation"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -202,6 +205,7 @@ async fn separation_of_duties_stops_the_submitter_approving() {
     assert!(
         ephemerals_to(&calls, ALICE)[0].contains("You submitted REL-1; this flow needs someone else to approve it.")
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -276,6 +280,7 @@ async fn a_rejection_goes_back_to_the_submitter_who_resubmits() {
     );
     let calls = approve(&bot, TINA, &again, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
     assert!(TestBot::text_of(posts(&calls)[0]).contains("Resource coordination"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -320,6 +325,7 @@ async fn a_double_click_makes_one_transition_and_tells_the_loser() {
     assert_eq!(updates(&calls).len(), 1);
     assert_eq!(posts(&calls).len(), 1);
     assert!(ephemerals_to(&calls, TINA)[0].contains(&format!("already approved by <@{TOM}>")));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -371,6 +377,7 @@ async fn retried_deliveries_are_processed_once() {
     }
     let calls = bot.settle().await;
     assert_eq!(ephemerals_to(&calls, ALICE).len(), 1);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -421,6 +428,7 @@ async fn bad_missing_and_stale_signatures_get_401_and_change_nothing() {
         metrics.contains("releasebot_http_requests_total{route=\"/slack/commands\",status=\"401\"} 5"),
         "{metrics}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -433,6 +441,7 @@ async fn oversized_bodies_get_413() {
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(bot.inbox_rows().await, 0);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -458,6 +467,7 @@ async fn invalid_fields_come_back_inline_and_nothing_is_created() {
     insta::assert_json_snapshot!("en_inline_errors", r.json());
     assert_eq!(bot.inbox_rows().await, 1, "only the /release new command was recorded");
     assert!(bot.settle().await.is_empty());
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -503,6 +513,7 @@ async fn a_slack_429_delays_the_message_then_it_is_delivered() {
         metrics.contains("releasebot_outbox_retries_total{platform=\"slack\",reason=\"rate_limited\"} 1"),
         "{metrics}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -524,6 +535,7 @@ async fn slack_outages_are_retried_with_backoff_and_edits_coalesce() {
     );
     assert!(TestBot::text_of(updates[2]).contains("Approved by"));
     assert_eq!(posts(&calls).len(), 1, "the next stage still arrives");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -552,6 +564,7 @@ async fn withdraw_and_cancel() {
     bot.command(ADA, "/release cancel REL-2").await;
     let calls = bot.settle().await;
     assert_eq!(updates(&calls).len(), 1);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -599,6 +612,7 @@ async fn commands_answer_bad_arguments_with_usage() {
     bot.command(NOBODY, "/release new").await;
     let calls = bot.settle().await;
     assert!(ephemerals_to(&calls, NOBODY)[0].contains("You need the *product* role to submit App release requests."));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -629,6 +643,7 @@ async fn roles_are_managed_by_admins() {
     let replies = ephemerals_to(&calls, ADA);
     assert!(replies[0].contains("through the configuration file"));
     assert!(replies[1].contains("no longer holds *qc* for payments"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -640,6 +655,7 @@ async fn anyone_may_bootstrap_roles_while_there_is_no_admin() {
     bot.command(ALICE, &format!("/role add product <@{ALICE}>")).await;
     let calls = bot.settle().await;
     assert!(ephemerals_to(&calls, ALICE)[0].contains("Only members of the *admin* role"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -666,6 +682,7 @@ async fn url_verification_and_ops_endpoints() {
     ] {
         assert!(metrics.contains(needle), "{needle} in {metrics}");
     }
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -680,6 +697,7 @@ async fn private_answers_fall_back_to_a_direct_message_outside_the_bots_channels
     assert_eq!(dm[0].body["channel"], ALICE);
     assert!(TestBot::text_of(dm[0]).contains("Tickets waiting for a decision"));
     assert_eq!(bot.outbox_failures().await, Vec::<String>::new());
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -713,6 +731,7 @@ async fn countersign_stages_need_two_different_approvers() {
     let calls = approve(&bot, OLGA, &coordinate, &[]).await;
     assert!(TestBot::buttons_of(updates(&calls)[0]).is_empty());
     assert!(TestBot::text_of(posts(&calls)[0]).contains("— Release"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -761,6 +780,7 @@ async fn the_dry_run_shows_steps_gates_thresholds_targets_and_duration() {
     }
     bot.command(TOM, "/release plan REL-7").await;
     assert!(TestBot::text_of(&bot.settle().await[0]).contains("There is no ticket REL-7."));
+    bot.finish().await;
 }
 
 /// When Slack's history cannot be read (no history scope), a post whose answer was lost is
@@ -836,6 +856,7 @@ async fn a_form_that_can_no_longer_open_asks_the_person_to_press_again() {
     bot.settle().await;
     assert_eq!(bot.slack.calls_of("views.open").len(), 2);
     assert_eq!(bot.last_modal()["type"], "modal");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -878,4 +899,14 @@ async fn a_typed_member_id_cannot_ping_a_channel() {
     let text = serde_json::to_string(&qc.body).unwrap();
     assert!(!text.contains("<!channel>"), "no live ping: {text}");
     assert!(text.contains("&lt;!channel&gt;"), "named as text: {text}");
+    bot.finish().await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "the test ended with deliveries nobody looked at")]
+async fn the_harness_fails_a_test_that_leaves_a_delivery_unread() {
+    let bot = TestBot::start().await;
+    // Help is answered through the outbox; the test never settles to read it.
+    bot.command(ALICE, "/release help").await;
+    bot.finish().await;
 }

@@ -224,6 +224,7 @@ async fn a_failing_deletion_is_retried_and_reported_until_it_succeeds() {
         last.contains("was deleted at") && last.contains("by <@UALICE>"),
         "{last}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -242,6 +243,7 @@ async fn provisioning_that_keeps_failing_fails_the_lane_with_the_reason() {
     bot.command(ALICE, "/swimlane list").await;
     let said = ephemerals_to(&bot.settle().await, ALICE);
     assert!(said[0].contains("*login-v2* — failed"), "{said:?}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -288,6 +290,7 @@ async fn a_deploy_reported_by_ci_resets_the_idle_clock_and_keeps_a_lane_pending_
     assert!(TestBot::text_of(edited[0]).contains("is in use (a deploy was reported"));
     at(&bot, 12 * DAY + 120_000);
     assert!(bot.settle().await.is_empty(), "not deleted");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -443,4 +446,5 @@ async fn the_http_hook_posts_each_event_once_with_an_idempotency_key() {
         (seen[1].0.as_str(), &seen[1].1["event"]),
         ("lane-1-delete", &serde_json::json!("delete"))
     );
+    bot.finish().await;
 }

@@ -396,6 +396,33 @@ impl TestBot {
         [outbox, inbox, executions].into_iter().flatten().min()
     }
 
+    /// Ends a test the way bors's `finish` does: whatever is still due runs, and the test
+    /// fails if that delivered anything (a message the test never looked at), if a
+    /// delivery failed, or if an event's handler failed.
+    pub async fn finish(self) {
+        use sqlx::Row;
+        let unread = self.settle().await;
+        let unread: Vec<String> = unread
+            .iter()
+            .filter(|c| c.method != "views.open")
+            .map(|c| format!("{} {}", c.method, TestBot::text_of(c)))
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "the test ended with deliveries nobody looked at: {unread:#?}"
+        );
+        let failed = self.outbox_failures().await;
+        assert!(failed.is_empty(), "deliveries failed: {failed:#?}");
+        let events: Vec<String> = sqlx::query("SELECT error FROM inbox WHERE status = 'failed'")
+            .fetch_all(&self.app.state.bot.store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<Option<String>, _>(0).unwrap_or_default())
+            .collect();
+        assert!(events.is_empty(), "handlers failed: {events:#?}");
+    }
+
     /// The last modal Slack was asked to open.
     pub fn last_modal(&self) -> Value {
         self.slack
