@@ -62,8 +62,7 @@ async fn a_lane_nobody_renews_is_announced_once_and_deleted_with_its_hooks_on_da
     bot.command(ALICE, "/swimlane create Login_V2 web").await;
     let calls = bot.settle().await;
     let said = ephemerals_to(&calls, ALICE);
-    assert!(said[0].contains("the lane would be *login-v2*"), "{said:?}");
-    assert!(said[0].contains("/swimlane create login-v2 web"), "{said:?}");
+    insta::assert_snapshot!(said[0], @"*`Login_V2` is not a namespace name; the lane would be *login-v2*. Nothing was created: send `/swimlane create login-v2 web` to create it.*");
     assert!(posts(&calls).is_empty(), "nothing is created before the name is seen");
 
     let calls = created(&bot).await;
@@ -75,16 +74,25 @@ async fn a_lane_nobody_renews_is_announced_once_and_deleted_with_its_hooks_on_da
     );
     let active = updates(&calls);
     let text = TestBot::text_of(active.last().unwrap());
-    for fact in [
-        "active",
-        "login-v2",
-        "feature/login-v2",
-        "web.login-v2",
-        "web-login-v2.example.com",
-        "new login page",
-    ] {
-        assert!(text.contains(fact), "{fact} in {text}");
-    }
+    insta::assert_snapshot!(text, @r"
+    *🏊 Swimlane *login-v2* · active*
+    *Owner*
+    <@UALICE>
+    *Namespace*
+    `login-v2`
+    *Branch*
+    `feature/login-v2`
+    *Applications*
+    web
+    *Internal domains*
+    `web.login-v2`
+    *External domains*
+    `web-login-v2.example.com`
+    *For*
+    new login page
+    *Deleted*
+    2026-11-28 09:00 UTC unless renewed or used (idle period 6d)
+    ");
     assert_eq!(hook_log(dir.path()), ["create login-v2"], "the create hook ran once");
 
     // Six days idle, less a moment: nothing yet.
