@@ -55,6 +55,7 @@ async fn metrics_parse_every_family_has_help_and_the_readme_names_are_served() {
     assert!(text.contains("releasebot_build_info{version=\""), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
     assert!(text.contains("releasebot_outbox_lag_seconds 0"), "{text}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -87,6 +88,7 @@ async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
         "counted as errors"
     );
     assert_eq!(bot.raw_get("/healthz").await, "ok");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -137,4 +139,5 @@ async fn a_failing_firing_is_counted_with_its_last_error_until_it_fires() {
         "{metrics}"
     );
     assert!(!metrics.contains("releasebot_scheduler_last_error{"), "{metrics}");
+    bot.finish().await;
 }

@@ -320,6 +320,7 @@ async fn dingtalk_announcements_go_to_the_signed_webhook_paced_for_the_robot() {
             "at most 20 messages a minute per robot: {times:?}"
         );
     }
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -448,6 +449,7 @@ async fn linked_identities_are_one_person_for_separation_of_duties_and_countersi
         TestBot::text_of(posts(&calls)[0]).contains("Release"),
         "the second person moves it on"
     );
+    bot.finish().await;
 }
 
 /// A DingTalk Stream gateway on a local websocket: sends `frames`, then collects what
@@ -588,6 +590,7 @@ async fn a_stage_goes_to_its_channel_on_the_submitters_platform() {
         common::platforms::DISCORD_CHANNEL,
         "no Discord channel configured: the ticket's own"
     );
+    bot.finish().await;
 }
 
 /// DingTalk delivers card presses where the card says: releasebot registers its callback
@@ -632,6 +635,7 @@ async fn dingtalk_card_presses_come_back_over_http_or_stream() {
     assert!(card.body.get("callbackRouteKey").is_none(), "{}", card.body);
     assert!(stream.dingtalk.calls().iter().all(|c| c.route != "callback_register"));
     assert!(releasebot::chat::dingtalk::stream::TOPICS.contains(&"/v1.0/card/instances/callback"));
+    bot.finish().await;
 }
 
 /// Card titles (and so notification previews) show people as DingTalk shows them, never
