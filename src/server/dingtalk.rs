@@ -1,51 +1,52 @@
 //! `POST /dingtalk/events`: the enterprise robot's messages (@-mention commands) and
 //! interactive card callbacks, both signed with the app secret (`timestamp`, `sign`).
 
-use super::{internal, read_limited, AppState};
+use super::verified::{header, Refusal, Scheme, Verified};
+use super::{internal, AppState};
 use crate::chat::dingtalk::parse::{self, Parsed};
 use crate::chat::dingtalk::{verify, PLATFORM};
 use crate::chat::{Inbound, InboundKind};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-/// A DingTalk request whose signature was checked (and taken: see below), with that
-/// signature; the body is not parsed yet.
-pub struct DingTalkVerified(pub Bytes, pub String);
+/// DingTalk's signature: an HMAC of a timestamp with the app secret. DingTalk signs the
+/// timestamp, not the body: a captured pair would carry any other body, so each pair is
+/// accepted once, on every replica, for as long as it is fresh. The proof is that pair.
+pub struct DingTalk;
 
-impl FromRequest<AppState> for DingTalkVerified {
-    type Rejection = Response;
+impl Scheme for DingTalk {
+    const NAME: &'static str = "DingTalk";
+    type Proof = String;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(secret) = &state.dingtalk_secret else {
-            return Err((StatusCode::NOT_FOUND, "DingTalk is not configured").into_response());
-        };
-        let headers = req.headers().clone();
-        let body = read_limited(req.into_body()).await?;
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    fn check(
+        state: &AppState,
+        headers: &HeaderMap,
+        _body: &Bytes,
+    ) -> Option<impl std::future::Future<Output = Result<String, Refusal>> + Send> {
+        let secret = state.dingtalk_secret.as_ref()?;
         let now = state.bot.clock.now_ms();
-        if let Err(e) = verify::verify(secret.expose(), header("timestamp"), header("sign"), now) {
-            tracing::warn!(reason = ?e, "refused a DingTalk request with a bad signature");
-            return Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response());
-        }
-        // DingTalk signs the timestamp, not the body: a captured pair would carry any other
-        // body. Each pair is accepted once, on every replica, for as long as it is fresh.
-        let pair = format!(
-            "{}:{}",
-            header("timestamp").unwrap_or_default().trim(),
-            header("sign").unwrap_or_default().trim()
+        let timestamp = header(headers, "timestamp").unwrap_or_default().trim().to_string();
+        let sign = header(headers, "sign").unwrap_or_default().trim().to_string();
+        let checked = verify::verify(
+            secret.expose(),
+            header(headers, "timestamp"),
+            header(headers, "sign"),
+            now,
         );
-        match crate::store::signatures::first_use(&state.bot.store, PLATFORM, &pair, now).await {
-            Ok(true) => Ok(DingTalkVerified(body, pair)),
-            Ok(false) => {
-                tracing::warn!("refused a replayed DingTalk request (its signature was used before)");
-                Err((StatusCode::UNAUTHORIZED, "replayed request").into_response())
+        let store = state.bot.store.clone();
+        Some(async move {
+            checked.map_err(|_| Refusal::Signature("invalid signature"))?;
+            let pair = format!("{timestamp}:{sign}");
+            match crate::store::signatures::first_use(&store, PLATFORM, &pair, now).await {
+                Ok(true) => Ok(pair),
+                Ok(false) => Err(Refusal::Signature("replayed request")),
+                Err(e) => Err(Refusal::Internal(e)),
             }
-            Err(e) => Err(internal(e)),
-        }
+        })
     }
 }
 
@@ -53,7 +54,7 @@ fn ok() -> Response {
     Json(json!({})).into_response()
 }
 
-pub async fn events(State(state): State<AppState>, DingTalkVerified(body, pair): DingTalkVerified) -> Response {
+pub async fn events(State(state): State<AppState>, Verified { body, proof: pair }: Verified<DingTalk>) -> Response {
     match receive(&state.bot, &body).await {
         Ok(Received::Recorded) => ok(),
         Ok(Received::Malformed(why)) => (StatusCode::BAD_REQUEST, why).into_response(),

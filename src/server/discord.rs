@@ -4,15 +4,16 @@
 //! here; anything else goes through the outbox as usual. Forms longer than five inputs
 //! are asked in several modals, their answers kept in `form_drafts` meanwhile.
 
-use super::{internal, read_limited, AppState};
+use super::verified::{header, Refusal, Scheme, Verified};
+use super::{internal, AppState};
 use crate::chat::discord::parse::{self, Context, Parsed, Source};
 use crate::chat::discord::render::{self, reply, CONFIRM_PREFIX, DISMISS};
 use crate::chat::discord::{verify, PLATFORM};
 use crate::chat::{ButtonStyle, Field, Form, Inbound, InboundKind, Message, Outbound};
 use crate::store;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -24,31 +25,28 @@ const INLINE_BUDGET: Duration = Duration::from_millis(2_000);
 /// Unfinished multi-step forms are forgotten after a day.
 const DRAFT_TTL_MS: i64 = 24 * 3_600_000;
 
-/// A Discord request whose signature was checked; the body is not parsed yet.
-pub struct DiscordVerified(pub Bytes);
+/// Discord's signature: Ed25519 over the timestamp and the body, with the application's
+/// public key.
+pub struct Discord;
 
-impl FromRequest<AppState> for DiscordVerified {
-    type Rejection = Response;
+impl Scheme for Discord {
+    const NAME: &'static str = "Discord";
+    type Proof = ();
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(verifier) = &state.discord else {
-            return Err((StatusCode::NOT_FOUND, "Discord is not configured").into_response());
-        };
-        let headers = req.headers().clone();
-        let body = read_limited(req.into_body()).await?;
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        match verify::verify(
+    fn check(
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Option<impl std::future::Future<Output = Result<(), Refusal>> + Send> {
+        let verifier = state.discord.as_ref()?;
+        let checked = verify::verify(
             verifier,
-            header("x-signature-ed25519"),
-            header("x-signature-timestamp"),
-            &body,
-        ) {
-            Ok(()) => Ok(DiscordVerified(body)),
-            Err(e) => {
-                tracing::warn!(reason = ?e, "refused a Discord request with a bad signature");
-                Err((StatusCode::UNAUTHORIZED, "invalid request signature").into_response())
-            }
-        }
+            header(headers, "x-signature-ed25519"),
+            header(headers, "x-signature-timestamp"),
+            body,
+        )
+        .map_err(|_| Refusal::Signature("invalid request signature"));
+        Some(std::future::ready(checked))
     }
 }
 
@@ -76,7 +74,7 @@ fn say(state: &AppState, key: &str, data: Value) -> Response {
     }
 }
 
-pub async fn interactions(State(state): State<AppState>, DiscordVerified(body): DiscordVerified) -> Response {
+pub async fn interactions(State(state): State<AppState>, Verified { body, .. }: Verified<Discord>) -> Response {
     let parsed = match parse::interaction(&body) {
         Ok(p) => p,
         Err(parse::ParseError::Malformed(why)) => {

@@ -4,13 +4,14 @@ pub mod dingtalk;
 mod discord;
 pub mod local;
 pub mod pages;
+pub mod verified;
 
 use crate::bot::Bot;
 use crate::chat::slack::{parse, verify};
 use crate::config::Secret;
 use crate::store::{self};
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
+use verified::Verified;
 
 /// Largest inbound body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -175,33 +177,29 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// A Slack request whose signature was checked; the body is not parsed yet.
-pub struct SlackVerified(pub Bytes);
+/// Slack's signature: the v0 HMAC of the timestamp and the body, with the signing secret.
+pub struct Slack;
 
-impl FromRequest<AppState> for SlackVerified {
-    type Rejection = Response;
+impl verified::Scheme for Slack {
+    const NAME: &'static str = "Slack";
+    type Proof = ();
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(secret) = &state.slack_secret else {
-            return Err((StatusCode::NOT_FOUND, "Slack is not configured").into_response());
-        };
-        let headers: HeaderMap = req.headers().clone();
-        let body = read_limited(req.into_body()).await?;
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    fn check(
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Option<impl std::future::Future<Output = Result<(), verified::Refusal>> + Send> {
+        let secret = state.slack_secret.as_ref()?;
         let now = state.bot.clock.now_ms() / 1000;
-        match verify::verify(
+        let checked = verify::verify(
             secret.expose(),
-            header("x-slack-request-timestamp"),
-            header("x-slack-signature"),
-            &body,
+            verified::header(headers, "x-slack-request-timestamp"),
+            verified::header(headers, "x-slack-signature"),
+            body,
             now,
-        ) {
-            Ok(()) => Ok(SlackVerified(body)),
-            Err(e) => {
-                tracing::warn!(reason = ?e, "refused a Slack request with a bad signature");
-                Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response())
-            }
-        }
+        )
+        .map_err(|_| verified::Refusal::Signature("invalid signature"));
+        Some(std::future::ready(checked))
     }
 }
 
@@ -227,7 +225,7 @@ fn internal(e: anyhow::Error) -> Response {
         .into_response()
 }
 
-async fn slack_command(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+async fn slack_command(State(state): State<AppState>, Verified { body, .. }: Verified<Slack>) -> Response {
     let (key, ev) = match parse::command(&body) {
         Ok(x) => x,
         Err(e) => return bad_request(e),
@@ -238,7 +236,7 @@ async fn slack_command(State(state): State<AppState>, SlackVerified(body): Slack
     }
 }
 
-async fn slack_interaction(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+async fn slack_interaction(State(state): State<AppState>, Verified { body, .. }: Verified<Slack>) -> Response {
     let (key, ev) = match parse::interaction(&body) {
         Ok(parse::Interaction::Event { key, event }) => (key, *event),
         Ok(parse::Interaction::Ignored) => return StatusCode::OK.into_response(),
@@ -261,7 +259,7 @@ async fn slack_interaction(State(state): State<AppState>, SlackVerified(body): S
     }
 }
 
-async fn slack_event(State(state): State<AppState>, SlackVerified(body): SlackVerified) -> Response {
+async fn slack_event(State(state): State<AppState>, Verified { body, .. }: Verified<Slack>) -> Response {
     match parse::event(&body) {
         Ok(parse::Event::UrlVerification(challenge)) => Json(json!({ "challenge": challenge })).into_response(),
         Ok(parse::Event::Command { key, event }) => match state.bot.accept(&key, &event).await {
