@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod digest;
+pub mod drafts;
 pub mod jobs;
 pub mod releases;
 pub mod reminders;

@@ -2,10 +2,11 @@
 //! in the HTTP response (within 3 s), and a modal can only be such an answer, so the
 //! event is recorded, processed at once, and its private answer or form is handed back
 //! here; anything else goes through the outbox as usual. Forms longer than five inputs
-//! are asked in several modals, their answers kept in `form_drafts` meanwhile.
+//! are asked in several modals, their answers kept meanwhile (`bot::drafts`).
 
 use super::verified::{header, Refusal, Scheme, Verified};
 use super::{internal, AppState};
+use crate::bot::drafts::Step;
 use crate::chat::discord::parse::{self, Context, Parsed, Source};
 use crate::chat::discord::render::{self, reply, CONFIRM_PREFIX, DISMISS};
 use crate::chat::discord::{verify, PLATFORM};
@@ -22,8 +23,6 @@ use std::time::Duration;
 
 /// How long the route processes an event itself before it defers (Discord allows 3 s).
 const INLINE_BUDGET: Duration = Duration::from_millis(2_000);
-/// Unfinished multi-step forms are forgotten after a day.
-const DRAFT_TTL_MS: i64 = 24 * 3_600_000;
 
 /// Discord's signature: Ed25519 over the timestamp and the body, with the application's
 /// public key.
@@ -187,7 +186,7 @@ async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<
     let out = serde_json::from_str::<Outbound>(&payload)?;
     match crate::chat::links::with_page_link(out, Some(&state.bot.links), &state.bot.texts) {
         Outbound::OpenForm { form, .. } => {
-            let draft = new_draft(state, user, &form).await?;
+            let draft = crate::bot::drafts::start(&state.bot, PLATFORM, user, &form).await?;
             Ok(Some(answer(reply::form(&form, &draft, 1, &BTreeMap::new()))))
         }
         Outbound::Ephemeral { message, .. } => Ok(Some(private(state, &message))),
@@ -195,23 +194,11 @@ async fn reply_for(state: &AppState, token: &str, user: &str) -> anyhow::Result<
     }
 }
 
-async fn new_draft(state: &AppState, user: &str, form: &Form) -> anyhow::Result<String> {
-    let now = state.bot.now();
-    let _ = store::forms::prune(&state.bot.store, now - DRAFT_TTL_MS).await;
-    let id = format!("{:016x}", rand::random::<u64>());
-    store::forms::create(
-        &state.bot.store,
-        &store::forms::Draft {
-            id: id.clone(),
-            platform: PLATFORM.into(),
-            user_id: user.into(),
-            form: serde_json::to_string(form)?,
-            answers: "{}".into(),
-        },
-        now,
-    )
-    .await?;
-    Ok(id)
+/// The form's pages as Discord's modals hold them.
+fn layout(form: &Form) -> crate::bot::drafts::Pages {
+    (1..=render::pages(form))
+        .map(|p| render::page_fields(form, p).into_iter().map(str::to_string).collect())
+        .collect()
 }
 
 async fn form_step(
@@ -221,105 +208,72 @@ async fn form_step(
     page: usize,
     answers: Option<BTreeMap<String, String>>,
 ) -> Response {
-    match form_step_inner(state, ctx, draft_id, page, answers).await {
-        Ok(r) => r,
+    let user = ctx.actor.user_id.clone();
+    let step = crate::bot::drafts::step(&state.bot, (PLATFORM, &user), draft_id, (page, answers), layout).await;
+    match step.and_then(|step| form_step_answer(state, ctx, draft_id, step)) {
+        Ok(Answer::Now(r)) => r,
+        Ok(Answer::Submit(key, event)) => handle(state, &key, &event, Source::Modal).await,
         Err(e) => internal(e),
     }
 }
 
-async fn form_step_inner(
-    state: &AppState,
-    ctx: Context,
-    draft_id: &str,
-    page: usize,
-    answers: Option<BTreeMap<String, String>>,
-) -> anyhow::Result<Response> {
+/// What a form step answers: a response now, or the submitted form's event to handle.
+enum Answer {
+    Now(Response),
+    Submit(String, Inbound),
+}
+
+fn form_step_answer(state: &AppState, ctx: Context, draft_id: &str, step: Step) -> anyhow::Result<Answer> {
     let texts = &state.bot.texts;
-    let store = &state.bot.store;
-    let draft = store::forms::get(store, draft_id)
-        .await?
-        .filter(|d| d.platform == PLATFORM && d.user_id == ctx.actor.user_id);
-    let Some(draft) = draft else {
-        return Ok(say(state, "form_expired", json!({})));
-    };
-    let form: Form = serde_json::from_str(&draft.form)?;
-    let mut saved: BTreeMap<String, String> = serde_json::from_str(&draft.answers)?;
-    let pages = render::pages(&form);
-    let page = page.min(pages);
-    let Some(given) = answers else {
-        // "Continue" or "Fix the answers": the next modal, pre-filled.
-        return Ok(answer(reply::form(&form, draft_id, page, &saved)));
-    };
-    saved.extend(given);
-    store::forms::save_answers(store, draft_id, &serde_json::to_string(&saved)?).await?;
-    // Empty optional inputs count as not given, as on Slack.
-    let values: BTreeMap<String, String> = saved
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut errors = state.bot.precheck_form(&form.callback, &values).await?;
-    if page < pages {
-        // The answers of this page and the earlier ones are checked now, not after the
-        // last page: what is wrong comes back on the page it is on.
-        let answered: Vec<&str> = (1..=page).flat_map(|p| render::page_fields(&form, p)).collect();
-        errors.retain(|id, _| answered.contains(&id.as_str()));
+    let now = |r: Response| Ok(Answer::Now(r));
+    match step {
+        Step::Expired => now(say(state, "form_expired", json!({}))),
+        Step::Page { form, page, saved } => now(answer(reply::form(&form, draft_id, page, &saved))),
+        Step::Rejected { errors, first_bad, .. } => {
+            let m = Message {
+                title: texts.plain("form_rejected")?,
+                fields: errors
+                    .into_iter()
+                    .map(|(label, value)| Field { label, value })
+                    .collect(),
+                ..Default::default()
+            };
+            let fix = (
+                texts.plain("btn_form_fix")?,
+                parse::form_step_id(draft_id, first_bad),
+                ButtonStyle::Primary,
+            );
+            now(answer(reply::private(&m, texts, &[fix])?))
+        }
+        Step::Saved { form, page, pages } => {
+            let m = Message {
+                title: texts.render(
+                    "form_step_saved",
+                    &json!({ "page": page, "pages": pages, "title": crate::chat::markdown::unescape(&form.title) }),
+                )?,
+                ..Default::default()
+            };
+            let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
+            let next = (label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary);
+            now(answer(reply::private(&m, texts, &[next])?))
+        }
+        Step::Complete { form, values } => {
+            let event = Inbound {
+                actor: ctx.actor,
+                actor_name: ctx.actor_name,
+                channel: if form.reply_channel.is_empty() {
+                    ctx.channel
+                } else {
+                    form.reply_channel.clone()
+                },
+                trigger: Some(ctx.token.clone()),
+                reply: Some(ctx.token),
+                kind: InboundKind::FormSubmit {
+                    callback: form.callback.clone(),
+                    values,
+                },
+            };
+            Ok(Answer::Submit(format!("{PLATFORM}:{}", ctx.interaction_id), event))
+        }
     }
-    if !errors.is_empty() {
-        let first_bad = (1..=pages)
-            .find(|p| render::page_fields(&form, *p).iter().any(|id| errors.contains_key(*id)))
-            .unwrap_or(1);
-        let fields = errors
-            .into_iter()
-            .map(|(id, e)| Field {
-                label: form
-                    .fields
-                    .iter()
-                    .find(|f| f.id == id)
-                    .map(|f| f.label.clone())
-                    .unwrap_or(id),
-                value: e,
-            })
-            .collect();
-        let m = Message {
-            title: texts.plain("form_rejected")?,
-            fields,
-            ..Default::default()
-        };
-        let fix = (
-            texts.plain("btn_form_fix")?,
-            parse::form_step_id(draft_id, first_bad),
-            ButtonStyle::Primary,
-        );
-        return Ok(answer(reply::private(&m, texts, &[fix])?));
-    }
-    if page < pages {
-        let m = Message {
-            title: texts.render(
-                "form_step_saved",
-                &json!({ "page": page, "pages": pages, "title": crate::chat::markdown::unescape(&form.title) }),
-            )?,
-            ..Default::default()
-        };
-        let label = texts.render("btn_form_continue", &json!({ "next": page + 1, "pages": pages }))?;
-        let next = (label, parse::form_step_id(draft_id, page + 1), ButtonStyle::Primary);
-        return Ok(answer(reply::private(&m, texts, &[next])?));
-    }
-    let event = Inbound {
-        actor: ctx.actor,
-        actor_name: ctx.actor_name,
-        channel: if form.reply_channel.is_empty() {
-            ctx.channel
-        } else {
-            form.reply_channel.clone()
-        },
-        trigger: Some(ctx.token.clone()),
-        reply: Some(ctx.token),
-        kind: InboundKind::FormSubmit {
-            callback: form.callback.clone(),
-            values,
-        },
-    };
-    let key = format!("{PLATFORM}:{}", ctx.interaction_id);
-    Ok(handle(state, &key, &event, Source::Modal).await)
 }
