@@ -202,8 +202,11 @@ async fn a_failing_deletion_is_retried_and_reported_until_it_succeeds() {
     bot.command(ALICE, "/swimlane delete login-v2").await;
     let calls = bot.settle().await;
     let asked = ephemerals_to(&calls, ALICE);
-    assert!(asked[0].contains("Delete swimlane login-v2?"), "{asked:?}");
-    assert!(asked[0].contains("/swimlane delete login-v2 --confirm"));
+    insta::assert_snapshot!(asked[0], @r"
+    *Delete swimlane login-v2?*
+    Namespace `login-v2` and everything deployed in it are removed. Press *Delete*, or send `/swimlane delete login-v2 --confirm`.
+    Delete
+    ");
     assert!(updates(&calls).is_empty(), "nothing deleted yet");
 
     bot.command(ALICE, "/swimlane delete login-v2 --confirm").await;

@@ -605,6 +605,15 @@ pub async fn approve(
     calls
 }
 
+/// `text` with a page link's token (a signature with the database's key) replaced by
+/// `[token]`, for snapshots.
+pub fn without_token(text: &str) -> String {
+    match (text.find("?t="), text[text.find("?t=").unwrap_or(0)..].find('|')) {
+        (Some(a), Some(len)) => format!("{}?t=[token]{}", &text[..a], &text[a + len..]),
+        _ => text.to_string(),
+    }
+}
+
 /// The valid release answers with some of them replaced (or added).
 pub fn answers_with<'a>(changes: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
     let mut values: Vec<(&'static str, &'a str)> = valid_release(MD5);
