@@ -205,11 +205,11 @@ async fn the_daily_digest_lists_what_waits_and_says_nothing_when_nothing_does() 
     bot.clock.set_ms(START_MS + 24 * 3_600_000);
     let calls = bot.settle().await;
     let digest = TestBot::text_of(find(&calls, "Daily digest"));
-    assert!(digest.contains("Waiting for a decision (1)"), "{digest}");
-    assert!(
-        digest.contains("REL-1 · payments — Test confirmation: waiting for *test* for 23h 59m"),
-        "{digest}"
-    );
+    insta::assert_snapshot!(digest, @r"
+    *📰 Daily digest*
+    *Waiting for a decision (1)*
+    • REL-1 · payments — Test confirmation: waiting for *test* for 23h 59m
+    ");
     assert_eq!(posts(&calls).len(), 1, "one digest per channel");
     bot.finish().await;
 }
