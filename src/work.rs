@@ -97,16 +97,6 @@ impl Work {
         std::mem::take(&mut self.outbox).flush(&mut self.tx).await
     }
 
-    /// Forgets what was buffered and read: the handler runs again in a new attempt.
-    pub fn reset(&mut self) {
-        self.outbox = Batch::default();
-        self.audit.clear();
-        self.wakes.clear();
-        self.planned = false;
-        self.recorded = false;
-        self.roles_version = None;
-    }
-
     /// Writes what is buffered, commits, and wakes what the transaction changed: the
     /// outbox worker (for any message), the executions, the scheduler, the inbox worker.
     pub async fn commit(mut self) -> anyhow::Result<()> {

@@ -489,3 +489,27 @@ async fn a_canary_whose_traffic_a_script_shifts_is_judged_and_rolled_back_throug
     assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "0");
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn time_passes_only_where_the_test_lets_it() {
+    let bot = TestBot::start().await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test_msg, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let start = bot.clock.now_ms();
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    // The canary runs up to its first monitor window and waits there: settling moved the
+    // clock no further than paced deliveries needed, nowhere near five minutes.
+    let progress = find(&calls, "— Canary release (simulated)").clone();
+    let waiting = TestBot::text_of(&latest(&calls, &progress));
+    assert!(waiting.contains("🔵 Monitor 5 minutes"), "{waiting}");
+    assert!(bot.clock.now_ms() - start < 60_000);
+    assert!(!calls.iter().any(|c| TestBot::text_of(c).contains("📋 REL-1")));
+    // One explicit step: the clock jumps to the monitor's next sample.
+    let next = bot.advance_to_next_due().await.expect("the monitor waits for a time");
+    assert!(next > start && bot.clock.now_ms() == next);
+    // Letting all the time pass runs the release to its report.
+    let calls = bot.settle_through_time().await;
+    find(&calls, "📋 REL-1 · payments 2.1.0 released (simulated)");
+    bot.finish().await;
+}
