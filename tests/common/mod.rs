@@ -608,10 +608,19 @@ pub async fn approve(
 /// `text` with a page link's token (a signature with the database's key) replaced by
 /// `[token]`, for snapshots.
 pub fn without_token(text: &str) -> String {
-    match (text.find("?t="), text[text.find("?t=").unwrap_or(0)..].find('|')) {
-        (Some(a), Some(len)) => format!("{}?t=[token]{}", &text[..a], &text[a + len..]),
-        _ => text.to_string(),
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("?t=") {
+        out.push_str(&rest[..at]);
+        out.push_str("?t=[token]");
+        rest = &rest[at + 3..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// The valid release answers with some of them replaced (or added).
