@@ -57,8 +57,12 @@ async fn a_freeze_stops_a_release_from_starting_but_never_a_rollback_and_an_over
         refusal.contains("Freeze *FRZ-1* (<!date^00000000^{_}|*>) until 2026-11-21 13:0"),
         "{refusal}"
     );
-    assert!(refusal.contains("end-of-quarter audit"), "{refusal}");
-    assert!(refusal.contains("/release override REL-2 reason"), "{refusal}");
+    insta::assert_snapshot!(without_token(&refusal), @"
+    *REL-2 cannot start its release now. Nothing was changed.*
+    🧊 Freeze *FRZ-1* (<!date^00000000^{_}|*>) until 2026-11-21 13:00 UTC: end-of-quarter audit
+    A release that cannot wait: `/release override REL-2 reason` (role admin). Rollbacks are never blocked.
+    <http://127.0.0.1:3000/tickets/2?t=[token]|Ticket page>
+    ");
     assert!(
         !calls.iter().any(|c| TestBot::text_of(c).contains("Blue-green release")),
         "no execution started"
@@ -168,10 +172,11 @@ async fn a_late_stage_reminds_its_role_each_sla_period_then_escalates_and_stops_
     at(8);
     let calls = bot.settle().await;
     let escalated = TestBot::text_of(find(&calls, "escalated to *tl*"));
-    assert!(
-        escalated.contains("after 8h") && escalated.contains("<@UQUINN>"),
-        "{escalated}"
-    );
+    insta::assert_snapshot!(without_token(&escalated), @"
+    *⤴️ REL-1 — Test confirmation escalated to *tl* after 8h without a decision from *test**
+    <@UQUINN> you may now decide it (Approve / Reject on the stage's message).
+    <http://127.0.0.1:3000/tickets/1?t=[token]|Ticket page>
+    ");
 
     // The backup role decides the stage now; the reminders stop.
     let calls = approve(&bot, QUINN, &first, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
@@ -252,10 +257,14 @@ async fn a_release_approved_before_its_planned_time_starts_at_that_time_and_surv
     bot.clock.set_ms(START_MS + 13 * 3_600_000 - 30 * 60_000);
     let calls = bot.settle().await;
     let reminder = TestBot::text_of(find(&calls, "release starts at 2026-11-21 22:00 UTC:"));
-    assert!(
-        reminder.contains("<@UOSCAR>") && reminder.contains("<@UOLGA>"),
-        "{reminder}"
-    );
+    insta::assert_snapshot!(without_token(&reminder), @"
+    *⏰ REL-1's release starts at 2026-11-21 22:00 UTC: <@UOSCAR> <@UOLGA>*
+    It starts then unless someone acts: *Start now*, *Postpone* (1h later) or *Cancel* (the ticket is closed).
+    <http://127.0.0.1:3000/tickets/1?t=[token]|Ticket page>
+    Start now
+    Postpone
+    Cancel
+    ");
     bot.clock.set_ms(START_MS + 13 * 3_600_000 - 1);
     assert!(bot
         .settle()

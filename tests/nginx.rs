@@ -160,12 +160,21 @@ steps = [
         .find(|c| TestBot::text_of(c).contains("Canary through nginx"))
         .unwrap();
     let text = TestBot::text_of(progress);
-    assert!(
-        text.contains("✅ Shift 10% (") && text.contains("traffic: new 10% · old 90%"),
-        "{text}"
-    );
-    assert!(text.contains("↩️ Rollback — traffic back to the old version"), "{text}");
-    assert!(text.contains("⚪ Shift 100%"), "{text}");
+    insta::assert_snapshot!(without_token(&text), @"
+    *📋 REL-1 · payments 2.1.0: release rolled back*
+    *Plan*
+    Canary through nginx
+    *Duration*
+    0s
+    *Traffic*
+    new 0% · old 100%
+    ✅ Shift 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ✅ Let nginx load the weights (09:00–09:00) — exit code 0
+    ❌ Watch the new version (09:00–09:00) — new version success 0.0% &lt; 99.0% (old 90.0%)
+    ⚪ Shift 100%
+    ↩️ Rollback — traffic back to the old version
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
     assert_eq!(
         std::fs::read_to_string(&upstream).unwrap(),
         format!("upstream app {{\n    server {old} weight=100;\n}}\n")

@@ -157,23 +157,55 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
     let seen = settle(&bot, &t, before).await;
     // DingTalk has no slash commands: the help says how commands are typed there.
     let help = &seen[0].text;
-    assert!(help.contains("release commands"), "anything else gets the help: {help}");
     assert!(!help.contains("`/release"), "no slash commands on DingTalk: {help}");
-    assert!(help.contains("`release new [service]"), "{help}");
-    assert!(help.contains("@-mention the robot"), "{help}");
-    assert!(help.contains("default service: App release"), "{help}");
+    insta::assert_snapshot!(without_token(help), @"
+    release commands
+    #### release commands
+
+    `release new [service] [field=value …]` — open the request form (default service: App release), or submit it at once with field=value answers
+    `release show REL-ID` — a ticket's fields, current stage and timeline
+    `release list [mine|pending|all]` — tickets waiting for a decision (default), yours, or all
+    `release cancel REL-ID [reason]` — withdraw a ticket before release (submitter or admin)
+    `release plan REL-ID` — dry run: the steps, gates, thresholds, targets and expected duration of a ticket's release plan
+    `release status REL-ID` — the release's progress: steps, traffic split, success rate and latency
+    `release rollback REL-ID [--to BASELINE]` — roll a release back: during it, like the Rollback button; after it, to the baseline it started from (or --to a recorded baseline)
+    `release baselines APPLICATION [ENVIRONMENT]` — the recorded baselines (version, replicas, config) of an application in an environment (default prod)
+    `release help` — this help
+    `release approve REL-ID [field=value …]` — approve the ticket's current stage by command, with the stage's inputs as field=value
+    `release reject REL-ID reason` — reject the ticket's current stage by command, with the reason
+    `release resubmit REL-ID [field=value …]` — resubmit a ticket sent back to you; the answers given replace the earlier ones
+    `release override REL-ID reason` — let one release through freezes and locks (reason required; announced and audited)
+
+    > On DingTalk, @-mention the robot, then type the command without the slash, e.g. `@releasebot release new`.
+    ");
 
     // A form becomes the command to send, field by field.
     let before = t.log(&bot).len();
     t.command(&bot, Who::Alice, "release new").await;
     let seen = settle(&bot, &t, before).await;
     let text = &seen[0].text;
-    assert!(
-        text.contains("release new app-release application=… version=…"),
-        "{text}"
-    );
-    assert!(text.contains("@-mention the robot"), "{text}");
-    assert!(text.contains("`md5=` (required)"), "{text}");
+    insta::assert_snapshot!(without_token(text), @r#"
+    To fill in New App release, @-mention the robot and send this command with your answers:
+    #### To fill in **New App release**, @-mention the robot and send this command with your answers:
+
+    **Application**: `application=` (required)
+
+    **Version**: `version=` (required) — e.g. 2.1.0
+
+    **Package URL**: `package_url=` (required) — http(s) URL of the build in the artifact repository
+
+    **Package MD5**: `md5=` (required) — 32 hexadecimal characters
+
+    **Release scope**: `scope=` (optional) — hosts (web-1,web-2) or a percentage; empty for all
+
+    **Planned time**: `planned_at=` (required) — YYYY-MM-DD HH:MM (UTC), or with an offset: 2026-12-01T22:00+08:00
+
+    **Notes**: `notes=` (optional)
+
+    `release new app-release application=… version=… package_url=… md5=… scope=… planned_at=… notes=…`
+
+    > Put answers with spaces in double quotes: notes="two words".
+    "#);
 
     // Bad answers are named, and nothing is created.
     let before = t.log(&bot).len();
@@ -671,11 +703,29 @@ async fn dingtalk_names_people_as_its_address_book_does() {
     let bot = team().await;
     let t = DingTalk::default();
     let test = submitted(&bot, &t).await;
-    assert!(
-        test.text.contains("@tom01 同学") && test.text.contains("@alice01 同学"),
-        "{}",
-        test.text
-    );
+    insta::assert_snapshot!(without_token(&test.text), @"
+    REL-1 · App release — Test confirmation
+    #### REL-1 · App release — Test confirmation
+
+    **Requested by**: @alice01 同学
+
+    **Application**: payments
+
+    **Version**: 2.1.0
+
+    **Package URL**: https://repo.example.com/payments-2.1.0.tgz
+
+    **Package MD5**: 0123456789abcdef0123456789abcdef
+
+    **Release scope**: web-1,web-2
+
+    **Planned time**: 2030-01-15 22:00 UTC
+
+    **Notes**: Fixes &lt;!channel&gt; &amp; the refund bug
+
+    > ⚪ Waiting for **test**: @tom01 同学 @tina01 同学
+    [Ticket page](http://127.0.0.1:3000/tickets/1?t=[token])
+    ");
     assert!(!test.text.contains("<@"), "{}", test.text);
     approved(&bot, &t, Who::Tom, &test, &TEST_ANSWERS, "Resource coordination").await;
     let lookups = |id: &str| {

@@ -94,11 +94,20 @@ steps = [
         TestBot::text_of(report)
     );
     let text = TestBot::text_of(report);
-    assert!(
-        text.contains("Deploy via Jenkins") && text.contains("— succeeded"),
-        "{text}"
-    );
-    assert!(text.contains("— 2 consecutive successes"), "{text}");
+    insta::assert_snapshot!(without_token(&text), @"
+    *📋 REL-1 · payments 2.1.0 released (simulated)*
+    *Plan*
+    Webhook release
+    *Duration*
+    35s
+    *Traffic*
+    new 100% · old 0%
+    ✅ Deploy via Jenkins (09:00–09:00) — succeeded
+    ✅ Health (09:00–09:00) — 2 consecutive successes
+    ✅ All traffic (09:00–09:00) — traffic: new 100% · old 0%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
 
     let hooks = state.webhooks.lock().unwrap().clone();
     assert_eq!(hooks.len(), 1, "one webhook call");
@@ -179,10 +188,20 @@ async fn prometheus_queries_decide_a_monitor_window() {
         .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
         .expect("a report");
     let text = TestBot::text_of(report);
-    assert!(
-        text.contains("released") && text.contains("healthy: new 99.9% / 120 ms · old 99.8% / 130 ms"),
-        "{text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *📋 REL-1 · payments 2.1.0 released (simulated)*
+    *Plan*
+    Canary watched by Prometheus
+    *Duration*
+    3m
+    *Traffic*
+    new 100% · old 0%
+    ✅ Shift 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ✅ Watch (09:00–09:03) — healthy: new 99.9% / 120 ms · old 99.8% / 130 ms
+    ✅ Shift 100% (09:03–09:03) — traffic: new 100% · old 0%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
     // One sample a minute over three minutes, four queries each.
     let n = queries.lock().unwrap().len();
     assert!((12..=16).contains(&n), "{n} queries");

@@ -109,10 +109,31 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
     let calls = release_of(&bot, "billing", "7.0.0").await;
     let other = find(&calls, "REL-2 · billing 7.0.0 — Runtime plan").clone();
     let text = latest_text(&bot, &other);
-    assert!(
-        text.contains("new 10% · old 90%") && text.contains("✅ Deploy"),
-        "{text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *🚀 REL-2 · billing 7.0.0 — Runtime plan (simulated)*
+    *Status*
+    🔵 running
+    *Traffic*
+    new 10% · old 90%
+    *Targets*
+    ✅ web-1 · ✅ web-2
+    *Elapsed*
+    2s
+    *Remaining*
+    about 30s
+    ✅ Deploy (09:00–09:00) — exit code 0
+    ✅ Shift 10% (09:00–09:00) — traffic: new 10% · old 90%
+    🔵 Go on? (09:00–)
+    ⚪ Shift 100%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    Pause
+    Rollback
+    Cancel
+    Traffic returns to the old version and its baseline is restored.
+    Roll back REL-2?
+    Rollback
+    ");
 
     // Rollback on REL-2 takes effect without waiting for REL-1's deploy.
     bot.click(OSCAR, "exec:rollback:2", &ts_of(&other)).await;
@@ -122,15 +143,29 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
         reply.contains("REL-2 is rolling back: traffic is returning to the old version now"),
         "what happened, not \"done\": {reply}"
     );
-    assert!(
-        reply.contains("http://127.0.0.1:3000/executions/2?t=") && reply.contains("|Release page>"),
-        "the answer links to the release's page, where the rollback shows: {reply}"
-    );
+    insta::assert_snapshot!(without_token(&reply), @"
+    *↩️ REL-2 is rolling back: traffic is returning to the old version now. The progress message shows when it is done. Go on? was stopped at once (it is safe to run again).*
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    ");
     let text = latest_text(&bot, &other);
-    assert!(
-        text.contains("↩️ rolled back") && text.contains("new 0% · old 100%"),
-        "{text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *🚀 REL-2 · billing 7.0.0 — Runtime plan (simulated)*
+    *Status*
+    ↩️ rolled back
+    *Traffic*
+    new 0% · old 100%
+    *Targets*
+    ✅ web-1 · ✅ web-2
+    *Elapsed*
+    3s
+    ✅ Deploy (09:00–09:00) — exit code 0
+    ✅ Shift 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ❌ Go on? (09:00–09:00) — stopped by Rollback (safe to run again)
+    ⚪ Shift 100%
+    ↩️ Rollback — traffic back to the old version; old version restored
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    ");
     find(&calls, "📋 REL-2 · billing 7.0.0: release rolled back");
     assert!(
         latest_text(&bot, &slow).contains("🔵 Deploy"),
@@ -142,10 +177,31 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
     release_fifo(&gate).await;
     bot.settle().await;
     let text = latest_text(&bot, &slow);
-    assert!(
-        text.contains("✅ Deploy") && text.contains("new 10% · old 90%"),
-        "{text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *🚀 REL-1 · payments 2.1.0 — Runtime plan (simulated)*
+    *Status*
+    🔵 running
+    *Traffic*
+    new 10% · old 90%
+    *Targets*
+    ✅ web-1 · ✅ web-2
+    *Elapsed*
+    14s
+    *Remaining*
+    about 30s
+    ✅ Deploy (09:00–09:00) — exit code 0
+    ✅ Shift 10% (09:00–09:00) — traffic: new 10% · old 90%
+    🔵 Go on? (09:00–)
+    ⚪ Shift 100%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    Pause
+    Rollback
+    Cancel
+    Traffic returns to the old version and its baseline is restored.
+    Roll back REL-1?
+    Rollback
+    ");
 }
 
 #[tokio::test]
@@ -203,10 +259,19 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
     assert!(reply.contains("Stopping *Deploy* of REL-2"), "{reply}");
     assert!(!alive(child), "the whole process group was terminated");
     let text = latest_text(&bot, &progress);
-    assert!(
-        text.contains("❌ Deploy") && text.contains("terminated as asked") && text.contains("↩️ rolled back"),
-        "{text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *🚀 REL-2 · payments 2.2.0 — Runtime plan*
+    *Status*
+    ↩️ rolled back
+    *Traffic*
+    new 0% · old 100%
+    *Elapsed*
+    3s
+    ❌ Deploy (09:00–09:00) — terminated as asked (SIGTERM, then SIGKILL after 10s)
+    ⚪ Shift 100%
+    ↩️ Rollback — traffic back to the old version
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    ");
     bot.command(OSCAR, "/release show REL-2").await;
     let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
     assert!(
@@ -248,10 +313,19 @@ async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
     bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
     bot.settle().await;
     let text = latest_text(&bot, &progress);
-    assert!(
-        text.contains("✅ Shift 100%") && text.contains("completed"),
-        "resumed to the end: {text}"
-    );
+    insta::assert_snapshot!(without_token(&text), @"
+    *🚀 REL-1 · payments 2.1.0 — Runtime plan (simulated)*
+    *Status*
+    ✅ completed
+    *Traffic*
+    new 100% · old 0%
+    *Elapsed*
+    3s
+    ✅ Deploy (09:00–09:00) — exit code 0
+    ✅ Shift 100% (09:00–09:00) — traffic: new 100% · old 0%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
 }
 
 /// Lets the held deploy end: the progress message shows it done and the execution paused
@@ -412,9 +486,13 @@ async fn a_second_release_of_a_target_waits_for_the_first_and_starts_after_it() 
     // REL-2 started from what REL-1 left.
     bot.command(OSCAR, "/release baselines payments").await;
     let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
-    assert!(list.contains("#4 · after REL-2 · version 2.2.0 · 2 replicas"), "{list}");
-    assert!(list.contains("#3 · before REL-2 · version 2.1.0"), "{list}");
-    assert!(list.contains("#2 · after REL-1 · version 2.1.0"), "{list}");
+    insta::assert_snapshot!(without_token(&list), @"
+    *Baselines of payments in prod*
+    #4 · after REL-2 · version 2.2.0 · 2 replicas · config - · 2026-11-21 09:00 UTC
+    #3 · before REL-2 · version 2.1.0 · 2 replicas · config - · 2026-11-21 09:00 UTC
+    #2 · after REL-1 · version 2.1.0 · 2 replicas · config - · 2026-11-21 09:00 UTC
+    #1 · before REL-1 · version unknown · 0 replicas · config - · 2026-11-21 09:00 UTC
+    ");
     assert!(!list.contains("simulated"), "a script deploys for real: {list}");
 }
 
@@ -515,10 +593,7 @@ async fn a_later_rollback_redeploys_the_baseline_version() {
     find(&calls, "📋 REL-4 · payments cfg-9 released");
     bot.command(OSCAR, "/release rollback REL-4").await;
     let reply = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
-    assert!(
-        reply.contains("REL-4's plan (Switch only) has no DEPLOY step") && reply.contains("Nothing was changed"),
-        "{reply}"
-    );
+    insta::assert_snapshot!(without_token(&reply), @"*REL-4's plan (Switch only) has no DEPLOY step, so releasebot cannot redeploy version 2.3.0 of payments. Nothing was changed; roll it back by hand.*");
 }
 
 #[tokio::test]

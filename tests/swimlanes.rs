@@ -231,10 +231,21 @@ async fn a_failing_deletion_is_retried_and_reported_until_it_succeeds() {
     at(&bot, 40_000);
     let calls = bot.settle().await;
     let last = TestBot::text_of(updates(&calls).last().unwrap());
-    assert!(
-        last.contains("was deleted at") && last.contains("by <@UALICE>"),
-        "{last}"
-    );
+    insta::assert_snapshot!(without_token(&last), @"
+    *🗑 Swimlane *login-v2* was deleted at 2026-11-21 09:00 UTC (by <@UALICE>)*
+    *Owner*
+    <@UALICE>
+    *Namespace*
+    `login-v2`
+    *Branch*
+    `feature/login-v2`
+    *Applications*
+    web
+    *Internal domains*
+    `web.login-v2`
+    *For*
+    new login page
+    ");
     bot.finish().await;
 }
 
