@@ -411,6 +411,7 @@ async fn a_ticket_walked_through_every_role_in_the_browser_and_rolled_back_from_
     let errors = d.console_errors().await;
     d.quit().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -455,6 +456,7 @@ async fn the_local_chat_refuses_requests_without_session_or_csrf_token() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("/release"), "{v}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -479,6 +481,7 @@ async fn pages_without_their_token_show_nothing() {
         let r = http.get(&bad).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
+    bot.finish().await;
 }
 
 /// Posts `body` to the local chat's `path` with this cookie and CSRF token.
@@ -568,6 +571,7 @@ async fn the_local_chat_speaks_the_configured_language() {
         r["errors"]["version"].as_str().unwrap_or_default().contains("必填"),
         "{r}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -580,4 +584,5 @@ async fn beside_real_platforms_the_local_chat_is_off_unless_asked_for() {
     }
     let on = TestBot::with_settings("en", &team_config(), |s, _| s.local_chat = Some(true)).await;
     assert!(on.raw_get("/").await.contains("id=\"composer\""));
+    bot.finish().await;
 }

@@ -281,6 +281,7 @@ async fn a_release_approved_before_its_planned_time_starts_at_that_time_and_surv
             .any(|c| ts_of(c) == ts_of(&scheduled) && TestBot::text_of(c).contains("started at 2026-11-21 22:00 UTC")),
         "the scheduled message says it started"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]

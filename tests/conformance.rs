@@ -624,6 +624,7 @@ async fn discord_leaves_no_interaction_thinking() {
     let lock = &responses[before];
     assert_eq!(lock["type"], 4, "{lock}");
     assert_eq!(lock["data"]["flags"], 64, "{lock}");
+    bot.finish().await;
 }
 
 /// A form longer than one Discord modal is checked page by page: a wrong answer on the
@@ -658,4 +659,5 @@ async fn discord_checks_each_page_of_a_form_as_it_is_submitted() {
         1,
         "only the command was recorded, no submission"
     );
+    bot.finish().await;
 }

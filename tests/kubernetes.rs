@@ -175,4 +175,5 @@ async fn the_kubernetes_hook_creates_and_deletes_the_lanes_namespace_idempotentl
         .filter(|(m, n, _)| m == "DELETE" && n == "lane-login-v2")
         .count();
     assert_eq!(deletes, 1);
+    bot.finish().await;
 }

@@ -193,4 +193,5 @@ steps = [
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bot.finish().await;
 }

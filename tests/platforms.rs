@@ -34,6 +34,7 @@ async fn discord_pings_get_a_pong_and_only_when_signed() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a missing signature is refused too");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -84,6 +85,7 @@ async fn discord_register_sends_commands_derived_from_the_grammar() {
         .find(|o| o["name"] == "show")
         .unwrap();
     assert_eq!(show["options"][0]["required"], true, "REL-ID is required");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -132,6 +134,7 @@ async fn discord_asks_before_a_button_with_a_confirmation() {
             .any(|s| s.text.contains("withdrawn") || s.text.contains("closed")),
         "{seen:#?}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -223,6 +226,7 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
         seen[0].text
     );
     assert!(of_kind(&t.log(&bot), Kind::Post).is_empty(), "no ticket");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -265,6 +269,7 @@ async fn a_captured_dingtalk_request_cannot_be_replayed_with_another_body() {
         send(t.text_payload(Who::Alice, "release list"), fresh).await,
         StatusCode::OK
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -293,6 +298,7 @@ async fn dingtalk_fetches_one_access_token_for_many_callers() {
     wrong.app_secret = Secret::new("nope");
     let chat = releasebot::chat::dingtalk::DingTalkChat::new(&wrong, bot.clock.clone()).unwrap();
     assert!(chat.access_token().await.is_err());
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -422,6 +428,7 @@ async fn a_linked_identity_approves_from_another_platform() {
         .await;
     let seen = settle(&bot, &t, before).await;
     assert!(seen[0].text.contains("admin"), "{}", seen[0].text);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -568,6 +575,7 @@ async fn dingtalk_stream_mode_receives_acks_pings_and_reconnects_on_request() {
     let seen = settle(&bot, &t, 0).await;
     assert_eq!(seen.len(), 1);
     assert!(seen[0].text.contains("release commands"), "{}", seen[0].text);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -599,6 +607,7 @@ async fn discord_guild_interactions_name_the_member() {
         payload.contains("Alice (PM)"),
         "the member's nickname names them: {payload}"
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -741,4 +750,5 @@ async fn dingtalk_names_people_as_its_address_book_does() {
         ..Default::default()
     };
     assert_eq!(releasebot::chat::dingtalk::client::title(&m), "ping @nobody01");
+    bot.finish().await;
 }

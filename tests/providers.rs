@@ -182,7 +182,7 @@ async fn release_with(config: &str) -> (TestBot, Vec<common::fake_slack::Call>) 
 async fn prometheus_queries_decide_a_monitor_window() {
     let (url, queries) = fake_prometheus("0.999").await;
     let config = team_config().replace("plan = \"canary\"", "plan = \"prom\"") + &prometheus_plan(&url);
-    let (_bot, calls) = release_with(&config).await;
+    let (bot, calls) = release_with(&config).await;
     let report = calls
         .iter()
         .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
@@ -208,7 +208,7 @@ async fn prometheus_queries_decide_a_monitor_window() {
 
     let (url, _) = fake_prometheus("0.9").await;
     let config = team_config().replace("plan = \"canary\"", "plan = \"prom\"") + &prometheus_plan(&url);
-    let (_bot, calls) = release_with(&config).await;
+    let (bot, calls) = release_with(&config).await;
     let alert = calls
         .iter()
         .find(|c| TestBot::text_of(c).contains("🚨 REL-1 · Watch failed"))
@@ -217,6 +217,7 @@ async fn prometheus_queries_decide_a_monitor_window() {
     assert!(calls
         .iter()
         .any(|c| TestBot::text_of(c).contains("release rolled back")));
+    bot.finish().await;
 }
 
 #[tokio::test]

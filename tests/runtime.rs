@@ -202,6 +202,7 @@ async fn a_rollback_acts_while_another_release_runs_a_long_step() {
     Roll back REL-1?
     Rollback
     ");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -278,6 +279,7 @@ async fn a_command_waits_for_a_deploy_or_stops_its_processes() {
         show.contains("stopped the running step and rolled the release back"),
         "{show}"
     );
+    bot.finish().await;
 }
 
 /// A command saved where this process's task does not hear of it while a step runs (by
@@ -326,6 +328,7 @@ async fn a_result_is_applied_to_a_command_saved_unheard_while_its_step_ran() {
     ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    bot.finish().await;
 }
 
 /// Lets the held deploy end: the progress message shows it done and the execution paused
@@ -435,6 +438,17 @@ async fn a_queued_release_whose_plan_cannot_be_read_does_not_hold_up_the_one_bef
     );
     let said = TestBot::text_of(find(&calls, "cannot be read by this version of releasebot"));
     assert!(said.contains("REL-2"), "{said}");
+    // Its progress message no longer says "queued": it shows the failure, without steps.
+    insta::assert_snapshot!(without_token(&latest_text(&bot, &second)), @"
+    *🚀 REL-2 · payments 2.2.0 — Runtime plan*
+    *Status*
+    ❌ failed
+    *Traffic*
+    new 0% · old 100%
+    *Elapsed*
+    0s
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    ");
     // And the target is free for the next release.
     let calls = release_of(&bot, "payments", "2.3.0").await;
     let third = find(&calls, "REL-3 · payments 2.3.0");
@@ -443,6 +457,7 @@ async fn a_queued_release_whose_plan_cannot_be_read_does_not_hold_up_the_one_bef
         "{}",
         latest_text(&bot, third)
     );
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -494,6 +509,7 @@ async fn a_second_release_of_a_target_waits_for_the_first_and_starts_after_it() 
     #1 · before REL-1 · version unknown · 0 replicas · config - · 2026-11-21 09:00 UTC
     ");
     assert!(!list.contains("simulated"), "a script deploys for real: {list}");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -533,6 +549,7 @@ async fn with_refuse_a_second_release_of_a_target_is_refused_until_the_first_end
     bot.submit(OLGA, &modal, &[("release_summary", "go")]).await;
     let calls = bot.settle().await;
     find(&calls, "📋 REL-2 · payments 2.2.0 released");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -594,6 +611,7 @@ async fn a_later_rollback_redeploys_the_baseline_version() {
     bot.command(OSCAR, "/release rollback REL-4").await;
     let reply = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
     insta::assert_snapshot!(without_token(&reply), @"*REL-4's plan (Switch only) has no DEPLOY step, so releasebot cannot redeploy version 2.3.0 of payments. Nothing was changed; roll it back by hand.*");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -777,6 +795,7 @@ async fn a_new_process_takes_over_the_leases_of_a_dead_one_at_once() {
     assert_eq!(bot.clock.now_ms() - now, 0, "nothing waited for a lease to expire");
     assert_eq!(ephemerals_to(&calls, NOBODY).len(), 1);
     assert_eq!(ephemerals_to(&calls, ALICE).len(), 1);
+    bot.finish().await;
 }
 
 #[tokio::test]

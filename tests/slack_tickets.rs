@@ -868,6 +868,7 @@ async fn a_surplus_copy_loses_its_buttons_when_clicked() {
         .find(|u| ts_of(u) == ts_of(live))
         .expect("the real message is edited");
     assert!(TestBot::text_of(decided).contains("Approved by"));
+    bot.finish().await;
 }
 
 #[tokio::test]

@@ -144,6 +144,7 @@ async fn a_lane_nobody_renews_is_announced_once_and_deleted_with_its_hooks_on_da
     // Its name is free again.
     created(&bot).await;
     assert_eq!(hook_log(dir.path()).len(), 3);
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -184,6 +185,7 @@ async fn renewing_cancels_the_deletion_and_edits_the_prompt() {
     assert!(ephemerals_to(&calls, ADA)[0].contains("kept until 2026-12-14 09:01 UTC"));
     assert!(ephemerals_to(&calls, ALICE)[0]
         .contains("*login-v2* — active · <@UALICE> · web · deleted 2026-12-14 09:01 UTC"));
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -332,6 +334,7 @@ async fn a_restart_during_a_firing_neither_loses_nor_repeats_it() {
     assert_eq!(about(&calls, "has been idle").len(), 2, "fired once after the restart");
     bot.restart_with(&config).await;
     assert!(bot.settle().await.is_empty(), "and not again after another restart");
+    bot.finish().await;
 }
 
 #[tokio::test]
@@ -351,6 +354,7 @@ async fn the_daily_list_names_lanes_deleted_within_a_day_and_missed_days_come_on
     at(&bot, 6 * DAY + 3_600_000);
     let calls = bot.settle().await;
     assert_eq!(about(&calls, "will be deleted within 24 hours").len(), 1, "{calls:#?}");
+    bot.finish().await;
 }
 
 /// Every swimlane message, in order, as Slack received it.

@@ -67,7 +67,8 @@ fn step_lines(texts: &Texts, run: &Run, plan: &Plan) -> anyhow::Result<Vec<Strin
         let step = run
             .exec
             .running()
-            .map(|i| plan.steps[i].name.clone())
+            .and_then(|i| plan.steps.get(i))
+            .map(|s| s.name.clone())
             .unwrap_or_default();
         lines.push(texts.render(
             "exec_queued_line",
@@ -177,7 +178,20 @@ pub async fn shown(
     let Some(row) = q::get::<Run>(&mut conn, id).await? else {
         return Ok(None);
     };
-    let plan: Plan = serde_json::from_str(&q::plan_json(&mut conn, id).await?)?;
+    let plan = match serde_json::from_str::<Plan>(&q::plan_json(&mut conn, id).await?) {
+        Ok(plan) => plan,
+        // A plan this version cannot read (the executor fails such a release and says
+        // why): the message still shows the release's state, without its steps.
+        Err(_) => Plan {
+            name: config
+                .plans
+                .get(&row.plan_id)
+                .map_or_else(|| row.plan_id.clone(), |p| p.name.clone()),
+            id: row.plan_id.clone(),
+            template: crate::domain::plan::Template::Custom,
+            steps: Vec::new(),
+        },
+    };
     let Some(ticket) = crate::store::tickets::get(&mut conn, row.ticket).await? else {
         return Ok(None);
     };
