@@ -7,8 +7,8 @@ mod common;
 
 use axum::http::StatusCode;
 use common::platforms::{
-    approve_every_stage, approved, everywhere_config, of_kind, post_about, settle, settle_through_time, submitted,
-    Decision, TEST_ANSWERS,
+    approve_every_stage, approved, everywhere_config, finish, of_kind, post_about, settle, settle_through_time,
+    submitted, Decision, TEST_ANSWERS,
 };
 use common::platforms::{DingTalk, Discord, Kind, Platform, Seen, Slack, Who};
 use common::*;
@@ -91,6 +91,7 @@ async fn full_default_flow(p: &dyn Platform) {
         "{}: the ticket is released and signed off: {seen:#?}",
         p.name()
     );
+    finish(bot, p).await;
 }
 
 async fn role_refusal(p: &dyn Platform) {
@@ -110,6 +111,7 @@ async fn role_refusal(p: &dyn Platform) {
     );
     assert!(of_kind(&seen, Kind::Update).is_empty(), "{}: nothing changes", p.name());
     assert!(of_kind(&seen, Kind::Post).is_empty(), "{}: nothing changes", p.name());
+    finish(bot, p).await;
 }
 
 async fn double_click(p: &dyn Platform) {
@@ -130,6 +132,7 @@ async fn double_click(p: &dyn Platform) {
         "{}: the second clicker is told who decided: {seen:#?}",
         p.name()
     );
+    finish(bot, p).await;
 }
 
 async fn retried_delivery(p: &dyn Platform) {
@@ -151,6 +154,7 @@ async fn retried_delivery(p: &dyn Platform) {
         "{}: nobody is told off",
         p.name()
     );
+    finish(bot, p).await;
 }
 
 async fn bad_signature(p: &dyn Platform) {
@@ -159,6 +163,7 @@ async fn bad_signature(p: &dyn Platform) {
     assert_eq!(bot.inbox_rows().await, 0, "{}: nothing is recorded", p.name());
     let seen = settle(&bot, p, 0).await;
     assert!(seen.is_empty(), "{}: nothing is sent", p.name());
+    finish(bot, p).await;
 }
 
 async fn rate_limited_delivery(p: &dyn Platform) {
@@ -178,6 +183,7 @@ async fn rate_limited_delivery(p: &dyn Platform) {
         .filter(|s| s.kind == Kind::Post && s.text.contains("Test confirmation") && !s.id.is_empty())
         .count();
     assert_eq!(delivered, 1, "{}", p.name());
+    finish(bot, p).await;
 }
 
 /// The process dies while the platform is creating the test stage's message (the platform
@@ -220,6 +226,7 @@ async fn crash_during_a_post(p: &dyn Platform) {
         p.name()
     );
     post_about(&seen, "Resource coordination");
+    finish(bot, p).await;
 }
 
 /// A lane created in chat is announced after six idle days with Renew / Delete now, which
@@ -315,6 +322,7 @@ async fn swimlane_lifecycle(p: &dyn Platform) {
         "{}: the renewed lane is kept, the other deleted once",
         p.name()
     );
+    finish(bot, p).await;
 }
 
 /// A freeze started in chat stops the next release from starting — the approver is told
@@ -413,6 +421,7 @@ async fn freeze_blocks_a_release_but_not_a_rollback(p: &dyn Platform) {
         "{}: nothing started",
         p.name()
     );
+    finish(bot, p).await;
 }
 
 /// A stage late past its SLA reminds its role, then escalates to the backup role, who
@@ -455,6 +464,7 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
         escalated.text
     );
     approved(&bot, p, Who::Ada, &test, &TEST_ANSWERS, "Resource coordination").await;
+    finish(bot, p).await;
 }
 
 /// Every message about the ticket or its release, posted or edited, links to its page
@@ -500,6 +510,7 @@ async fn messages_link_to_their_pages(p: &dyn Platform) {
         links.token(releasebot::chat::links::Page::Ticket(1))
     );
     assert!(!bot.raw_get(&wrong).await.contains("Canary release"));
+    finish(bot, p).await;
 }
 
 /// What people type is shown as they typed it: markup in a field value neither styles the
@@ -536,6 +547,7 @@ async fn user_text_is_shown_not_interpreted(p: &dyn Platform) {
         assert!(!text.contains(active), "{}: {active:?} is markup in {text}", p.name());
     }
     assert!(text.contains(package), "{}: the address is whole in {text}", p.name());
+    finish(bot, p).await;
 }
 
 macro_rules! conformance {

@@ -179,6 +179,19 @@ pub async fn settle_through_time(bot: &TestBot, p: &dyn Platform, before: usize)
     p.log(bot)[before..].to_vec()
 }
 
+/// Ends a conformance test: whatever is still due runs, and the test fails if that
+/// delivered anything on `p` (a message nobody looked at), then as `TestBot::finish`.
+pub async fn finish(bot: TestBot, p: &dyn Platform) {
+    let before = p.log(&bot).len();
+    let unread = settle(&bot, p, before).await;
+    assert!(
+        unread.is_empty(),
+        "{}: the test ended with messages nobody looked at: {unread:#?}",
+        p.name()
+    );
+    bot.finish().await;
+}
+
 /// The delivered post whose text has `what`.
 pub fn post_about<'a>(seen: &'a [Seen], what: &str) -> &'a Seen {
     seen.iter()
