@@ -539,8 +539,9 @@ async fn a_slack_429_delays_the_message_then_it_is_delivered() {
     bot.finish().await;
 }
 
+/// (That edits of one message coalesce while it waits is `store::outbox_coalesces_edits_of_one_message`.)
 #[tokio::test]
-async fn slack_outages_are_retried_with_backoff_and_edits_coalesce() {
+async fn slack_outages_are_retried_with_a_doubling_backoff() {
     let bot = TestBot::start().await;
     let test_msg = bot.submit_release(ALICE, MD5).await;
     // Slack goes down while Tom approves and the next stages move on.
@@ -556,6 +557,9 @@ async fn slack_outages_are_retried_with_backoff_and_edits_coalesce() {
         "two failures, then success: {:#?}",
         calls.iter().map(|c| (&c.method, &c.response)).collect::<Vec<_>>()
     );
+    // Each retry waits twice as long as the one before: 1 s, then 2 s.
+    let waits: Vec<i64> = updates.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
+    assert_eq!(waits, vec![1_000, 2_000]);
     assert!(TestBot::text_of(updates[2]).contains("Approved by"));
     assert_eq!(posts(&calls).len(), 1, "the next stage still arrives");
     bot.finish().await;

@@ -19,6 +19,8 @@ pub struct Call {
     pub auth: Option<String>,
     /// What the fake answered (success bodies only).
     pub response: Value,
+    /// When it arrived, on the test's clock.
+    pub at_ms: i64,
 }
 
 /// A scripted answer instead of success.
@@ -155,11 +157,13 @@ fn answer(inner: &Mutex<Inner>, method: &str, headers: HeaderMap, body: Value) -
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut g = inner.lock().unwrap();
+    let at_ms = g.clock.now_ms();
     g.calls.push(Call {
         method: method.to_string(),
         body: body.clone(),
         auth,
         response: Value::Null,
+        at_ms,
     });
     if let Some(pos) = g.failures.iter().position(|(m, _)| *m == method) {
         let (_, failure) = g.failures.remove(pos).unwrap();
