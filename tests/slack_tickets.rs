@@ -660,7 +660,7 @@ async fn roles_are_managed_by_admins() {
     bot.command(ADA, "/role list").await;
     let calls = bot.settle().await;
     let list = &ephemerals_to(&calls, ADA)[0];
-    insta::assert_snapshot!(without_token(&list), @"
+    insta::assert_snapshot!(without_token(list), @"
     *Roles and their members*
     *admin — Manage roles*
     <@UADA>

@@ -5,7 +5,9 @@
 pub mod calendar;
 pub mod digest;
 pub mod drafts;
+pub mod freeze;
 pub mod jobs;
+pub mod lock;
 pub mod releases;
 pub mod reminders;
 pub mod roles;
@@ -397,20 +399,20 @@ impl Bot {
             C::SwimlaneRenew { name, days } => swimlanes::renew_by_command(self, tx, ev, &name, days).await,
             C::SwimlaneDelete { name, confirmed } => swimlanes::delete_by_command(self, tx, ev, &name, confirmed).await,
             C::SwimlaneApps { name, add, app } => swimlanes::apps(self, tx, ev, &name, add, &app).await,
-            C::ReleaseOverride { id, reason } => calendar::release_override(self, tx, ev, id, &reason).await,
+            C::ReleaseOverride { id, reason } => releases::release_override(self, tx, ev, id, &reason).await,
             C::FreezeStart {
                 application,
                 environment,
                 for_ms,
                 reason,
-            } => calendar::freeze_start(self, tx, ev, application, environment, for_ms, &reason).await,
-            C::FreezeEnd { id } => calendar::freeze_end(self, tx, ev, id).await,
-            C::FreezeList => calendar::list(self, tx, ev).await,
-            C::Lock { application, words } => calendar::lock(self, tx, ev, &application, &words).await,
+            } => freeze::freeze_start(self, tx, ev, application, environment, for_ms, &reason).await,
+            C::FreezeEnd { id } => freeze::freeze_end(self, tx, ev, id).await,
+            C::FreezeList => freeze::list(self, tx, ev).await,
+            C::Lock { application, words } => lock::lock(self, tx, ev, &application, &words).await,
             C::Unlock {
                 application,
                 environment,
-            } => calendar::unlock(self, tx, ev, &application, environment.as_deref()).await,
+            } => lock::unlock(self, tx, ev, &application, environment.as_deref()).await,
         }
     }
 

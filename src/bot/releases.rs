@@ -1,12 +1,16 @@
-//! Releases: the dry run of a ticket's plan (the executor builds on this).
+//! `/release plan|status|rollback|baselines|override` and the buttons of a progress
+//! message: what is asked of a ticket's release rather than of its stages.
 
+use super::calendar::{block_lines, blocks, is_role, need_role};
 use super::tickets::load_or_say;
 use super::{Bot, Handled};
 use crate::chat::Inbound;
+use crate::chat::{mention, Message, Outbound};
 use crate::domain::events::SystemEvent;
 use crate::domain::execution::{Command, Effect, Refused};
 use crate::domain::ticket::TicketId;
 use crate::executor::commands;
+use crate::store::calendar as q;
 use crate::views;
 use crate::work::Work;
 use serde_json::json;
@@ -433,5 +437,61 @@ pub async fn baselines(
         },
     )
     .await?;
+    Ok(Handled::Done)
+}
+
+/// `/release override REL-ID reason` (the override role): the ticket's release may start
+/// through the freezes and locks that block it now; announced in its channel and audited.
+pub async fn release_override(
+    bot: &Bot,
+    tx: &mut Work,
+    ev: &Inbound,
+    id: TicketId,
+    reason: &str,
+) -> anyhow::Result<Handled> {
+    let role = bot.config.calendar.override_role.clone();
+    if !is_role(bot, tx, &ev.actor, &role).await? {
+        return need_role(bot, tx, ev, &role).await;
+    }
+    let Some(ticket) = crate::store::tickets::get(tx, id).await? else {
+        bot.say(tx, ev, "ticket_not_found", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    };
+    if !ticket.status.is_open() {
+        bot.say(tx, ev, "calendar_override_closed", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    }
+    let blocking = blocks(bot, tx, &ticket).await?;
+    if !q::add_override(tx, id.0, ticket.round, reason, &ev.actor.to_string(), bot.now()).await? {
+        bot.say(tx, ev, "calendar_override_already", json!({ "ticket": id.to_string() }))
+            .await?;
+        return Ok(Handled::Done);
+    }
+    let lines = block_lines(bot, &blocking)?;
+    let message = Message {
+        title: bot.texts.render(
+            "calendar_override_announced",
+            &json!({ "ticket": id.to_string(), "actor": mention(&ev.actor), "reason": reason }),
+        )?,
+        body: (!lines.is_empty()).then(|| lines.join("\n")),
+        page: Some(crate::chat::links::Page::Ticket(ticket.id.0)),
+        ..Default::default()
+    };
+    bot.send(
+        tx,
+        &ticket.submitter.platform,
+        Outbound::Post {
+            channel: ticket.channel.clone(),
+            message,
+        },
+        None,
+    )
+    .await?;
+    bot.say(tx, ev, "calendar_override_done", json!({ "ticket": id.to_string() }))
+        .await?;
+    let detail = json!({ "reason": reason, "round": ticket.round, "blocks": blocking });
+    bot.audit(tx, &ev.actor, Some(id), "release_override", detail).await?;
     Ok(Handled::Done)
 }
