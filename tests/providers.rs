@@ -205,6 +205,7 @@ async fn prometheus_queries_decide_a_monitor_window() {
     // One sample a minute over three minutes, four queries each.
     let n = queries.lock().unwrap().len();
     assert!((12..=16).contains(&n), "{n} queries");
+    bot.finish().await;
 
     let (url, _) = fake_prometheus("0.9").await;
     let config = team_config().replace("plan = \"canary\"", "plan = \"prom\"") + &prometheus_plan(&url);
