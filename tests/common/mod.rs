@@ -623,6 +623,20 @@ pub fn without_token(text: &str) -> String {
     out
 }
 
+/// `text` without its page tokens and with the time a progress message says has elapsed
+/// replaced by `[elapsed]`: where real processes run beside the test's clock, that time
+/// depends on how the runs interleave.
+pub fn without_token_or_elapsed(text: &str) -> String {
+    let text = without_token(text);
+    let mut out = Vec::new();
+    let mut after_elapsed = false;
+    for line in text.lines() {
+        out.push(if after_elapsed { "[elapsed]" } else { line });
+        after_elapsed = line == "*Elapsed*";
+    }
+    out.join("\n")
+}
+
 /// The valid release answers with some of them replaced (or added).
 pub fn answers_with<'a>(changes: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
     let mut values: Vec<(&'static str, &'a str)> = valid_release(MD5);
