@@ -114,6 +114,7 @@ store_suite!(
     inbox_dedupes_deliveries_and_leases_each_event_once,
     outbox_keeps_channel_order_and_paces_channels,
     outbox_coalesces_edits_of_one_message,
+    every_outbox_row_reaches_a_final_state_under_random_interleavings,
     a_progress_message_waits_once_and_is_drawn_when_delivered,
     outbox_leases_each_item_once_across_workers,
     role_members_are_unique,
@@ -1119,4 +1120,203 @@ async fn an_upgrade_keeps_the_plans_of_executions_in_flight() {
         store::executions::plan_json(&mut conn, 1).await.unwrap(),
         "{\"name\":\"Blue-green as it was\"}"
     );
+}
+
+/// A platform that answers at random: sent, a 429, a 5xx (the message may have gone), a
+/// refusal — until told to answer every call.
+struct Flaky {
+    rng: Mutex<rand::rngs::StdRng>,
+    healthy: std::sync::atomic::AtomicBool,
+    n: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl ChatClient for Flaky {
+    async fn send(
+        &self,
+        _: &Texts,
+        _: Delivery,
+        out: &Outbound,
+        _: Option<&MessageRef>,
+    ) -> Result<Option<Location>, SendError> {
+        use rand::Rng;
+        let roll: u32 = if self.healthy.load(std::sync::atomic::Ordering::SeqCst) {
+            0
+        } else {
+            self.rng.lock().unwrap().gen_range(0..10)
+        };
+        match roll {
+            0..=5 => {
+                let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let channel = match out {
+                    Outbound::Post { channel, .. } | Outbound::Update { channel, .. } => channel.clone(),
+                    _ => String::new(),
+                };
+                Ok(Some(Location {
+                    channel,
+                    ts: format!("ts{n}"),
+                }))
+            }
+            6 => Err(SendError::RateLimited(Some(std::time::Duration::from_secs(2)))),
+            7 | 8 => Err(SendError::Transient("502".into())),
+            _ => Err(SendError::Permanent("channel_not_found".into())),
+        }
+    }
+}
+
+/// The lesson of the surplus-copy rows: every queued row reaches a final state, and each
+/// queue's count of waiting items is what its rows say — under random interleavings of
+/// posts, edits, progress items, edits of copies nobody else knows, supersessions,
+/// platform failures, deliveries lost mid-way, and restarts.
+async fn every_outbox_row_reaches_a_final_state_under_random_interleavings(s: &Store) {
+    use rand::{Rng, SeedableRng};
+    use sqlx::Row;
+    let url = DB_URL.with(|u| u.borrow().clone());
+    for seed in 0..6u64 {
+        let clock = ManualClock::new(T0);
+        let flaky = Arc::new(Flaky {
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            healthy: false.into(),
+            n: 0.into(),
+        });
+        let start = |store: &Store| {
+            let mut clients: HashMap<String, Arc<dyn ChatClient>> = HashMap::new();
+            clients.insert("slack".into(), flaky.clone());
+            OutboxWorker::new(&core(store, clock.clone()), clients, None)
+        };
+        let mut store = s.clone();
+        let mut w = start(&store);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1_000 + seed);
+        let channels = ["A", "B", "C"];
+        for step in 0..120 {
+            let channel = channels[rng.gen_range(0..channels.len())];
+            let key = format!("m{}", rng.gen_range(0..6));
+            let mut tx = store.begin().await.unwrap();
+            let now = clock.now_ms();
+            match rng.gen_range(0..9) {
+                0 | 1 => enqueue(&mut tx, "slack", &post(channel, &format!("p{step}")), Some(&key), now)
+                    .await
+                    .unwrap(),
+                2 | 3 => {
+                    let edit = Outbound::Update {
+                        channel: channel.into(),
+                        message: msg(&format!("e{step}")),
+                    };
+                    enqueue(&mut tx, "slack", &edit, Some(&key), now).await.unwrap()
+                }
+                4 => {
+                    // A copy nobody knows: its own reference, then an edit of it.
+                    let surplus = format!("surplus:slack:{step}");
+                    let r = MessageRef {
+                        platform: "slack".into(),
+                        channel: channel.into(),
+                        ts: format!("9{step}"),
+                    };
+                    store::outbox::put_ref(&mut tx, &surplus, &r, now).await.unwrap();
+                    let edit = Outbound::Update {
+                        channel: channel.into(),
+                        message: msg("retired"),
+                    };
+                    enqueue(&mut tx, "slack", &edit, Some(&surplus), now).await.unwrap()
+                }
+                5 => {
+                    // No such execution: drawn at delivery, it fails for good.
+                    let progress = Outbound::Progress {
+                        channel: channel.into(),
+                        execution: 999,
+                    };
+                    enqueue(
+                        &mut tx,
+                        "slack",
+                        &progress,
+                        Some(&format!("x{}", rng.gen_range(0..3))),
+                        now,
+                    )
+                    .await
+                    .unwrap()
+                }
+                6 => {
+                    store::outbox::supersede_pending(&mut tx, &key, "update", now)
+                        .await
+                        .unwrap();
+                }
+                7 => {
+                    // A delivery lost mid-way: claimed, never recorded (its lease runs out).
+                    drop(tx);
+                    store::outbox::claim(&store, &[("slack", 2)], now, 45_000)
+                        .await
+                        .unwrap();
+                    continue;
+                }
+                _ => {
+                    // A restart: a new process (another lease owner) on the same database.
+                    drop(tx);
+                    store = Store::connect(&url).await.unwrap();
+                    w = start(&store);
+                    continue;
+                }
+            }
+            tx.commit().await.unwrap();
+            clock.advance_ms(rng.gen_range(0..1_500));
+            if rng.gen_bool(0.5) {
+                w.round().await.unwrap();
+            }
+            // Between steps, each queue counts exactly the rows waiting in it.
+            let drift: Vec<String> = sqlx::query(
+                "SELECT c.channel_key, CAST(c.pending AS BIGINT) AS pending,
+                        (SELECT COUNT(*) FROM outbox o WHERE o.channel_key = c.channel_key AND o.status IN ('pending', 'sending')) AS live
+                 FROM outbox_channels c",
+            )
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.get::<i64, _>(1) != r.get::<i64, _>(2))
+            .map(|r| format!("{} counts {} for {} rows", r.get::<String, _>(0), r.get::<i64, _>(1), r.get::<i64, _>(2)))
+            .collect();
+            assert!(drift.is_empty(), "seed {seed}, step {step}: {drift:?}");
+        }
+        // The platform recovers and time passes: everything ends.
+        flaky.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..200 {
+            clock.advance_ms(60_000);
+            w.round().await.unwrap();
+        }
+        let left: Vec<String> = sqlx::query(
+            "SELECT id, channel_key, kind, status FROM outbox WHERE status NOT IN ('sent', 'failed', 'superseded')",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.get::<i64, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+                r.get::<String, _>(3)
+            )
+        })
+        .collect();
+        assert!(left.is_empty(), "seed {seed}: rows never finished: {left:#?}");
+        let counts: Vec<(String, i64)> = sqlx::query(
+            "SELECT channel_key, CAST(pending AS BIGINT) AS pending FROM outbox_channels WHERE pending <> 0",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect();
+        assert!(
+            counts.is_empty(),
+            "seed {seed}: queues count items their rows do not have: {counts:?}"
+        );
+        sqlx::query("DELETE FROM outbox").execute(&store.pool).await.unwrap();
+        sqlx::query("DELETE FROM outbox_channels")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
 }

@@ -4,6 +4,15 @@ use super::*;
 
 /// Records where several messages live, in one statement.
 pub async fn put_refs(conn: &mut Conn, refs: &[(&str, &MessageRef)], now: i64) -> anyhow::Result<()> {
+    // One row per key, the latest: PostgreSQL refuses a statement that upserts a row twice
+    // (and the whole batch of outcomes would go unrecorded).
+    let mut latest: Vec<(&str, &MessageRef)> = Vec::with_capacity(refs.len());
+    for (key, r) in refs.iter().rev() {
+        if !latest.iter().any(|(k, _)| k == key) {
+            latest.push((key, r));
+        }
+    }
+    let refs = latest;
     if refs.is_empty() {
         return Ok(());
     }
@@ -15,7 +24,7 @@ pub async fn put_refs(conn: &mut Conn, refs: &[(&str, &MessageRef)], now: i64) -
         values.join(", ")
     );
     let mut q = sqlx::query(&sql);
-    for (key, r) in refs {
+    for (key, r) in &refs {
         q = q
             .bind(*key)
             .bind(r.platform.as_str())
