@@ -191,19 +191,19 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
     To fill in New App release, @-mention the robot and send this command with your answers:
     #### To fill in **New App release**, @-mention the robot and send this command with your answers:
 
-    **Application**: `application=` (required)
+    **Application**: `application=` (required) — at most 2000 characters
 
-    **Version**: `version=` (required) — e.g. 2.1.0
+    **Version**: `version=` (required) — e.g. 2.1.0 — at most 2000 characters
 
-    **Package URL**: `package_url=` (required) — http(s) URL of the build in the artifact repository
+    **Package URL**: `package_url=` (required) — http(s) URL of the build in the artifact repository — at most 2000 characters
 
-    **Package MD5**: `md5=` (required) — 32 hexadecimal characters
+    **Package MD5**: `md5=` (required) — 32 hexadecimal characters — at most 2000 characters
 
-    **Release scope**: `scope=` (optional) — hosts (web-1,web-2) or a percentage; empty for all
+    **Release scope**: `scope=` (optional) — hosts (web-1,web-2) or a percentage; empty for all — at most 2000 characters
 
-    **Planned time**: `planned_at=` (required) — YYYY-MM-DD HH:MM (UTC), or with an offset: 2026-12-01T22:00+08:00
+    **Planned time**: `planned_at=` (required) — YYYY-MM-DD HH:MM (UTC), or with an offset: 2026-12-01T22:00+08:00 — at most 2000 characters
 
-    **Notes**: `notes=` (optional)
+    **Notes**: `notes=` (optional) — at most 2000 characters
 
     `release new app-release application=… version=… package_url=… md5=… scope=… planned_at=… notes=…`
 

@@ -493,6 +493,52 @@ async fn invalid_fields_come_back_inline_and_nothing_is_created() {
     bot.finish().await;
 }
 
+/// The form declares the product's own limit on every text input, and a decision's comment
+/// over it is refused in the form, not after.
+#[tokio::test]
+async fn every_input_declares_the_limit_the_product_validates() {
+    let bot = TestBot::start().await;
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let limits: Vec<(String, serde_json::Value)> = bot.last_modal()["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["element"]["type"] == "plain_text_input")
+        .map(|b| {
+            (
+                b["block_id"].as_str().unwrap().to_string(),
+                b["element"]["max_length"].clone(),
+            )
+        })
+        .collect();
+    assert!(!limits.is_empty());
+    for (id, max) in &limits {
+        assert_eq!(
+            max,
+            &serde_json::json!(releasebot::domain::fields::MAX_FIELD_LEN),
+            "{id}"
+        );
+    }
+    bot.settle().await;
+    let test_msg = bot.submit_release(ALICE, MD5).await;
+    bot.click(TOM, "reject:1:1:0", &ts_of(&test_msg)).await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let long = "x".repeat(releasebot::domain::fields::MAX_FIELD_LEN + 1);
+    let r = bot.submit(TOM, &modal, &[("comment", &long)]).await;
+    insta::assert_json_snapshot!(r.json(), @r#"
+    {
+      "errors": {
+        "comment": "Reason is too long (at most 2000 characters)."
+      },
+      "response_action": "errors"
+    }
+    "#);
+    assert!(bot.settle().await.is_empty(), "nothing was decided");
+    bot.finish().await;
+}
+
 #[tokio::test]
 async fn a_slack_429_delays_the_message_then_it_is_delivered() {
     let bot = TestBot::start().await;

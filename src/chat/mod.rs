@@ -102,6 +102,10 @@ pub struct FormField {
     pub required: bool,
     pub hint: Option<String>,
     pub initial: Option<String>,
+    /// The longest answer the product accepts (declared to the platform, so that typing
+    /// stops where validation would refuse); `None` for a choice.
+    #[serde(default)]
+    pub max_len: Option<usize>,
 }
 
 /// A form (Slack and Discord modal). `callback` names what submitting does.

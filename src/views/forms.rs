@@ -3,6 +3,7 @@
 use crate::chat::actions::FormCallback;
 use crate::chat::texts::escape;
 use crate::chat::{Field, Form, FormField, InputKind, Message, Texts};
+use crate::domain::fields::MAX_FIELD_LEN;
 use crate::domain::flow::{FieldDef, FieldKind, Flow};
 use crate::domain::ticket::{DecisionKind, Ticket};
 use serde_json::json;
@@ -21,6 +22,7 @@ fn form_field(def: &FieldDef, initial: Option<&String>) -> FormField {
         required: def.required,
         hint: def.hint.clone(),
         initial: initial.cloned(),
+        max_len: (def.kind != FieldKind::Select).then_some(MAX_FIELD_LEN),
     }
 }
 
@@ -94,6 +96,7 @@ pub fn decision_form(
                 required: false,
                 hint: None,
                 initial: None,
+                max_len: Some(MAX_FIELD_LEN),
             });
             (texts.render("form_approve_title", &data)?, texts.plain("btn_approve")?)
         }
@@ -105,6 +108,7 @@ pub fn decision_form(
                 required: true,
                 hint: Some(texts.plain("form_reason_hint")?),
                 initial: None,
+                max_len: Some(MAX_FIELD_LEN),
             });
             (texts.render("form_reject_title", &data)?, texts.plain("btn_reject")?)
         }
@@ -175,6 +179,7 @@ pub fn form_as_text(texts: &Texts, form: &Form) -> anyhow::Result<Message> {
                     "hint": f.hint,
                     "options": options,
                     "initial": f.initial,
+                    "max": f.max_len,
                 }),
             )?;
             Ok(Field {

@@ -119,7 +119,7 @@ pub(super) async fn decide(
         .get(COMMENT_FIELD)
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
-    let Some(inputs) = inputs_or_say(bot, tx, ev, &st, kind, comment.as_deref(), values).await? else {
+    let Some(inputs) = inputs_or_say(bot, tx, ev, &st, kind, values).await? else {
         return Ok(Handled::Done);
     };
     let now = bot.now();
@@ -203,9 +203,12 @@ async fn inputs_or_say(
     ev: &Inbound,
     st: &crate::domain::Stage,
     kind: DecisionKind,
-    comment: Option<&str>,
     values: &BTreeMap<String, String>,
 ) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    if let Some((key, data)) = comment_problem(bot, kind, values)? {
+        bot.say(tx, ev, key, data).await?;
+        return Ok(None);
+    }
     match kind {
         DecisionKind::Approve => match validate(bot, &st.fields, values) {
             Ok(v) => Ok(Some(v)),
@@ -214,10 +217,6 @@ async fn inputs_or_say(
                 Ok(None)
             }
         },
-        DecisionKind::Reject if comment.is_none() => {
-            bot.say(tx, ev, "field_error_reason_required", json!({})).await?;
-            Ok(None)
-        }
         DecisionKind::Reject => Ok(Some(BTreeMap::new())),
     }
 }

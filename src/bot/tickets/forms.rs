@@ -61,15 +61,22 @@ pub async fn precheck_form(
             ..
         } => {
             let mut errors = BTreeMap::new();
-            if values.get(COMMENT_FIELD).is_none_or(|v| v.trim().is_empty()) {
-                errors.insert(
-                    COMMENT_FIELD.to_string(),
-                    bot.texts.plain("field_error_reason_required")?,
-                );
+            if let Some((key, data)) = comment_problem(bot, DecisionKind::Reject, values)? {
+                errors.insert(COMMENT_FIELD.to_string(), bot.texts.render(key, &data)?);
             }
             return Ok(errors);
         }
-        FormCallback::Decide { ticket, stage, .. } => (*ticket, *stage),
+        FormCallback::Decide {
+            ticket, stage, kind, ..
+        } => {
+            if let Some((key, data)) = comment_problem(bot, *kind, values)? {
+                return Ok(BTreeMap::from([(
+                    COMMENT_FIELD.to_string(),
+                    bot.texts.render(key, &data)?,
+                )]));
+            }
+            (*ticket, *stage)
+        }
         FormCallback::Resubmit { ticket, .. } => (*ticket, 0),
     };
     let mut conn = bot.store.pool.acquire().await?;
@@ -84,6 +91,23 @@ pub async fn precheck_form(
         .map(|s| s.fields.clone())
         .unwrap_or_default();
     localized_errors(bot, &defs, values)
+}
+
+/// What is wrong with a decision's comment, if anything (as a message key and its
+/// data): a rejection needs a reason, and no comment is longer than any other answer.
+pub(super) fn comment_problem(
+    bot: &Bot,
+    kind: DecisionKind,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<(&'static str, serde_json::Value)>> {
+    let comment = values.get(COMMENT_FIELD).map(|c| c.trim()).unwrap_or("");
+    let label = match kind {
+        DecisionKind::Reject if comment.is_empty() => return Ok(Some(("field_error_reason_required", json!({})))),
+        DecisionKind::Reject => bot.texts.plain("form_reason_label")?,
+        DecisionKind::Approve => bot.texts.plain("form_comment_label")?,
+    };
+    let max = crate::domain::fields::MAX_FIELD_LEN;
+    Ok((comment.chars().count() > max).then(|| ("field_error_too_long", json!({ "label": label, "max": max }))))
 }
 
 pub(super) fn localized_errors(

@@ -237,7 +237,7 @@ pub fn modal(form: &Form, draft: &str, page: usize, answers: &std::collections::
                 "label": truncate(&unescape(&f.label), MAX_INPUT_LABEL, "…"),
                 "style": if matches!(f.input, InputKind::Multiline) { 2 } else { 1 },
                 "required": f.required,
-                "max_length": MAX_INPUT_VALUE,
+                "max_length": f.max_len.unwrap_or(MAX_INPUT_VALUE).min(MAX_INPUT_VALUE),
             });
             if let Some(p) = placeholder {
                 input["placeholder"] = json!(truncate(&unescape(&p), MAX_PLACEHOLDER, "…"));
@@ -417,6 +417,7 @@ mod tests {
                     required: true,
                     hint: None,
                     initial: None,
+                    max_len: None,
                 })
                 .collect(),
         };

@@ -17,6 +17,8 @@ pub const MAX_ELEMENTS_PER_ACTIONS: usize = 25;
 pub const MAX_MODAL_TITLE: usize = 24;
 pub const MAX_MODAL_BLOCKS: usize = 100;
 pub const MAX_LABEL: usize = 2000;
+/// The most a `plain_text_input` may declare as its `max_length`.
+pub const MAX_INPUT_VALUE: usize = 3000;
 pub const MAX_OPTIONS: usize = 100;
 pub const MAX_OPTION_TEXT: usize = 75;
 pub const MAX_FALLBACK_TEXT: usize = 3000;
@@ -143,6 +145,9 @@ pub fn modal(f: &Form) -> Value {
             }
             kind => {
                 let mut e = json!({ "type": "plain_text_input", "action_id": field.id, "multiline": matches!(kind, InputKind::Multiline) });
+                if let Some(max) = field.max_len {
+                    e["max_length"] = json!(max.min(MAX_INPUT_VALUE));
+                }
                 if let Some(init) = &field.initial {
                     e["initial_value"] = json!(init);
                 }
