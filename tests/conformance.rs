@@ -467,6 +467,51 @@ async fn sla_reminder_and_escalation(p: &dyn Platform) {
     finish(bot, p).await;
 }
 
+/// The longest answers the form accepts — a note of 2,000 characters that look like
+/// markup, a 1,500-character address, 120 hosts — are taken, and the stage message that
+/// shows them stays within the platform's limits: where it is cut, the body is cut, in
+/// its source (no broken escape), and the link to the ticket's page survives.
+async fn long_inputs_are_cut_in_the_body_and_keep_the_link(p: &dyn Platform) {
+    let bot = team().await;
+    let notes: String = "*bold* _it_ ~x~ `c` <!channel> [a](b) & "
+        .chars()
+        .cycle()
+        .take(2_000)
+        .collect();
+    let package = format!("https://repo.example.com/{}.tgz", "p".repeat(1_500 - 29));
+    let scope = (1..=120).map(|i| format!("web-{i:03}")).collect::<Vec<_>>().join(",");
+    let values: Vec<(&str, &str)> = valid_release(MD5)
+        .into_iter()
+        .map(|(k, v)| match k {
+            "notes" => (k, notes.as_str()),
+            "package_url" => (k, package.as_str()),
+            "scope" => (k, scope.as_str()),
+            _ => (k, v),
+        })
+        .collect();
+    let before = p.log(&bot).len();
+    p.submit_release(&bot, Who::Alice, &values).await;
+    let seen = settle(&bot, p, before).await;
+    let text = &post_about(&seen, "Test confirmation").text;
+    let ticket = bot.app.state.bot.links.path(releasebot::chat::links::Page::Ticket(1));
+    assert!(
+        text.contains(&ticket),
+        "{}: the page link is gone from {text}",
+        p.name()
+    );
+    // A cut never leaves half an escape (Slack writes a literal `*` as an invalid date).
+    assert_eq!(
+        text.matches("<!date^").count(),
+        text.matches("^{_}|").count(),
+        "{}: {text}",
+        p.name()
+    );
+    if p.name() == "slack" {
+        assert!(!text.contains("<!channel>"), "a live ping in {text}");
+    }
+    finish(bot, p).await;
+}
+
 /// Every message about the ticket or its release, posted or edited, links to its page
 /// (with the page's own signed token).
 async fn messages_link_to_their_pages(p: &dyn Platform) {
@@ -594,6 +639,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn every_message_about_a_ticket_links_to_its_page() {
                     messages_link_to_their_pages(&$make).await
+                }
+                #[tokio::test]
+                async fn long_inputs_are_cut_in_the_body_and_keep_the_link() {
+                    super::long_inputs_are_cut_in_the_body_and_keep_the_link(&$make).await
                 }
                 #[tokio::test]
                 async fn what_people_type_is_shown_not_interpreted() {

@@ -258,9 +258,67 @@ pub fn truncate(s: &str, max: usize, marker: &str) -> String {
     out
 }
 
+/// `source` rendered by `render`, within `max` characters: when the rendering is too
+/// long, the source is cut (never the rendering, whose escapes a cut would break) at the
+/// longest prefix whose rendering fits with `marker` after it.
+pub fn fit(source: &str, max: usize, marker: &str, render: impl Fn(&str) -> String) -> String {
+    fit_by(source, max, marker, render, |s| s.chars().count())
+}
+
+/// [`fit`], with the size a platform counts (`measure`: characters, bytes, …).
+pub fn fit_by(
+    source: &str,
+    max: usize,
+    marker: &str,
+    render: impl Fn(&str) -> String,
+    measure: impl Fn(&str) -> usize,
+) -> String {
+    let whole = render(source);
+    if measure(&whole) <= max {
+        return whole;
+    }
+    let room = max.saturating_sub(measure(marker));
+    // bounds[k]: where the first k characters end.
+    let bounds: Vec<usize> = source
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(source.len()))
+        .collect();
+    // The longest prefix that fits (a rendering grows with its source).
+    let (mut lo, mut hi) = (0usize, bounds.len() - 1);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if measure(&render(&source[..bounds[mid]])) <= room {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let cut = bounds[lo];
+    let mut out = render(&source[..cut]);
+    out.push_str(marker);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_falls_in_the_source_never_inside_an_escape() {
+        let escape = |s: &str| s.replace('_', "<!date^00000000^{_}|_>");
+        let source = format!("pay{}", "_gateway".repeat(20));
+        let out = fit(&source, 60, "…", escape);
+        assert!(out.chars().count() <= 60, "{out}");
+        assert!(
+            out.ends_with("<!date^00000000^{_}|_>…") || out.ends_with("y…") || out.ends_with("…"),
+            "{out}"
+        );
+        // Whatever precedes the marker is a whole rendering of a prefix.
+        let kept = out.trim_end_matches('…');
+        assert_eq!(kept.matches("<!date").count(), kept.matches("|_>").count(), "{out}");
+        assert_eq!(fit("short", 60, "…", escape), "short");
+    }
 
     #[test]
     fn truncation_is_visible_and_within_limit() {

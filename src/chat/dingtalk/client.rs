@@ -4,7 +4,7 @@
 
 use super::{verify, PLATFORM};
 use crate::chat::markdown::{to_markdown, unescape, Flavor};
-use crate::chat::{truncate, ButtonStyle, Location, Message, Outbound, Texts};
+use crate::chat::{fit, fit_by, ButtonStyle, Location, Message, Outbound, Texts};
 use crate::chat::{ChatClient, Delivery, MessageRef, Reconciled, SendError};
 use crate::config::{DingTalkSettings, Secret};
 use async_trait::async_trait;
@@ -16,7 +16,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// A token is renewed this long before DingTalk says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 /// Markdown of one message (DingTalk cuts around 5,000 characters).
-pub const MAX_MARKDOWN: usize = 4_000;
+/// DingTalk takes a robot message's `msgParam` up to 15,000 bytes (as JSON text); the
+/// markdown keeps this much of it, the rest being the title and the JSON around them.
+pub const MAX_MSG_PARAM_BYTES: usize = 15_000;
+pub const MAX_MARKDOWN_BYTES: usize = MAX_MSG_PARAM_BYTES - 1_000;
+/// The most of one field's value a message shows (the page shows the rest).
+const MAX_FIELD_CHARS: usize = 1_000;
 pub const MAX_TITLE: usize = 100;
 /// Buttons on one card.
 pub const MAX_BUTTONS: usize = 10;
@@ -98,17 +103,42 @@ pub fn markdown(m: &Message, texts: &Texts) -> Result<String, SendError> {
     let marker = texts
         .plain("truncated")
         .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
-    let mut out = format!("#### {}\n", text(&m.title));
+    // The context and the page link are kept whole: the page is where the whole text
+    // can still be read. The fields and the body are cut, in their source, to fit.
+    let tail = m
+        .context_with_link()
+        .map(|c| format!("\n> {}\n", text(&c)))
+        .unwrap_or_default();
+    let cut_line = format!("\n{marker}\n");
+    let fits = |out: &str, more: &str| {
+        json_len(out) + json_len(more) + json_len(&cut_line) + json_len(&tail) <= MAX_MARKDOWN_BYTES
+    };
+    let mut out = format!("#### {}\n", fit(&m.title, MAX_FIELD_CHARS, &marker, text));
+    let mut cut = false;
     for f in &m.fields {
-        out.push_str(&format!("\n**{}**: {}\n", text(&f.label), text(&f.value)));
+        let value = fit(&f.value, MAX_FIELD_CHARS, &marker, text);
+        let line = format!("\n**{}**: {value}\n", fit(&f.label, MAX_FIELD_CHARS, &marker, text));
+        if !fits(&out, &line) {
+            cut = true;
+            break;
+        }
+        out.push_str(&line);
     }
-    if let Some(b) = m.body.as_deref().filter(|b| !b.is_empty()) {
-        out.push_str(&format!("\n{}\n", text(b)));
+    match m.body.as_deref().filter(|b| !b.is_empty()) {
+        _ if cut => out.push_str(&cut_line),
+        Some(b) => {
+            let room = MAX_MARKDOWN_BYTES.saturating_sub(json_len(&out) + json_len(&tail));
+            out.push_str(&fit_by(b, room, &marker, |s| format!("\n{}\n", text(s)), json_len));
+        }
+        None => {}
     }
-    if let Some(c) = m.context_with_link().as_deref() {
-        out.push_str(&format!("\n> {}\n", text(c)));
-    }
-    Ok(truncate(&out, MAX_MARKDOWN, &marker))
+    out.push_str(&tail);
+    Ok(out)
+}
+
+/// The bytes `s` takes as a JSON string (how DingTalk counts a message's size).
+fn json_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len(), |j| j.len())
 }
 
 /// The short title DingTalk shows in notifications: plain text (people as `@id`, never
@@ -565,8 +595,8 @@ mod tests {
             link: None,
         };
         let md = markdown(&m, &texts).unwrap();
-        assert_eq!(md.chars().count(), MAX_MARKDOWN);
-        assert!(md.ends_with(&texts.plain("truncated").unwrap()));
+        assert!(json_len(&md) <= MAX_MARKDOWN_BYTES, "{}", json_len(&md));
+        assert!(md.trim_end().ends_with(&texts.plain("truncated").unwrap()));
         assert!(md.starts_with("#### **REL-1** @tom01"));
         assert!(title(&m).chars().count() <= MAX_TITLE);
         assert_eq!(mentioned(&m), vec!["tom01".to_string()]);

@@ -91,7 +91,7 @@ fn rendered(m: &Message, texts: &Texts, ping: bool) -> anyhow::Result<Value> {
     // waiting, who decided: a footer renders neither markdown nor mentions) and the page
     // link close the description; the body and the fields share what is left of the
     // embed's 6,000 characters.
-    let cut_note = texts.plain("truncated_blocks")?;
+    let cut_note = texts.render("truncated_blocks", &json!({ "platform": "Discord" }))?;
     let footer_room = MAX_FOOTER.min(500);
     let mut budget = MAX_EMBED_TOTAL - footer_room;
     let mut embed = serde_json::Map::new();
@@ -376,8 +376,13 @@ mod tests {
             assert!(f["value"].as_str().unwrap().chars().count() <= MAX_FIELD_VALUE);
             total += f["value"].as_str().unwrap().chars().count() + f["name"].as_str().unwrap().chars().count();
         }
-        total += embed["footer"]["text"].as_str().unwrap().chars().count();
+        let footer = embed["footer"]["text"].as_str().unwrap();
+        total += footer.chars().count();
         assert!(total <= MAX_EMBED_TOTAL, "{total}");
+        // The footer names this platform, carries no markup (it renders none), and points
+        // at the page rather than at a command.
+        assert!(footer.contains("Discord") && !footer.contains("Slack"), "{footer}");
+        assert!(!footer.contains('`') && !footer.contains("/release"), "{footer}");
         let rows = v["components"].as_array().unwrap();
         assert_eq!(rows.len(), MAX_ROWS);
         for r in rows {

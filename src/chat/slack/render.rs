@@ -38,11 +38,12 @@ fn mention(platform: &str, id: &str) -> String {
 }
 
 fn mrkdwn(s: &str, max: usize, marker: &str) -> Value {
-    json!({ "type": "mrkdwn", "text": truncate(&text(s), max, marker) })
+    // The source is cut, then escaped: a cut never falls inside an escape.
+    json!({ "type": "mrkdwn", "text": crate::chat::fit(s, max, marker, text) })
 }
 
 fn plain(s: &str, max: usize) -> Value {
-    json!({ "type": "plain_text", "text": truncate(&plain_text(s), max, "…"), "emoji": true })
+    json!({ "type": "plain_text", "text": crate::chat::fit(s, max, "…", plain_text), "emoji": true })
 }
 
 /// Plain-text contexts show text as is: no markup, mentioned users named.
@@ -112,7 +113,7 @@ pub fn blocks(m: &Message, texts: &Texts) -> anyhow::Result<Vec<Value>> {
     if blocks.len() > room {
         blocks.truncate(room.saturating_sub(1));
         blocks.push(
-            json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": texts.plain("truncated_blocks")? }] }),
+            json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": texts.render("truncated_blocks", &json!({ "platform": "Slack" }))? }] }),
         );
     }
     blocks.extend(tail);
@@ -207,7 +208,11 @@ mod tests {
         assert_eq!(blocks.len(), MAX_BLOCKS);
         let json = serde_json::to_string(&blocks).unwrap();
         assert!(json.contains(&texts.plain("truncated").unwrap()));
-        assert!(json.contains(&texts.plain("truncated_blocks").unwrap()));
+        assert!(json.contains(
+            &texts
+                .render("truncated_blocks", &json!({ "platform": "Slack" }))
+                .unwrap()
+        ));
         assert_eq!(
             blocks[0]["text"]["text"].as_str().unwrap().chars().count(),
             MAX_SECTION_TEXT
