@@ -162,9 +162,21 @@ impl Config {
                 if problems.is_empty() {
                     problems.push(humane(&e.to_string()));
                 }
+                // What the file means is checked in the same run, its unknown keys set
+                // aside (a value of the wrong type leaves nothing sure to check).
+                if let Some(raw) = without_unknown_keys(&table) {
+                    if let Err(ConfigErrors(more)) = Self::from_raw(raw) {
+                        problems.extend(more);
+                    }
+                }
                 return Err(ConfigErrors(problems));
             }
         };
+        Self::from_raw(raw)
+    }
+
+    /// The configuration a well-shaped file describes, or every problem with its meaning.
+    fn from_raw(raw: RawConfig) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let role_members = validate::roles(&raw, &mut errors);
         let flows = validate::flows(&raw, &mut errors);

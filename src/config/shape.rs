@@ -46,6 +46,53 @@ pub(super) fn shaped_with_list<T: serde::de::DeserializeOwned, I: serde::de::Des
     shaped::<T>(&toml::Value::Table(rest), path, out);
 }
 
+/// The file with its unknown keys taken out, if that makes it a configuration: what the
+/// rest means can then be checked in the same run.
+pub(super) fn without_unknown_keys(table: &toml::Table) -> Option<RawConfig> {
+    let mut t = table.clone();
+    // Each round takes out one unknown key (serde stops at the first).
+    for _ in 0..100 {
+        match serde_path_to_error::deserialize::<_, RawConfig>(toml::Value::Table(t.clone())) {
+            Ok(raw) => return Some(raw),
+            Err(e) if e.inner().to_string().starts_with("unknown field") => {
+                let path: Vec<serde_path_to_error::Segment> = e.path().iter().cloned().collect();
+                if !remove_at(&mut t, &path) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Removes the key at `path`; false when the path does not lead to a key.
+fn remove_at(table: &mut toml::Table, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    fn walk<'a>(mut here: &'a mut toml::Value, path: &[Segment]) -> Option<&'a mut toml::Value> {
+        for segment in path {
+            here = match (here, segment) {
+                (toml::Value::Table(t), Segment::Map { key }) => t.get_mut(key)?,
+                (toml::Value::Array(a), Segment::Seq { index }) => a.get_mut(*index)?,
+                _ => return None,
+            };
+        }
+        Some(here)
+    }
+    let Some((Segment::Map { key }, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let removed = match walk(&mut root, parents) {
+        Some(toml::Value::Table(t)) => t.remove(key).is_some(),
+        _ => false,
+    };
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    removed
+}
+
 /// Every problem of a configuration file's shape (unknown keys, wrong types, values out of
 /// range), each with its dotted path.
 pub(super) fn shape_problems(table: &toml::Table) -> Vec<String> {
