@@ -228,13 +228,13 @@ fn shape_and_meaning_problems_come_in_one_run() {
             1,
         )
         .replacen("role = \"ops\"", "role = \"opz\"", 1);
-    let ConfigErrors(problems) = Config::parse(&text).err().expect("two problems");
+    let ConfigErrors(problems) = Config::parse(&text).expect_err("two problems");
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].starts_with("roles.qc"), "{problems:#?}");
     assert!(problems[0].contains("colour"), "{problems:#?}");
     assert!(problems[1].contains("unknown role \"opz\""), "{problems:#?}");
     // A value of the wrong type leaves nothing sure to check: shape problems only.
     let wrong = DEFAULT_CONFIG.replacen("role = \"ops\"", "role = 7", 1);
-    let ConfigErrors(problems) = Config::parse(&wrong).err().expect("a problem");
+    let ConfigErrors(problems) = Config::parse(&wrong).expect_err("a problem");
     assert_eq!(problems.len(), 1, "{problems:#?}");
 }
