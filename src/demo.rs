@@ -32,21 +32,29 @@ pub fn config(locale: &str) -> Result<Config, crate::config::ConfigErrors> {
     )
 }
 
-/// The settings of a demo: a fresh SQLite file unless a database was named, the local chat on.
-pub fn settings(mut settings: Settings) -> Settings {
+/// A SQLite file's own files: the database, its write-ahead log and its shared memory.
+fn sqlite_files(path: &std::path::Path) -> [std::path::PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| std::path::PathBuf::from(format!("{}{suffix}", path.display())))
+}
+
+/// The settings of a demo: a fresh SQLite file in the temporary directory unless a
+/// database was named (and then that file, to remove after the demo), the local chat on.
+pub fn settings(mut settings: Settings) -> (Settings, Option<std::path::PathBuf>) {
+    let mut fresh = None;
     if settings.database_url == Settings::defaults().database_url {
         let path = std::env::temp_dir().join(format!("releasebot-demo-{}.db", std::process::id()));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        for file in sqlite_files(&path) {
+            let _ = std::fs::remove_file(file);
         }
         settings.database_url = format!("sqlite://{}?mode=rwc", path.display());
+        fresh = Some(path);
     }
     settings.local_chat = Some(true);
-    settings
+    (settings, fresh)
 }
 
 pub async fn run(settings: Settings, serve: bool) -> anyhow::Result<()> {
-    let settings = self::settings(settings);
+    let (settings, fresh) = self::settings(settings);
     let config = config(&settings.locale).map_err(|e| anyhow::anyhow!("the demo configuration: {e}"))?;
     let app = App::build(&settings, config, std::sync::Arc::new(crate::clock::SystemClock)).await?;
     println!(
@@ -79,6 +87,23 @@ pub async fn run(settings: Settings, serve: bool) -> anyhow::Result<()> {
     shutdown.cancel();
     workers.join().await;
     app.state.bot.store.close().await;
+    match fresh {
+        // Its own temporary database goes with the demo, unless `--serve` kept it open.
+        Some(path) if !serve => {
+            for file in sqlite_files(&path) {
+                if let Err(e) = std::fs::remove_file(&file) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        eprintln!("could not remove {}: {e}", file.display());
+                    }
+                }
+            }
+        }
+        Some(path) => println!("the demo's database is kept at {}", path.display()),
+        None => println!(
+            "the demo's data is kept in {}",
+            crate::store::redact_url(&settings.database_url)
+        ),
+    }
     result
 }
 

@@ -377,6 +377,14 @@ fn demo_walks_two_tickets_through_every_role_in_under_a_minute() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("the demo's time in:\n{stdout}"));
     assert!(secs < 60.0, "the demo took {secs} s");
+    // Its temporary database went with it.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("releasebot-demo-"))
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
 }
 
 #[tokio::test]
