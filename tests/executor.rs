@@ -610,6 +610,43 @@ async fn a_canary_whose_traffic_a_script_shifts_is_judged_and_rolled_back_throug
     bot.finish().await;
 }
 
+/// A split that lasted only until the monitor judged it is still shown: on the release
+/// page's traffic chart, whose line names every split it passed through.
+#[tokio::test]
+async fn a_split_a_script_set_is_shown_on_the_page_even_when_it_lasted_a_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let weight = dir.path().join("weight");
+    let config = scripted_canary(&weight).replace(
+        "  {{ id = \"gate\", name = \"Watch it?\", type = \"APPROVAL_GATE\", provider = \"builtin\", role = \"ops\" }},\n",
+        "",
+    );
+    let config = config.replace(
+        "  { id = \"gate\", name = \"Watch it?\", type = \"APPROVAL_GATE\", provider = \"builtin\", role = \"ops\" },\n",
+        "",
+    );
+    assert!(!config.contains("Watch it?"), "{config}");
+    let bot = TestBot::with("en", &config).await;
+    let calls = release(&bot).await;
+    find(&calls, "🚨 REL-1 · Watch 5 minutes failed");
+    assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "0");
+    let path = bot
+        .app
+        .state
+        .bot
+        .links
+        .path(releasebot::chat::links::Page::Execution(1));
+    let page = bot.raw_get(&path).await;
+    let traffic = page
+        .split("<path class=\"new\"")
+        .nth(1)
+        .and_then(|p| p.split("<title>").nth(1))
+        .and_then(|t| t.split("</title>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(traffic, "new version: 0% → 10% → 0%", "{page}");
+    bot.finish().await;
+}
+
 #[tokio::test]
 async fn time_passes_only_where_the_test_lets_it() {
     let bot = TestBot::start().await;

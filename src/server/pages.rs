@@ -256,10 +256,24 @@ fn svg(series: &[Series<'_>], t0: i64, t1: i64, y0: f64, y1: f64, unit: &str, st
             d.push_str(&format!(" L{:.1},{:.1}", x(t1), y(*v)));
         }
         let color = if s.class == "old" { "#888" } else { "#1264a3" };
+        // The values the line passes through, in order, as its tooltip (and for readers
+        // that do not see the line): every state is there, however briefly it lasted.
+        let mut values: Vec<String> = Vec::new();
+        for (_, v) in &s.points {
+            let v = format!("{}{unit}", fmt_num(*v));
+            if values.last() != Some(&v) {
+                values.push(v);
+            }
+        }
+        if values.len() > 24 {
+            values.drain(12..values.len() - 12);
+            values.insert(12, "…".into());
+        }
         out.push_str(&format!(
-            "<path class=\"{}\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.6\"><title>{}</title></path>",
+            "<path class=\"{}\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.6\"><title>{}: {}</title></path>",
             s.class,
-            esc(&s.label)
+            esc(&s.label),
+            esc(&values.join(" → "))
         ));
     }
     out.push_str("</svg>");
