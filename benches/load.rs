@@ -1,6 +1,8 @@
-//! Load benchmarks of the runtime, each measured against a minimal handler — axum, the
-//! Slack HMAC check and a single INSERT — built and run here, on the same machine, in the
-//! same run. Servers run as their own processes (the release binaries); this process
+//! Load benchmarks of the runtime, each measured against references built and run here,
+//! on the same machine, in the same run: a minimal handler (axum, the Slack HMAC check and
+//! one INSERT of the body through sqlx's `Any` driver, as releasebot's store uses it) and
+//! the strongest reasonable one, a typed-pool handler (sqlx's own SQLite or PostgreSQL
+//! driver, the click parsed, one prepared INSERT of its fields). Servers run as their own processes (the release binaries); this process
 //! generates the load and plays Slack.
 //!
 //! `cargo bench --bench load -- [ack|e2e|drain|rollback|all] [--postgres URL]`
@@ -42,6 +44,9 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve-baseline") {
         return serve_baseline(&args[1], &args[2]);
+    }
+    if args.first().map(String::as_str) == Some("serve-typed") {
+        return serve_typed(&args[1], &args[2]);
     }
     let what = args
         .iter()
@@ -147,6 +152,90 @@ fn serve_baseline(listen: &str, database: &str) -> anyhow::Result<()> {
     })
 }
 
+/// The strongest reasonable reference: the same work as the minimal handler done the way
+/// a careful hand-written service would — sqlx's own driver for the database (a typed
+/// pool, no `Any` layer), the click parsed and one prepared `INSERT` of its fields (not
+/// the whole body).
+fn serve_typed(listen: &str, database: &str) -> anyhow::Result<()> {
+    #[derive(Clone)]
+    enum Pool {
+        Sqlite(sqlx::SqlitePool),
+        Postgres(sqlx::PgPool),
+    }
+    const SQL: &str = "INSERT INTO clicks (action, user_id, channel, ts) VALUES ($1, $2, $3, $4)";
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let pool = if database.starts_with("postgres") {
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(24).connect(database).await?;
+            sqlx::query("CREATE TABLE IF NOT EXISTS clicks (id BIGSERIAL PRIMARY KEY, action TEXT NOT NULL, user_id TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL)")
+                .execute(&pool)
+                .await?;
+            Pool::Postgres(pool)
+        } else {
+            let options: sqlx::sqlite::SqliteConnectOptions = database.parse()?;
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+            sqlx::query("CREATE TABLE IF NOT EXISTS clicks (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, user_id TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL)")
+                .execute(&pool)
+                .await?;
+            Pool::Sqlite(pool)
+        };
+        async fn click(State(pool): State<Pool>, headers: HeaderMap, body: Bytes) -> StatusCode {
+            let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+            let now = chrono::Utc::now().timestamp();
+            if verify::verify(SECRET, h("x-slack-request-timestamp"), h("x-slack-signature"), &body, now).is_err() {
+                return StatusCode::UNAUTHORIZED;
+            }
+            #[derive(serde::Deserialize)]
+            struct Form {
+                payload: String,
+            }
+            let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            let Ok(p) = serde_json::from_str::<serde_json::Value>(&form.payload) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            let field = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            let (action, user, channel, ts) = (
+                field(&p["actions"][0]["action_id"]),
+                field(&p["user"]["id"]),
+                field(&p["container"]["channel_id"]),
+                field(&p["container"]["message_ts"]),
+            );
+            let done = match &pool {
+                Pool::Sqlite(pool) => sqlx::query(SQL)
+                    .bind(action)
+                    .bind(user)
+                    .bind(channel)
+                    .bind(ts)
+                    .execute(pool)
+                    .await
+                    .map(|_| ()),
+                Pool::Postgres(pool) => sqlx::query(SQL)
+                    .bind(action)
+                    .bind(user)
+                    .bind(channel)
+                    .bind(ts)
+                    .execute(pool)
+                    .await
+                    .map(|_| ()),
+            };
+            match done {
+                Ok(()) => StatusCode::OK,
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+        let app = Router::new().route("/slack/interactions", post(click)).with_state(pool);
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, app).await?;
+        anyhow::Ok(())
+    })
+}
+
 /// A server process, killed when dropped.
 struct Server(Child);
 
@@ -180,10 +269,11 @@ async fn start_server(mut command: Command, port: u16) -> anyhow::Result<(Server
     Ok((server, port))
 }
 
-async fn start_baseline(database: &str) -> anyhow::Result<(Server, u16)> {
+/// A reference server of this bench (`serve-baseline`, `serve-typed`) on `database`.
+async fn start_reference(which: &str, database: &str) -> anyhow::Result<(Server, u16)> {
     let port = free_port();
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["serve-baseline", &format!("127.0.0.1:{port}"), database]);
+    command.args([which, &format!("127.0.0.1:{port}"), database]);
     start_server(command, port).await
 }
 
@@ -578,8 +668,18 @@ async fn metric_average(port: u16, name: &str) -> Option<f64> {
 // ------------------------------------------------------------------ scenarios
 
 async fn baseline_rate(dir: &std::path::Path, postgres: Option<&str>, n: usize) -> anyhow::Result<Measured> {
-    let db = database(dir, "baseline", postgres).await?;
-    let (_server, port) = start_baseline(&db).await?;
+    reference_rate("serve-baseline", dir, postgres, n).await
+}
+
+/// Clicks a second a reference server (`serve-baseline`, `serve-typed`) acknowledges.
+async fn reference_rate(
+    which: &str,
+    dir: &std::path::Path,
+    postgres: Option<&str>,
+    n: usize,
+) -> anyhow::Result<Measured> {
+    let db = database(dir, which.trim_start_matches("serve-"), postgres).await?;
+    let (_server, port) = start_reference(which, &db).await?;
     let reqs: Vec<_> = (0..n)
         .map(|i| click_body(&format!("approve:{i}:2:0"), "C1", "1.1", i))
         .collect();
@@ -594,6 +694,8 @@ async fn ack(postgres: Option<&str>) -> anyhow::Result<()> {
     let slack = Sink::default().start().await;
     let base = baseline_rate(dir.path(), postgres, n).await?;
     report("minimal handler", &base);
+    let typed = reference_rate("serve-typed", dir.path(), postgres, n).await?;
+    report("typed-pool handler", &typed);
     let db = database(dir.path(), "releasebot", postgres).await?;
     let clicks = seed_decisions(&db, n).await?;
     let config = write_config(dir.path())?;
@@ -609,6 +711,11 @@ async fn ack(postgres: Option<&str>) -> anyhow::Result<()> {
         "  ratio: rate {:.2}× the minimal handler's · p99 {:.2}× its p99",
         rb.rate / base.rate,
         rb.p99_ms / base.p99_ms
+    );
+    println!(
+        "  ratio: rate {:.2}× the typed-pool handler's · p99 {:.2}× its p99",
+        rb.rate / typed.rate,
+        rb.p99_ms / typed.p99_ms
     );
     if let (Some(waited), Some(wrote)) = (
         metric_average(port, "releasebot_intake_writer_wait_seconds").await,
@@ -636,6 +743,8 @@ async fn e2e(postgres: Option<&str>) -> anyhow::Result<()> {
     );
     let base = baseline_rate(dir.path(), postgres, n).await?;
     report("minimal handler", &base);
+    let typed = reference_rate("serve-typed", dir.path(), postgres, n).await?;
+    report("typed-pool handler", &typed);
     let db = database(dir.path(), "releasebot", postgres).await?;
     let clicks = seed_decisions(&db, n).await?;
     let config = write_config(dir.path())?;
@@ -657,8 +766,9 @@ async fn e2e(postgres: Option<&str>) -> anyhow::Result<()> {
         n as f64 / delivered
     );
     println!(
-        "  ratio: decisions delivered {:.2}× the minimal handler's rate",
-        n as f64 / delivered / base.rate
+        "  ratio: decisions delivered {:.2}× the minimal handler's rate · {:.2}× the typed-pool handler's",
+        n as f64 / delivered / base.rate,
+        n as f64 / delivered / typed.rate
     );
     for (name, what) in [
         (
