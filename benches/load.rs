@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     }
     let what = args
         .iter()
-        .find(|a| ["ack", "e2e", "drain", "rollback", "all"].contains(&a.as_str()))
+        .find(|a| ["ack", "e2e", "drain", "rollback", "surplus", "all"].contains(&a.as_str()))
         .cloned()
         .unwrap_or_else(|| "all".into());
     let postgres = args
@@ -84,6 +84,9 @@ fn main() -> anyhow::Result<()> {
         }
         if what == "rollback" || what == "all" {
             rollback().await?;
+        }
+        if what == "surplus" {
+            surplus().await?;
         }
         anyhow::Ok(())
     })
@@ -567,6 +570,15 @@ async fn seed_decisions(database: &str, n: usize) -> anyhow::Result<Vec<(String,
 
 /// One ticket per application in `apps`, like [`seed_decisions`]; with each ticket's id.
 async fn seed_tickets(database: &str, apps: &[String]) -> anyhow::Result<Vec<(i64, (String, String, String))>> {
+    seed_tickets_in(database, apps, None).await
+}
+
+/// [`seed_tickets`], all in `channel` when one is given.
+async fn seed_tickets_in(
+    database: &str,
+    apps: &[String],
+    one_channel: Option<&str>,
+) -> anyhow::Result<Vec<(i64, (String, String, String))>> {
     let store = Store::open(database).await?;
     let submitter = Actor::new("slack", "UALICE");
     let mut clicks = Vec::with_capacity(apps.len());
@@ -576,7 +588,7 @@ async fn seed_tickets(database: &str, apps: &[String]) -> anyhow::Result<Vec<(i6
         let mut fields = BTreeMap::new();
         fields.insert("version".to_string(), "2.0.0".to_string());
         fields.insert("application".to_string(), application.clone());
-        let channel = format!("C{i:06}");
+        let channel = one_channel.map_or_else(|| format!("C{i:06}"), str::to_string);
         let t = store::tickets::insert(
             &mut tx,
             store::tickets::NewTicket {
@@ -1004,4 +1016,71 @@ async fn serve_fake(app: Router) -> std::net::SocketAddr {
         let _ = axum::serve(listener, app).await;
     });
     addr
+}
+
+/// Issue 26's report: 200 decisions in one channel, each clicked on a copy of its stage
+/// message releasebot does not know. Every row must reach a final state; this watches the
+/// outbox drain (one channel is paced at one message a second) and says what waits.
+async fn surplus() -> anyhow::Result<()> {
+    use sqlx::Row;
+    println!("\n## Clicks on unknown copies of 200 stage messages in one channel (SQLite)");
+    let n = 200;
+    let dir = tempfile::tempdir()?;
+    let sink = Sink::default();
+    let slack = sink.start().await;
+    let db = database(dir.path(), "releasebot", None).await?;
+    let apps = vec!["payments".to_string(); n];
+    let tickets = seed_tickets_in(&db, &apps, Some("C1")).await?;
+    let config = write_config(dir.path())?;
+    let (_server, port) = start_releasebot(&db, &config, &slack).await?;
+    let store = Store::connect(&db).await?;
+    let reqs: Vec<_> = tickets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, (a, c, _)))| click_body(a, c, &format!("9999.{i:06}"), i))
+        .collect();
+    let start = Instant::now();
+    load(port, Arc::new(reqs)).await;
+    loop {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n, MIN(attempts) AS a FROM outbox WHERE status IN ('pending', 'sending') GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all(&store.read)
+        .await?;
+        let queue =
+            sqlx::query("SELECT pending, due_at, lease_owner FROM outbox_channels WHERE channel_key = 'slack:C1'")
+                .fetch_optional(&store.read)
+                .await?
+                .map(|r| {
+                    format!(
+                        "queue pending {} due in {} ms leased {}",
+                        r.get::<i64, _>(0),
+                        r.get::<i64, _>(1) - chrono::Utc::now().timestamp_millis(),
+                        r.get::<Option<String>, _>(2).is_some()
+                    )
+                })
+                .unwrap_or_default();
+        let waiting: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} (min attempts {})",
+                    r.get::<i64, _>(1),
+                    r.get::<String, _>(0),
+                    r.get::<i64, _>(2)
+                )
+            })
+            .collect();
+        println!(
+            "  {:>5.1} s: {} delivered; waiting: {waiting:?}; {queue}",
+            start.elapsed().as_secs_f64(),
+            sink.delivered()
+        );
+        if waiting.is_empty() || start.elapsed() > Duration::from_secs(90) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    store.close().await;
+    Ok(())
 }
