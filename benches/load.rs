@@ -48,6 +48,9 @@ fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("serve-typed") {
         return serve_typed(&args[1], &args[2]);
     }
+    if args.first().map(String::as_str) == Some("serve-empty") {
+        return serve_empty(&args[1]);
+    }
     let what = args
         .iter()
         .find(|a| ["ack", "e2e", "drain", "rollback", "surplus", "all"].contains(&a.as_str()))
@@ -233,6 +236,18 @@ fn serve_typed(listen: &str, database: &str) -> anyhow::Result<()> {
             }
         }
         let app = Router::new().route("/slack/interactions", post(click)).with_state(pool);
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, app).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The ceiling of this machine's load generator: a server that answers every request at
+/// once and does nothing. A reference that reaches it measures the generator, not itself.
+fn serve_empty(listen: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let app = Router::new().route("/slack/interactions", post(|| async { StatusCode::OK }));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         axum::serve(listener, app).await?;
         anyhow::Ok(())
@@ -490,7 +505,7 @@ async fn load_path(
 
 fn report(name: &str, m: &Measured) {
     println!(
-        "  {name:<34} {:>8.0} req/s · p50 {:>6.2} ms · p99 {:>6.2} ms · {:.1} s{}",
+        "  {name:<40} {:>8.0} req/s · p50 {:>6.2} ms · p99 {:>6.2} ms · {:.1} s{}",
         m.rate,
         m.p50_ms,
         m.p99_ms,
@@ -704,6 +719,8 @@ async fn ack(postgres: Option<&str>) -> anyhow::Result<()> {
     let n = 20_000;
     let dir = tempfile::tempdir()?;
     let slack = Sink::default().start().await;
+    let ceiling = reference_rate("serve-empty", dir.path(), None, n).await?;
+    report("empty server (the generator's ceiling)", &ceiling);
     let base = baseline_rate(dir.path(), postgres, n).await?;
     report("minimal handler", &base);
     let typed = reference_rate("serve-typed", dir.path(), postgres, n).await?;
