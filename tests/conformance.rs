@@ -512,6 +512,45 @@ async fn long_inputs_are_cut_in_the_body_and_keep_the_link(p: &dyn Platform) {
     finish(bot, p).await;
 }
 
+/// A plan of 40 steps with long names: its progress message and report stay within the
+/// platform's limits, cut where they must be, and keep the link to the release's page.
+async fn a_forty_step_plan_keeps_its_page_link(p: &dyn Platform) {
+    let steps: Vec<String> = (1..=40)
+        .map(|i| {
+            format!(
+                "  {{ id = \"check-{i}\", name = \"Health check number {i} of the payments fleet in every zone, region and availability set we run\", type = \"HEALTH_CHECK\" }},"
+            )
+        })
+        .collect();
+    let config = everywhere_config().replacen("plan = \"canary\"", "plan = \"long\"", 1)
+        + &format!(
+            "\n[plans.long]\nname = \"Forty checks\"\ntemplate = \"CUSTOM\"\nsteps = [\n{}\n]\n",
+            steps.join("\n")
+        );
+    let bot = TestBot::with("en", &config).await;
+    submitted(&bot, p).await;
+    let seen = approve_every_stage(&bot, p).await;
+    let execution = bot
+        .app
+        .state
+        .bot
+        .links
+        .path(releasebot::chat::links::Page::Execution(1));
+    let about: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.text.contains("Forty checks") || s.text.contains("📋 REL-1"))
+        .collect();
+    assert!(!about.is_empty(), "{}: {seen:#?}", p.name());
+    for s in about {
+        assert!(
+            s.text.contains(&execution),
+            "{}: no release page link in {s:#?}",
+            p.name()
+        );
+    }
+    finish(bot, p).await;
+}
+
 /// Every message about the ticket or its release, posted or edited, links to its page
 /// (with the page's own signed token).
 async fn messages_link_to_their_pages(p: &dyn Platform) {
@@ -639,6 +678,10 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn every_message_about_a_ticket_links_to_its_page() {
                     messages_link_to_their_pages(&$make).await
+                }
+                #[tokio::test]
+                async fn a_forty_step_plan_keeps_its_page_link() {
+                    super::a_forty_step_plan_keeps_its_page_link(&$make).await
                 }
                 #[tokio::test]
                 async fn long_inputs_are_cut_in_the_body_and_keep_the_link() {
