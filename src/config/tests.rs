@@ -139,10 +139,14 @@ fn every_problem_is_reported_with_its_path() {
 
 #[test]
 fn unknown_keys_and_bad_references_are_refused() {
+    // The unknown key, and (in the same run) what the rest of the file lacks.
     let err = Config::parse("[roles.admin]\ncolour = \"red\"\n").unwrap_err();
     assert_eq!(
         err.0,
-        ["roles.admin.colour: unknown key `colour`, expected `description` or `members`"]
+        [
+            "roles.admin.colour: unknown key `colour`, expected `description` or `members`",
+            "services: at least one service is required"
+        ]
     );
     let text = r#"
 [roles.admin]
