@@ -177,3 +177,162 @@ async fn the_kubernetes_hook_creates_and_deletes_the_lanes_namespace_idempotentl
     assert_eq!(deletes, 1);
     bot.finish().await;
 }
+
+// ------------------------------------------------------------------ the `kubernetes` provider
+
+use common::fake_kubernetes::{self as fake, digest_of};
+
+/// The team's configuration releasing payments with a rolling update of its Deployment.
+fn rolling(url: &str) -> String {
+    team_config().replace("plan = \"canary\"", "plan = \"k8s\"")
+        + &format!(
+            r#"
+[plans.k8s]
+name = "Rolling on Kubernetes"
+template = "ROLLING"
+steps = [
+  {{ id = "deploy", name = "Deploy", type = "DEPLOY", provider = "kubernetes", namespace = "{{application}}", deployment = "{{application}}", container = "app", api_url = "{url}", token_env = "RELEASEBOT_TEST_KUBE_TOKEN", timeout_secs = 600, on_failure = "rollback" }},
+  {{ id = "health", name = "Health check", type = "HEALTH_CHECK", provider = "kubernetes", namespace = "{{application}}", deployment = "{{application}}", container = "app", api_url = "{url}", token_env = "RELEASEBOT_TEST_KUBE_TOKEN", on_failure = "rollback" }},
+]
+"#
+        )
+}
+
+async fn cluster_with_payments() -> (String, fake::Shared) {
+    std::env::set_var("RELEASEBOT_TEST_KUBE_TOKEN", "kube-token");
+    let (url, cluster) = fake::start().await;
+    cluster.lock().unwrap().deployments.insert(
+        ("payments".into(), "payments".into()),
+        fake::deployment("payments", "payments", "app", "registry.example.com/payments:2.0.0", 3),
+    );
+    (url, cluster)
+}
+
+fn image(cluster: &fake::Shared) -> (String, i64) {
+    let c = cluster.lock().unwrap();
+    let d = &c.deployments[&("payments".to_string(), "payments".to_string())];
+    (
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        d["spec"]["replicas"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_rolling_release_sets_the_image_once_and_waits_for_the_rollout() {
+    let (url, cluster) = cluster_with_payments().await;
+    let bot = TestBot::with("en", &rolling(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @"
+    *📋 REL-1 · payments 2.1.0 released*
+    *Plan*
+    Rolling on Kubernetes
+    *Duration*
+    2s
+    *Traffic*
+    new 100% · old 0%
+    ✅ Deploy (09:00–09:00) — deployment payments runs registry.example.com/payments:2.1.0 on every replica
+    ✅ Health check (09:00–09:00) — deployment payments: 3 replica(s) ready, none failing
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    assert_eq!(image(&cluster), ("registry.example.com/payments:2.1.0".to_string(), 3));
+    let patches: Vec<(String, String, Option<String>)> = cluster
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .cloned()
+        .collect();
+    assert_eq!(
+        patches,
+        [(
+            "PATCH".to_string(),
+            "/apis/apps/v1/namespaces/payments/deployments/payments?fieldManager=releasebot".to_string(),
+            Some("application/strategic-merge-patch+json".to_string())
+        )],
+        "one patch, under releasebot's field manager"
+    );
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
+    let (url, cluster) = cluster_with_payments().await;
+    cluster
+        .lock()
+        .unwrap()
+        .unpullable
+        .insert("registry.example.com/payments:2.1.0".into());
+    let bot = TestBot::with("en", &rolling(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let alert = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
+        .expect("an alert");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @r#"
+    *🚨 REL-1 · Deploy failed*
+    *Evidence*
+    pod payments-new-0, container app: ImagePullBackOff: Back-off pulling image "registry.example.com/payments:2.1.0": manifest unknown
+    *What happens now*
+    Rolling back automatically to the old version.
+    ```
+    pulling image
+    Back-off pulling image for pod payments-new-0
+    ```
+    On call: <@UOSCAR> <@UOLGA>
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    "#);
+    // Back on exactly what ran before: the image by the digest its pods reported.
+    assert_eq!(image(&cluster), (digest_of("registry.example.com/payments:2.0.0"), 3));
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @r#"
+    *📋 REL-1 · payments 2.1.0: release rolled back*
+    *Plan*
+    Rolling on Kubernetes
+    *Duration*
+    6s
+    *Traffic*
+    new 0% · old 100%
+    ❌ Deploy (09:00–09:00) — pod payments-new-0, container app: ImagePullBackOff: Back-off pulling image "registry.example.com/payments:2.1.0": manifest unknown
+    ⚪ Health check
+    ↩️ Rollback — deployment payments back on registry.example.com/payments@sha256:3dc34fba73f64aa82671703212c84f55d07ef1828a9fa0961c0684be558b0e12 with 3 replica(s)
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    "#);
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named_in_the_channel() {
+    let (url, cluster) = cluster_with_payments().await;
+    cluster.lock().unwrap().forbid_patch = true;
+    let bot = TestBot::with("en", &rolling(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let alert = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
+        .expect("an alert");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @r#"
+    *🚨 REL-1 · Deploy failed*
+    *Evidence*
+    Kubernetes refused to patch deployments in namespace payments: the service account lacks that permission (deployments.apps "payments" is forbidden: User "system:serviceaccount:releasebot:releasebot" cannot patch resource "deployments" in API group "apps" in the namespace "payments")
+    *What happens now*
+    Rolling back automatically to the old version.
+    On call: <@UOSCAR> <@UOLGA>
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    "#);
+    assert_eq!(image(&cluster), ("registry.example.com/payments:2.0.0".to_string(), 3));
+    bot.finish().await;
+}

@@ -79,15 +79,15 @@ impl StepType {
     pub fn providers(self) -> &'static [&'static str] {
         match self {
             StepType::VerifyPackage => &["download", "script", "sim"],
-            StepType::Deploy => &["script", "http", "sim"],
-            StepType::HealthCheck => &["health", "sim"],
+            StepType::Deploy => &["kubernetes", "script", "http", "sim"],
+            StepType::HealthCheck => &["kubernetes", "health", "sim"],
             StepType::Test => &["script", "http", "sim"],
             StepType::TrafficShift => &["nginx", "script", "http", "sim"],
             StepType::Monitor => &["prometheus", "probe", "sim"],
             StepType::ApprovalGate => &["builtin"],
             StepType::Script => &["script", "sim"],
             StepType::Notify => &["builtin"],
-            StepType::Rollback => &["script", "http", "nginx", "sim"],
+            StepType::Rollback => &["kubernetes", "script", "http", "nginx", "sim"],
         }
     }
 }
@@ -208,6 +208,25 @@ pub enum Provider {
     },
     /// Instant PromQL queries for each side; success as a ratio (0–1), p95 in seconds.
     Prometheus { url: String, queries: PromQueries },
+    /// A Deployment's container on Kubernetes: a rolling DEPLOY sets its image and waits
+    /// for the rollout, HEALTH_CHECK looks at its pods, a rollback restores the image (by
+    /// digest) and replicas it had. `{application}`, `{environment}` and `{version}` are
+    /// filled in from the ticket.
+    Kubernetes {
+        namespace: String,
+        deployment: String,
+        container: String,
+        /// The new image (`registry/app:{version}`); by default the current image with
+        /// the version as its tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// The API server; by default the in-cluster service account or `KUBECONFIG`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+        /// The variable holding the bearer token for `api_url` (never the token itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_env: Option<String>,
+    },
 }
 
 /// Every provider's name, the settings it takes, and which of them it needs.
@@ -231,6 +250,11 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("probe", &["old_url", "new_url", "requests"], &["old_url", "new_url"]),
     ("prometheus", &["url", "queries"], &["url", "queries"]),
+    (
+        "kubernetes",
+        &["namespace", "deployment", "container", "image", "api_url", "token_env"],
+        &["namespace", "deployment", "container"],
+    ),
 ];
 
 impl Provider {
@@ -245,6 +269,7 @@ impl Provider {
             Provider::Nginx { .. } => "nginx",
             Provider::Probe { .. } => "probe",
             Provider::Prometheus { .. } => "prometheus",
+            Provider::Kubernetes { .. } => "kubernetes",
         }
     }
 
@@ -861,7 +886,7 @@ thresholds = { min_success_rate = 995, max_p95_ms = 0 }
                 "plans.p.steps[2].duration_secs: a MONITOR step needs an observation window",
                 "plans.p.steps[2].thresholds: a MONITOR step needs thresholds to judge the new version by",
                 "plans.p.steps[3].role: unknown role \"opz\"",
-                "plans.p.steps[4].provider: \"nginx\" cannot run a HEALTH_CHECK step (use one of health, sim)",
+                "plans.p.steps[4].provider: \"nginx\" cannot run a HEALTH_CHECK step (use one of kubernetes, health, sim)",
                 "plans.p.steps[4].on_failure.retry.backoff_secs: 99999999 is not between 1 and 3600 (an hour)",
                 "plans.p.steps[4].on_failure.retry.then: a retry cannot end in another retry (use more times)",
                 "plans.p.steps[5].thresholds.min_success_rate: 995 is not a percentage (0-100)",

@@ -144,24 +144,6 @@ fn label_value(s: &str) -> String {
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
-async fn kube_client(api_url: Option<&str>, token_env: Option<&str>) -> Result<kube::Client, String> {
-    let config = match api_url {
-        Some(u) => {
-            let uri: axum::http::Uri = u.parse().map_err(|e| format!("api_url \"{u}\": {e}"))?;
-            let mut c = kube::Config::new(uri);
-            if let Some(var) = token_env {
-                let token = std::env::var(var).map_err(|_| format!("{var} (the Kubernetes token) is not set"))?;
-                c.auth_info.token = Some(token.into());
-            }
-            c
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration: {e}"))?,
-    };
-    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
-}
-
 async fn kubernetes(
     api_url: Option<&str>,
     token_env: Option<&str>,
@@ -170,7 +152,7 @@ async fn kubernetes(
 ) -> Result<String, String> {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-    let client = kube_client(api_url, token_env).await?;
+    let client = super::kubernetes::client(api_url, token_env).await?;
     let api: Api<Namespace> = Api::all(client);
     let name = s.derived.namespace.clone();
     let status = |e: &kube::Error| match e {

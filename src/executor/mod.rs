@@ -20,6 +20,7 @@ pub mod baselines;
 pub mod commands;
 mod committer;
 pub mod hooks;
+pub mod kubernetes;
 pub mod net;
 pub mod progress;
 pub mod providers;
@@ -105,6 +106,9 @@ pub struct Run {
     /// Traffic and measurements over time, for the release page's charts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Point>,
+    /// What ran on Kubernetes before the release (the `kubernetes` provider's DEPLOY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<kubernetes::Before>,
 }
 
 /// The traffic split and the last measurements at one moment.
@@ -146,6 +150,7 @@ impl Run {
             later_rollback: None,
             queued_behind: None,
             history: Vec::new(),
+            kube: None,
         }
     }
 

@@ -168,6 +168,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
             super::net::nginx(ctx, weight).await
         }
         Provider::Builtin => builtin(ctx),
+        Provider::Kubernetes { .. } => super::kubernetes::run(ctx).await,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod fake_dingtalk;
 pub mod fake_discord;
+pub mod fake_kubernetes;
 pub mod fake_slack;
 pub mod platforms;
 

@@ -12,7 +12,15 @@ impl Mover<'_> {
         let shift = plan
             .steps
             .iter()
-            .rposition(|s| s.kind == StepType::TrafficShift && !s.simulated());
+            .rposition(|s| s.kind == StepType::TrafficShift && !s.simulated())
+            // A rolling release on Kubernetes shifts no traffic: its DEPLOY step sets back
+            // what ran before.
+            .or_else(|| {
+                plan.steps
+                    .iter()
+                    .position(|s| s.kind == StepType::Deploy && s.provider.name() == "kubernetes")
+                    .filter(|_| run.kube.is_some())
+            });
         let Some(j) = shift else {
             run.traffic = 0;
             let back = providers::summary("traffic_back", json!({ "restored": run.deployed }));
@@ -38,12 +46,14 @@ impl Mover<'_> {
         )
         .await;
         match outcome {
-            Ok(StepOutcome::Done { ok: true, .. }) => {
+            Ok(StepOutcome::Done { ok: true, summary, .. }) => {
                 run.traffic = 0;
-                (
-                    true,
-                    providers::summary("traffic_back", json!({ "restored": false })).render(texts),
-                )
+                let said = match plan.steps[j].kind {
+                    // What the provider restored says more than "traffic back".
+                    StepType::Deploy => summary,
+                    _ => providers::summary("traffic_back", json!({ "restored": false })),
+                };
+                (true, said.render(texts))
             }
             Ok(StepOutcome::Done { summary, .. }) => {
                 let reason = summary.render(texts);

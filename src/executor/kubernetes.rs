@@ -1,0 +1,443 @@
+//! The `kubernetes` provider: a rolling release of one container of a Deployment.
+//!
+//! - DEPLOY records what runs before (the image by the digest the pods really run,
+//!   `status.containerStatuses[].imageID`, and the replicas), sets the container's image
+//!   with a strategic-merge patch under the field manager `releasebot` (once: a step that
+//!   resumes after a crash finds the image set and only waits), then waits for the rollout
+//!   as `kubectl rollout status` does; `ProgressDeadlineExceeded` fails it.
+//! - HEALTH_CHECK passes once the rollout is complete and no pod's container is waiting in
+//!   `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`, `CreateContainerConfigError` or
+//!   `CreateContainerError`, nor was `OOMKilled`; a failure names the pod, the container
+//!   and the reason, and its log holds the container's last lines.
+//! - A rollback sets the recorded image and replicas back and waits for that rollout.
+//!
+//! Waiting is polling with a growing interval (2 s, up to 15 s), never a hot loop.
+//! Errors say what a person can act on: a 403 names the verb, the resource and the
+//! namespace the service account lacks; a 404 names the object.
+
+use super::providers::{done, summary, StepCtx, StepOutcome, Summary};
+use crate::domain::plan::{Provider, StepType};
+use crate::domain::ticket::Ticket;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The field manager of every change releasebot makes.
+pub const FIELD_MANAGER: &str = "releasebot";
+
+/// Waiting reasons of a container that will not become ready by itself (kubectl's list).
+const STUCK: [&str; 5] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// Lines of a failing container's log kept in the step's output.
+const LOG_LINES: i64 = 20;
+
+/// What ran before the release, to return to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Before {
+    /// The image by digest when the pods report one, else as the spec names it.
+    pub image: String,
+    pub replicas: i32,
+}
+
+/// A client for `api_url` with the token in `token_env`, or the in-cluster service
+/// account / `KUBECONFIG` when no URL is given.
+pub async fn client(api_url: Option<&str>, token_env: Option<&str>) -> Result<kube::Client, String> {
+    let config = match api_url {
+        Some(u) => {
+            let uri: axum::http::Uri = u.parse().map_err(|e| format!("api_url \"{u}\": {e}"))?;
+            let mut c = kube::Config::new(uri);
+            if let Some(var) = token_env {
+                let token = std::env::var(var).map_err(|_| format!("{var} (the Kubernetes token) is not set"))?;
+                c.auth_info.token = Some(token.into());
+            }
+            c
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
+/// The step's Deployment and container, its placeholders filled in from the ticket.
+struct Target {
+    namespace: String,
+    deployment: String,
+    container: String,
+    image: Option<String>,
+}
+
+fn fill(template: &str, ticket: &Ticket) -> String {
+    template
+        .replace("{application}", &ticket.application)
+        .replace("{environment}", &super::environment_of(ticket))
+        .replace("{version}", ticket.fields.get("version").map_or("", String::as_str))
+}
+
+/// The error as a result a person can act on.
+fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => summary(
+            "k8s_forbidden",
+            json!({ "verb": verb, "resource": resource, "namespace": t.namespace, "message": s.message }),
+        ),
+        kube::Error::Api(s) if s.code == 404 => summary(
+            "k8s_not_found",
+            json!({ "resource": resource, "name": t.deployment, "namespace": t.namespace }),
+        ),
+        kube::Error::Api(s) => summary(
+            "k8s_refused",
+            json!({ "verb": verb, "resource": resource, "code": s.code, "reason": s.reason, "message": s.message }),
+        ),
+        other => summary("k8s_unreachable", json!({ "error": other.to_string() })),
+    }
+}
+
+/// When to look again: every 2 s at first, up to every 15 s as the wait grows.
+fn next_look(started_at: i64, now: i64) -> i64 {
+    now + ((now - started_at) / 10).clamp(2_000, 15_000)
+}
+
+/// Runs (or polls) a `kubernetes` step.
+pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
+    let Provider::Kubernetes {
+        namespace,
+        deployment,
+        container,
+        image,
+        api_url,
+        token_env,
+    } = &ctx.step.provider
+    else {
+        return done(
+            false,
+            summary(
+                "invalid_settings",
+                json!({ "setting": "provider", "why": "not kubernetes" }),
+            ),
+        );
+    };
+    let t = Target {
+        namespace: fill(namespace, ctx.ticket),
+        deployment: fill(deployment, ctx.ticket),
+        container: fill(container, ctx.ticket),
+        image: image.as_deref().map(|i| fill(i, ctx.ticket)),
+    };
+    let client = match client(api_url.as_deref(), token_env.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
+    let pods: Api<Pod> = Api::namespaced(client, &t.namespace);
+    match ctx.step.kind {
+        StepType::Deploy => deploy(ctx, &t, &deployments, &pods).await,
+        StepType::HealthCheck => health(ctx, &t, &deployments, &pods).await,
+        StepType::Rollback => rollback(ctx, &t, &deployments).await,
+        other => done(
+            false,
+            summary("k8s_unsupported_step", json!({ "step": format!("{other:?}") })),
+        ),
+    }
+}
+
+fn container_image(d: &Deployment, container: &str) -> Option<String> {
+    d.spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == container)?
+        .image
+        .clone()
+}
+
+/// `repo:tag` (or `repo@digest`) with `version` as its tag.
+fn with_tag(image: &str, version: &str) -> String {
+    let repo = image.split('@').next().unwrap_or(image);
+    // A `:` after the last `/` starts the tag (one before it is a registry's port).
+    let repo = match repo.rfind(':') {
+        Some(i) if i > repo.rfind('/').unwrap_or(0) => &repo[..i],
+        _ => repo,
+    };
+    format!("{repo}:{version}")
+}
+
+/// The pods of the Deployment (by its selector's labels).
+async fn pods_of(d: &Deployment, pods: &Api<Pod>) -> Result<Vec<Pod>, kube::Error> {
+    let labels = d.spec.selector.match_labels.clone().unwrap_or_default();
+    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(pods
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await?
+        .items)
+}
+
+/// The digest the pods run for `container` (`repo@sha256:…`), if they report one.
+fn running_digest(pods: &[Pod], container: &str) -> Option<String> {
+    pods.iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter(|c| c.name == container && !c.image_id.is_empty())
+        .map(|c| c.image_id.trim_start_matches("docker-pullable://").to_string())
+        .find(|id| id.contains("@sha256:"))
+}
+
+/// Where the rollout stands, as `kubectl rollout status` judges it.
+enum Rollout {
+    Complete,
+    Waiting,
+    Stalled(String),
+}
+
+fn rollout(d: &Deployment) -> Rollout {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let Some(status) = &d.status else {
+        return Rollout::Waiting;
+    };
+    if let Some(c) = status.conditions.iter().flatten().find(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.status.as_deref() == Some("False")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    }) {
+        return Rollout::Stalled(c.message.clone().unwrap_or_default());
+    }
+    let wanted = d.spec.replicas.unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let complete = status.observed_generation.unwrap_or(0) >= generation
+        && updated >= wanted
+        && status.replicas.unwrap_or(0) == updated
+        && status.available_replicas.unwrap_or(0) >= updated;
+    if complete {
+        Rollout::Complete
+    } else {
+        Rollout::Waiting
+    }
+}
+
+async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pods: &Api<Pod>) -> StepOutcome {
+    let d = match deployments.get(&t.deployment).await {
+        Ok(d) => d,
+        Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+    };
+    let Some(current) = container_image(&d, &t.container) else {
+        return done(
+            false,
+            summary(
+                "k8s_no_container",
+                json!({ "container": t.container, "deployment": t.deployment }),
+            ),
+        );
+    };
+    let version = ctx.ticket.fields.get("version").cloned().unwrap_or_default();
+    let wanted = t.image.clone().unwrap_or_else(|| with_tag(&current, &version));
+    let d = if current == wanted {
+        // Set already (this step resumed after a restart, or the image was there).
+        d
+    } else {
+        if ctx.run.kube.is_none() {
+            let running = match pods_of(&d, pods).await {
+                Ok(p) => running_digest(&p, &t.container),
+                Err(e) => return done(false, failure(&e, "list", "pods", t)),
+            };
+            ctx.run.kube = Some(Before {
+                image: running.unwrap_or_else(|| current.clone()),
+                replicas: d.spec.replicas.unwrap_or(1),
+            });
+        }
+        match set_image(deployments, t, &wanted).await {
+            Ok(d) => d,
+            Err(e) => return done(false, failure(&e, "patch", "deployments", t)),
+        }
+    };
+    match rollout(&d) {
+        Rollout::Complete => {
+            ctx.run.deployed = true;
+            ctx.run.traffic = 100;
+            done(
+                true,
+                summary("k8s_rolled_out", json!({ "deployment": t.deployment, "image": wanted })),
+            )
+        }
+        // A stalled rollout names the pod that holds it up, when one does.
+        Rollout::Stalled(why) => match pods_of(&d, pods).await.map(|p| stuck(&p, &t.container)) {
+            Ok(Some(s)) => failing_pod(pods, t, s).await,
+            _ => done(
+                false,
+                summary("k8s_stalled", json!({ "deployment": t.deployment, "why": why })),
+            ),
+        },
+        Rollout::Waiting => StepOutcome::Continue {
+            next_at: next_look(ctx.started_at, ctx.now),
+        },
+    }
+}
+
+/// A pod that will not become ready, as a failed step: the reason, and the container's
+/// last log lines as the step's output.
+async fn failing_pod(pods: &Api<Pod>, t: &Target, (pod, reason, message): (String, String, String)) -> StepOutcome {
+    let log = pods
+        .logs(
+            &pod,
+            &LogParams {
+                container: Some(t.container.clone()),
+                tail_lines: Some(LOG_LINES),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|l| l.lines().map(str::to_string).collect())
+        .unwrap_or_else(|e| vec![format!("(no log: {e})")]);
+    StepOutcome::Done {
+        ok: false,
+        summary: summary(
+            "k8s_pod_failing",
+            json!({ "pod": pod, "container": t.container, "reason": reason, "message": message }),
+        ),
+        log,
+    }
+}
+
+async fn set_image(deployments: &Api<Deployment>, t: &Target, image: &str) -> Result<Deployment, kube::Error> {
+    let patch =
+        json!({ "spec": { "template": { "spec": { "containers": [{ "name": t.container, "image": image }] } } } });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    deployments
+        .patch(&t.deployment, &params, &Patch::Strategic(patch))
+        .await
+}
+
+async fn health(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pods: &Api<Pod>) -> StepOutcome {
+    let d = match deployments.get(&t.deployment).await {
+        Ok(d) => d,
+        Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+    };
+    let listed = match pods_of(&d, pods).await {
+        Ok(p) => p,
+        Err(e) => return done(false, failure(&e, "list", "pods", t)),
+    };
+    if let Some(s) = stuck(&listed, &t.container) {
+        return failing_pod(pods, t, s).await;
+    }
+    match rollout(&d) {
+        Rollout::Complete => {
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+            done(
+                true,
+                summary("k8s_healthy", json!({ "deployment": t.deployment, "ready": ready })),
+            )
+        }
+        Rollout::Stalled(why) => done(
+            false,
+            summary("k8s_stalled", json!({ "deployment": t.deployment, "why": why })),
+        ),
+        Rollout::Waiting => StepOutcome::Continue {
+            next_at: next_look(ctx.started_at, ctx.now),
+        },
+    }
+}
+
+/// The first pod whose `container` will not become ready: (pod, reason, message).
+fn stuck(pods: &[Pod], container: &str) -> Option<(String, String, String)> {
+    for p in pods {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let statuses = p.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+        for c in statuses.into_iter().flatten().filter(|c| c.name == container) {
+            if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+                let reason = w.reason.clone().unwrap_or_default();
+                if STUCK.contains(&reason.as_str()) {
+                    return Some((name, reason, w.message.clone().unwrap_or_default()));
+                }
+            }
+            if let Some(term) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                if term.reason.as_deref() == Some("OOMKilled") {
+                    return Some((name, "OOMKilled".into(), format!("exit code {}", term.exit_code)));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Sets the recorded image and replicas back, and waits (within the rollback's own time
+/// limit) for that rollout.
+async fn rollback(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>) -> StepOutcome {
+    ctx.run.traffic = 0;
+    let Some(before) = ctx.run.kube.clone() else {
+        return done(true, summary("traffic_back", json!({ "restored": false })));
+    };
+    let patch = json!({ "spec": { "replicas": before.replicas, "template": { "spec": { "containers": [{ "name": t.container, "image": before.image }] } } } });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    if let Err(e) = deployments
+        .patch(&t.deployment, &params, &Patch::Strategic(patch))
+        .await
+    {
+        return done(false, failure(&e, "patch", "deployments", t));
+    }
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let d = match deployments.get(&t.deployment).await {
+            Ok(d) => d,
+            Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+        };
+        match rollout(&d) {
+            Rollout::Complete => {
+                return done(
+                    true,
+                    summary(
+                        "k8s_restored",
+                        json!({ "deployment": t.deployment, "image": before.image, "replicas": before.replicas }),
+                    ),
+                )
+            }
+            Rollout::Stalled(why) => {
+                return done(
+                    false,
+                    summary("k8s_stalled", json!({ "deployment": t.deployment, "why": why })),
+                )
+            }
+            Rollout::Waiting => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.stop.cancelled() => return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() }))),
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_becomes_the_images_tag() {
+        assert_eq!(
+            with_tag("registry.example.com:5000/pay/api:1.0", "2.1.0"),
+            "registry.example.com:5000/pay/api:2.1.0"
+        );
+        assert_eq!(with_tag("pay/api", "2.1.0"), "pay/api:2.1.0");
+        assert_eq!(with_tag("pay/api@sha256:abc", "2.1.0"), "pay/api:2.1.0");
+    }
+
+    #[test]
+    fn waits_grow_from_two_to_fifteen_seconds() {
+        assert_eq!(next_look(0, 0), 2_000);
+        assert_eq!(next_look(0, 60_000), 66_000);
+        assert_eq!(next_look(0, 600_000), 615_000);
+    }
+}

@@ -1,0 +1,298 @@
+//! A fake of the Kubernetes API's Deployment and Pod endpoints, written from the API
+//! reference and strict about what it does not implement: a PATCH must be a strategic
+//! merge patch (`application/strategic-merge-patch+json`) that changes only a
+//! container's image or the replicas, anything else is refused as the API server would
+//! (415 for another content type, 400 for a field this fake does not model); errors are
+//! `Status` objects. A controller runs inside: after a change, the next GET finds the
+//! rollout complete and the pods running the new image (reporting its digest in
+//! `imageID`) — unless the image is one that cannot be pulled, whose new pod waits in
+//! `ImagePullBackOff` and whose rollout, after a few looks, exceeds its progress deadline.
+#![allow(dead_code)]
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct Cluster {
+    /// By (namespace, name): the Deployment as the API returns it.
+    pub deployments: BTreeMap<(String, String), Value>,
+    /// Images whose pods never start.
+    pub unpullable: BTreeSet<String>,
+    /// Every request: method, path and query, content type.
+    pub calls: Vec<(String, String, Option<String>)>,
+    /// Refuse PATCHes as RBAC does (the service account lacks `patch`).
+    pub forbid_patch: bool,
+    /// Looks at a stuck rollout before its progress deadline is exceeded.
+    looks: HashMap<(String, String), u32>,
+}
+
+pub type Shared = Arc<Mutex<Cluster>>;
+
+fn status(code: u16, reason: &str, message: String) -> Response {
+    let body = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": message, "reason": reason, "code": code });
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+/// The digest a registry would give `image`.
+pub fn digest_of(image: &str) -> String {
+    use sha2::Digest;
+    let repo = image.split(':').next().unwrap_or(image);
+    format!("{repo}@sha256:{}", hex::encode(sha2::Sha256::digest(image.as_bytes())))
+}
+
+/// A Deployment of `replicas` pods running `image` in container `container`, its rollout
+/// complete.
+pub fn deployment(namespace: &str, name: &str, container: &str, image: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": name, "namespace": namespace, "generation": 1, "resourceVersion": "1" },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": container, "image": image }] }
+            }
+        },
+        "status": settled(1, replicas)
+    })
+}
+
+fn settled(generation: i64, replicas: i64) -> Value {
+    json!({
+        "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas,
+        "conditions": [{ "type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable" }]
+    })
+}
+
+fn image_of(d: &Value) -> String {
+    d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Cluster {
+    /// The controller's work since the last look: a changed spec rolled out, or stuck.
+    fn reconcile(&mut self, key: &(String, String)) {
+        let unpullable = self.unpullable.clone();
+        let Some(d) = self.deployments.get_mut(key) else {
+            return;
+        };
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        if !unpullable.contains(&image_of(d)) {
+            d["status"] = settled(generation, replicas);
+            self.looks.remove(key);
+            return;
+        }
+        let looks = self.looks.entry(key.clone()).or_default();
+        *looks += 1;
+        let mut s = json!({
+            "observedGeneration": generation, "replicas": replicas + 1, "updatedReplicas": 1,
+            "readyReplicas": replicas, "availableReplicas": replicas,
+            "conditions": [{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }]
+        });
+        if *looks >= 3 {
+            s["conditions"] = json!([{ "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                       "message": format!("ReplicaSet \"{}-new\" has timed out progressing.", key.1) }]);
+        }
+        d["status"] = s;
+    }
+
+    /// The pods the Deployment has now.
+    fn pods(&self, key: &(String, String)) -> Vec<Value> {
+        let Some(d) = self.deployments.get(key) else {
+            return vec![];
+        };
+        let name = &key.1;
+        let container = d["spec"]["template"]["spec"]["containers"][0]["name"].clone();
+        let image = image_of(d);
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let running = |i: i64, image: &str| {
+            json!({
+                "metadata": { "name": format!("{name}-{i}"), "namespace": key.0, "labels": { "app": name } },
+                "status": { "phase": "Running", "containerStatuses": [{
+                    "name": container, "image": image, "imageID": format!("docker-pullable://{}", digest_of(image)),
+                    "ready": true, "restartCount": 0, "state": { "running": { "startedAt": "2026-11-21T09:00:00Z" } }
+                }] }
+            })
+        };
+        if !self.unpullable.contains(&image) {
+            return (0..replicas).map(|i| running(i, &image)).collect();
+        }
+        // The old pods keep running; the new one cannot pull its image.
+        let old = d["metadata"]["annotations"]["fake/previous-image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut pods: Vec<Value> = (0..replicas).map(|i| running(i, &old)).collect();
+        pods.push(json!({
+            "metadata": { "name": format!("{name}-new-0"), "namespace": key.0, "labels": { "app": name } },
+            "status": { "phase": "Pending", "containerStatuses": [{
+                "name": container, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+                "state": { "waiting": { "reason": "ImagePullBackOff",
+                                        "message": format!("Back-off pulling image \"{image}\": manifest unknown") } }
+            }] }
+        }));
+        pods
+    }
+}
+
+fn record(c: &mut Cluster, method: &str, path: String, query: &HashMap<String, String>, h: &HeaderMap) {
+    let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    q.sort();
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let path = if q.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", q.join("&"))
+    };
+    c.calls.push((method.into(), path, ct));
+}
+
+async fn get_deployment(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "GET",
+        format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        &q,
+        &h,
+    );
+    let key = (ns.clone(), name.clone());
+    c.reconcile(&key);
+    match c.deployments.get(&key) {
+        Some(d) => Json(d.clone()).into_response(),
+        None => status(404, "NotFound", format!("deployments.apps \"{name}\" not found")),
+    }
+}
+
+async fn patch_deployment(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "PATCH",
+        format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        &q,
+        &h,
+    );
+    if c.forbid_patch {
+        return status(
+            403,
+            "Forbidden",
+            format!("deployments.apps \"{name}\" is forbidden: User \"system:serviceaccount:releasebot:releasebot\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\""),
+        );
+    }
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct != "application/strategic-merge-patch+json" {
+        return status(415, "UnsupportedMediaType", format!("fake: the body of the request was in an unknown format ({ct}); this fake takes strategic-merge-patch+json"));
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
+        return status(400, "BadRequest", "the body is not JSON".into());
+    };
+    let key = (ns, name.clone());
+    let Some(d) = c.deployments.get_mut(&key) else {
+        return status(404, "NotFound", format!("deployments.apps \"{name}\" not found"));
+    };
+    // Only what this fake models may be patched.
+    let spec = patch["spec"].as_object().cloned().unwrap_or_default();
+    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
+        || spec.keys().any(|k| k != "replicas" && k != "template")
+    {
+        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
+    }
+    let previous = image_of(d);
+    if let Some(r) = spec.get("replicas") {
+        d["spec"]["replicas"] = r.clone();
+    }
+    for c in patch["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let containers = d["spec"]["template"]["spec"]["containers"].as_array_mut();
+        let Some(target) = containers.into_iter().flatten().find(|x| x["name"] == c["name"]) else {
+            return status(422, "Invalid", format!("fake: no container {} to patch", c["name"]));
+        };
+        if let Some(image) = c.get("image") {
+            target["image"] = image.clone();
+        }
+    }
+    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+    d["metadata"]["generation"] = json!(generation);
+    d["metadata"]["annotations"] = json!({ "fake/previous-image": previous });
+    d["status"]["conditions"] = json!([{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }]);
+    (StatusCode::OK, Json(d.clone())).into_response()
+}
+
+async fn list_pods(
+    State(c): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(&mut c, "GET", format!("/api/v1/namespaces/{ns}/pods"), &q, &h);
+    let Some(app) = q.get("labelSelector").and_then(|s| s.strip_prefix("app=")) else {
+        return status(
+            400,
+            "BadRequest",
+            "fake: list pods by the deployment's label selector (app=NAME)".into(),
+        );
+    };
+    let key = (ns, app.to_string());
+    Json(
+        json!({ "apiVersion": "v1", "kind": "PodList", "metadata": { "resourceVersion": "1" }, "items": c.pods(&key) }),
+    )
+    .into_response()
+}
+
+async fn pod_log(
+    State(c): State<Shared>,
+    Path((ns, pod)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(&mut c, "GET", format!("/api/v1/namespaces/{ns}/pods/{pod}/log"), &q, &h);
+    format!("pulling image\nBack-off pulling image for pod {pod}\n").into_response()
+}
+
+/// Starts the fake; its base URL and its state.
+pub async fn start() -> (String, Shared) {
+    let shared: Shared = Arc::default();
+    let app = Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+            get(get_deployment).patch(patch_deployment),
+        )
+        .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
+        .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))
+        .with_state(shared.clone());
+    let addr = super::serve_fake(app).await;
+    (format!("http://{addr}"), shared)
+}
