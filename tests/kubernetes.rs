@@ -336,3 +336,37 @@ async fn a_missing_permission_is_named_in_the_channel() {
     assert_eq!(image(&cluster), ("registry.example.com/payments:2.0.0".to_string(), 3));
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_rollout_waits_for_it_without_patching_again() {
+    let (url, cluster) = cluster_with_payments().await;
+    let config = rolling(&url);
+    let mut bot = TestBot::with("en", &config).await;
+    let test = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &test, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    // The release starts: the image is set, and the rollout is under way (the cluster
+    // is slow) when the process stops.
+    cluster.lock().unwrap().hold = true;
+    let calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    assert!(!calls.iter().any(|c| TestBot::text_of(c).contains("📋 REL-1")));
+    assert_eq!(image(&cluster).0, "registry.example.com/payments:2.1.0");
+    bot.restart_with(&config).await;
+    cluster.lock().unwrap().hold = false;
+    let calls = bot.settle_through_time().await;
+    assert!(
+        calls
+            .iter()
+            .any(|c| TestBot::text_of(c).contains("📋 REL-1 · payments 2.1.0 released")),
+        "{calls:#?}"
+    );
+    let patches = cluster
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .count();
+    assert_eq!(patches, 1, "the image was set once");
+    bot.finish().await;
+}

@@ -242,3 +242,25 @@ fn shape_and_meaning_problems_come_in_one_run() {
     let ConfigErrors(problems) = Config::parse(&wrong).expect_err("a problem");
     assert_eq!(problems.len(), 1, "{problems:#?}");
 }
+
+#[test]
+fn a_kubernetes_step_names_what_it_lacks() {
+    let text = format!(
+        "{DEFAULT_CONFIG}\n[plans.k]\nname = \"K\"\ntemplate = \"ROLLING\"\nsteps = [\n  {{ id = \"d\", name = \"D\", type = \"DEPLOY\", provider = \"kubernetes\", namespace = \" \", container = \"app\", api_url = \"kube.local\" }},\n]\n"
+    );
+    let ConfigErrors(problems) = Config::parse(&text).expect_err("problems");
+    assert_eq!(
+        problems,
+        ["plans.k.steps[0].deployment: the kubernetes provider needs deployment"],
+        "a missing setting is named first, alone"
+    );
+    let text = text.replace("container = \"app\"", "deployment = \"web\", container = \"app\"");
+    let ConfigErrors(problems) = Config::parse(&text).expect_err("problems");
+    assert_eq!(
+        problems,
+        [
+            "plans.k.steps[0].namespace: the kubernetes provider needs namespace",
+            "plans.k.steps[0].api_url: \"kube.local\" is not an http(s) URL of a Kubernetes API server"
+        ]
+    );
+}

@@ -686,6 +686,31 @@ fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
                 }
             }
         }
+        Provider::Kubernetes {
+            namespace,
+            deployment,
+            container,
+            api_url,
+            ..
+        } => {
+            for (name, v) in [
+                ("namespace", namespace),
+                ("deployment", deployment),
+                ("container", container),
+            ] {
+                if blank(v) {
+                    out.push(format!("{sp}.{name}: the kubernetes provider needs {name}"));
+                }
+            }
+            if let Some(u) = api_url
+                .as_deref()
+                .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
+                out.push(format!(
+                    "{sp}.api_url: \"{u}\" is not an http(s) URL of a Kubernetes API server"
+                ));
+            }
+        }
         _ => {}
     }
 }

@@ -28,6 +28,8 @@ pub struct Cluster {
     pub calls: Vec<(String, String, Option<String>)>,
     /// Refuse PATCHes as RBAC does (the service account lacks `patch`).
     pub forbid_patch: bool,
+    /// The controller is slow: a rollout under way stays under way.
+    pub hold: bool,
     /// Looks at a stuck rollout before its progress deadline is exceeded.
     looks: HashMap<(String, String), u32>,
 }
@@ -91,6 +93,9 @@ impl Cluster {
         let Some(d) = self.deployments.get_mut(key) else {
             return;
         };
+        if self.hold {
+            return;
+        }
         let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
         let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
         if !unpullable.contains(&image_of(d)) {
