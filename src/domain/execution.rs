@@ -135,7 +135,7 @@ pub enum Effect {
 /// Whether a running step may be stopped at any moment: its effect is idempotent
 /// (traffic weights, probes, monitors) or it waits for a person (a gate).
 pub fn interruptible(plan: &Plan, i: usize) -> bool {
-    plan.steps[i].kind.idempotent()
+    plan.steps[i].idempotent()
 }
 
 /// What the runner should do now.
@@ -410,7 +410,7 @@ impl Execution {
             return None;
         }
         let i = self.running_step()?;
-        if plan.steps[i].kind.idempotent() {
+        if plan.steps[i].idempotent() {
             self.steps[i].status = StepStatus::Pending;
             None
         } else {
@@ -666,6 +666,26 @@ mod tests {
         assert_eq!(e.next(0), Next::Rollback);
         e.rollback_finished(false).unwrap();
         assert_eq!(e.status, ExecStatus::Failed);
+    }
+
+    #[test]
+    fn a_deploy_that_sets_a_desired_state_runs_again_after_a_crash() {
+        let mut p = plan(vec![FailurePolicy::Pause; 2]);
+        let mut e = Execution::new(&p);
+        e.begin(0, 0).unwrap();
+        // A script's DEPLOY is interrupted …
+        assert_eq!(e.clone().recover(&p), Some(0));
+        // … a Kubernetes one (it sets an image; twice is once) runs again.
+        p.steps[0].provider = crate::domain::plan::Provider::Kubernetes {
+            namespace: "ns".into(),
+            deployment: "web".into(),
+            container: "app".into(),
+            image: None,
+            api_url: None,
+            token_env: None,
+        };
+        assert_eq!(e.recover(&p), None);
+        assert_eq!(e.next(0), Next::Run(0));
     }
 
     #[test]

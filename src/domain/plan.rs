@@ -509,6 +509,12 @@ impl StepDef {
         }
     }
 
+    /// Whether running it twice has the same effect as once (see
+    /// [`StepType::idempotent`]); a Kubernetes step sets a desired state, so it is.
+    pub fn idempotent(&self) -> bool {
+        self.kind.idempotent() || matches!(self.provider, Provider::Kubernetes { .. })
+    }
+
     /// Whether it runs on the simulated fleet.
     pub fn simulated(&self) -> bool {
         self.provider == Provider::Sim
