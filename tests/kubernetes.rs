@@ -370,3 +370,165 @@ async fn a_restart_in_the_middle_of_a_rollout_waits_for_it_without_patching_agai
     assert_eq!(patches, 1, "the image was set once");
     bot.finish().await;
 }
+
+/// The team's configuration releasing payments as a pod-ratio canary: 10 %, 50 %, 100 %.
+fn pod_ratio(url: &str) -> String {
+    let k8s = format!(
+        "provider = \"kubernetes\", namespace = \"payments\", deployment = \"payments\", container = \"app\", api_url = \"{url}\", token_env = \"RELEASEBOT_TEST_KUBE_TOKEN\""
+    );
+    team_config().replace("plan = \"canary\"", "plan = \"pods\"")
+        + &format!(
+            r#"
+[plans.pods]
+name = "Canary by pods"
+template = "CANARY"
+steps = [
+  {{ id = "deploy", name = "Start the canary", type = "DEPLOY", {k8s}, strategy = "canary", on_failure = "rollback" }},
+  {{ id = "shift-10", name = "10%", type = "TRAFFIC_SHIFT", weight = 10, {k8s}, strategy = "canary", on_failure = "rollback" }},
+  {{ id = "health", name = "Canary healthy", type = "HEALTH_CHECK", {k8s}, strategy = "canary", on_failure = "rollback" }},
+  {{ id = "shift-50", name = "50%", type = "TRAFFIC_SHIFT", weight = 50, {k8s}, strategy = "canary", on_failure = "rollback" }},
+  {{ id = "shift-100", name = "100%", type = "TRAFFIC_SHIFT", weight = 100, {k8s}, strategy = "canary", on_failure = "rollback" }},
+]
+"#
+        )
+}
+
+async fn cluster_with_stable_payments(replicas: i64) -> (String, fake::Shared) {
+    std::env::set_var("RELEASEBOT_TEST_KUBE_TOKEN", "kube-token");
+    let (url, cluster) = fake::start().await;
+    let mut d = fake::deployment(
+        "payments",
+        "payments",
+        "app",
+        "registry.example.com/payments:2.0.0",
+        replicas,
+    );
+    d["spec"]["selector"]["matchLabels"]["track"] = serde_json::json!("stable");
+    d["spec"]["template"]["metadata"]["labels"]["track"] = serde_json::json!("stable");
+    cluster
+        .lock()
+        .unwrap()
+        .deployments
+        .insert(("payments".into(), "payments".into()), d);
+    (url, cluster)
+}
+
+#[tokio::test]
+async fn a_pod_ratio_canary_moves_ten_replicas_nine_one_five_five_none_ten_then_promotes() {
+    let (url, cluster) = cluster_with_stable_payments(10).await;
+    let bot = TestBot::with("en", &pod_ratio(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let new = "registry.example.com/payments:2.1.0";
+    let old = "registry.example.com/payments:2.0.0";
+    let change = |n: &str, r: i64, i: &str| (n.to_string(), r, i.to_string());
+    assert_eq!(
+        cluster.lock().unwrap().changes,
+        [
+            change("payments-canary", 0, new),
+            // 10 %
+            change("payments-canary", 1, new),
+            change("payments", 9, old),
+            // 50 %
+            change("payments-canary", 5, new),
+            change("payments", 5, old),
+            // 100 %, then the stable Deployment takes the new version and the canary goes.
+            change("payments-canary", 10, new),
+            change("payments", 0, old),
+            change("payments", 10, new),
+            change("payments-canary", 0, "deleted"),
+        ]
+    );
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @"
+    *📋 REL-1 · payments 2.1.0 released*
+    *Plan*
+    Canary by pods
+    *Duration*
+    8s
+    *Traffic*
+    new 100% · old 0%
+    ✅ Start the canary (09:00–09:00) — canary payments-canary runs registry.example.com/payments:2.1.0, no traffic yet
+    ✅ 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ✅ Canary healthy (09:00–09:00) — deployment payments-canary: 1 replica(s) ready, none failing
+    ✅ 50% (09:00–09:00) — traffic: new 50% · old 50%
+    ✅ 100% (09:00–09:00) — deployment payments runs registry.example.com/payments:2.1.0 on its 10 replica(s); the canary is removed
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn a_canary_needs_a_track_label_to_keep_its_pods_apart() {
+    let (url, _cluster) = cluster_with_payments().await;
+    let bot = TestBot::with("en", &pod_ratio(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let alert = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
+        .expect("an alert");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @"
+    *🚨 REL-1 · Start the canary failed*
+    *Evidence*
+    deployment payments selects its pods by app=payments: a pod-ratio canary needs a `track` label in the stable selector (track=stable), or the canary's pods would be the stable Deployment's too
+    *What happens now*
+    Rolling back automatically to the old version.
+    On call: <@UOSCAR> <@UOLGA>
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn a_canary_that_cannot_start_is_removed_and_the_stable_replicas_restored() {
+    let (url, cluster) = cluster_with_stable_payments(10).await;
+    cluster
+        .lock()
+        .unwrap()
+        .unpullable
+        .insert("registry.example.com/payments:2.1.0".into());
+    let bot = TestBot::with("en", &pod_ratio(&url)).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    let new = "registry.example.com/payments:2.1.0";
+    let old = "registry.example.com/payments:2.0.0";
+    let change = |n: &str, r: i64, i: &str| (n.to_string(), r, i.to_string());
+    assert_eq!(
+        cluster.lock().unwrap().changes,
+        [
+            change("payments-canary", 0, new),
+            change("payments-canary", 1, new),
+            change("payments", 9, old),
+            // The canary's pod cannot pull its image: the rollout stalls, and the release
+            // is rolled back — the canary removed, the stable Deployment whole again, on
+            // the digest its pods ran.
+            change("payments-canary", 0, "deleted"),
+            change("payments", 10, &digest_of(old)),
+        ]
+    );
+    let report = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
+        .expect("a report");
+    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @r#"
+    *📋 REL-1 · payments 2.1.0: release rolled back*
+    *Plan*
+    Canary by pods
+    *Duration*
+    4s
+    *Traffic*
+    new 0% · old 100%
+    ✅ Start the canary (09:00–09:00) — canary payments-canary runs registry.example.com/payments:2.1.0, no traffic yet
+    ❌ 10% (09:00–09:00) — pod payments-canary-new-0, container app: ImagePullBackOff: Back-off pulling image "registry.example.com/payments:2.1.0": manifest unknown
+    ⚪ Canary healthy
+    ⚪ 50%
+    ⚪ 100%
+    ↩️ Rollback — deployment payments back on registry.example.com/payments@sha256:3dc34fba73f64aa82671703212c84f55d07ef1828a9fa0961c0684be558b0e12 with 10 replica(s)
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    "#);
+    bot.finish().await;
+}

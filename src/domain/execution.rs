@@ -683,6 +683,7 @@ mod tests {
             image: None,
             api_url: None,
             token_env: None,
+            strategy: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

@@ -82,7 +82,7 @@ impl StepType {
             StepType::Deploy => &["kubernetes", "script", "http", "sim"],
             StepType::HealthCheck => &["kubernetes", "health", "sim"],
             StepType::Test => &["script", "http", "sim"],
-            StepType::TrafficShift => &["nginx", "script", "http", "sim"],
+            StepType::TrafficShift => &["kubernetes", "nginx", "script", "http", "sim"],
             StepType::Monitor => &["prometheus", "probe", "sim"],
             StepType::ApprovalGate => &["builtin"],
             StepType::Script => &["script", "sim"],
@@ -226,7 +226,20 @@ pub enum Provider {
         /// The variable holding the bearer token for `api_url` (never the token itself).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_env: Option<String>,
+        /// How DEPLOY releases: `rolling` (the default) sets the image on the Deployment;
+        /// `canary` starts a second Deployment (`NAME-canary`) that TRAFFIC_SHIFT steps
+        /// scale against the stable one by pod ratio.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strategy: Option<KubeStrategy>,
     },
+}
+
+/// How the `kubernetes` provider's DEPLOY releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeStrategy {
+    Rolling,
+    Canary,
 }
 
 /// Every provider's name, the settings it takes, and which of them it needs.
@@ -252,7 +265,15 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
     ("prometheus", &["url", "queries"], &["url", "queries"]),
     (
         "kubernetes",
-        &["namespace", "deployment", "container", "image", "api_url", "token_env"],
+        &[
+            "namespace",
+            "deployment",
+            "container",
+            "image",
+            "api_url",
+            "token_env",
+            "strategy",
+        ],
         &["namespace", "deployment", "container"],
     ),
 ];

@@ -30,6 +30,9 @@ pub struct Cluster {
     pub forbid_patch: bool,
     /// The controller is slow: a rollout under way stays under way.
     pub hold: bool,
+    /// Each change of a Deployment's replicas or image, in order: (name, replicas, image);
+    /// a removed Deployment as (name, 0, "deleted").
+    pub changes: Vec<(String, i64, String)>,
     /// Looks at a stuck rollout before its progress deadline is exceeded.
     looks: HashMap<(String, String), u32>,
 }
@@ -123,12 +126,13 @@ impl Cluster {
             return vec![];
         };
         let name = &key.1;
+        let labels = d["spec"]["selector"]["matchLabels"].clone();
         let container = d["spec"]["template"]["spec"]["containers"][0]["name"].clone();
         let image = image_of(d);
         let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
         let running = |i: i64, image: &str| {
             json!({
-                "metadata": { "name": format!("{name}-{i}"), "namespace": key.0, "labels": { "app": name } },
+                "metadata": { "name": format!("{name}-{i}"), "namespace": key.0, "labels": labels },
                 "status": { "phase": "Running", "containerStatuses": [{
                     "name": container, "image": image, "imageID": format!("docker-pullable://{}", digest_of(image)),
                     "ready": true, "restartCount": 0, "state": { "running": { "startedAt": "2026-11-21T09:00:00Z" } }
@@ -145,7 +149,7 @@ impl Cluster {
             .to_string();
         let mut pods: Vec<Value> = (0..replicas).map(|i| running(i, &old)).collect();
         pods.push(json!({
-            "metadata": { "name": format!("{name}-new-0"), "namespace": key.0, "labels": { "app": name } },
+            "metadata": { "name": format!("{name}-new-0"), "namespace": key.0, "labels": labels },
             "status": { "phase": "Pending", "containerStatuses": [{
                 "name": container, "image": image, "imageID": "", "ready": false, "restartCount": 0,
                 "state": { "waiting": { "reason": "ImagePullBackOff",
@@ -249,9 +253,82 @@ async fn patch_deployment(
     }
     let generation = d["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
     d["metadata"]["generation"] = json!(generation);
+    let change = (name.clone(), d["spec"]["replicas"].as_i64().unwrap_or(1), image_of(d));
     d["metadata"]["annotations"] = json!({ "fake/previous-image": previous });
     d["status"]["conditions"] = json!([{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }]);
-    (StatusCode::OK, Json(d.clone())).into_response()
+    let answer = d.clone();
+    c.changes.push(change);
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+async fn create_deployment(
+    State(c): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    Json(mut d): Json<Value>,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "POST",
+        format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        &q,
+        &h,
+    );
+    let name = d["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    if name.is_empty()
+        || d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+    {
+        return status(
+            422,
+            "Invalid",
+            "Deployment.apps is invalid: metadata.name and spec.template.spec.containers are required".into(),
+        );
+    }
+    let key = (ns.clone(), name.clone());
+    if c.deployments.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("deployments.apps \"{name}\" already exists"),
+        );
+    }
+    d["apiVersion"] = json!("apps/v1");
+    d["kind"] = json!("Deployment");
+    d["metadata"]["namespace"] = json!(ns);
+    d["metadata"]["generation"] = json!(1);
+    d["metadata"]["resourceVersion"] = json!("1");
+    d["status"] = json!({});
+    c.changes
+        .push((name, d["spec"]["replicas"].as_i64().unwrap_or(1), image_of(&d)));
+    c.deployments.insert(key, d.clone());
+    (StatusCode::CREATED, Json(d)).into_response()
+}
+
+async fn delete_deployment(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "DELETE",
+        format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        &q,
+        &h,
+    );
+    match c.deployments.remove(&(ns, name.clone())) {
+        Some(d) => {
+            c.changes.push((name, 0, "deleted".into()));
+            Json(d).into_response()
+        }
+        None => status(404, "NotFound", format!("deployments.apps \"{name}\" not found")),
+    }
 }
 
 async fn list_pods(
@@ -262,18 +339,34 @@ async fn list_pods(
 ) -> Response {
     let mut c = c.lock().unwrap();
     record(&mut c, "GET", format!("/api/v1/namespaces/{ns}/pods"), &q, &h);
-    let Some(app) = q.get("labelSelector").and_then(|s| s.strip_prefix("app=")) else {
+    let Some(selector) = q.get("labelSelector") else {
         return status(
             400,
             "BadRequest",
-            "fake: list pods by the deployment's label selector (app=NAME)".into(),
+            "fake: list pods by a deployment's label selector".into(),
         );
     };
-    let key = (ns, app.to_string());
-    Json(
-        json!({ "apiVersion": "v1", "kind": "PodList", "metadata": { "resourceVersion": "1" }, "items": c.pods(&key) }),
-    )
-    .into_response()
+    let wanted: BTreeMap<String, Value> = selector
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let selects = |d: &Value| {
+        d["spec"]["selector"]["matchLabels"].as_object().is_some_and(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+                == wanted
+        })
+    };
+    let key = c
+        .deployments
+        .iter()
+        .find(|((n, _), d)| *n == ns && selects(d))
+        .map(|(k, _)| k.clone());
+    let items = key.map(|k| c.pods(&k)).unwrap_or_default();
+    Json(json!({ "apiVersion": "v1", "kind": "PodList", "metadata": { "resourceVersion": "1" }, "items": items }))
+        .into_response()
 }
 
 async fn pod_log(
@@ -293,7 +386,11 @@ pub async fn start() -> (String, Shared) {
     let app = Router::new()
         .route(
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-            get(get_deployment).patch(patch_deployment),
+            get(get_deployment).patch(patch_deployment).delete(delete_deployment),
+        )
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            axum::routing::post(create_deployment),
         )
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))

@@ -48,10 +48,11 @@ impl Mover<'_> {
         match outcome {
             Ok(StepOutcome::Done { ok: true, summary, .. }) => {
                 run.traffic = 0;
-                let said = match plan.steps[j].kind {
-                    // What the provider restored says more than "traffic back".
-                    StepType::Deploy => summary,
-                    _ => providers::summary("traffic_back", json!({ "restored": false })),
+                // What Kubernetes restored says more than "traffic back".
+                let said = if plan.steps[j].provider.name() == "kubernetes" {
+                    summary
+                } else {
+                    providers::summary("traffic_back", json!({ "restored": false }))
                 };
                 (true, said.render(texts))
             }

@@ -15,12 +15,14 @@
 //! Errors say what a person can act on: a 403 names the verb, the resource and the
 //! namespace the service account lacks; a 404 names the object.
 
+mod canary;
+
 use super::providers::{done, summary, StepCtx, StepOutcome, Summary};
-use crate::domain::plan::{Provider, StepType};
+use crate::domain::plan::{KubeStrategy, Provider, StepType};
 use crate::domain::ticket::Ticket;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,12 +41,19 @@ const STUCK: [&str; 5] = [
 /// Lines of a failing container's log kept in the step's output.
 const LOG_LINES: i64 = 20;
 
+/// The label that tells a canary's pods from the stable ones (Kubernetes' own canary
+/// pattern: both Deployments share every other label, which the Service selects).
+pub const TRACK: &str = "track";
+
 /// What ran before the release, to return to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Before {
     /// The image by digest when the pods report one, else as the spec names it.
     pub image: String,
     pub replicas: i32,
+    /// A canary Deployment was started beside the stable one.
+    #[serde(default)]
+    pub canary: bool,
 }
 
 /// A client for `api_url` with the token in `token_env`, or the in-cluster service
@@ -68,11 +77,24 @@ pub async fn client(api_url: Option<&str>, token_env: Option<&str>) -> Result<ku
 }
 
 /// The step's Deployment and container, its placeholders filled in from the ticket.
-struct Target {
-    namespace: String,
-    deployment: String,
-    container: String,
-    image: Option<String>,
+pub(super) struct Target {
+    pub(super) namespace: String,
+    pub(super) deployment: String,
+    pub(super) container: String,
+    pub(super) image: Option<String>,
+    pub(super) strategy: KubeStrategy,
+}
+
+impl Target {
+    pub(super) fn canary(&self) -> String {
+        format!("{}-canary", self.deployment)
+    }
+
+    /// The new version's image, given what the stable Deployment runs.
+    pub(super) fn wanted(&self, current: &str, ticket: &Ticket) -> String {
+        let version = ticket.fields.get("version").map_or("", String::as_str);
+        self.image.clone().unwrap_or_else(|| with_tag(current, version))
+    }
 }
 
 fn fill(template: &str, ticket: &Ticket) -> String {
@@ -83,7 +105,7 @@ fn fill(template: &str, ticket: &Ticket) -> String {
 }
 
 /// The error as a result a person can act on.
-fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
+pub(super) fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
     match e {
         kube::Error::Api(s) if s.code == 403 => summary(
             "k8s_forbidden",
@@ -102,7 +124,7 @@ fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
 }
 
 /// When to look again: every 2 s at first, up to every 15 s as the wait grows.
-fn next_look(started_at: i64, now: i64) -> i64 {
+pub(super) fn next_look(started_at: i64, now: i64) -> i64 {
     now + ((now - started_at) / 10).clamp(2_000, 15_000)
 }
 
@@ -115,6 +137,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         image,
         api_url,
         token_env,
+        strategy,
     } = &ctx.step.provider
     else {
         return done(
@@ -130,6 +153,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         deployment: fill(deployment, ctx.ticket),
         container: fill(container, ctx.ticket),
         image: image.as_deref().map(|i| fill(i, ctx.ticket)),
+        strategy: strategy.unwrap_or(KubeStrategy::Rolling),
     };
     let client = match client(api_url.as_deref(), token_env.as_deref()).await {
         Ok(c) => c,
@@ -137,18 +161,20 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     };
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &t.namespace);
-    match ctx.step.kind {
-        StepType::Deploy => deploy(ctx, &t, &deployments, &pods).await,
-        StepType::HealthCheck => health(ctx, &t, &deployments, &pods).await,
-        StepType::Rollback => rollback(ctx, &t, &deployments).await,
-        other => done(
+    match (ctx.step.kind, t.strategy) {
+        (StepType::Deploy, KubeStrategy::Rolling) => deploy(ctx, &t, &deployments, &pods).await,
+        (StepType::Deploy, KubeStrategy::Canary) => canary::start(ctx, &t, &deployments).await,
+        (StepType::TrafficShift, _) => canary::shift(ctx, &t, &deployments).await,
+        (StepType::HealthCheck, _) => health(ctx, &t, &deployments, &pods).await,
+        (StepType::Rollback, _) => rollback(ctx, &t, &deployments).await,
+        (other, _) => done(
             false,
             summary("k8s_unsupported_step", json!({ "step": format!("{other:?}") })),
         ),
     }
 }
 
-fn container_image(d: &Deployment, container: &str) -> Option<String> {
+pub(super) fn container_image(d: &Deployment, container: &str) -> Option<String> {
     d.spec
         .template
         .spec
@@ -172,7 +198,7 @@ fn with_tag(image: &str, version: &str) -> String {
 }
 
 /// The pods of the Deployment (by its selector's labels).
-async fn pods_of(d: &Deployment, pods: &Api<Pod>) -> Result<Vec<Pod>, kube::Error> {
+pub(super) async fn pods_of(d: &Deployment, pods: &Api<Pod>) -> Result<Vec<Pod>, kube::Error> {
     let labels = d.spec.selector.match_labels.clone().unwrap_or_default();
     let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Ok(pods
@@ -182,7 +208,7 @@ async fn pods_of(d: &Deployment, pods: &Api<Pod>) -> Result<Vec<Pod>, kube::Erro
 }
 
 /// The digest the pods run for `container` (`repo@sha256:…`), if they report one.
-fn running_digest(pods: &[Pod], container: &str) -> Option<String> {
+pub(super) fn running_digest(pods: &[Pod], container: &str) -> Option<String> {
     pods.iter()
         .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
         .flatten()
@@ -192,13 +218,13 @@ fn running_digest(pods: &[Pod], container: &str) -> Option<String> {
 }
 
 /// Where the rollout stands, as `kubectl rollout status` judges it.
-enum Rollout {
+pub(super) enum Rollout {
     Complete,
     Waiting,
     Stalled(String),
 }
 
-fn rollout(d: &Deployment) -> Rollout {
+pub(super) fn rollout(d: &Deployment) -> Rollout {
     let generation = d.metadata.generation.unwrap_or(0);
     let Some(status) = &d.status else {
         return Rollout::Waiting;
@@ -251,6 +277,7 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
             ctx.run.kube = Some(Before {
                 image: running.unwrap_or_else(|| current.clone()),
                 replicas: d.spec.replicas.unwrap_or(1),
+                canary: false,
             });
         }
         match set_image(deployments, t, &wanted).await {
@@ -283,7 +310,11 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
 
 /// A pod that will not become ready, as a failed step: the reason, and the container's
 /// last log lines as the step's output.
-async fn failing_pod(pods: &Api<Pod>, t: &Target, (pod, reason, message): (String, String, String)) -> StepOutcome {
+pub(super) async fn failing_pod(
+    pods: &Api<Pod>,
+    t: &Target,
+    (pod, reason, message): (String, String, String),
+) -> StepOutcome {
     let log = pods
         .logs(
             &pod,
@@ -306,7 +337,11 @@ async fn failing_pod(pods: &Api<Pod>, t: &Target, (pod, reason, message): (Strin
     }
 }
 
-async fn set_image(deployments: &Api<Deployment>, t: &Target, image: &str) -> Result<Deployment, kube::Error> {
+pub(super) async fn set_image(
+    deployments: &Api<Deployment>,
+    t: &Target,
+    image: &str,
+) -> Result<Deployment, kube::Error> {
     let patch =
         json!({ "spec": { "template": { "spec": { "containers": [{ "name": t.container, "image": image }] } } } });
     let params = PatchParams {
@@ -319,9 +354,20 @@ async fn set_image(deployments: &Api<Deployment>, t: &Target, image: &str) -> Re
 }
 
 async fn health(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pods: &Api<Pod>) -> StepOutcome {
-    let d = match deployments.get(&t.deployment).await {
-        Ok(d) => d,
-        Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+    // The new version's pods: the canary's while there is one.
+    let canary = match t.strategy {
+        KubeStrategy::Canary => match deployments.get_opt(&t.canary()).await {
+            Ok(c) => c,
+            Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+        },
+        KubeStrategy::Rolling => None,
+    };
+    let d = match canary {
+        Some(c) => c,
+        None => match deployments.get(&t.deployment).await {
+            Ok(d) => d,
+            Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+        },
     };
     let listed = match pods_of(&d, pods).await {
         Ok(p) => p,
@@ -330,18 +376,16 @@ async fn health(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
     if let Some(s) = stuck(&listed, &t.container) {
         return failing_pod(pods, t, s).await;
     }
+    let name = d.metadata.name.clone().unwrap_or_else(|| t.deployment.clone());
     match rollout(&d) {
         Rollout::Complete => {
             let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
             done(
                 true,
-                summary("k8s_healthy", json!({ "deployment": t.deployment, "ready": ready })),
+                summary("k8s_healthy", json!({ "deployment": name, "ready": ready })),
             )
         }
-        Rollout::Stalled(why) => done(
-            false,
-            summary("k8s_stalled", json!({ "deployment": t.deployment, "why": why })),
-        ),
+        Rollout::Stalled(why) => done(false, summary("k8s_stalled", json!({ "deployment": name, "why": why }))),
         Rollout::Waiting => StepOutcome::Continue {
             next_at: next_look(ctx.started_at, ctx.now),
         },
@@ -349,7 +393,7 @@ async fn health(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
 }
 
 /// The first pod whose `container` will not become ready: (pod, reason, message).
-fn stuck(pods: &[Pod], container: &str) -> Option<(String, String, String)> {
+pub(super) fn stuck(pods: &[Pod], container: &str) -> Option<(String, String, String)> {
     for p in pods {
         let name = p.metadata.name.clone().unwrap_or_default();
         let statuses = p.status.as_ref().and_then(|s| s.container_statuses.as_ref());
@@ -377,6 +421,11 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>) -
     let Some(before) = ctx.run.kube.clone() else {
         return done(true, summary("traffic_back", json!({ "restored": false })));
     };
+    if before.canary {
+        if let Err(e) = remove(deployments, &t.canary()).await {
+            return done(false, failure(&e, "delete", "deployments", t));
+        }
+    }
     let patch = json!({ "spec": { "replicas": before.replicas, "template": { "spec": { "containers": [{ "name": t.container, "image": before.image }] } } } });
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -417,6 +466,43 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>) -
             _ = ctx.stop.cancelled() => return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() }))),
         }
         wait = (wait * 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+/// Deletes a Deployment; one that is gone already counts as deleted.
+pub(super) async fn remove(deployments: &Api<Deployment>, name: &str) -> Result<(), kube::Error> {
+    match deployments.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets a Deployment's replicas (an absolute count: setting it twice is once).
+pub(super) async fn scale(deployments: &Api<Deployment>, name: &str, replicas: i32) -> Result<Deployment, kube::Error> {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    deployments
+        .patch(
+            name,
+            &params,
+            &Patch::Strategic(json!({ "spec": { "replicas": replicas } })),
+        )
+        .await
+}
+
+/// Creates a Deployment under releasebot's field manager; one that exists already counts.
+pub(super) async fn create(deployments: &Api<Deployment>, d: &Deployment) -> Result<(), kube::Error> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match deployments.create(&params, d).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
