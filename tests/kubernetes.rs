@@ -198,6 +198,28 @@ steps = [
         )
 }
 
+/// A bot on `config` that takes REL-1 through every stage to its release; what it sent.
+async fn released(config: &str) -> (TestBot, Vec<common::fake_slack::Call>) {
+    let bot = TestBot::with("en", config).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = bot.approve_to_release(&stage).await;
+    (bot, calls)
+}
+
+/// The text of the message among `calls` that has `needle`, page tokens redacted.
+fn text_with(calls: &[common::fake_slack::Call], needle: &str) -> String {
+    let found = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains(needle))
+        .unwrap_or_else(|| panic!("no message with {needle:?}"));
+    without_token(&TestBot::text_of(found))
+}
+
+/// A Deployment change as the fake records it.
+fn change(name: &str, replicas: i64, image: &str) -> (String, i64, String) {
+    (name.to_string(), replicas, image.to_string())
+}
+
 async fn cluster_with_payments() -> (String, fake::Shared) {
     std::env::set_var("RELEASEBOT_TEST_KUBE_TOKEN", "kube-token");
     let (url, cluster) = fake::start().await;
@@ -223,14 +245,8 @@ fn image(cluster: &fake::Shared) -> (String, i64) {
 #[tokio::test]
 async fn a_rolling_release_sets_the_image_once_and_waits_for_the_rollout() {
     let (url, cluster) = cluster_with_payments().await;
-    let bot = TestBot::with("en", &rolling(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
-    let report = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
-        .expect("a report");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @"
+    let (bot, calls) = released(&rolling(&url)).await;
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
     *📋 REL-1 · payments 2.1.0 released*
     *Plan*
     Rolling on Kubernetes
@@ -271,14 +287,8 @@ async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
         .unwrap()
         .unpullable
         .insert("registry.example.com/payments:2.1.0".into());
-    let bot = TestBot::with("en", &rolling(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
-    let alert = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
-        .expect("an alert");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @r#"
+    let (bot, calls) = released(&rolling(&url)).await;
+    insta::assert_snapshot!(text_with(&calls, "🚨 REL-1"), @r#"
     *🚨 REL-1 · Deploy failed*
     *Evidence*
     pod payments-new-0, container app: ImagePullBackOff: Back-off pulling image "registry.example.com/payments:2.1.0": manifest unknown
@@ -293,11 +303,7 @@ async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
     "#);
     // Back on exactly what ran before: the image by the digest its pods reported.
     assert_eq!(image(&cluster), (digest_of("registry.example.com/payments:2.0.0"), 3));
-    let report = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
-        .expect("a report");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @r#"
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @r#"
     *📋 REL-1 · payments 2.1.0: release rolled back*
     *Plan*
     Rolling on Kubernetes
@@ -317,14 +323,8 @@ async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
 async fn a_missing_permission_is_named_in_the_channel() {
     let (url, cluster) = cluster_with_payments().await;
     cluster.lock().unwrap().forbid_patch = true;
-    let bot = TestBot::with("en", &rolling(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
-    let alert = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
-        .expect("an alert");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @r#"
+    let (bot, calls) = released(&rolling(&url)).await;
+    insta::assert_snapshot!(text_with(&calls, "🚨 REL-1"), @r#"
     *🚨 REL-1 · Deploy failed*
     *Evidence*
     Kubernetes refused to patch deployments in namespace payments: the service account lacks that permission (deployments.apps "payments" is forbidden: User "system:serviceaccount:releasebot:releasebot" cannot patch resource "deployments" in API group "apps" in the namespace "payments")
@@ -416,12 +416,9 @@ async fn cluster_with_stable_payments(replicas: i64) -> (String, fake::Shared) {
 #[tokio::test]
 async fn a_pod_ratio_canary_moves_ten_replicas_nine_one_five_five_none_ten_then_promotes() {
     let (url, cluster) = cluster_with_stable_payments(10).await;
-    let bot = TestBot::with("en", &pod_ratio(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
+    let (bot, calls) = released(&pod_ratio(&url)).await;
     let new = "registry.example.com/payments:2.1.0";
     let old = "registry.example.com/payments:2.0.0";
-    let change = |n: &str, r: i64, i: &str| (n.to_string(), r, i.to_string());
     assert_eq!(
         cluster.lock().unwrap().changes,
         [
@@ -439,11 +436,7 @@ async fn a_pod_ratio_canary_moves_ten_replicas_nine_one_five_five_none_ten_then_
             change("payments-canary", 0, "deleted"),
         ]
     );
-    let report = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
-        .expect("a report");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @"
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
     *📋 REL-1 · payments 2.1.0 released*
     *Plan*
     Canary by pods
@@ -464,14 +457,8 @@ async fn a_pod_ratio_canary_moves_ten_replicas_nine_one_five_five_none_ten_then_
 #[tokio::test]
 async fn a_canary_needs_a_track_label_to_keep_its_pods_apart() {
     let (url, _cluster) = cluster_with_payments().await;
-    let bot = TestBot::with("en", &pod_ratio(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
-    let alert = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("🚨 REL-1"))
-        .expect("an alert");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(alert)), @"
+    let (bot, calls) = released(&pod_ratio(&url)).await;
+    insta::assert_snapshot!(text_with(&calls, "🚨 REL-1"), @"
     *🚨 REL-1 · Start the canary failed*
     *Evidence*
     deployment payments selects its pods by app=payments: a pod-ratio canary needs a `track` label in the stable selector (track=stable), or the canary's pods would be the stable Deployment's too
@@ -491,12 +478,9 @@ async fn a_canary_that_cannot_start_is_removed_and_the_stable_replicas_restored(
         .unwrap()
         .unpullable
         .insert("registry.example.com/payments:2.1.0".into());
-    let bot = TestBot::with("en", &pod_ratio(&url)).await;
-    let stage = bot.submit_release(ALICE, MD5).await;
-    let calls = bot.approve_to_release(&stage).await;
+    let (bot, calls) = released(&pod_ratio(&url)).await;
     let new = "registry.example.com/payments:2.1.0";
     let old = "registry.example.com/payments:2.0.0";
-    let change = |n: &str, r: i64, i: &str| (n.to_string(), r, i.to_string());
     assert_eq!(
         cluster.lock().unwrap().changes,
         [
@@ -510,11 +494,7 @@ async fn a_canary_that_cannot_start_is_removed_and_the_stable_replicas_restored(
             change("payments", 10, &digest_of(old)),
         ]
     );
-    let report = calls
-        .iter()
-        .find(|c| TestBot::text_of(c).contains("📋 REL-1"))
-        .expect("a report");
-    insta::assert_snapshot!(without_token(&TestBot::text_of(report)), @r#"
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @r#"
     *📋 REL-1 · payments 2.1.0: release rolled back*
     *Plan*
     Canary by pods
