@@ -512,3 +512,84 @@ async fn a_canary_that_cannot_start_is_removed_and_the_stable_replicas_restored(
     "#);
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn an_ingress_nginx_canary_is_weighted_and_set_back_to_zero_on_rollback() {
+    let (url, cluster) = cluster_with_payments().await;
+    {
+        let mut c = cluster.lock().unwrap();
+        c.deployments.insert(
+            ("payments".into(), "payments-canary".into()),
+            fake::deployment(
+                "payments",
+                "payments-canary",
+                "app",
+                "registry.example.com/payments:2.0.0",
+                1,
+            ),
+        );
+        c.ingresses.insert(
+            ("payments".into(), "payments-canary".into()),
+            serde_json::json!({ "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                "metadata": { "name": "payments-canary", "namespace": "payments", "annotations": {} } }),
+        );
+    }
+    let k8s = format!(
+        "provider = \"kubernetes\", namespace = \"payments\", container = \"app\", api_url = \"{url}\", token_env = \"RELEASEBOT_TEST_KUBE_TOKEN\""
+    );
+    let config = team_config().replace("plan = \"canary\"", "plan = \"ingress\"")
+        + &format!(
+            r#"
+[plans.ingress]
+name = "Canary through ingress-nginx"
+template = "CANARY"
+steps = [
+  {{ id = "deploy", name = "Deploy the canary", type = "DEPLOY", deployment = "payments-canary", {k8s}, on_failure = "rollback" }},
+  {{ id = "shift-10", name = "10%", type = "TRAFFIC_SHIFT", weight = 10, deployment = "payments", ingress = "payments-canary", {k8s}, on_failure = "rollback" }},
+  {{ id = "watch", name = "Watch", type = "MONITOR", duration_secs = 300, thresholds = {{ min_success_rate = 99.5 }}, on_failure = "rollback" }},
+  {{ id = "shift-100", name = "100%", type = "TRAFFIC_SHIFT", weight = 100, deployment = "payments", ingress = "payments-canary", {k8s}, on_failure = "rollback" }},
+]
+
+[sim]
+new_error_rate = 5.0
+"#
+        );
+    let (bot, calls) = released(&config).await;
+    let weights: Vec<(String, i64, String)> = cluster
+        .lock()
+        .unwrap()
+        .changes
+        .iter()
+        .filter(|(_, _, what)| what == "canary-weight")
+        .cloned()
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            change("payments-canary", 10, "canary-weight"),
+            change("payments-canary", 0, "canary-weight")
+        ],
+        "10 %, then back to 0 when the monitor failed"
+    );
+    let annotations = cluster.lock().unwrap().ingresses[&("payments".to_string(), "payments-canary".to_string())]
+        ["metadata"]["annotations"]
+        .clone();
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/canary"], "true");
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
+    *📋 REL-1 · payments 2.1.0: release rolled back (simulated)*
+    *Plan*
+    Canary through ingress-nginx
+    *Duration*
+    2s
+    *Traffic*
+    new 0% · old 100%
+    ✅ Deploy the canary (09:00–09:00) — deployment payments-canary runs registry.example.com/payments:2.1.0 on every replica
+    ✅ 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ❌ Watch (09:00–09:00) — new version success 95.0% &lt; 99.5% (old 99.9%)
+    ⚪ 100%
+    ↩️ Rollback — traffic: new 0% · old 100%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    bot.finish().await;
+}

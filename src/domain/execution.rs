@@ -684,6 +684,7 @@ mod tests {
             api_url: None,
             token_env: None,
             strategy: None,
+            ingress: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

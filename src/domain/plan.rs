@@ -231,6 +231,10 @@ pub enum Provider {
         /// scale against the stable one by pod ratio.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         strategy: Option<KubeStrategy>,
+        /// TRAFFIC_SHIFT through ingress-nginx: the canary Ingress whose
+        /// `nginx.ingress.kubernetes.io/canary-weight` the step sets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ingress: Option<String>,
     },
 }
 
@@ -273,6 +277,7 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "api_url",
             "token_env",
             "strategy",
+            "ingress",
         ],
         &["namespace", "deployment", "container"],
     ),

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 pub struct Cluster {
     /// By (namespace, name): the Deployment as the API returns it.
     pub deployments: BTreeMap<(String, String), Value>,
+    /// By (namespace, name): Ingresses (only their metadata is modelled).
+    pub ingresses: BTreeMap<(String, String), Value>,
     /// Images whose pods never start.
     pub unpullable: BTreeSet<String>,
     /// Every request: method, path and query, content type.
@@ -331,6 +333,58 @@ async fn delete_deployment(
     }
 }
 
+async fn patch_ingress(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "PATCH",
+        format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{name}"),
+        &q,
+        &h,
+    );
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct != "application/merge-patch+json" {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            format!("fake: ingresses take merge-patch+json here, not {ct}"),
+        );
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
+        return status(400, "BadRequest", "the body is not JSON".into());
+    };
+    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "metadata"))
+        || patch["metadata"]
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k != "annotations"))
+    {
+        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
+    }
+    let Some(ing) = c.ingresses.get_mut(&(ns, name.clone())) else {
+        return status(
+            404,
+            "NotFound",
+            format!("ingresses.networking.k8s.io \"{name}\" not found"),
+        );
+    };
+    for (k, v) in patch["metadata"]["annotations"].as_object().into_iter().flatten() {
+        ing["metadata"]["annotations"][k] = v.clone();
+    }
+    let weight = ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
+        .as_str()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(-1);
+    let answer = ing.clone();
+    c.changes.push((name, weight, "canary-weight".into()));
+    Json(answer).into_response()
+}
+
 async fn list_pods(
     State(c): State<Shared>,
     Path(ns): Path<String>,
@@ -391,6 +445,10 @@ pub async fn start() -> (String, Shared) {
         .route(
             "/apis/apps/v1/namespaces/{ns}/deployments",
             axum::routing::post(create_deployment),
+        )
+        .route(
+            "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{name}",
+            axum::routing::patch(patch_ingress),
         )
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))

@@ -22,6 +22,7 @@ use crate::domain::plan::{KubeStrategy, Provider, StepType};
 use crate::domain::ticket::Ticket;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -83,6 +84,8 @@ pub(super) struct Target {
     pub(super) container: String,
     pub(super) image: Option<String>,
     pub(super) strategy: KubeStrategy,
+    /// The canary Ingress whose weight TRAFFIC_SHIFT sets (ingress-nginx).
+    pub(super) ingress: Option<String>,
 }
 
 impl Target {
@@ -138,6 +141,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         api_url,
         token_env,
         strategy,
+        ingress,
     } = &ctx.step.provider
     else {
         return done(
@@ -154,11 +158,16 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         container: fill(container, ctx.ticket),
         image: image.as_deref().map(|i| fill(i, ctx.ticket)),
         strategy: strategy.unwrap_or(KubeStrategy::Rolling),
+        ingress: ingress.as_deref().map(|i| fill(i, ctx.ticket)),
     };
     let client = match client(api_url.as_deref(), token_env.as_deref()).await {
         Ok(c) => c,
         Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
     };
+    if let (Some(name), StepType::TrafficShift | StepType::Rollback) = (&t.ingress, ctx.step.kind) {
+        let ingresses: Api<Ingress> = Api::namespaced(client, &t.namespace);
+        return ingress_weight(ctx, &t, name, &ingresses).await;
+    }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &t.namespace);
     match (ctx.step.kind, t.strategy) {
@@ -288,7 +297,6 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
     match rollout(&d) {
         Rollout::Complete => {
             ctx.run.deployed = true;
-            ctx.run.traffic = 100;
             done(
                 true,
                 summary("k8s_rolled_out", json!({ "deployment": t.deployment, "image": wanted })),
@@ -466,6 +474,39 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>) -
             _ = ctx.stop.cancelled() => return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() }))),
         }
         wait = (wait * 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+/// The ingress-nginx annotations of a canary Ingress.
+const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
+const CANARY_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// TRAFFIC_SHIFT (and its rollback, at 0) through ingress-nginx: the canary Ingress's
+/// weight set by a merge patch of its annotations (`canary: "true"` with it, which
+/// ingress-nginx needs before it reads the weight). Setting a weight twice is once.
+async fn ingress_weight(ctx: StepCtx<'_>, t: &Target, name: &str, ingresses: &Api<Ingress>) -> StepOutcome {
+    let weight = match ctx.step.kind {
+        StepType::Rollback => 0,
+        _ => ctx.step.weight.unwrap_or(100),
+    };
+    let patch = json!({ "metadata": { "annotations": { CANARY: "true", CANARY_WEIGHT: weight.to_string() } } });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match ingresses.patch(name, &params, &Patch::Merge(patch)).await {
+        Ok(_) => {
+            ctx.run.traffic = weight;
+            done(true, super::providers::traffic(weight))
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => done(
+            false,
+            summary(
+                "k8s_not_found",
+                json!({ "resource": "ingresses", "name": name, "namespace": t.namespace }),
+            ),
+        ),
+        Err(e) => done(false, failure(&e, "patch", "ingresses", t)),
     }
 }
 

@@ -387,6 +387,13 @@ pub(super) fn apply_outcome(
                     // new version now has this share: monitors judge it and progress shows it.
                     run.traffic = plan.steps[i].weight.unwrap_or(100);
                 }
+                if plan.steps[i].kind == StepType::Deploy
+                    && plan.steps[i].provider.name() == "kubernetes"
+                    && !plan.steps.iter().any(|s| s.kind == StepType::TrafficShift)
+                {
+                    // A rolling update on Kubernetes: once it is rolled out, every pod is new.
+                    run.traffic = 100;
+                }
                 let _ = run.exec.succeed(i);
                 let notice = plan.steps[i].notify || plan.steps[i].kind == StepType::Notify;
                 (run, Some(now), notice.then_some(Alert::Notice(i)))
