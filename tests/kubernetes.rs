@@ -593,3 +593,75 @@ new_error_rate = 5.0
     ");
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn gateway_api_weights_follow_the_shifts_and_return_to_the_old_backend() {
+    let (url, cluster) = cluster_with_payments().await;
+    cluster.lock().unwrap().routes.insert(
+        ("payments".into(), "payments".into()),
+        serde_json::json!({ "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": { "name": "payments", "namespace": "payments", "generation": 1 },
+            "spec": { "parentRefs": [{ "name": "edge" }], "rules": [{
+                "matches": [{ "path": { "type": "PathPrefix", "value": "/" } }],
+                "backendRefs": [{ "name": "payments-stable", "port": 8080, "weight": 100 },
+                                { "name": "payments-canary", "port": 8080, "weight": 0 }] }] } }),
+    );
+    let k8s = format!(
+        "provider = \"kubernetes\", namespace = \"payments\", deployment = \"payments\", container = \"app\", route = \"payments\", backend = \"payments-canary\", api_url = \"{url}\", token_env = \"RELEASEBOT_TEST_KUBE_TOKEN\""
+    );
+    let config = team_config().replace("plan = \"canary\"", "plan = \"gateway\"")
+        + &format!(
+            r#"
+[plans.gateway]
+name = "Canary through the Gateway API"
+template = "CANARY"
+steps = [
+  {{ id = "shift-10", name = "10%", type = "TRAFFIC_SHIFT", weight = 10, {k8s}, on_failure = "rollback" }},
+  {{ id = "shift-50", name = "50%", type = "TRAFFIC_SHIFT", weight = 50, {k8s}, on_failure = "rollback" }},
+  {{ id = "watch", name = "Watch", type = "MONITOR", duration_secs = 300, thresholds = {{ min_success_rate = 99.5 }}, on_failure = "rollback" }},
+  {{ id = "shift-100", name = "100%", type = "TRAFFIC_SHIFT", weight = 100, {k8s}, on_failure = "rollback" }},
+]
+
+[sim]
+new_error_rate = 5.0
+"#
+        );
+    let (bot, calls) = released(&config).await;
+    let weights: Vec<String> = cluster
+        .lock()
+        .unwrap()
+        .changes
+        .iter()
+        .map(|(_, _, w)| w.clone())
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            "payments-stable=90,payments-canary=10",
+            "payments-stable=50,payments-canary=50",
+            "payments-stable=100,payments-canary=0"
+        ]
+    );
+    // The whole rule went back, its matches and ports too (the list is replaced whole).
+    let rule =
+        cluster.lock().unwrap().routes[&("payments".to_string(), "payments".to_string())]["spec"]["rules"][0].clone();
+    assert_eq!(rule["matches"][0]["path"]["value"], "/");
+    assert_eq!(rule["backendRefs"][1]["port"], 8080);
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
+    *📋 REL-1 · payments 2.1.0: release rolled back (simulated)*
+    *Plan*
+    Canary through the Gateway API
+    *Duration*
+    0s
+    *Traffic*
+    new 0% · old 100%
+    ✅ 10% (09:00–09:00) — traffic: new 10% · old 90%
+    ✅ 50% (09:00–09:00) — traffic: new 50% · old 50%
+    ❌ Watch (09:00–09:00) — new version success 95.0% &lt; 99.5% (old 99.9%)
+    ⚪ 100%
+    ↩️ Rollback — traffic: new 0% · old 100%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    bot.finish().await;
+}

@@ -685,6 +685,8 @@ mod tests {
             token_env: None,
             strategy: None,
             ingress: None,
+            route: None,
+            backend: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

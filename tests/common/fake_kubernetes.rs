@@ -24,6 +24,8 @@ pub struct Cluster {
     pub deployments: BTreeMap<(String, String), Value>,
     /// By (namespace, name): Ingresses (only their metadata is modelled).
     pub ingresses: BTreeMap<(String, String), Value>,
+    /// By (namespace, name): Gateway API HTTPRoutes (a custom resource).
+    pub routes: BTreeMap<(String, String), Value>,
     /// Images whose pods never start.
     pub unpullable: BTreeSet<String>,
     /// Every request: method, path and query, content type.
@@ -385,6 +387,80 @@ async fn patch_ingress(
     Json(answer).into_response()
 }
 
+async fn get_route(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "GET",
+        format!("/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}"),
+        &q,
+        &h,
+    );
+    match c.routes.get(&(ns, name.clone())) {
+        Some(r) => Json(r.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            format!("httproutes.gateway.networking.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+/// A custom resource: strategic merge is refused (415), and `spec.rules` is an atomic
+/// list, replaced whole by a merge patch.
+async fn patch_route(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "PATCH",
+        format!("/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}"),
+        &q,
+        &h,
+    );
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct != "application/merge-patch+json" && ct != "application/json-patch+json" {
+        return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into());
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
+        return status(400, "BadRequest", "the body is not JSON".into());
+    };
+    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
+        || patch["spec"]
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k != "rules"))
+    {
+        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
+    }
+    let Some(route) = c.routes.get_mut(&(ns, name.clone())) else {
+        return status(
+            404,
+            "NotFound",
+            format!("httproutes.gateway.networking.k8s.io \"{name}\" not found"),
+        );
+    };
+    route["spec"]["rules"] = patch["spec"]["rules"].clone();
+    let weights: Vec<String> = route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| format!("{}={}", b["name"].as_str().unwrap_or_default(), b["weight"]))
+        .collect();
+    let answer = route.clone();
+    c.changes.push((name, 0, weights.join(",")));
+    Json(answer).into_response()
+}
+
 async fn list_pods(
     State(c): State<Shared>,
     Path(ns): Path<String>,
@@ -449,6 +525,10 @@ pub async fn start() -> (String, Shared) {
         .route(
             "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{name}",
             axum::routing::patch(patch_ingress),
+        )
+        .route(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}",
+            get(get_route).patch(patch_route),
         )
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))

@@ -76,6 +76,12 @@ pub enum Provider {
         /// `nginx.ingress.kubernetes.io/canary-weight` the step sets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ingress: Option<String>,
+        /// TRAFFIC_SHIFT through the Gateway API: the `HTTPRoute` whose backend weights
+        /// the step sets, `backend` (the new version's Service) getting the weight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backend: Option<String>,
     },
 }
 
@@ -119,6 +125,8 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "token_env",
             "strategy",
             "ingress",
+            "route",
+            "backend",
         ],
         &["namespace", "deployment", "container"],
     ),
@@ -240,8 +248,21 @@ pub(super) fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
             deployment,
             container,
             api_url,
+            ingress,
+            route,
+            backend,
             ..
         } => {
+            if route.is_some() && backend.as_deref().is_none_or(blank) {
+                out.push(format!(
+                    "{sp}.backend: a Gateway API route needs the new version's backend (its Service)"
+                ));
+            }
+            if ingress.is_some() && route.is_some() {
+                out.push(format!(
+                    "{sp}.route: a step shifts traffic through an ingress or a route, not both"
+                ));
+            }
             for (name, v) in [
                 ("namespace", namespace),
                 ("deployment", deployment),

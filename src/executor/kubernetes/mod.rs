@@ -86,6 +86,8 @@ pub(super) struct Target {
     pub(super) strategy: KubeStrategy,
     /// The canary Ingress whose weight TRAFFIC_SHIFT sets (ingress-nginx).
     pub(super) ingress: Option<String>,
+    /// The HTTPRoute and the new version's backend whose weights TRAFFIC_SHIFT sets.
+    pub(super) route: Option<(String, String)>,
 }
 
 impl Target {
@@ -142,6 +144,8 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         token_env,
         strategy,
         ingress,
+        route,
+        backend,
     } = &ctx.step.provider
     else {
         return done(
@@ -159,6 +163,9 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         image: image.as_deref().map(|i| fill(i, ctx.ticket)),
         strategy: strategy.unwrap_or(KubeStrategy::Rolling),
         ingress: ingress.as_deref().map(|i| fill(i, ctx.ticket)),
+        route: route
+            .as_deref()
+            .map(|r| (fill(r, ctx.ticket), fill(backend.as_deref().unwrap_or(""), ctx.ticket))),
     };
     let client = match client(api_url.as_deref(), token_env.as_deref()).await {
         Ok(c) => c,
@@ -167,6 +174,9 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     if let (Some(name), StepType::TrafficShift | StepType::Rollback) = (&t.ingress, ctx.step.kind) {
         let ingresses: Api<Ingress> = Api::namespaced(client, &t.namespace);
         return ingress_weight(ctx, &t, name, &ingresses).await;
+    }
+    if let (Some((route, backend)), StepType::TrafficShift | StepType::Rollback) = (&t.route, ctx.step.kind) {
+        return route_weight(ctx, &t, client, route, backend).await;
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &t.namespace);
@@ -507,6 +517,74 @@ async fn ingress_weight(ctx: StepCtx<'_>, t: &Target, name: &str, ingresses: &Ap
             ),
         ),
         Err(e) => done(false, failure(&e, "patch", "ingresses", t)),
+    }
+}
+
+/// TRAFFIC_SHIFT (and its rollback, at 0) through the Gateway API: in every rule of the
+/// HTTPRoute, `backend` gets the weight and the other backends the rest (weights are
+/// proportional). The rules are lists the API replaces whole, and the route is a custom
+/// resource (strategic merge is refused), so the step sends all of `spec.rules` in a JSON
+/// merge patch.
+async fn route_weight(ctx: StepCtx<'_>, t: &Target, client: kube::Client, route: &str, backend: &str) -> StepOutcome {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let weight = match ctx.step.kind {
+        StepType::Rollback => 0,
+        _ => ctx.step.weight.unwrap_or(100),
+    };
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &t.namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    );
+    let found = match routes.get(route).await {
+        Ok(r) => r,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return done(
+                false,
+                summary(
+                    "k8s_not_found",
+                    json!({ "resource": "httproutes", "name": route, "namespace": t.namespace }),
+                ),
+            )
+        }
+        Err(e) => return done(false, failure(&e, "get", "httproutes", t)),
+    };
+    let mut rules = found.data["spec"]["rules"].clone();
+    let mut named = false;
+    for rule in rules.as_array_mut().into_iter().flatten() {
+        for b in rule["backendRefs"].as_array_mut().into_iter().flatten() {
+            let new = b["name"] == backend;
+            named |= new;
+            b["weight"] = json!(if new {
+                u32::from(weight)
+            } else {
+                100 - u32::from(weight)
+            });
+        }
+    }
+    if !named {
+        return done(
+            false,
+            summary(
+                "k8s_route_backend_missing",
+                json!({ "route": route, "backend": backend }),
+            ),
+        );
+    }
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match routes
+        .patch(route, &params, &Patch::Merge(json!({ "spec": { "rules": rules } })))
+        .await
+    {
+        Ok(_) => {
+            ctx.run.traffic = weight;
+            done(true, super::providers::traffic(weight))
+        }
+        Err(e) => done(false, failure(&e, "patch", "httproutes", t)),
     }
 }
 
