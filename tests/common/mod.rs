@@ -119,6 +119,9 @@ impl Reply {
     }
 }
 
+/// How long `settle` waits for the executor's tasks before failing the test.
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl TestBot {
     pub async fn start() -> Self {
         Self::with("en", &team_config()).await
@@ -349,7 +352,12 @@ impl TestBot {
         for _ in 0..100_000 {
             let fired = self.app.scheduler.drain().await.expect("scheduler");
             let handled = self.app.inbox.drain().await.expect("inbox") + fired;
-            let moved = self.app.executor.drain(wait.clone()).await.expect("executor");
+            // A step the test holds (a script reading a fifo) must be left running with
+            // `leave_running`; one that is not fails the test here instead of hanging it.
+            let moved = tokio::time::timeout(STUCK_AFTER, self.app.executor.drain(wait.clone()))
+                .await
+                .unwrap_or_else(|_| panic!("settle: the executor's tasks still run after {STUCK_AFTER:?} (a step the test holds? use leave_running)"))
+                .expect("executor");
             let delivered = self.app.outbox.round().await.expect("outbox");
             if handled == 0 && moved == 0 && delivered.attempted() == 0 {
                 // Paced deliveries go out as the platform's pace allows; an execution's
