@@ -665,3 +665,74 @@ new_error_rate = 5.0
     ");
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn blue_green_readies_the_idle_slot_switches_the_service_and_switches_back() {
+    let (url, cluster) = cluster_with_payments().await;
+    {
+        let mut c = cluster.lock().unwrap();
+        let mut blue = fake::deployment(
+            "payments",
+            "payments-blue",
+            "app",
+            "registry.example.com/payments:2.0.0",
+            3,
+        );
+        blue["spec"]["selector"]["matchLabels"]["slot"] = serde_json::json!("blue");
+        blue["spec"]["template"]["metadata"]["labels"]["slot"] = serde_json::json!("blue");
+        c.deployments.insert(("payments".into(), "payments-blue".into()), blue);
+        c.services.insert(
+            ("payments".into(), "payments".into()),
+            serde_json::json!({ "apiVersion": "v1", "kind": "Service",
+                "metadata": { "name": "payments", "namespace": "payments" },
+                "spec": { "selector": { "app": "payments-blue", "slot": "blue" }, "ports": [{ "port": 80, "targetPort": 8080 }] } }),
+        );
+    }
+    let k8s = format!(
+        "provider = \"kubernetes\", namespace = \"payments\", deployment = \"payments\", container = \"app\", strategy = \"blue-green\", service = \"payments\", api_url = \"{url}\", token_env = \"RELEASEBOT_TEST_KUBE_TOKEN\""
+    );
+    let config = team_config().replace("plan = \"canary\"", "plan = \"bg\"")
+        + &format!(
+            r#"
+[plans.bg]
+name = "Blue-green on Kubernetes"
+template = "BLUE_GREEN"
+steps = [
+  {{ id = "deploy", name = "Ready green", type = "DEPLOY", {k8s}, on_failure = "rollback" }},
+  {{ id = "health", name = "Green healthy", type = "HEALTH_CHECK", {k8s}, on_failure = "rollback" }},
+  {{ id = "switch", name = "Switch", type = "TRAFFIC_SHIFT", weight = 100, {k8s}, on_failure = "rollback" }},
+  {{ id = "watch", name = "Watch", type = "MONITOR", duration_secs = 300, thresholds = {{ min_success_rate = 99.5 }}, on_failure = "rollback" }},
+]
+
+[sim]
+new_error_rate = 5.0
+"#
+        );
+    let (bot, calls) = released(&config).await;
+    assert_eq!(
+        cluster.lock().unwrap().changes,
+        [
+            change("payments-green", 3, "registry.example.com/payments:2.1.0"),
+            change("payments", 0, "slot=green"),
+            // The new version failed its watch: every request goes back to blue.
+            change("payments", 0, "slot=blue"),
+        ]
+    );
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
+    *📋 REL-1 · payments 2.1.0: release rolled back (simulated)*
+    *Plan*
+    Blue-green on Kubernetes
+    *Duration*
+    2s
+    *Traffic*
+    new 0% · old 100%
+    ✅ Ready green (09:00–09:00) — deployment payments-green runs registry.example.com/payments:2.1.0 beside the live payments-blue, no traffic yet
+    ✅ Green healthy (09:00–09:00) — deployment payments-green: 3 replica(s) ready, none failing
+    ✅ Switch (09:00–09:00) — service payments now sends every request to payments-green
+    ❌ Watch (09:00–09:00) — new version success 95.0% &lt; 99.5% (old 99.9%)
+    ↩️ Rollback — service payments now sends every request to payments-blue
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    bot.finish().await;
+}

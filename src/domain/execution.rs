@@ -687,6 +687,7 @@ mod tests {
             ingress: None,
             route: None,
             backend: None,
+            service: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

@@ -26,6 +26,8 @@ pub struct Cluster {
     pub ingresses: BTreeMap<(String, String), Value>,
     /// By (namespace, name): Gateway API HTTPRoutes (a custom resource).
     pub routes: BTreeMap<(String, String), Value>,
+    /// By (namespace, name): Services (their selector is what is modelled).
+    pub services: BTreeMap<(String, String), Value>,
     /// Images whose pods never start.
     pub unpullable: BTreeSet<String>,
     /// Every request: method, path and query, content type.
@@ -461,6 +463,72 @@ async fn patch_route(
     Json(answer).into_response()
 }
 
+async fn get_service(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "GET",
+        format!("/api/v1/namespaces/{ns}/services/{name}"),
+        &q,
+        &h,
+    );
+    match c.services.get(&(ns, name.clone())) {
+        Some(s) => Json(s.clone()).into_response(),
+        None => status(404, "NotFound", format!("services \"{name}\" not found")),
+    }
+}
+
+/// Only the selector may change here (a strategic merge patch, as for any built-in type).
+async fn patch_service(
+    State(c): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    let mut c = c.lock().unwrap();
+    record(
+        &mut c,
+        "PATCH",
+        format!("/api/v1/namespaces/{ns}/services/{name}"),
+        &q,
+        &h,
+    );
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct != "application/strategic-merge-patch+json" {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            format!("fake: this fake takes strategic-merge-patch+json, not {ct}"),
+        );
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
+        return status(400, "BadRequest", "the body is not JSON".into());
+    };
+    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
+        || patch["spec"]
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k != "selector"))
+    {
+        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
+    }
+    let Some(svc) = c.services.get_mut(&(ns, name.clone())) else {
+        return status(404, "NotFound", format!("services \"{name}\" not found"));
+    };
+    for (k, v) in patch["spec"]["selector"].as_object().into_iter().flatten() {
+        svc["spec"]["selector"][k] = v.clone();
+    }
+    let slot = svc["spec"]["selector"]["slot"].as_str().unwrap_or_default().to_string();
+    let answer = svc.clone();
+    c.changes.push((name, 0, format!("slot={slot}")));
+    Json(answer).into_response()
+}
+
 async fn list_pods(
     State(c): State<Shared>,
     Path(ns): Path<String>,
@@ -529,6 +597,10 @@ pub async fn start() -> (String, Shared) {
         .route(
             "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}",
             get(get_route).patch(patch_route),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/services/{name}",
+            get(get_service).patch(patch_service),
         )
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))

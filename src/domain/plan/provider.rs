@@ -82,6 +82,9 @@ pub enum Provider {
         route: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backend: Option<String>,
+        /// The Service a blue-green release switches.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
     },
 }
 
@@ -91,6 +94,9 @@ pub enum Provider {
 pub enum KubeStrategy {
     Rolling,
     Canary,
+    /// `NAME-blue` and `NAME-green`, the Service's selector (`slot`) naming the live one:
+    /// DEPLOY readies the idle one, TRAFFIC_SHIFT to 100 switches the Service to it.
+    BlueGreen,
 }
 
 /// Every provider's name, the settings it takes, and which of them it needs.
@@ -127,6 +133,7 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "ingress",
             "route",
             "backend",
+            "service",
         ],
         &["namespace", "deployment", "container"],
     ),

@@ -48,6 +48,7 @@ pub(super) async fn start(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deploy
             image: running.unwrap_or(current),
             replicas: stable.spec.replicas.unwrap_or(1),
             canary: true,
+            slot: None,
         });
     }
     if let Err(e) = create(deployments, &canary_of(&stable, t, &wanted)).await {

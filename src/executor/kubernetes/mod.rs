@@ -15,6 +15,7 @@
 //! Errors say what a person can act on: a 403 names the verb, the resource and the
 //! namespace the service account lacks; a 404 names the object.
 
+mod blue_green;
 mod canary;
 
 use super::providers::{done, summary, StepCtx, StepOutcome, Summary};
@@ -55,6 +56,9 @@ pub struct Before {
     /// A canary Deployment was started beside the stable one.
     #[serde(default)]
     pub canary: bool,
+    /// The blue-green slot that was live (`blue` or `green`), to switch back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 /// A client for `api_url` with the token in `token_env`, or the in-cluster service
@@ -88,6 +92,8 @@ pub(super) struct Target {
     pub(super) ingress: Option<String>,
     /// The HTTPRoute and the new version's backend whose weights TRAFFIC_SHIFT sets.
     pub(super) route: Option<(String, String)>,
+    /// The Service a blue-green release switches.
+    pub(super) service: Option<String>,
 }
 
 impl Target {
@@ -146,6 +152,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         ingress,
         route,
         backend,
+        service,
     } = &ctx.step.provider
     else {
         return done(
@@ -166,6 +173,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         route: route
             .as_deref()
             .map(|r| (fill(r, ctx.ticket), fill(backend.as_deref().unwrap_or(""), ctx.ticket))),
+        service: service.as_deref().map(|s| fill(s, ctx.ticket)),
     };
     let client = match client(api_url.as_deref(), token_env.as_deref()).await {
         Ok(c) => c,
@@ -183,6 +191,10 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     match (ctx.step.kind, t.strategy) {
         (StepType::Deploy, KubeStrategy::Rolling) => deploy(ctx, &t, &deployments, &pods).await,
         (StepType::Deploy, KubeStrategy::Canary) => canary::start(ctx, &t, &deployments).await,
+        (StepType::Deploy, KubeStrategy::BlueGreen) => blue_green::ready(ctx, &t, &deployments).await,
+        (StepType::TrafficShift | StepType::Rollback, KubeStrategy::BlueGreen) => {
+            blue_green::switch(ctx, &t, &deployments).await
+        }
         (StepType::TrafficShift, _) => canary::shift(ctx, &t, &deployments).await,
         (StepType::HealthCheck, _) => health(ctx, &t, &deployments, &pods).await,
         (StepType::Rollback, _) => rollback(ctx, &t, &deployments).await,
@@ -297,6 +309,7 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
                 image: running.unwrap_or_else(|| current.clone()),
                 replicas: d.spec.replicas.unwrap_or(1),
                 canary: false,
+                slot: None,
             });
         }
         match set_image(deployments, t, &wanted).await {
@@ -378,6 +391,20 @@ async fn health(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
             Ok(c) => c,
             Err(e) => return done(false, failure(&e, "get", "deployments", t)),
         },
+        // The slot DEPLOY readied: the one that was not live.
+        KubeStrategy::BlueGreen => {
+            let was = ctx.run.kube.as_ref().and_then(|b| b.slot.clone());
+            match was {
+                Some(was) => match deployments
+                    .get_opt(&blue_green::named(t, blue_green::other(&was)))
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => return done(false, failure(&e, "get", "deployments", t)),
+                },
+                None => None,
+            }
+        }
         KubeStrategy::Rolling => None,
     };
     let d = match canary {
