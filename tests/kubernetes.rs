@@ -215,6 +215,45 @@ fn text_with(calls: &[common::fake_slack::Call], needle: &str) -> String {
     without_token(&TestBot::text_of(found))
 }
 
+/// Every request the provider made is one its Role allows (`executor::kubernetes::RBAC`):
+/// the Role in `deploy/kubernetes/` lists exactly what releasebot uses.
+fn assert_allowed_by_the_role(cluster: &fake::Shared) {
+    use releasebot::executor::kubernetes::RBAC;
+    for (method, path, _) in &cluster.lock().unwrap().calls {
+        let path = path.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // /api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]] or /apis/GROUP/VERSION/namespaces/…
+        let (group, rest) = match parts[0] {
+            "api" => ("", &parts[2..]),
+            _ => (parts[1], &parts[3..]),
+        };
+        let resource = match rest.get(4) {
+            Some(sub) => format!("{}/{sub}", rest[2]),
+            None => rest[2].to_string(),
+        };
+        let named = rest.len() > 3;
+        let verb = match (method.as_str(), named) {
+            ("GET", true) => "get",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        assert!(
+            RBAC.iter()
+                .any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb)),
+            "{method} {path}: {verb} on {group}/{resource} is not in the Role"
+        );
+    }
+}
+
+#[test]
+fn the_role_in_deploy_is_the_one_the_provider_needs() {
+    let written = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/role.yaml")).unwrap();
+    assert_eq!(written, releasebot::executor::kubernetes::role_yaml("payments"));
+}
+
 /// A Deployment change as the fake records it.
 fn change(name: &str, replicas: i64, image: &str) -> (String, i64, String) {
     (name.to_string(), replicas, image.to_string())
@@ -276,6 +315,7 @@ async fn a_rolling_release_sets_the_image_once_and_waits_for_the_rollout() {
         )],
         "one patch, under releasebot's field manager"
     );
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -316,6 +356,7 @@ async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
     ↩️ Rollback — deployment payments back on registry.example.com/payments@sha256:3dc34fba73f64aa82671703212c84f55d07ef1828a9fa0961c0684be558b0e12 with 3 replica(s)
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     "#);
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -334,6 +375,7 @@ async fn a_missing_permission_is_named_in_the_channel() {
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     "#);
     assert_eq!(image(&cluster), ("registry.example.com/payments:2.0.0".to_string(), 3));
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -368,6 +410,7 @@ async fn a_restart_in_the_middle_of_a_rollout_waits_for_it_without_patching_agai
         .filter(|(m, _, _)| m == "PATCH")
         .count();
     assert_eq!(patches, 1, "the image was set once");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -451,12 +494,13 @@ async fn a_pod_ratio_canary_moves_ten_replicas_nine_one_five_five_none_ten_then_
     ✅ 100% (09:00–09:00) — deployment payments runs registry.example.com/payments:2.1.0 on its 10 replica(s); the canary is removed
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
 #[tokio::test]
 async fn a_canary_needs_a_track_label_to_keep_its_pods_apart() {
-    let (url, _cluster) = cluster_with_payments().await;
+    let (url, cluster) = cluster_with_payments().await;
     let (bot, calls) = released(&pod_ratio(&url)).await;
     insta::assert_snapshot!(text_with(&calls, "🚨 REL-1"), @"
     *🚨 REL-1 · Start the canary failed*
@@ -467,6 +511,7 @@ async fn a_canary_needs_a_track_label_to_keep_its_pods_apart() {
     On call: <@UOSCAR> <@UOLGA>
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -510,6 +555,7 @@ async fn a_canary_that_cannot_start_is_removed_and_the_stable_replicas_restored(
     ↩️ Rollback — deployment payments back on registry.example.com/payments@sha256:3dc34fba73f64aa82671703212c84f55d07ef1828a9fa0961c0684be558b0e12 with 10 replica(s)
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     "#);
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -591,6 +637,7 @@ new_error_rate = 5.0
     ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -663,6 +710,7 @@ new_error_rate = 5.0
     ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
 
@@ -734,5 +782,6 @@ new_error_rate = 5.0
     ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");
+    assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }

@@ -47,6 +47,36 @@ const LOG_LINES: i64 = 20;
 /// pattern: both Deployments share every other label, which the Service selects).
 pub const TRACK: &str = "track";
 
+/// Every permission the provider uses, and no other: (API group, resource, verbs). The
+/// Role in `deploy/kubernetes/role.yaml` is [`role_yaml`] of it (a test keeps them equal,
+/// and another that every request the provider makes is allowed by it).
+pub const RBAC: &[(&str, &str, &[&str])] = &[
+    ("apps", "deployments", &["get", "patch", "create", "delete"]),
+    ("", "pods", &["list"]),
+    ("", "pods/log", &["get"]),
+    ("", "services", &["get", "patch"]),
+    ("networking.k8s.io", "ingresses", &["patch"]),
+    ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
+];
+
+/// The least-privilege Role (and its binding to the `releasebot` ServiceAccount) for a
+/// namespace releasebot releases into.
+pub fn role_yaml(namespace: &str) -> String {
+    let mut out = format!(
+        "# The permissions releasebot's kubernetes provider uses in namespace {namespace}, and no\n# others (generated from src/executor/kubernetes/mod.rs `RBAC`).\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: releasebot\n  namespace: {namespace}\nrules:\n"
+    );
+    for (group, resource, verbs) in RBAC {
+        out.push_str(&format!(
+            "  - apiGroups: [\"{group}\"]\n    resources: [\"{resource}\"]\n    verbs: [{}]\n",
+            verbs.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: releasebot\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: releasebot\nsubjects:\n  - kind: ServiceAccount\n    name: releasebot\n    namespace: releasebot\n"
+    ));
+    out
+}
+
 /// What ran before the release, to return to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Before {
