@@ -264,3 +264,15 @@ fn a_kubernetes_step_names_what_it_lacks() {
         ]
     );
 }
+
+#[test]
+fn a_blue_green_step_needs_its_service() {
+    let text = format!(
+        "{DEFAULT_CONFIG}\n[plans.k]\nname = \"K\"\ntemplate = \"BLUE_GREEN\"\nsteps = [\n  {{ id = \"d\", name = \"D\", type = \"DEPLOY\", provider = \"kubernetes\", namespace = \"n\", deployment = \"web\", container = \"app\", strategy = \"blue-green\" }},\n]\n"
+    );
+    let ConfigErrors(problems) = Config::parse(&text).expect_err("a problem");
+    assert_eq!(
+        problems,
+        ["plans.k.steps[0].service: a blue-green release needs the Service it switches"]
+    );
+}

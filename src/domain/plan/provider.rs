@@ -258,8 +258,15 @@ pub(super) fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
             ingress,
             route,
             backend,
+            strategy,
+            service,
             ..
         } => {
+            if *strategy == Some(KubeStrategy::BlueGreen) && service.as_deref().is_none_or(blank) {
+                out.push(format!(
+                    "{sp}.service: a blue-green release needs the Service it switches"
+                ));
+            }
             if route.is_some() && backend.as_deref().is_none_or(blank) {
                 out.push(format!(
                     "{sp}.backend: a Gateway API route needs the new version's backend (its Service)"
