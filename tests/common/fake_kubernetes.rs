@@ -36,6 +36,10 @@ pub struct Cluster {
     pub forbid_patch: bool,
     /// The controller is slow: a rollout under way stays under way.
     pub hold: bool,
+    /// How long (wall time) a rollout takes after the change that starts it; none by default.
+    pub rollout: std::time::Duration,
+    /// When each Deployment's last change was made.
+    changed_at: HashMap<(String, String), std::time::Instant>,
     /// Each change of a Deployment's replicas or image, in order: (name, replicas, image);
     /// a removed Deployment as (name, 0, "deleted").
     pub changes: Vec<(String, i64, String)>,
@@ -102,7 +106,7 @@ impl Cluster {
         let Some(d) = self.deployments.get_mut(key) else {
             return;
         };
-        if self.hold {
+        if self.hold || self.changed_at.get(key).is_some_and(|t| t.elapsed() < self.rollout) {
             return;
         }
         let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -260,10 +264,12 @@ async fn patch_deployment(
     let generation = d["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
     d["metadata"]["generation"] = json!(generation);
     let change = (name.clone(), d["spec"]["replicas"].as_i64().unwrap_or(1), image_of(d));
+    let key = key.clone();
     d["metadata"]["annotations"] = json!({ "fake/previous-image": previous });
     d["status"]["conditions"] = json!([{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }]);
     let answer = d.clone();
     c.changes.push(change);
+    c.changed_at.insert(key, std::time::Instant::now());
     (StatusCode::OK, Json(answer)).into_response()
 }
 
