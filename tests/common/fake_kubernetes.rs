@@ -59,6 +59,42 @@ fn status(code: u16, reason: &str, message: String) -> Response {
         .into_response()
 }
 
+/// The body of a PATCH this fake takes: of one of `types` (415 otherwise, as the API
+/// server answers), JSON, and changing only `fields` under `top` (400 otherwise: what the
+/// fake does not model, it refuses).
+fn patch_of(h: &HeaderMap, body: &str, types: &[&str], top: &str, fields: &[&str]) -> Result<Value, Box<Response>> {
+    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !types.contains(&ct) {
+        return Err(Box::new(status(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                types.join(", ")
+            ),
+        )));
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(body) else {
+        return Err(Box::new(status(400, "BadRequest", "the body is not JSON".into())));
+    };
+    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != top))
+        || patch[top]
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| !fields.contains(&k.as_str())))
+    {
+        return Err(Box::new(status(
+            400,
+            "BadRequest",
+            format!("fake: unsupported patch {patch}"),
+        )));
+    }
+    Ok(patch)
+}
+
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+const MERGE: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+
 /// The digest a registry would give `image`.
 pub fn digest_of(image: &str) -> String {
     use sha2::Digest;
@@ -226,24 +262,15 @@ async fn patch_deployment(
             format!("deployments.apps \"{name}\" is forbidden: User \"system:serviceaccount:releasebot:releasebot\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\""),
         );
     }
-    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if ct != "application/strategic-merge-patch+json" {
-        return status(415, "UnsupportedMediaType", format!("fake: the body of the request was in an unknown format ({ct}); this fake takes strategic-merge-patch+json"));
-    }
-    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
-        return status(400, "BadRequest", "the body is not JSON".into());
+    let patch = match patch_of(&h, &body, &[STRATEGIC], "spec", &["replicas", "template"]) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     let key = (ns, name.clone());
     let Some(d) = c.deployments.get_mut(&key) else {
         return status(404, "NotFound", format!("deployments.apps \"{name}\" not found"));
     };
-    // Only what this fake models may be patched.
     let spec = patch["spec"].as_object().cloned().unwrap_or_default();
-    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
-        || spec.keys().any(|k| k != "replicas" && k != "template")
-    {
-        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
-    }
     let previous = image_of(d);
     if let Some(r) = spec.get("replicas") {
         d["spec"]["replicas"] = r.clone();
@@ -358,24 +385,10 @@ async fn patch_ingress(
         &q,
         &h,
     );
-    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if ct != "application/merge-patch+json" {
-        return status(
-            415,
-            "UnsupportedMediaType",
-            format!("fake: ingresses take merge-patch+json here, not {ct}"),
-        );
-    }
-    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
-        return status(400, "BadRequest", "the body is not JSON".into());
+    let patch = match patch_of(&h, &body, &[MERGE], "metadata", &["annotations"]) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
-    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "metadata"))
-        || patch["metadata"]
-            .as_object()
-            .is_some_and(|o| o.keys().any(|k| k != "annotations"))
-    {
-        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
-    }
     let Some(ing) = c.ingresses.get_mut(&(ns, name.clone())) else {
         return status(
             404,
@@ -436,20 +449,10 @@ async fn patch_route(
         &q,
         &h,
     );
-    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if ct != "application/merge-patch+json" && ct != "application/json-patch+json" {
-        return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into());
-    }
-    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
-        return status(400, "BadRequest", "the body is not JSON".into());
+    let patch = match patch_of(&h, &body, &[MERGE, JSON_PATCH], "spec", &["rules"]) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
-    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
-        || patch["spec"]
-            .as_object()
-            .is_some_and(|o| o.keys().any(|k| k != "rules"))
-    {
-        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
-    }
     let Some(route) = c.routes.get_mut(&(ns, name.clone())) else {
         return status(
             404,
@@ -505,24 +508,10 @@ async fn patch_service(
         &q,
         &h,
     );
-    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if ct != "application/strategic-merge-patch+json" {
-        return status(
-            415,
-            "UnsupportedMediaType",
-            format!("fake: this fake takes strategic-merge-patch+json, not {ct}"),
-        );
-    }
-    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
-        return status(400, "BadRequest", "the body is not JSON".into());
+    let patch = match patch_of(&h, &body, &[STRATEGIC], "spec", &["selector"]) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
-    if patch.as_object().is_some_and(|o| o.keys().any(|k| k != "spec"))
-        || patch["spec"]
-            .as_object()
-            .is_some_and(|o| o.keys().any(|k| k != "selector"))
-    {
-        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
-    }
     let Some(svc) = c.services.get_mut(&(ns, name.clone())) else {
         return status(404, "NotFound", format!("services \"{name}\" not found"));
     };
