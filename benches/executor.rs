@@ -11,13 +11,12 @@
 //!
 //! `cargo bench --bench executor [-- EXECUTIONS [STEP_MS]]`
 
+#[path = "common/releases.rs"]
+mod releases;
+
 use releasebot::app::App;
 use releasebot::clock::SystemClock;
 use releasebot::config::{Config, Settings, DEFAULT_CONFIG};
-use releasebot::domain::ticket::TicketStatus;
-use releasebot::domain::Actor;
-use releasebot::store::tickets::{self, NewTicket};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,33 +134,8 @@ fn main() -> anyhow::Result<()> {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no bench plan"))?;
         let steps = plan.steps.len();
-        let submitter = Actor::new("slack", "UBENCH");
         let setup = Instant::now();
-        // One application each: a release lock per application and environment would
-        // otherwise queue them one behind the other.
-        let mut tx = releasebot::work::Work::begin(&bot.core).await?;
-        for i in 0..n {
-            let application = format!("bench-{i:04}");
-            let mut fields = BTreeMap::new();
-            fields.insert("version".to_string(), "2.0.0".to_string());
-            fields.insert("application".to_string(), application.clone());
-            let t = tickets::insert(
-                &mut tx,
-                NewTicket {
-                    flow_id: "app-release",
-                    service: "bench",
-                    application: &application,
-                    status: TicketStatus::Releasing(4),
-                    submitter: &submitter,
-                    fields: &fields,
-                    channel: "CBENCH",
-                    now: bot.now(),
-                },
-            )
-            .await?;
-            releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan).await?;
-        }
-        tx.commit().await?;
+        releases::in_flight(bot, n, "2.0.0", &plan).await?;
         let setup = setup.elapsed();
 
         // Memory: resident and allocated before the executions are claimed, and their

@@ -9,13 +9,12 @@
 #[path = "../tests/common/fake_kubernetes.rs"]
 mod fake_kubernetes;
 
+#[path = "common/releases.rs"]
+mod releases;
+
 use releasebot::app::App;
 use releasebot::clock::SystemClock;
 use releasebot::config::{Config, Settings, DEFAULT_CONFIG};
-use releasebot::domain::ticket::TicketStatus;
-use releasebot::domain::Actor;
-use releasebot::store::tickets::{self, NewTicket};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,30 +85,7 @@ fn main() -> anyhow::Result<()> {
             .get("bench")
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no bench plan"))?;
-        let submitter = Actor::new("slack", "UBENCH");
-        let mut tx = releasebot::work::Work::begin(&bot.core).await?;
-        for i in 0..n {
-            let application = format!("bench-{i:04}");
-            let mut fields = BTreeMap::new();
-            fields.insert("version".to_string(), "2.1.0".to_string());
-            fields.insert("application".to_string(), application.clone());
-            let t = tickets::insert(
-                &mut tx,
-                NewTicket {
-                    flow_id: "app-release",
-                    service: "bench",
-                    application: &application,
-                    status: TicketStatus::Releasing(4),
-                    submitter: &submitter,
-                    fields: &fields,
-                    channel: "CBENCH",
-                    now: bot.now(),
-                },
-            )
-            .await?;
-            releasebot::executor::start(&bot.exec_deps(), &mut tx, &t, &plan).await?;
-        }
-        tx.commit().await?;
+        releases::in_flight(bot, n, "2.1.0", &plan).await?;
 
         use sqlx::Row;
         let completed = || async {

@@ -333,7 +333,7 @@ impl StepDef {
     /// Whether running it twice has the same effect as once (see
     /// [`StepType::idempotent`]); a Kubernetes step sets a desired state, so it is.
     pub fn idempotent(&self) -> bool {
-        self.kind.idempotent() || matches!(self.provider, Provider::Kubernetes { .. })
+        self.kind.idempotent() || self.provider.sets_desired_state()
     }
 
     /// Whether it runs on the simulated fleet.

@@ -140,6 +140,13 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
 ];
 
 impl Provider {
+    /// Whether the provider sets a desired state on the platform (Kubernetes): running it
+    /// twice is once, it records what it replaced, and its rollback restores that — so the
+    /// runner re-runs it after a crash and lets its DEPLOY step roll a release back.
+    pub fn sets_desired_state(&self) -> bool {
+        matches!(self, Provider::Kubernetes { .. })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Provider::Sim => "sim",

@@ -26,13 +26,8 @@ pub(super) fn named(t: &Target, slot: &str) -> String {
 /// The Service's live slot; the step's failure when it cannot be read.
 async fn live_slot(t: &Target, services: &Api<Service>) -> Result<String, StepOutcome> {
     let Some(name) = t.service.as_deref() else {
-        return Err(done(
-            false,
-            summary(
-                "invalid_settings",
-                json!({ "setting": "service", "why": "a blue-green release needs the Service it switches" }),
-            ),
-        ));
+        // `check` refuses such a step; a plan stored before that check may still lack it.
+        return Err(done(false, summary("k8s_blue_green_needs_service", json!({}))));
     };
     let service = services
         .get(name)

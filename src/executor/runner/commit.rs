@@ -388,7 +388,7 @@ pub(super) fn apply_outcome(
                     run.traffic = plan.steps[i].weight.unwrap_or(100);
                 }
                 if plan.steps[i].kind == StepType::Deploy
-                    && plan.steps[i].provider.name() == "kubernetes"
+                    && plan.steps[i].provider.sets_desired_state()
                     && !plan.steps.iter().any(|s| s.kind == StepType::TrafficShift)
                 {
                     // A rolling update on Kubernetes: once it is rolled out, every pod is new.

@@ -18,7 +18,7 @@ impl Mover<'_> {
             .or_else(|| {
                 plan.steps
                     .iter()
-                    .position(|s| s.kind == StepType::Deploy && s.provider.name() == "kubernetes")
+                    .position(|s| s.kind == StepType::Deploy && s.provider.sets_desired_state())
                     .filter(|_| run.kube.is_some())
             });
         let Some(j) = shift else {
@@ -48,8 +48,8 @@ impl Mover<'_> {
         match outcome {
             Ok(StepOutcome::Done { ok: true, summary, .. }) => {
                 run.traffic = 0;
-                // What Kubernetes restored says more than "traffic back".
-                let said = if plan.steps[j].provider.name() == "kubernetes" {
+                // What the provider restored says more than "traffic back".
+                let said = if plan.steps[j].provider.sets_desired_state() {
                     summary
                 } else {
                     providers::summary("traffic_back", json!({ "restored": false }))
