@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench kubernetes [-- RELEASES [ROLLOUT_MS]]`
 
+#[path = "../tests/common/fake_argo.rs"]
+mod fake_argo;
 #[path = "../tests/common/fake_kubernetes.rs"]
 mod fake_kubernetes;
 

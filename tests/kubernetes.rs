@@ -785,3 +785,321 @@ new_error_rate = 5.0
     assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
+
+// ------------------------------------------------------------------ the `argo-rollouts` provider
+
+use common::fake_argo;
+
+/// The team's configuration releasing payments through its Argo Rollout.
+fn argo(url: &str) -> String {
+    team_config().replace("plan = \"canary\"", "plan = \"argo\"")
+        + &format!(
+            r#"
+[plans.argo]
+name = "Argo Rollout"
+template = "CANARY"
+steps = [
+  {{ id = "rollout", name = "Roll out", type = "DEPLOY", provider = "argo-rollouts", namespace = "{{application}}", rollout = "{{application}}", container = "app", api_url = "{url}", token_env = "RELEASEBOT_TEST_KUBE_TOKEN", timeout_secs = 3600, on_failure = "rollback" }},
+]
+"#
+        )
+}
+
+/// A cluster whose payments Rollout runs 2.0.0: 20 % → pause → 50 % → analysis.
+async fn cluster_with_a_rollout() -> (String, fake::Shared) {
+    std::env::set_var("RELEASEBOT_TEST_KUBE_TOKEN", "kube-token");
+    let (url, cluster) = fake::start().await;
+    let steps = json!([{ "setWeight": 20 }, { "pause": {} }, { "setWeight": 50 },
+                       { "analysis": { "templates": [{ "templateName": "success-rate" }] } }]);
+    cluster.lock().unwrap().rollouts.insert(
+        ("payments".into(), "payments".into()),
+        fake_argo::rollout(
+            "payments",
+            "payments",
+            "app",
+            "registry.example.com/payments:2.0.0",
+            4,
+            steps,
+        ),
+    );
+    (url, cluster)
+}
+
+/// REL-1 approved to its release, the clock left where the release started.
+async fn approved(config: &str) -> (TestBot, Vec<common::fake_slack::Call>) {
+    let bot = TestBot::with("en", config).await;
+    let stage = bot.submit_release(ALICE, MD5).await;
+    let calls = approve(&bot, TOM, &stage, &[("evaluation", "pass"), ("test_summary", "ok")]).await;
+    let calls = approve(&bot, OSCAR, &posts(&calls)[0].clone(), &[]).await;
+    let mut calls = approve(&bot, OLGA, &posts(&calls)[0].clone(), &[("release_summary", "go")]).await;
+    calls.extend(bot.settle().await);
+    (bot, calls)
+}
+
+fn rollout_field(cluster: &fake::Shared, field: &str) -> Value {
+    let c = cluster.lock().unwrap();
+    let ro = &c.rollouts[&("payments".to_string(), "payments".to_string())];
+    field.split('.').fold(ro.clone(), |v, k| match k.parse::<usize>() {
+        Ok(i) => v[i].clone(),
+        Err(_) => v[k].clone(),
+    })
+}
+
+/// The progress message as it stands now, and its buttons.
+fn progress_now(bot: &TestBot) -> (String, Vec<String>) {
+    let calls = bot.slack.calls();
+    let last = calls
+        .iter()
+        .rev()
+        .find(|c| TestBot::text_of(c).contains("🚀 REL-1"))
+        .expect("the progress message");
+    (without_token(&TestBot::text_of(last)), TestBot::buttons_of(last))
+}
+
+#[tokio::test]
+async fn an_argo_rollout_is_mirrored_paused_promoted_and_aborted_from_chat() {
+    let (url, cluster) = cluster_with_a_rollout().await;
+    let (bot, calls) = approved(&argo(&url)).await;
+    let progress = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚀 REL-1"))
+        .expect("the progress message")
+        .clone();
+    assert_eq!(
+        rollout_field(&cluster, "spec.template.spec.containers"),
+        json!([{ "name": "app", "image": "registry.example.com/payments:2.1.0" },
+               { "name": "sidecar", "image": "envoyproxy/envoy:v1.31" }]),
+        "the image set, the other container untouched"
+    );
+    // The controller takes the first step and stops at the pause; the next look shows it.
+    bot.advance_to_next_due().await;
+    bot.settle().await;
+    let (text, buttons) = progress_now(&bot);
+    insta::assert_snapshot!(text, @"
+    *🚀 REL-1 · payments 2.1.0 — Argo Rollout*
+    *Status*
+    🔵 running
+    *Traffic*
+    new 20% · old 80%
+    *Argo Rollout*
+    payments: step 2/4 · Paused · canary 20% · paused: CanaryPauseStep
+    *Elapsed*
+    4s
+    *Remaining*
+    about 4m 56s
+    🔵 Roll out (09:00–)
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    Pause
+    Promote
+    Abort
+    Cancel
+    The release stops where it is, without rolling back.
+    Abort REL-1?
+    Abort
+    Rollback
+    Cancel
+    Traffic returns to the old version and its baseline is restored.
+    Roll back REL-1?
+    Rollback
+    ");
+    assert_eq!(
+        buttons,
+        ["exec:pause:1", "exec:promote:1", "exec:abort:1", "exec:rollback:1"]
+    );
+
+    // Someone without the ops role cannot steer it.
+    bot.click(ALICE, "exec:pause:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    assert!(
+        ephemerals_to(&calls, ALICE)[0].contains("You need the *ops* role"),
+        "{calls:#?}"
+    );
+    assert_eq!(rollout_field(&cluster, "spec.paused"), Value::Null);
+
+    bot.click(OSCAR, "exec:pause:1", &ts_of(&progress)).await;
+    let calls = bot.settle().await;
+    insta::assert_snapshot!(without_token(&ephemerals_to(&calls, OSCAR)[0]), @"
+    *⏳ Pause is being passed to the Argo Rollout that *Roll out* watches for REL-1; the progress message shows when the Rollout has taken it.*
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    assert_eq!(rollout_field(&cluster, "spec.paused"), json!(true));
+    let (text, buttons) = progress_now(&bot);
+    assert!(
+        text.contains("paused: paused, CanaryPauseStep · last command: pause — <@UOSCAR>"),
+        "{text}"
+    );
+    assert_eq!(
+        buttons,
+        ["exec:resume:1", "exec:promote:1", "exec:abort:1", "exec:rollback:1"]
+    );
+
+    bot.click(OSCAR, "exec:resume:1", &ts_of(&progress)).await;
+    bot.settle().await;
+    assert_eq!(rollout_field(&cluster, "spec.paused"), json!(false));
+
+    // Promote clears the pause condition (through the status subresource): on to 50 %
+    // and the analysis, which runs.
+    bot.click(OSCAR, "exec:promote:1", &ts_of(&progress)).await;
+    bot.settle().await;
+    bot.advance_to_next_due().await;
+    bot.settle().await;
+    let (text, _) = progress_now(&bot);
+    assert!(
+        text.contains("payments: step 4/4 · Progressing · canary 50% · analysis payments-")
+            && text.contains(": Running · last command: promote — <@UOSCAR>"),
+        "{text}"
+    );
+    assert!(text.contains("new 50% · old 50%"), "{text}");
+
+    // Abort: the Rollout goes back to its stable pods, the release fails by its policy and
+    // is rolled back — the image set back, the Rollout healthy on 2.0.0 again.
+    bot.click(OSCAR, "exec:abort:1", &ts_of(&progress)).await;
+    bot.settle().await;
+    let (text, buttons) = progress_now(&bot);
+    insta::assert_snapshot!(text, @"
+    *🚀 REL-1 · payments 2.1.0 — Argo Rollout*
+    *Status*
+    ↩️ rolled back
+    *Traffic*
+    new 0% · old 100%
+    *Argo Rollout*
+    payments: step 4/4 · Healthy · last command: abort — <@UOSCAR>
+    *Elapsed*
+    7s
+    ❌ Roll out (09:00–09:00) — rollout payments was aborted or degraded: aborted (analysis: payments-987845c4e2-3: Running)
+    ↩️ Rollback — rollout payments back on its stable version registry.example.com/payments:2.0.0
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    assert!(buttons.is_empty());
+    assert_eq!(rollout_field(&cluster, "status.phase"), json!("Healthy"));
+    assert_eq!(
+        rollout_field(&cluster, "spec.template.spec.containers.0.image"),
+        json!("registry.example.com/payments:2.0.0")
+    );
+    let patches: Vec<(String, String, Option<String>)> = cluster
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .cloned()
+        .collect();
+    insta::assert_debug_snapshot!(patches, @r#"
+    [
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments/status?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments/status?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/argoproj.io/v1alpha1/namespaces/payments/rollouts/payments?fieldManager=releasebot",
+            Some(
+                "application/merge-patch+json",
+            ),
+        ),
+    ]
+    "#);
+    assert_eq!(
+        cluster
+            .lock()
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| c.2.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "registry.example.com/payments:2.1.0",
+            "spec {\"paused\":true}",
+            "spec {\"paused\":false}",
+            "status {\"pauseConditions\":null}",
+            "status {\"abort\":true}",
+            "registry.example.com/payments:2.0.0"
+        ],
+        "each command once, as the kubectl plugin makes it"
+    );
+    assert_allowed_by_the_role(&cluster);
+    bot.command(OSCAR, "/release show REL-1").await;
+    let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        show.contains("<@UOSCAR> promoted the Argo Rollout to its next step (slack)"),
+        "{show}"
+    );
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn an_argo_rollout_whose_analysis_passes_is_released_at_full_traffic() {
+    let (url, cluster) = cluster_with_a_rollout().await;
+    cluster.lock().unwrap().analysis = "Successful".into();
+    // Someone else changes the Rollout while releasebot sets the image: it reads again.
+    cluster.lock().unwrap().conflict_next = true;
+    let (bot, calls) = approved(&argo(&url)).await;
+    let progress = calls
+        .iter()
+        .find(|c| TestBot::text_of(c).contains("🚀 REL-1"))
+        .expect("the progress message")
+        .clone();
+    bot.advance_to_next_due().await;
+    bot.click(OLGA, "exec:promote:1", &ts_of(&progress)).await;
+    bot.settle().await;
+    bot.settle_through_time().await;
+    let (text, buttons) = progress_now(&bot);
+    insta::assert_snapshot!(text, @"
+    *🚀 REL-1 · payments 2.1.0 — Argo Rollout*
+    *Status*
+    ✅ completed
+    *Traffic*
+    new 100% · old 0%
+    *Argo Rollout*
+    payments: step 4/4 · Healthy · analysis payments-987845c4e2-3: Successful · last command: promote — <@UOLGA>
+    *Elapsed*
+    6s
+    ✅ Roll out (09:00–09:00) — rollout payments is healthy on registry.example.com/payments:2.1.0 (4 step(s) done)
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    assert!(buttons.is_empty());
+    assert_eq!(rollout_field(&cluster, "status.phase"), json!("Healthy"));
+    let image_patches = cluster
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|(m, p, _)| m == "PATCH" && !p.contains("/status"))
+        .count();
+    assert_eq!(
+        image_patches, 2,
+        "the 409 answered by reading the Rollout again and patching once more"
+    );
+    bot.finish().await;
+}

@@ -135,6 +135,7 @@ pub async fn on_command(bot: &Bot, tx: &mut Work, ev: &Inbound, id: TicketId, cm
         Effect::Cancelled(i) => json!({ "cancelled": step_name(i) }),
         Effect::Queued(i) => json!({ "queued_behind": step_name(i) }),
         Effect::Terminate(i) => json!({ "terminated": step_name(i) }),
+        Effect::Relayed(i) => json!({ "relayed_by": step_name(i) }),
     };
     crate::executor::audit_command(tx, bot.now(), id, &ev.actor, cmd, detail).await?;
     bot.metrics
@@ -202,6 +203,11 @@ async fn reply_effect(
                 ..Default::default()
             };
             bot.ephemeral(tx, ev, on_page(msg)).await
+        }
+        Effect::Relayed(i) => {
+            data["step"] = json!(plan.steps[i].name);
+            let title = bot.texts.render("exec_relayed", &data)?;
+            bot.ephemeral(tx, ev, on_page(crate::executor::plain(title))).await
         }
         Effect::Terminate(i) => {
             data["step"] = json!(plan.steps[i].name);

@@ -276,3 +276,19 @@ fn a_blue_green_step_needs_its_service() {
         ["plans.k.steps[0].service: a blue-green release needs the Service it switches"]
     );
 }
+
+#[test]
+fn an_argo_rollouts_step_names_what_it_lacks_and_where_it_fits() {
+    let text = format!(
+        "{DEFAULT_CONFIG}\n[plans.a]\nname = \"A\"\ntemplate = \"CANARY\"\nsteps = [\n  {{ id = \"d\", name = \"D\", type = \"DEPLOY\", provider = \"argo-rollouts\", namespace = \"n\", deployment = \"web\", container = \"app\" }},\n  {{ id = \"t\", name = \"T\", type = \"TRAFFIC_SHIFT\", provider = \"argo-rollouts\", namespace = \"n\", rollout = \"web\", container = \"app\", weight = 100 }},\n]\n"
+    );
+    let ConfigErrors(problems) = Config::parse(&text).expect_err("problems");
+    assert_eq!(
+        problems,
+        [
+            "plans.a.steps[0].deployment: not a setting of the argo-rollouts provider (it belongs to kubernetes)",
+            "plans.a.steps[0].rollout: the argo-rollouts provider needs rollout",
+            "plans.a.steps[1].provider: \"argo-rollouts\" cannot run a TRAFFIC_SHIFT step (use one of kubernetes, nginx, script, http, sim)"
+        ]
+    );
+}

@@ -59,6 +59,10 @@ pub struct Execution {
     /// A running step whose processes are to be terminated (Stop and roll back / abort).
     #[serde(default)]
     pub terminate: Option<usize>,
+    /// A command for the controller the running step mirrors (Pause, Resume, Promote,
+    /// Abort of an Argo Rollout), which that step passes on at its next look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<Queued>,
 }
 
 /// A person's command on an execution (from a button or `/release rollback`).
@@ -76,10 +80,12 @@ pub enum Command {
     StopRollback,
     /// Terminate the running step and stop the execution as failed.
     StopAbort,
+    /// Let a controller that runs its own steps (an Argo Rollout) go on to the next one.
+    Promote,
 }
 
 impl Command {
-    pub const ALL: [Command; 9] = [
+    pub const ALL: [Command; 10] = [
         Command::Pause,
         Command::Resume,
         Command::Retry,
@@ -89,6 +95,7 @@ impl Command {
         Command::Continue,
         Command::StopRollback,
         Command::StopAbort,
+        Command::Promote,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +109,7 @@ impl Command {
             Command::Continue => "continue",
             Command::StopRollback => "stop-rollback",
             Command::StopAbort => "stop-abort",
+            Command::Promote => "promote",
         }
     }
 
@@ -130,6 +138,8 @@ pub enum Effect {
     Queued(usize),
     /// It took effect, and the running step `i` is to be terminated (its processes killed).
     Terminate(usize),
+    /// It is passed on by the running step `i` to the controller that step mirrors.
+    Relayed(usize),
 }
 
 /// Whether a running step may be stopped at any moment: its effect is idempotent
@@ -185,6 +195,7 @@ impl Execution {
             blocked_on: None,
             queued: None,
             terminate: None,
+            relay: None,
         }
     }
 
@@ -431,6 +442,22 @@ impl Execution {
     pub fn command(&mut self, plan: &Plan, cmd: Command, by: &str, now: i64) -> Result<Effect, Refused> {
         self.check_live()?;
         let running = self.running_step();
+        // A step mirroring a controller passes these on to it; the execution runs on.
+        let relays = matches!(
+            cmd,
+            Command::Pause | Command::Resume | Command::Promote | Command::Abort
+        );
+        if let Some(i) = running.filter(|&i| relays && plan.steps[i].relays_commands() && !self.rolling_back) {
+            if self.relay.is_some() {
+                return Err(Refused::NotNow);
+            }
+            self.relay = Some(Queued {
+                command: cmd,
+                by: by.to_string(),
+                at: now,
+            });
+            return Ok(Effect::Relayed(i));
+        }
         let guarded = running.filter(|&i| !interruptible(plan, i));
         let queue = |e: &mut Self, i: usize| {
             e.queued = Some(Queued {
@@ -509,6 +536,8 @@ impl Execution {
                 self.terminate = Some(i);
                 Ok(Effect::Terminate(i))
             }
+            // Only a step mirroring a controller has a next step to promote to.
+            Command::Promote => Err(Refused::NotNow),
         }
     }
 
@@ -568,6 +597,46 @@ mod tests {
                 .map(|(i, p)| step(&format!("s{i}"), kinds[i % kinds.len()], p))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn commands_for_an_argo_rollout_are_passed_on_one_at_a_time_and_the_release_runs_on() {
+        let mut p = plan(vec![FailurePolicy::Rollback; 2]);
+        p.steps[0].provider = crate::domain::plan::Provider::ArgoRollouts {
+            namespace: "pay".into(),
+            rollout: "pay".into(),
+            container: "app".into(),
+            image: None,
+            api_url: None,
+            token_env: None,
+        };
+        let mut e = Execution::new(&p);
+        let Next::Run(0) = e.next(0) else {
+            panic!("the rollout first")
+        };
+        e.begin(0, 0).unwrap();
+        assert_eq!(e.command(&p, Command::Pause, "@olga", 1), Ok(Effect::Relayed(0)));
+        assert_eq!(
+            e.status,
+            ExecStatus::Running,
+            "the Rollout pauses, the step keeps watching it"
+        );
+        assert_eq!(
+            e.command(&p, Command::Promote, "@oscar", 2),
+            Err(Refused::NotNow),
+            "one at a time"
+        );
+        e.relay = None;
+        assert_eq!(e.command(&p, Command::Promote, "@oscar", 3), Ok(Effect::Relayed(0)));
+        e.relay = None;
+        // Rollback is releasebot's own: the watching step is cancelled and the image set back.
+        assert_eq!(e.command(&p, Command::Rollback, "@oscar", 4), Ok(Effect::Cancelled(0)));
+        assert!(e.rolling_back);
+        // Promote means nothing to a step that runs no controller's steps.
+        let mut other = Execution::new(&plan(vec![FailurePolicy::Rollback; 2]));
+        other.begin(0, 0).unwrap();
+        let p2 = plan(vec![FailurePolicy::Rollback; 2]);
+        assert_eq!(other.command(&p2, Command::Promote, "@oscar", 1), Err(Refused::NotNow));
     }
 
     fn run_ok(e: &mut Execution, now: i64) {

@@ -109,6 +109,9 @@ pub struct Run {
     /// What ran on Kubernetes before the release (the `kubernetes` provider's DEPLOY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<kubernetes::Before>,
+    /// What the Argo Rollout showed at the last look (the `argo-rollouts` provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argo: Option<kubernetes::argo::Mirror>,
 }
 
 /// The traffic split and the last measurements at one moment.
@@ -151,6 +154,7 @@ impl Run {
             queued_behind: None,
             history: Vec::new(),
             kube: None,
+            argo: None,
         }
     }
 

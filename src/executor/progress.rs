@@ -110,10 +110,31 @@ pub fn stop_button(texts: &Texts, ticket: &Ticket, cmd: Command) -> anyhow::Resu
 }
 
 /// The buttons that fit the execution's state.
-fn controls(texts: &Texts, run: &Run, ticket: &Ticket) -> anyhow::Result<Vec<Button>> {
+fn controls(texts: &Texts, run: &Run, plan: &Plan, ticket: &Ticket) -> anyhow::Result<Vec<Button>> {
     let e = &run.exec;
     if e.status.is_final() || e.rolling_back {
         return Ok(vec![]);
+    }
+    // An Argo Rollout under way: its own pause, promotion and abort.
+    if e.running().is_some_and(|i| plan.steps[i].relays_commands()) {
+        let paused = run
+            .argo
+            .as_ref()
+            .and_then(|m| m.paused.as_deref())
+            .is_some_and(|p| p.starts_with("paused"));
+        return [
+            if paused {
+                (Command::Resume, ButtonStyle::Primary)
+            } else {
+                (Command::Pause, ButtonStyle::Default)
+            },
+            (Command::Promote, ButtonStyle::Primary),
+            (Command::Abort, ButtonStyle::Default),
+            (Command::Rollback, ButtonStyle::Danger),
+        ]
+        .iter()
+        .map(|(c, s)| button(texts, ticket, *c, *s))
+        .collect();
     }
     if run.queued_behind.is_some() {
         return Ok(vec![button(texts, ticket, Command::Abort, ButtonStyle::Default)?]);
@@ -272,6 +293,12 @@ pub fn message(
             value,
         });
     }
+    if let Some(m) = &run.argo {
+        fields.push(Field {
+            label: texts.plain("label_rollout")?,
+            value: texts.render("exec_argo", &serde_json::to_value(m)?)?,
+        });
+    }
     let end = row.finished_at.unwrap_or(now);
     fields.push(Field {
         label: texts.plain("label_elapsed")?,
@@ -293,7 +320,7 @@ pub fn message(
         fields,
         body: Some(step_lines(texts, run, plan)?.join("\n")),
         context: simulated(plan).then(|| texts.plain("exec_simulated")).transpose()?,
-        buttons: controls(texts, run, ticket)?,
+        buttons: controls(texts, run, plan, ticket)?,
     })
 }
 
@@ -356,7 +383,7 @@ pub fn alert(
         body,
         context: Some(texts.render("alert_oncall", &data)?),
         buttons: if reaction == Reaction::Paused {
-            controls(texts, &row.state, ticket)?
+            controls(texts, &row.state, plan, ticket)?
         } else {
             vec![]
         },

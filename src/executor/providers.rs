@@ -169,6 +169,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         }
         Provider::Builtin => builtin(ctx),
         Provider::Kubernetes { .. } => super::kubernetes::run(ctx).await,
+        Provider::ArgoRollouts { .. } => super::kubernetes::argo::run(ctx).await,
     }
 }
 

@@ -45,11 +45,18 @@ pub struct Cluster {
     pub changes: Vec<(String, i64, String)>,
     /// Looks at a stuck rollout before its progress deadline is exceeded.
     looks: HashMap<(String, String), u32>,
+    /// By (namespace, name): Argo Rollouts (see `fake_argo`).
+    pub rollouts: BTreeMap<(String, String), Value>,
+    /// What the Argo analysis runs of the fake conclude: `Running` (by default),
+    /// `Successful` or `Failed`.
+    pub analysis: String,
+    /// Answer the next Rollout PATCH with 409, as if someone changed it meanwhile.
+    pub conflict_next: bool,
 }
 
 pub type Shared = Arc<Mutex<Cluster>>;
 
-fn status(code: u16, reason: &str, message: String) -> Response {
+pub(crate) fn status(code: u16, reason: &str, message: String) -> Response {
     let body = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                        "message": message, "reason": reason, "code": code });
     (
@@ -92,7 +99,7 @@ fn patch_of(h: &HeaderMap, body: &str, types: &[&str], top: &str, fields: &[&str
 }
 
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
-const MERGE: &str = "application/merge-patch+json";
+pub(crate) const MERGE: &str = "application/merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
 
 /// The digest a registry would give `image`.
@@ -206,7 +213,7 @@ impl Cluster {
     }
 }
 
-fn record(c: &mut Cluster, method: &str, path: String, query: &HashMap<String, String>, h: &HeaderMap) {
+pub(crate) fn record(c: &mut Cluster, method: &str, path: String, query: &HashMap<String, String>, h: &HeaderMap) {
     let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     q.sort();
     let ct = h.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -596,6 +603,14 @@ pub async fn start() -> (String, Shared) {
         .route(
             "/api/v1/namespaces/{ns}/services/{name}",
             get(get_service).patch(patch_service),
+        )
+        .route(
+            "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}",
+            get(super::fake_argo::get_rollout).patch(super::fake_argo::patch_rollout),
+        )
+        .route(
+            "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status",
+            axum::routing::patch(super::fake_argo::patch_status),
         )
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(pod_log))

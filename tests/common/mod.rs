@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_argo;
 pub mod fake_dingtalk;
 pub mod fake_discord;
 pub mod fake_kubernetes;

@@ -82,7 +82,7 @@ impl StepType {
     pub fn providers(self) -> &'static [&'static str] {
         match self {
             StepType::VerifyPackage => &["download", "script", "sim"],
-            StepType::Deploy => &["kubernetes", "script", "http", "sim"],
+            StepType::Deploy => &["kubernetes", "argo-rollouts", "script", "http", "sim"],
             StepType::HealthCheck => &["kubernetes", "health", "sim"],
             StepType::Test => &["script", "http", "sim"],
             StepType::TrafficShift => &["kubernetes", "nginx", "script", "http", "sim"],
@@ -90,7 +90,7 @@ impl StepType {
             StepType::ApprovalGate => &["builtin"],
             StepType::Script => &["script", "sim"],
             StepType::Notify => &["builtin"],
-            StepType::Rollback => &["kubernetes", "script", "http", "nginx", "sim"],
+            StepType::Rollback => &["kubernetes", "argo-rollouts", "script", "http", "nginx", "sim"],
         }
     }
 }
@@ -334,6 +334,12 @@ impl StepDef {
     /// [`StepType::idempotent`]); a Kubernetes step sets a desired state, so it is.
     pub fn idempotent(&self) -> bool {
         self.kind.idempotent() || self.provider.sets_desired_state()
+    }
+
+    /// Whether, while it runs, the step mirrors a controller that runs its own steps (an
+    /// Argo Rollout's DEPLOY): Pause, Resume, Promote and Abort go to that controller.
+    pub fn relays_commands(&self) -> bool {
+        self.kind == StepType::Deploy && matches!(self.provider, Provider::ArgoRollouts { .. })
     }
 
     /// Whether it runs on the simulated fleet.

@@ -86,6 +86,22 @@ pub enum Provider {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         service: Option<String>,
     },
+    /// An Argo Rollout, for teams that run Argo Rollouts: DEPLOY sets the container's
+    /// image and mirrors the Rollout's own steps, weights, pauses and analysis runs until it
+    /// is healthy (Pause, Resume, Promote and Abort go to the Rollout); a rollback sets
+    /// the image it had back, which Argo Rollouts takes straight to the stable version.
+    #[serde(rename = "argo-rollouts")]
+    ArgoRollouts {
+        namespace: String,
+        rollout: String,
+        container: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_env: Option<String>,
+    },
 }
 
 /// How the `kubernetes` provider's DEPLOY releases.
@@ -137,6 +153,11 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
         ],
         &["namespace", "deployment", "container"],
     ),
+    (
+        "argo-rollouts",
+        &["namespace", "rollout", "container", "image", "api_url", "token_env"],
+        &["namespace", "rollout", "container"],
+    ),
 ];
 
 impl Provider {
@@ -144,7 +165,7 @@ impl Provider {
     /// twice is once, it records what it replaced, and its rollback restores that — so the
     /// runner re-runs it after a crash and lets its DEPLOY step roll a release back.
     pub fn sets_desired_state(&self) -> bool {
-        matches!(self, Provider::Kubernetes { .. })
+        matches!(self, Provider::Kubernetes { .. } | Provider::ArgoRollouts { .. })
     }
 
     pub fn name(&self) -> &'static str {
@@ -159,6 +180,7 @@ impl Provider {
             Provider::Probe { .. } => "probe",
             Provider::Prometheus { .. } => "prometheus",
             Provider::Kubernetes { .. } => "kubernetes",
+            Provider::ArgoRollouts { .. } => "argo-rollouts",
         }
     }
 
@@ -293,15 +315,30 @@ pub(super) fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
                     out.push(format!("{sp}.{name}: the kubernetes provider needs {name}"));
                 }
             }
-            if let Some(u) = api_url
-                .as_deref()
-                .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
-            {
-                out.push(format!(
-                    "{sp}.api_url: \"{u}\" is not an http(s) URL of a Kubernetes API server"
-                ));
+            check_api_url(api_url.as_deref(), sp, out);
+        }
+        Provider::ArgoRollouts {
+            namespace,
+            rollout,
+            container,
+            api_url,
+            ..
+        } => {
+            for (name, v) in [("namespace", namespace), ("rollout", rollout), ("container", container)] {
+                if blank(v) {
+                    out.push(format!("{sp}.{name}: the argo-rollouts provider needs {name}"));
+                }
             }
+            check_api_url(api_url.as_deref(), sp, out);
         }
         _ => {}
+    }
+}
+
+fn check_api_url(api_url: Option<&str>, sp: &str, out: &mut Vec<String>) {
+    if let Some(u) = api_url.filter(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+        out.push(format!(
+            "{sp}.api_url: \"{u}\" is not an http(s) URL of a Kubernetes API server"
+        ));
     }
 }

@@ -15,6 +15,7 @@
 //! Errors say what a person can act on: a 403 names the verb, the resource and the
 //! namespace the service account lacks; a 404 names the object.
 
+pub mod argo;
 mod blue_green;
 mod canary;
 mod routing;
@@ -58,6 +59,8 @@ pub const RBAC: &[(&str, &str, &[&str])] = &[
     ("", "services", &["get", "patch"]),
     ("networking.k8s.io", "ingresses", &["patch"]),
     ("gateway.networking.k8s.io", "httproutes", &["get", "patch"]),
+    ("argoproj.io", "rollouts", &["get", "patch"]),
+    ("argoproj.io", "rollouts/status", &["patch"]),
 ];
 
 /// The least-privilege Role (and its binding to the `releasebot` ServiceAccount) for a
@@ -139,7 +142,7 @@ impl Target {
     }
 }
 
-fn fill(template: &str, ticket: &Ticket) -> String {
+pub(super) fn fill(template: &str, ticket: &Ticket) -> String {
     template
         .replace("{application}", &ticket.application)
         .replace("{environment}", &super::environment_of(ticket))
@@ -148,14 +151,19 @@ fn fill(template: &str, ticket: &Ticket) -> String {
 
 /// The error as a result a person can act on.
 pub(super) fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
+    failure_in(e, verb, resource, &t.namespace, &t.deployment)
+}
+
+/// The error of a request about `name` in `namespace` as a result a person can act on.
+pub(super) fn failure_in(e: &kube::Error, verb: &str, resource: &str, namespace: &str, name: &str) -> Summary {
     match e {
         kube::Error::Api(s) if s.code == 403 => summary(
             "k8s_forbidden",
-            json!({ "verb": verb, "resource": resource, "namespace": t.namespace, "message": s.message }),
+            json!({ "verb": verb, "resource": resource, "namespace": namespace, "message": s.message }),
         ),
         kube::Error::Api(s) if s.code == 404 => summary(
             "k8s_not_found",
-            json!({ "resource": resource, "name": t.deployment, "namespace": t.namespace }),
+            json!({ "resource": resource, "name": name, "namespace": namespace }),
         ),
         kube::Error::Api(s) => summary(
             "k8s_refused",
@@ -249,7 +257,7 @@ pub(super) fn container_image(d: &Deployment, container: &str) -> Option<String>
 }
 
 /// `repo:tag` (or `repo@digest`) with `version` as its tag.
-fn with_tag(image: &str, version: &str) -> String {
+pub(super) fn with_tag(image: &str, version: &str) -> String {
     let repo = image.split('@').next().unwrap_or(image);
     // A `:` after the last `/` starts the tag (one before it is a registry's port).
     let repo = match repo.rfind(':') {
