@@ -1103,3 +1103,71 @@ async fn an_argo_rollout_whose_analysis_passes_is_released_at_full_traffic() {
     );
     bot.finish().await;
 }
+
+// ------------------------------------------------------------------ baselines on Kubernetes
+
+/// `version` of payments submitted by Alice and approved to its release; what was sent.
+async fn release_version(bot: &TestBot, version: &str) -> Vec<common::fake_slack::Call> {
+    bot.command(ALICE, "/release new").await;
+    bot.settle().await;
+    let modal = bot.last_modal();
+    let mut values = valid_release(MD5);
+    for v in values.iter_mut().filter(|(k, _)| *k == "version") {
+        v.1 = version;
+    }
+    assert_eq!(bot.submit(ALICE, &modal, &values).await.status, StatusCode::OK);
+    let calls = bot.settle().await;
+    let stage = calls
+        .into_iter()
+        .find(|c| c.method == "chat.postMessage")
+        .expect("the first stage is posted");
+    bot.approve_to_release(&stage).await
+}
+
+#[tokio::test]
+async fn baselines_record_digests_and_config_and_a_rollback_to_one_redeploys_its_digest() {
+    let (url, cluster) = cluster_with_payments().await;
+    {
+        let mut c = cluster.lock().unwrap();
+        let d = c
+            .deployments
+            .get_mut(&("payments".to_string(), "payments".to_string()))
+            .unwrap();
+        let pod = &mut d["spec"]["template"]["spec"];
+        pod["volumes"] = json!([{ "name": "cfg", "configMap": { "name": "payments-config" } }]);
+        pod["containers"][0]["envFrom"] = json!([{ "secretRef": { "name": "payments-db" } }]);
+    }
+    let bot = TestBot::with("en", &rolling(&url)).await;
+    release_version(&bot, "2.1.0").await;
+    release_version(&bot, "2.2.0").await;
+    assert_eq!(image(&cluster), ("registry.example.com/payments:2.2.0".to_string(), 3));
+    bot.command(OSCAR, "/release baselines payments").await;
+    let list = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    let list = list.replace(&digest_of("registry.example.com/payments:2.0.0"), "[2.0.0 digest]");
+    let list = list.replace(&digest_of("registry.example.com/payments:2.1.0"), "[2.1.0 digest]");
+    let list = list.replace(&digest_of("registry.example.com/payments:2.2.0"), "[2.2.0 digest]");
+    insta::assert_snapshot!(list, @"
+    *Baselines of payments in prod*
+    #4 · after REL-2 · version 2.2.0 · 3 replicas · config - · 2026-11-21 09:00 UTC · image [2.2.0 digest] · uses configmap/payments-config, secret/payments-db
+    #3 · before REL-2 · version 2.1.0 · 3 replicas · config - · 2026-11-21 09:00 UTC · image [2.1.0 digest] · uses configmap/payments-config, secret/payments-db
+    #2 · after REL-1 · version 2.1.0 · 3 replicas · config - · 2026-11-21 09:00 UTC · image [2.1.0 digest] · uses configmap/payments-config, secret/payments-db
+    #1 · before REL-1 · version unknown · 3 replicas · config - · 2026-11-21 09:00 UTC · image [2.0.0 digest] · uses configmap/payments-config, secret/payments-db
+    ");
+
+    // Back to what REL-1 left (#2): its digest, not the tag, which may have moved since.
+    bot.command(OSCAR, "/release rollback REL-2 --to 2").await;
+    let calls = bot.settle_through_time().await;
+    assert_eq!(
+        image(&cluster),
+        (digest_of("registry.example.com/payments:2.1.0"), 3),
+        "the digest REL-1's pods ran"
+    );
+    let said = text_with(&calls, "REL-2 rolled back to baseline #2")
+        .replace(&digest_of("registry.example.com/payments:2.1.0"), "[2.1.0 digest]");
+    insta::assert_snapshot!(said, @"
+    *↩️ REL-2 rolled back to baseline #2 (version 2.1.0): version 2.1.0 redeployed (deployment payments runs [2.1.0 digest] on every replica); nothing else to set back*
+    Asked for by <@UOSCAR>
+    <http://127.0.0.1:3000/tickets/2?t=[token]|Ticket page>
+    ");
+    bot.finish().await;
+}

@@ -364,7 +364,8 @@ pub async fn rollback(
         bot.say(tx, ev, "exec_rollback_no_deploy", data).await?;
         return Ok(Handled::Done);
     }
-    if baseline.version == crate::domain::execution::UNKNOWN {
+    let image = baseline.workload.deployable().map(str::to_string);
+    if baseline.version == crate::domain::execution::UNKNOWN && image.is_none() {
         bot.say(tx, ev, "exec_rollback_unknown_version", data).await?;
         return Ok(Handled::Done);
     }
@@ -372,6 +373,7 @@ pub async fn rollback(
     run.later_rollback = Some(crate::executor::LaterRollback {
         baseline: baseline.id,
         version: baseline.version.clone(),
+        image,
         requested_by: crate::chat::mention(&ev.actor),
         done: false,
         started: false,
@@ -422,7 +424,7 @@ pub async fn baselines(
             &json!({
                 "id": b.id, "kind": bot.texts.plain(&format!("baseline_kind_{}", b.kind))?, "ticket": ticket.map(|t| t.to_string()),
                 "version": b.version, "replicas": b.replicas, "config": b.config_version, "at": crate::domain::fields::format_ms(b.recorded_at),
-                "simulated": b.simulated,
+                "simulated": b.simulated, "image": b.workload.deployable(), "refs": b.workload.config_refs.join(", "),
             }),
         )?);
     }

@@ -6,7 +6,7 @@
 
 use super::{Row, Run, TargetStatus};
 use crate::domain::execution::{Left, UNKNOWN};
-use crate::domain::plan::{Plan, StepType};
+use crate::domain::plan::{KubeStrategy, Plan, Provider, StepDef, StepType};
 use crate::domain::ticket::{ReleaseOutcome, Ticket};
 use crate::store::executions::{self as q, Baseline};
 use crate::store::Conn;
@@ -39,6 +39,7 @@ pub async fn record_before(conn: &mut Conn, row: &Row, plan: &Plan, now: i64) ->
             .unwrap_or_else(|| "-".into()),
         recorded_at: now,
         simulated: last.as_ref().is_some_and(|b| b.simulated) || (last.is_none() && simulated(plan)),
+        workload: last.map(|b| b.workload).unwrap_or_default(),
     };
     b.id = q::record_baseline(conn, &b).await?;
     Ok(b)
@@ -61,7 +62,18 @@ pub async fn record_after(
     outcome: ReleaseOutcome,
     now: i64,
 ) -> anyhow::Result<Baseline> {
-    let before = q::baseline_before(conn, row.id, &row.application, &row.environment).await?;
+    let mut before = q::baseline_before(conn, row.id, &row.application, &row.environment).await?;
+    // What the DEPLOY found running, when it looked (Kubernetes), completes the record
+    // of where the release started.
+    if let (Some(b), Some(found)) = (before.as_mut(), &row.state.kube) {
+        if b.workload.image.is_none() {
+            b.workload = found.workload();
+            if b.replicas == 0 {
+                b.replicas = i64::from(found.replicas);
+            }
+            q::fill_workload(conn, b.id, &b.workload, b.replicas).await?;
+        }
+    }
     let mut b = after(before.as_ref(), row, plan, ticket, outcome, now);
     b.id = q::record_baseline(conn, &b).await?;
     Ok(b)
@@ -102,6 +114,12 @@ fn after(
     now: i64,
 ) -> Baseline {
     let left = left(row, plan, ticket, outcome);
+    // What runs on Kubernetes after a release that rolled out there.
+    let released = row
+        .state
+        .kube_released
+        .as_ref()
+        .filter(|_| outcome == ReleaseOutcome::Released);
     Baseline {
         id: 0,
         application: row.application.clone(),
@@ -112,10 +130,18 @@ fn after(
             .version
             .or_else(|| before.map(|b| b.version.clone()))
             .unwrap_or_else(|| UNKNOWN.into()),
-        replicas: left.replicas.or(before.map(|b| b.replicas)).unwrap_or(0),
+        replicas: released
+            .map(|k| i64::from(k.replicas))
+            .or(left.replicas)
+            .or(before.map(|b| b.replicas))
+            .unwrap_or(0),
         config_version: before.map(|b| b.config_version.clone()).unwrap_or_else(|| "-".into()),
         recorded_at: now,
         simulated: left.simulated,
+        workload: match released {
+            Some(k) => k.workload(),
+            None => before.map(|b| b.workload.clone()).unwrap_or_default(),
+        },
     }
 }
 
@@ -134,6 +160,7 @@ pub async fn record_rollback(conn: &mut Conn, row: &Row, to: &Baseline, plan: &P
             config_version: to.config_version.clone(),
             recorded_at: now,
             simulated: to.simulated || simulated(plan),
+            workload: to.workload.clone(),
         },
     )
     .await?;
@@ -143,6 +170,29 @@ pub async fn record_rollback(conn: &mut Conn, row: &Row, to: &Baseline, plan: &P
 /// The step a later rollback redeploys with: the plan's DEPLOY step, if it has one.
 pub fn redeploy_step(plan: &Plan) -> Option<usize> {
     plan.steps.iter().position(|s| s.kind == StepType::Deploy)
+}
+
+/// The step that redeploys a baseline: the plan's DEPLOY, setting the baseline's image
+/// (by digest) where the provider takes one — on the stable Deployment for a canary plan,
+/// since the release that made the canary is over.
+pub fn redeploy_of(deploy: &StepDef, image: Option<&str>) -> StepDef {
+    let mut step = deploy.clone();
+    match (&mut step.provider, image) {
+        (
+            Provider::Kubernetes {
+                image: set, strategy, ..
+            },
+            Some(i),
+        ) => {
+            *set = Some(i.to_string());
+            if *strategy == Some(KubeStrategy::Canary) {
+                *strategy = Some(KubeStrategy::Rolling);
+            }
+        }
+        (Provider::ArgoRollouts { image: set, .. }, Some(i)) => *set = Some(i.to_string()),
+        _ => {}
+    }
+    step
 }
 
 /// The ticket as the redeploy of `version` sees it: the same fields, that version.

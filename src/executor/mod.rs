@@ -112,6 +112,9 @@ pub struct Run {
     /// What the Argo Rollout showed at the last look (the `argo-rollouts` provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argo: Option<kubernetes::argo::Mirror>,
+    /// What runs on Kubernetes once DEPLOY rolled out (for the release's baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_released: Option<kubernetes::Before>,
 }
 
 /// The traffic split and the last measurements at one moment.
@@ -132,6 +135,10 @@ const HISTORY_POINTS: usize = 400;
 pub struct LaterRollback {
     pub baseline: i64,
     pub version: String,
+    /// The image the baseline's pods ran, by digest when known (Kubernetes): what the
+    /// redeploy sets, rather than the version as a tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub requested_by: String,
     pub done: bool,
     /// The redeploy was started (committed before its side effect, like a step).
@@ -155,6 +162,7 @@ impl Run {
             history: Vec::new(),
             kube: None,
             argo: None,
+            kube_released: None,
         }
     }
 

@@ -179,6 +179,8 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -> 
                 replicas: ro.data["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
                 canary: false,
                 slot: None,
+                named: Some(current.clone()),
+                config: Vec::new(),
             });
         }
         ro = match set_image(rollouts, &t.rollout, &t.container, &wanted).await {

@@ -63,10 +63,12 @@ pub(super) async fn ready(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deploy
     let replicas = live_d.spec.replicas.unwrap_or(1);
     if ctx.run.kube.is_none() {
         ctx.run.kube = Some(Before {
-            image: current,
+            image: current.clone(),
             replicas,
             canary: false,
             slot: Some(live.clone()),
+            named: Some(current),
+            config: super::config_refs(&live_d),
         });
     }
     let idle_name = named(t, idle);

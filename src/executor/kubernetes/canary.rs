@@ -40,16 +40,15 @@ pub(super) async fn start(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deploy
     let wanted = t.wanted(&current, ctx.ticket);
     if ctx.run.kube.is_none() {
         let pods: Api<Pod> = Api::namespaced(deployments.clone().into_client(), &t.namespace);
-        let running = match pods_of(&stable, &pods).await {
-            Ok(p) => running_digest(&p, &t.container),
+        match pods_of(&stable, &pods).await {
+            Ok(p) => {
+                ctx.run.kube = Some(Before {
+                    canary: true,
+                    ..super::snapshot(&stable, &p, &t.container)
+                })
+            }
             Err(e) => return done(false, failure(&e, "list", "pods", t)),
-        };
-        ctx.run.kube = Some(Before {
-            image: running.unwrap_or(current),
-            replicas: stable.spec.replicas.unwrap_or(1),
-            canary: true,
-            slot: None,
-        });
+        }
     }
     if let Err(e) = create(deployments, &canary_of(&stable, t, &wanted)).await {
         return done(false, failure(&e, "create", "deployments", t));

@@ -93,6 +93,75 @@ pub struct Before {
     /// The blue-green slot that was live (`blue` or `green`), to switch back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// The image as the pod template named it (`image` holds the digest when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<String>,
+    /// The ConfigMaps and Secrets the pod template referred to (`configmap/NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+}
+
+impl Before {
+    /// What ran, as a baseline records it.
+    pub fn workload(&self) -> crate::store::executions::Workload {
+        crate::store::executions::Workload {
+            image: Some(self.named.clone().unwrap_or_else(|| self.image.clone())),
+            digest: self.image.contains("@sha256:").then(|| self.image.clone()),
+            config_refs: self.config.clone(),
+        }
+    }
+}
+
+/// What the Deployment's `container` runs now: the image by the digest its pods report,
+/// the replicas, and the ConfigMaps and Secrets its pod template refers to.
+pub(super) fn snapshot(d: &Deployment, pods: &[Pod], container: &str) -> Before {
+    let named = container_image(d, container);
+    Before {
+        image: running_digest(pods, container)
+            .or_else(|| named.clone())
+            .unwrap_or_default(),
+        replicas: d.spec.replicas.unwrap_or(1),
+        canary: false,
+        slot: None,
+        named,
+        config: config_refs(d),
+    }
+}
+
+/// The ConfigMaps and Secrets a pod template refers to (volumes, `envFrom`, and `env`
+/// `valueFrom`), sorted, each once.
+pub(super) fn config_refs(d: &Deployment) -> Vec<String> {
+    let template = serde_json::to_value(&d.spec.template).unwrap_or_default();
+    let spec = &template["spec"];
+    let mut refs = std::collections::BTreeSet::new();
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        if let Some(n) = v["configMap"]["name"].as_str() {
+            refs.insert(format!("configmap/{n}"));
+        }
+        if let Some(n) = v["secret"]["secretName"].as_str() {
+            refs.insert(format!("secret/{n}"));
+        }
+    }
+    let containers = spec["containers"].as_array().into_iter().flatten();
+    for c in containers.chain(spec["initContainers"].as_array().into_iter().flatten()) {
+        for e in c["envFrom"].as_array().into_iter().flatten() {
+            if let Some(n) = e["configMapRef"]["name"].as_str() {
+                refs.insert(format!("configmap/{n}"));
+            }
+            if let Some(n) = e["secretRef"]["name"].as_str() {
+                refs.insert(format!("secret/{n}"));
+            }
+        }
+        for e in c["env"].as_array().into_iter().flatten() {
+            if let Some(n) = e["valueFrom"]["configMapKeyRef"]["name"].as_str() {
+                refs.insert(format!("configmap/{n}"));
+            }
+            if let Some(n) = e["valueFrom"]["secretKeyRef"]["name"].as_str() {
+                refs.insert(format!("secret/{n}"));
+            }
+        }
+    }
+    refs.into_iter().collect()
 }
 
 /// A client for `api_url` with the token in `token_env`, or the in-cluster service
@@ -340,16 +409,10 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
         d
     } else {
         if ctx.run.kube.is_none() {
-            let running = match pods_of(&d, pods).await {
-                Ok(p) => running_digest(&p, &t.container),
+            match pods_of(&d, pods).await {
+                Ok(p) => ctx.run.kube = Some(snapshot(&d, &p, &t.container)),
                 Err(e) => return done(false, failure(&e, "list", "pods", t)),
-            };
-            ctx.run.kube = Some(Before {
-                image: running.unwrap_or_else(|| current.clone()),
-                replicas: d.spec.replicas.unwrap_or(1),
-                canary: false,
-                slot: None,
-            });
+            }
         }
         match set_image(deployments, t, &wanted).await {
             Ok(d) => d,
@@ -359,6 +422,11 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
     match rollout(&d) {
         Rollout::Complete => {
             ctx.run.deployed = true;
+            // What runs now, by digest, for the release's baseline.
+            match pods_of(&d, pods).await {
+                Ok(p) => ctx.run.kube_released = Some(snapshot(&d, &p, &t.container)),
+                Err(e) => return done(false, failure(&e, "list", "pods", t)),
+            }
             done(
                 true,
                 summary("k8s_rolled_out", json!({ "deployment": t.deployment, "image": wanted })),

@@ -248,7 +248,7 @@ impl Mover<'_> {
     /// [`end`](Self::end) as statements of the move that ends the execution, written with
     /// other executions' moves (SQLite's group commit), and its report — or `None` when the
     /// ending is committed alone: the store is PostgreSQL (its moves are not written in one
-    /// request), the execution never started (it was queued), or such a move of it was not
+    /// request), the execution never started (it was queued), it ran on Kubernetes, or such a move of it was not
     /// written already (a release of the same target waits to be started by this one — the
     /// move's fence —, or a person changed it). `row` is the execution as the move saves
     /// it, from `version`.
@@ -259,8 +259,11 @@ impl Mover<'_> {
         now: i64,
     ) -> anyhow::Result<Option<(Vec<crate::store::Statement>, crate::chat::Outbound)>> {
         let deps = self.deps();
+        // A release that ran on Kubernetes leaves a workload (image, digest, config) for
+        // its baselines, which `end` records: it ends alone.
         if deps.store.backend != crate::store::Backend::Sqlite
             || row.state.queued_behind.is_some()
+            || row.state.kube.is_some()
             || self.end_alone.load(Ordering::Relaxed)
         {
             return Ok(None);

@@ -179,12 +179,20 @@ impl Mover<'_> {
             return (false, render(texts, "result_no_deploy_step", json!({})));
         };
         let ticket = baselines::with_version(self.ticket, &lr.version);
-        let step = &self.plan.steps[d];
+        let step = baselines::redeploy_of(&self.plan.steps[d], lr.image.as_deref());
         let stop = CancellationToken::new();
-        let deployed = {
-            providers::run(StepCtx {
+        // A provider that waits for what it set (a rollout) is looked at again until it
+        // is done, within the rollback's own time limit.
+        let mut deployed = StepOutcome::Continue { next_at: now };
+        let mut wait = std::time::Duration::from_millis(200);
+        let until = tokio::time::Instant::now() + ROLLBACK_LIMIT;
+        while let StepOutcome::Continue { .. } = deployed {
+            if tokio::time::Instant::now() > until {
+                break;
+            }
+            deployed = providers::run(StepCtx {
                 index: d,
-                step,
+                step: &step,
                 ticket: &ticket,
                 run,
                 sim: &self.inner.sim,
@@ -193,8 +201,12 @@ impl Mover<'_> {
                 stop: &stop,
                 grace: self.inner.grace,
             })
-            .await
-        };
+            .await;
+            if let StepOutcome::Continue { .. } = deployed {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(15));
+            }
+        }
         let redeployed = match deployed {
             StepOutcome::Done { ok: true, summary, .. } => summary.render(texts),
             StepOutcome::Done { summary, .. } => {
@@ -208,7 +220,20 @@ impl Mover<'_> {
                 return (false, render(texts, "result_redeploy_failed", json!({ "reason": "" })));
             }
         };
-        let (ok, back) = self.rollback_traffic(run, now).await;
+        // Setting the baseline's image is the whole of it on a platform whose DEPLOY sets a
+        // desired state and whose plan shifts no traffic (a rolling release): rolling
+        // "back" after it would restore what ran before the release instead.
+        let shifts = self
+            .plan
+            .steps
+            .iter()
+            .any(|s| s.kind == StepType::TrafficShift && !s.simulated());
+        let (ok, back) = if step.provider.sets_desired_state() && !shifts {
+            run.traffic = 0;
+            (true, render(texts, "result_redeploy_is_all", json!({})))
+        } else {
+            self.rollback_traffic(run, now).await
+        };
         let result = render(
             texts,
             "result_redeployed",

@@ -17,12 +17,32 @@ pub struct Baseline {
     pub recorded_at: i64,
     /// Recorded from the simulated fleet, not from a real system.
     pub simulated: bool,
+    /// What ran on Kubernetes, when the release ran there.
+    pub workload: Workload,
+}
+
+/// What a Kubernetes workload ran at a baseline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// The image as the pod template named it (`registry/app:2.0.0`).
+    pub image: Option<String>,
+    /// The digest its pods ran (`registry/app@sha256:…`): what a rollback to it deploys.
+    pub digest: Option<String>,
+    /// The ConfigMaps and Secrets the pod template referred to (`configmap/NAME`).
+    pub config_refs: Vec<String>,
+}
+
+impl Workload {
+    /// The image a redeploy of this baseline sets: by digest when known.
+    pub fn deployable(&self) -> Option<&str> {
+        self.digest.as_deref().or(self.image.as_deref())
+    }
 }
 
 pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO baselines (application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated, image, digest, config_refs)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(&b.application)
     .bind(&b.environment)
@@ -33,13 +53,39 @@ pub async fn record_baseline(conn: &mut Conn, b: &Baseline) -> anyhow::Result<i6
     .bind(&b.config_version)
     .bind(b.recorded_at)
     .bind(i64::from(b.simulated))
+    .bind(&b.workload.image)
+    .bind(&b.workload.digest)
+    .bind(refs_json(&b.workload))
     .fetch_one(&mut *conn)
     .await?;
     Ok(get_i64(&row, "id")?)
 }
 
+fn refs_json(w: &Workload) -> Option<String> {
+    (!w.config_refs.is_empty()).then(|| serde_json::to_string(&w.config_refs).unwrap_or_default())
+}
+
+/// Fills in what ran on Kubernetes at a baseline recorded before it was known (the
+/// `before` record of a release is written when it starts, before its DEPLOY looked),
+/// and its replicas if none were known.
+pub async fn fill_workload(conn: &mut Conn, id: i64, w: &Workload, replicas: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE baselines SET image = $1, digest = $2, config_refs = $3,
+                replicas = CASE WHEN replicas = 0 THEN $4 ELSE replicas END
+         WHERE id = $5 AND image IS NULL",
+    )
+    .bind(&w.image)
+    .bind(&w.digest)
+    .bind(refs_json(w))
+    .bind(replicas)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 pub(super) const BASELINE_COLUMNS: &str =
-    "id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated";
+    "id, application, environment, execution_id, kind, version, replicas, config_version, recorded_at, simulated, image, digest, config_refs";
 
 pub(super) fn baseline_from_row(r: &AnyRow) -> anyhow::Result<Baseline> {
     Ok(Baseline {
@@ -53,6 +99,14 @@ pub(super) fn baseline_from_row(r: &AnyRow) -> anyhow::Result<Baseline> {
         config_version: r.try_get("config_version")?,
         recorded_at: get_i64(r, "recorded_at")?,
         simulated: get_i64(r, "simulated")? != 0,
+        workload: Workload {
+            image: r.try_get("image")?,
+            digest: r.try_get("digest")?,
+            config_refs: r
+                .try_get::<Option<String>, _>("config_refs")?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+        },
     })
 }
 
@@ -107,7 +161,7 @@ pub async fn list_baselines(
     limit: i64,
 ) -> anyhow::Result<Vec<(Baseline, Option<TicketId>)>> {
     let rows = sqlx::query(
-        "SELECT b.id, b.application, b.environment, b.execution_id, b.kind, b.version, b.replicas, b.config_version, b.recorded_at, b.simulated, e.ticket_id
+        "SELECT b.id, b.application, b.environment, b.execution_id, b.kind, b.version, b.replicas, b.config_version, b.recorded_at, b.simulated, b.image, b.digest, b.config_refs, e.ticket_id
          FROM baselines b LEFT JOIN executions e ON e.id = b.execution_id
          WHERE b.application = $1 AND b.environment = $2 ORDER BY b.id DESC LIMIT $3",
     )
