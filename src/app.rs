@@ -295,11 +295,14 @@ pub fn check(settings: &Settings) -> Vec<String> {
         None => {}
         Some(p) => match std::fs::read_to_string(p) {
             Err(e) => problems.push(format!("{}: {e}", p.display())),
-            Ok(text) => {
-                if let Err(e) = Config::parse_for(&text, &settings.locale) {
-                    problems.extend(e.0.into_iter().map(|m| format!("{}: {m}", p.display())));
-                }
-            }
+            Ok(text) => match Config::parse_for(&text, &settings.locale) {
+                Err(e) => problems.extend(e.0.into_iter().map(|m| format!("{}: {m}", p.display()))),
+                Ok(config) => problems.extend(
+                    crate::executor::kubernetes::access_problems(&config)
+                        .into_iter()
+                        .map(|m| format!("{}: {m}", p.display())),
+                ),
+            },
         },
     }
     problems.extend(crate::chat::Texts::check());

@@ -21,6 +21,42 @@ fn releasebot(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
 }
 
 #[test]
+fn check_finds_the_kubeconfig_contexts_and_token_variables_the_kubernetes_targets_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster:\n    server: https://prod.example:6443\nusers:\n- name: releasebot\n  user:\n    token: t\ncontexts:\n- name: prod-cluster\n  context:\n    cluster: prod\n    user: releasebot\ncurrent-context: prod-cluster\n",
+    )
+    .unwrap();
+    let config = dir.path().join("releasebot.toml");
+    std::fs::write(
+        &config,
+        releasebot::config::DEFAULT_CONFIG.to_string()
+            + "\n[[applications]]\nname = \"payments\"\nenvironments = [\"staging\", \"prod\"]\n[applications.kubernetes]\nnamespace = \"payments\"\ndeployment = \"payments\"\ncontainer = \"app\"\ncontext = \"prod-cluster\"\n[applications.kubernetes.environments.staging]\ncontext = \"staging-cluster\"\n[[applications]]\nname = \"orders\"\n[applications.kubernetes]\napi_url = \"https://orders.example:6443\"\ntoken_env = \"ORDERS_KUBE_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = releasebot(
+        &["check"],
+        &[
+            ("RELEASEBOT_CONFIG", config.display().to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = config.display().to_string();
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!("{path}: applications.orders.kubernetes.token_env: ORDERS_KUBE_TOKEN (the Kubernetes token) is not set"),
+            format!("{path}: applications.payments.kubernetes.environments.staging.context: the kubeconfig has no context \"staging-cluster\" (it has: prod-cluster)"),
+            "2 problem(s) found".to_string(),
+        ]
+    );
+}
+
+#[test]
 fn check_accepts_the_defaults_and_reports_every_problem_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let out = releasebot(&["check"], &[("HOME", dir.path().display().to_string())]);

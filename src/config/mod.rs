@@ -74,6 +74,8 @@ pub struct Config {
     pub services: BTreeMap<String, ServiceConfig>,
     pub flows: BTreeMap<String, Flow>,
     pub applications: Vec<String>,
+    /// Where applications run on Kubernetes, by application.
+    pub kube_targets: BTreeMap<String, KubeTarget>,
     /// Release windows by application (only applications that declare some).
     pub release_windows: BTreeMap<String, Vec<crate::domain::calendar::Window>>,
     /// Every environment of the registered applications; `["prod"]` when none are named.
@@ -184,6 +186,7 @@ impl Config {
         let default_service = validate::services(&raw, &mut errors);
         let (applications, release_windows, environments) = validate::applications(&raw, &mut errors);
         let freezes = validate::calendar(&raw, &applications, &environments, &mut errors);
+        let kube_targets = validate::kube_targets(&raw, &plans, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -193,6 +196,7 @@ impl Config {
             services: raw.services,
             flows,
             applications,
+            kube_targets,
             release_windows,
             environments,
             default_service,
@@ -236,6 +240,30 @@ impl Config {
         Some((s, self.flows.get(&s.flow)?))
     }
 
+    /// Where `application` runs on Kubernetes in `environment`, if it says.
+    pub fn kube_target(&self, application: &str, environment: &str) -> Option<KubeTarget> {
+        self.kube_targets
+            .get(application)
+            .map(|t| t.in_environment(environment))
+    }
+
+    /// `plan` for a release of `application` in `environment`: what its Kubernetes steps
+    /// leave unsaid filled in from the application's target.
+    pub fn plan_for(
+        &self,
+        plan: &crate::domain::plan::Plan,
+        application: &str,
+        environment: &str,
+    ) -> crate::domain::plan::Plan {
+        let mut plan = plan.clone();
+        if let Some(t) = self.kube_target(application, environment) {
+            for s in &mut plan.steps {
+                fill_from(&mut s.provider, &t);
+            }
+        }
+        plan
+    }
+
     /// Finds a service by id or by name, case-insensitively.
     pub fn find_service(&self, query: &str) -> Option<&str> {
         let q = query.trim();
@@ -243,6 +271,63 @@ impl Config {
             .iter()
             .find(|(id, s)| id.eq_ignore_ascii_case(q) || s.name.eq_ignore_ascii_case(q))
             .map(|(id, _)| id.as_str())
+    }
+}
+
+/// Fills what a Kubernetes step leaves unsaid from the application's target.
+fn fill_from(p: &mut crate::domain::plan::Provider, t: &KubeTarget) {
+    use crate::domain::plan::Provider;
+    let fill = |v: &mut String, from: &Option<String>| {
+        if v.trim().is_empty() {
+            if let Some(f) = from {
+                v.clone_from(f);
+            }
+        }
+    };
+    let fill_opt = |v: &mut Option<String>, from: &Option<String>| {
+        if v.is_none() {
+            v.clone_from(from);
+        }
+    };
+    match p {
+        Provider::Kubernetes {
+            namespace,
+            deployment,
+            container,
+            api_url,
+            token_env,
+            context,
+            ..
+        } => {
+            fill(namespace, &t.namespace);
+            fill(deployment, &t.deployment);
+            fill(container, &t.container);
+            // A step that names its own API server keeps its own credentials.
+            if api_url.is_none() && context.is_none() {
+                fill_opt(api_url, &t.api_url);
+                fill_opt(token_env, &t.token_env);
+                fill_opt(context, &t.context);
+            }
+        }
+        Provider::ArgoRollouts {
+            namespace,
+            rollout,
+            container,
+            api_url,
+            token_env,
+            context,
+            ..
+        } => {
+            fill(namespace, &t.namespace);
+            fill(rollout, &t.rollout);
+            fill(container, &t.container);
+            if api_url.is_none() && context.is_none() {
+                fill_opt(api_url, &t.api_url);
+                fill_opt(token_env, &t.token_env);
+                fill_opt(context, &t.context);
+            }
+        }
+        _ => {}
     }
 }
 

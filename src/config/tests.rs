@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::plan::Provider;
 
 #[test]
 fn builtin_config_is_the_seed_flow() {
@@ -251,17 +252,44 @@ fn a_kubernetes_step_names_what_it_lacks() {
     let ConfigErrors(problems) = Config::parse(&text).expect_err("problems");
     assert_eq!(
         problems,
-        ["plans.k.steps[0].deployment: the kubernetes provider needs deployment"],
-        "a missing setting is named first, alone"
+        [
+            "plans.k.steps[0].api_url: \"kube.local\" is not an http(s) URL of a Kubernetes API server",
+            "plans.k.steps[0].namespace: the kubernetes provider needs namespace (on the step, or in every application's [applications.kubernetes])",
+            "plans.k.steps[0].deployment: the kubernetes provider needs deployment (on the step, or in every application's [applications.kubernetes])"
+        ]
     );
-    let text = text.replace("container = \"app\"", "deployment = \"web\", container = \"app\"");
-    let ConfigErrors(problems) = Config::parse(&text).expect_err("problems");
+}
+
+#[test]
+fn what_a_kubernetes_step_leaves_unsaid_comes_from_the_applications_target_per_environment() {
+    let target = "\n[[applications]]\nname = \"payments\"\nenvironments = [\"staging\", \"prod\"]\n[applications.kubernetes]\nnamespace = \"payments\"\ndeployment = \"payments-api\"\ncontainer = \"app\"\ncontext = \"prod-cluster\"\n[applications.kubernetes.environments.staging]\nnamespace = \"payments-staging\"\ncontext = \"staging-cluster\"\n";
+    let plan = "\n[plans.k]\nname = \"K\"\ntemplate = \"ROLLING\"\nsteps = [\n  { id = \"d\", name = \"D\", type = \"DEPLOY\", provider = \"kubernetes\" },\n]\n";
+    let config = Config::parse(&format!("{DEFAULT_CONFIG}{target}{plan}")).expect("valid");
+    let staging = config.plan_for(&config.plans["k"], "payments", "staging");
+    let Provider::Kubernetes {
+        namespace,
+        deployment,
+        context,
+        ..
+    } = &staging.steps[0].provider
+    else {
+        panic!("a kubernetes step")
+    };
+    assert_eq!(
+        (namespace.as_str(), deployment.as_str(), context.as_deref()),
+        ("payments-staging", "payments-api", Some("staging-cluster"))
+    );
+    let prod = config.plan_for(&config.plans["k"], "payments", "prod");
+    assert!(
+        matches!(&prod.steps[0].provider, Provider::Kubernetes { namespace, context, .. } if namespace == "payments" && context.as_deref() == Some("prod-cluster"))
+    );
+
+    // A target for an environment the application is not released to is a mistake.
+    let wrong = target.replace("environments.staging", "environments.stagin");
+    let ConfigErrors(problems) = Config::parse(&format!("{DEFAULT_CONFIG}{wrong}{plan}")).expect_err("a problem");
     assert_eq!(
         problems,
-        [
-            "plans.k.steps[0].namespace: the kubernetes provider needs namespace",
-            "plans.k.steps[0].api_url: \"kube.local\" is not an http(s) URL of a Kubernetes API server"
-        ]
+        ["applications[0].kubernetes.environments.stagin: payments is not released to \"stagin\" (its environments: staging, prod)"]
     );
 }
 
@@ -287,7 +315,6 @@ fn an_argo_rollouts_step_names_what_it_lacks_and_where_it_fits() {
         problems,
         [
             "plans.a.steps[0].deployment: not a setting of the argo-rollouts provider (it belongs to kubernetes)",
-            "plans.a.steps[0].rollout: the argo-rollouts provider needs rollout",
             "plans.a.steps[1].provider: \"argo-rollouts\" cannot run a TRAFFIC_SHIFT step (use one of kubernetes, nginx, script, http, sim)"
         ]
     );

@@ -338,3 +338,57 @@ pub(super) fn calendar(
     }
     freezes
 }
+
+/// The applications' Kubernetes targets; a step of a `kubernetes` or `argo-rollouts`
+/// provider that leaves a setting it needs unsaid must find it in every target that
+/// could fill it in — and there must be one.
+pub(super) fn kube_targets(
+    raw: &RawConfig,
+    plans: &BTreeMap<String, crate::domain::plan::Plan>,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, KubeTarget> {
+    let mut targets = BTreeMap::new();
+    for (i, a) in raw.applications.iter().enumerate() {
+        let Some(t) = &a.kubernetes else { continue };
+        for (env, _) in t
+            .environments
+            .iter()
+            .filter(|(e, _)| !a.environments.is_empty() && !a.environments.contains(e))
+        {
+            errors.push(format!(
+                "applications[{i}].kubernetes.environments.{env}: {} is not released to \"{env}\" (its environments: {})",
+                a.name,
+                a.environments.join(", ")
+            ));
+        }
+        if let Some(u) = t
+            .api_url
+            .as_deref()
+            .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            errors.push(format!(
+                "applications[{i}].kubernetes.api_url: \"{u}\" is not an http(s) URL of a Kubernetes API server"
+            ));
+        }
+        targets.insert(a.name.clone(), t.clone());
+    }
+    for (id, plan) in plans {
+        for (k, s) in plan.steps.iter().enumerate() {
+            for field in s.provider.unsaid() {
+                let filled = !targets.is_empty()
+                    && targets.values().all(|t| {
+                        let mut envs: Vec<&str> = t.environments.keys().map(String::as_str).collect();
+                        envs.push("");
+                        envs.iter().all(|e| t.in_environment(e).has(field))
+                    });
+                if !filled {
+                    errors.push(format!(
+                        "plans.{id}.steps[{k}].{field}: the {} provider needs {field} (on the step, or in every application's [applications.kubernetes])",
+                        s.provider.name()
+                    ));
+                }
+            }
+        }
+    }
+    targets
+}

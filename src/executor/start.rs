@@ -43,9 +43,11 @@ pub enum Started {
 /// transaction. The caller wakes the executor after its commit.
 pub async fn start(deps: &Deps, tx: &mut Work, ticket: &Ticket, plan: &Plan) -> anyhow::Result<Started> {
     let now = deps.now();
+    let environment = super::environment_of(ticket);
+    // What its Kubernetes steps leave unsaid comes from where the application runs.
+    let plan = &deps.config.plan_for(plan, &ticket.application, &environment);
     let mut run = Run::new(plan);
     let plan_json = serde_json::to_string(plan)?;
-    let environment = super::environment_of(ticket);
     let never = crate::domain::execution::NEVER;
     let Some(id) = q::insert(
         tx,

@@ -54,9 +54,16 @@ pub enum Provider {
     /// digest) and replicas it had. `{application}`, `{environment}` and `{version}` are
     /// filled in from the ticket.
     Kubernetes {
+        /// Empty: from the application's `[applications.kubernetes]` target.
+        #[serde(default)]
         namespace: String,
+        #[serde(default)]
         deployment: String,
+        #[serde(default)]
         container: String,
+        /// The kubeconfig context to use (of `KUBECONFIG`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
         /// The new image (`registry/app:{version}`); by default the current image with
         /// the version as its tag.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,9 +99,14 @@ pub enum Provider {
     /// the image it had back, which Argo Rollouts takes straight to the stable version.
     #[serde(rename = "argo-rollouts")]
     ArgoRollouts {
+        #[serde(default)]
         namespace: String,
+        #[serde(default)]
         rollout: String,
+        #[serde(default)]
         container: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +154,7 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "namespace",
             "deployment",
             "container",
+            "context",
             "image",
             "api_url",
             "token_env",
@@ -151,12 +164,21 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "backend",
             "service",
         ],
-        &["namespace", "deployment", "container"],
+        // Each may come from the application's target instead (checked with it).
+        &[],
     ),
     (
         "argo-rollouts",
-        &["namespace", "rollout", "container", "image", "api_url", "token_env"],
-        &["namespace", "rollout", "container"],
+        &[
+            "namespace",
+            "rollout",
+            "container",
+            "context",
+            "image",
+            "api_url",
+            "token_env",
+        ],
+        &[],
     ),
 ];
 
@@ -166,6 +188,31 @@ impl Provider {
     /// runner re-runs it after a crash and lets its DEPLOY step roll a release back.
     pub fn sets_desired_state(&self) -> bool {
         matches!(self, Provider::Kubernetes { .. } | Provider::ArgoRollouts { .. })
+    }
+
+    /// The settings it needs that the step leaves to the application's target.
+    pub fn unsaid(&self) -> Vec<&'static str> {
+        let blank = |v: &str| v.trim().is_empty();
+        let fields: Vec<(&'static str, &str)> = match self {
+            Provider::Kubernetes {
+                namespace,
+                deployment,
+                container,
+                ..
+            } => vec![
+                ("namespace", namespace),
+                ("deployment", deployment),
+                ("container", container),
+            ],
+            Provider::ArgoRollouts {
+                namespace,
+                rollout,
+                container,
+                ..
+            } => vec![("namespace", namespace), ("rollout", rollout), ("container", container)],
+            _ => vec![],
+        };
+        fields.into_iter().filter(|(_, v)| blank(v)).map(|(k, _)| k).collect()
     }
 
     pub fn name(&self) -> &'static str {
@@ -280,9 +327,6 @@ pub(super) fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
             }
         }
         Provider::Kubernetes {
-            namespace,
-            deployment,
-            container,
             api_url,
             ingress,
             route,
@@ -305,15 +349,6 @@ pub(super) fn check_provider(s: &StepDef, sp: &str, out: &mut Vec<String>) {
                 out.push(format!(
                     "{sp}.route: a step shifts traffic through an ingress or a route, not both"
                 ));
-            }
-            for (name, v) in [
-                ("namespace", namespace),
-                ("deployment", deployment),
-                ("container", container),
-            ] {
-                if blank(v) {
-                    out.push(format!("{sp}.{name}: the kubernetes provider needs {name}"));
-                }
             }
             check_api_url(api_url.as_deref(), sp, out);
         }

@@ -21,7 +21,7 @@
 //! aborted or `Degraded`.
 
 use super::super::providers::{done, summary, StepCtx, StepOutcome};
-use super::{client, failure_in, next_look, Before, FIELD_MANAGER};
+use super::{failure_in, next_look, Before, FIELD_MANAGER};
 use crate::domain::execution::Command;
 use crate::domain::plan::{Provider, StepType};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -125,6 +125,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         image,
         api_url,
         token_env,
+        context,
     } = &ctx.step.provider
     else {
         return done(
@@ -141,7 +142,28 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         container: super::fill(container, ctx.ticket),
         image: image.as_deref().map(|i| super::fill(i, ctx.ticket)),
     };
-    let client = match client(api_url.as_deref(), token_env.as_deref()).await {
+    let access = super::Access {
+        api_url: api_url.as_deref(),
+        token_env: token_env.as_deref(),
+        context: context.as_deref(),
+    };
+    if let Some(missing) = [
+        ("namespace", &t.namespace),
+        ("rollout", &t.rollout),
+        ("container", &t.container),
+    ]
+    .iter()
+    .find(|(_, v)| v.trim().is_empty())
+    {
+        return done(
+            false,
+            summary(
+                "k8s_no_target",
+                json!({ "setting": missing.0, "application": ctx.ticket.application, "environment": super::super::environment_of(ctx.ticket) }),
+            ),
+        );
+    }
+    let client = match super::client_for(access).await {
         Ok(c) => c,
         Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
     };

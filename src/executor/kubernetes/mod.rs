@@ -164,6 +164,90 @@ pub(super) fn config_refs(d: &Deployment) -> Vec<String> {
     refs.into_iter().collect()
 }
 
+/// Where to reach the API server: a URL (and the variable holding its token), a
+/// kubeconfig context, or neither (the in-cluster service account, else `KUBECONFIG`'s
+/// current context).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access<'a> {
+    pub api_url: Option<&'a str>,
+    pub token_env: Option<&'a str>,
+    pub context: Option<&'a str>,
+}
+
+/// What `releasebot check` finds about reaching the clusters the configuration names:
+/// each kubeconfig context must be in the kubeconfig (`KUBECONFIG`, else `~/.kube/config`)
+/// and each token variable must be set — without connecting to any cluster.
+pub fn access_problems(config: &crate::config::Config) -> Vec<String> {
+    let mut contexts = Vec::new();
+    let mut tokens = Vec::new();
+    let mut note = |at: String, context: &Option<String>, token_env: &Option<String>| {
+        if let Some(c) = context {
+            contexts.push((at.clone(), c.clone()));
+        }
+        if let Some(t) = token_env {
+            tokens.push((at, t.clone()));
+        }
+    };
+    for (app, t) in &config.kube_targets {
+        note(format!("applications.{app}.kubernetes"), &t.context, &t.token_env);
+        for (env, e) in &t.environments {
+            note(
+                format!("applications.{app}.kubernetes.environments.{env}"),
+                &e.context,
+                &e.token_env,
+            );
+        }
+    }
+    for (id, plan) in &config.plans {
+        for (k, s) in plan.steps.iter().enumerate() {
+            if let Provider::Kubernetes { context, token_env, .. } | Provider::ArgoRollouts { context, token_env, .. } =
+                &s.provider
+            {
+                note(format!("plans.{id}.steps[{k}]"), context, token_env);
+            }
+        }
+    }
+    let mut problems: Vec<String> = tokens
+        .into_iter()
+        .filter(|(_, var)| std::env::var_os(var).is_none())
+        .map(|(at, var)| format!("{at}.token_env: {var} (the Kubernetes token) is not set"))
+        .collect();
+    if !contexts.is_empty() {
+        match kube::config::Kubeconfig::read() {
+            Ok(k) => {
+                let known: Vec<&str> = k.contexts.iter().map(|c| c.name.as_str()).collect();
+                for (at, c) in contexts.iter().filter(|(_, c)| !known.contains(&c.as_str())) {
+                    problems.push(format!(
+                        "{at}.context: the kubeconfig has no context \"{c}\" (it has: {})",
+                        known.join(", ")
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!(
+                "{}.context: \"{}\" needs a kubeconfig (KUBECONFIG or ~/.kube/config): {e}",
+                contexts[0].0, contexts[0].1
+            )),
+        }
+    }
+    problems
+}
+
+/// A client for `api_url` with the token in `token_env`, a kubeconfig `context`, or the
+/// in-cluster service account / `KUBECONFIG` when neither is given.
+pub async fn client_for(a: Access<'_>) -> Result<kube::Client, String> {
+    if let (None, Some(context)) = (a.api_url, a.context) {
+        let options = kube::config::KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubeconfig context \"{context}\": {e}"))?;
+        return kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"));
+    }
+    client(a.api_url, a.token_env).await
+}
+
 /// A client for `api_url` with the token in `token_env`, or the in-cluster service
 /// account / `KUBECONFIG` when no URL is given.
 pub async fn client(api_url: Option<&str>, token_env: Option<&str>) -> Result<kube::Client, String> {
@@ -261,6 +345,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         route,
         backend,
         service,
+        context,
     } = &ctx.step.provider
     else {
         return done(
@@ -283,10 +368,31 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
             .map(|r| (fill(r, ctx.ticket), fill(backend.as_deref().unwrap_or(""), ctx.ticket))),
         service: service.as_deref().map(|s| fill(s, ctx.ticket)),
     };
-    let client = match client(api_url.as_deref(), token_env.as_deref()).await {
+    let access = Access {
+        api_url: api_url.as_deref(),
+        token_env: token_env.as_deref(),
+        context: context.as_deref(),
+    };
+    let client = match client_for(access).await {
         Ok(c) => c,
         Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
     };
+    if let Some(missing) = [
+        ("namespace", &t.namespace),
+        ("deployment", &t.deployment),
+        ("container", &t.container),
+    ]
+    .iter()
+    .find(|(_, v)| v.trim().is_empty())
+    {
+        return done(
+            false,
+            summary(
+                "k8s_no_target",
+                json!({ "setting": missing.0, "application": ctx.ticket.application, "environment": super::environment_of(ctx.ticket) }),
+            ),
+        );
+    }
     if let (Some(name), StepType::TrafficShift | StepType::Rollback) = (&t.ingress, ctx.step.kind) {
         let ingresses: Api<Ingress> = Api::namespaced(client, &t.namespace);
         return routing::ingress_weight(ctx, &t, name, &ingresses).await;
