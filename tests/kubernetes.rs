@@ -1171,3 +1171,97 @@ async fn baselines_record_digests_and_config_and_a_rollback_to_one_redeploys_its
     ");
     bot.finish().await;
 }
+
+// ------------------------------------------------------------------ scale and restart
+
+/// payments runs on the fake cluster as its [applications.kubernetes] target says.
+fn with_target(url: &str) -> String {
+    rolling(url)
+        + &format!(
+            "\n[[applications]]\nname = \"payments\"\nenvironments = [\"prod\"]\n[applications.kubernetes]\nnamespace = \"payments\"\ndeployment = \"payments\"\ncontainer = \"app\"\napi_url = \"{url}\"\ntoken_env = \"RELEASEBOT_TEST_KUBE_TOKEN\"\n"
+        )
+}
+
+#[tokio::test]
+async fn scale_and_restart_are_change_records_run_at_once_and_a_lock_holds_them() {
+    let (url, cluster) = cluster_with_payments().await;
+    let bot = TestBot::with("en", &with_target(&url)).await;
+
+    // Only ops.
+    bot.command(ALICE, "/release scale payments 5").await;
+    let refused = ephemerals_to(&bot.settle().await, ALICE).pop().unwrap();
+    assert!(refused.contains("ops"), "{refused}");
+    bot.command(OSCAR, "/release scale payments prod 5000").await;
+    let refused = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    insta::assert_snapshot!(refused, @"
+    *`5000` is not a number of replicas: give a whole number from 0 to 1000.*
+    Usage: `/release scale APPLICATION [ENVIRONMENT] REPLICAS`
+    ");
+
+    bot.command(OSCAR, "/release scale payments prod 5").await;
+    let calls = bot.settle_through_time().await;
+    insta::assert_snapshot!(without_token(&ephemerals_to(&calls, OSCAR)[0]), @"
+    *REL-1: scale to 5 replica(s) of payments in prod has started; its progress message is in the channel.*
+    <http://127.0.0.1:3000/tickets/1?t=[token]|Ticket page>
+    ");
+    assert_eq!(image(&cluster), ("registry.example.com/payments:2.0.0".to_string(), 5));
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
+    *📋 REL-1 · payments unknown released*
+    *Plan*
+    Change: scale to 5 replica(s)
+    *Duration*
+    2s
+    *Traffic*
+    new 100% · old 0%
+    ✅ scale to 5 replica(s) (09:00–09:00) — deployment payments scaled from 3 to 5 replica(s), 5 ready
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+
+    bot.command(OSCAR, "/release restart payments").await;
+    let calls = bot.settle_through_time().await;
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-2"), @"
+    *📋 REL-2 · payments unknown released*
+    *Plan*
+    Change: restart every pod
+    *Duration*
+    2s
+    *Traffic*
+    new 100% · old 0%
+    ✅ restart every pod (09:00–09:00) — deployment payments restarted: 5 new pod(s) ready
+    <http://127.0.0.1:3000/executions/2?t=[token]|Release page>
+    ");
+    assert_eq!(
+        cluster
+            .lock()
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| (c.1, c.2.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (5, "registry.example.com/payments:2.0.0"),
+            (5, "restartedAt 2026-11-21T09:00:02Z")
+        ],
+        "one patch each"
+    );
+
+    // A lock holds a change as it holds a release.
+    bot.command(OSCAR, "/lock payments prod database migration").await;
+    bot.settle().await;
+    bot.command(OLGA, "/release scale payments 2").await;
+    let refused = ephemerals_to(&bot.settle().await, OLGA).pop().unwrap();
+    insta::assert_snapshot!(refused, @"
+    *scale to 2 replica(s) of payments in prod cannot run now. Nothing was changed.*
+    🔒 payments/prod locked by <@UOSCAR> since 2026-11-21 09:00 UTC: database migration
+    ");
+    assert_eq!(image(&cluster).1, 5, "nothing was changed");
+
+    bot.command(OSCAR, "/release show REL-1").await;
+    let show = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(
+        show.contains("<@UOSCAR> asked for a change in prod: scale to 5 replica(s) (slack)"),
+        "{show}"
+    );
+    assert_allowed_by_the_role(&cluster);
+    bot.finish().await;
+}

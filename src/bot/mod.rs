@@ -3,6 +3,7 @@
 //! state and outbox rows in one transaction.
 
 pub mod calendar;
+pub mod changes;
 pub mod digest;
 pub mod drafts;
 pub mod freeze;
@@ -370,6 +371,24 @@ impl Bot {
                 application,
                 environment,
             } => releases::baselines(self, tx, ev, &application, environment.as_deref()).await,
+            C::ReleaseScale {
+                application,
+                environment,
+                replicas,
+            } => {
+                let action = crate::domain::plan::KubeAction::Scale { replicas };
+                changes::change(self, tx, ev, &application, environment.as_deref(), action).await
+            }
+            C::ReleaseRestart {
+                application,
+                environment,
+            } => {
+                let at = chrono::DateTime::from_timestamp_millis(self.now())
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let action = crate::domain::plan::KubeAction::Restart { at };
+                changes::change(self, tx, ev, &application, environment.as_deref(), action).await
+            }
             C::Help { command } => {
                 let service = self.config.service_name(&self.config.default_service);
                 let msg = views::help(&self.texts, &command, &service, &ev.actor.platform)?;

@@ -27,6 +27,8 @@ pub enum Verb {
     ReleaseStatus,
     ReleaseRollback,
     ReleaseBaselines,
+    ReleaseScale,
+    ReleaseRestart,
     ReleaseHelp,
     ReleaseApprove,
     ReleaseReject,
@@ -58,7 +60,7 @@ pub const COMMANDS: [&str; 6] = ["release", "role", "swimlane", "freeze", "lock"
 const ONE_VERB: [(&str, Verb); 2] = [("lock", Verb::Lock), ("unlock", Verb::Unlock)];
 
 impl Verb {
-    pub const ALL: [Verb; 29] = [
+    pub const ALL: [Verb; 31] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -67,6 +69,8 @@ impl Verb {
         Verb::ReleaseStatus,
         Verb::ReleaseRollback,
         Verb::ReleaseBaselines,
+        Verb::ReleaseScale,
+        Verb::ReleaseRestart,
         Verb::ReleaseHelp,
         Verb::ReleaseApprove,
         Verb::ReleaseReject,
@@ -101,6 +105,8 @@ impl Verb {
             | Verb::ReleaseStatus
             | Verb::ReleaseRollback
             | Verb::ReleaseBaselines
+            | Verb::ReleaseScale
+            | Verb::ReleaseRestart
             | Verb::ReleaseHelp
             | Verb::ReleaseApprove
             | Verb::ReleaseReject
@@ -130,6 +136,8 @@ impl Verb {
             Verb::ReleaseStatus => "status",
             Verb::ReleaseRollback => "rollback",
             Verb::ReleaseBaselines => "baselines",
+            Verb::ReleaseScale => "scale",
+            Verb::ReleaseRestart => "restart",
             Verb::ReleaseHelp => "help",
             Verb::ReleaseApprove => "approve",
             Verb::ReleaseReject => "reject",
@@ -164,6 +172,8 @@ impl Verb {
             Verb::ReleaseStatus => "/release status REL-ID",
             Verb::ReleaseRollback => "/release rollback REL-ID [--to BASELINE]",
             Verb::ReleaseBaselines => "/release baselines APPLICATION [ENVIRONMENT]",
+            Verb::ReleaseScale => "/release scale APPLICATION [ENVIRONMENT] REPLICAS",
+            Verb::ReleaseRestart => "/release restart APPLICATION [ENVIRONMENT]",
             Verb::ReleaseHelp => "/release help",
             Verb::ReleaseApprove => "/release approve REL-ID [field=value …]",
             Verb::ReleaseReject => "/release reject REL-ID reason",
@@ -199,6 +209,8 @@ impl Verb {
             Verb::ReleaseStatus => "help_release_status",
             Verb::ReleaseRollback => "help_release_rollback",
             Verb::ReleaseBaselines => "help_release_baselines",
+            Verb::ReleaseScale => "help_release_scale",
+            Verb::ReleaseRestart => "help_release_restart",
             Verb::ReleaseHelp => "help_release_help",
             Verb::ReleaseApprove => "help_release_approve",
             Verb::ReleaseReject => "help_release_reject",
@@ -278,6 +290,17 @@ pub enum Command {
         to: Option<i64>,
     },
     ReleaseBaselines {
+        application: String,
+        environment: Option<String>,
+    },
+    /// A change record: the application's Deployment scaled now.
+    ReleaseScale {
+        application: String,
+        environment: Option<String>,
+        replicas: i32,
+    },
+    /// A change record: the application's pods restarted now.
+    ReleaseRestart {
         application: String,
         environment: Option<String>,
     },
@@ -369,6 +392,8 @@ impl Command {
             Command::ReleaseNew { .. }
             | Command::ReleaseList { .. }
             | Command::ReleaseBaselines { .. }
+            | Command::ReleaseScale { .. }
+            | Command::ReleaseRestart { .. }
             | Command::Help { .. }
             | Command::RoleAdd { .. }
             | Command::RoleRemove { .. }
@@ -453,6 +478,8 @@ pub enum Problem {
     BadDuration(String),
     /// Not a freeze's number.
     BadFreeze(String),
+    /// `scale` without a number of replicas from 0 to 1000.
+    BadReplicas(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +510,7 @@ impl Problem {
             Problem::MissingReason => "missing_reason",
             Problem::BadDuration(_) => "bad_duration",
             Problem::BadFreeze(_) => "bad_freeze",
+            Problem::BadReplicas(_) => "bad_replicas",
         }
     }
 
@@ -498,6 +526,7 @@ impl Problem {
             | Problem::BadDays(w)
             | Problem::BadAppsChange(w)
             | Problem::BadDuration(w)
+            | Problem::BadReplicas(w)
             | Problem::BadFreeze(w)
             | Problem::Unexpected(w) => w,
             Problem::UnknownVerb { word, .. } => word,
@@ -573,6 +602,8 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         Verb::ReleaseStatus => release::status(&a),
         Verb::ReleaseRollback => release::rollback(&a),
         Verb::ReleaseBaselines => release::baselines(&a),
+        Verb::ReleaseScale => release::scale(&a),
+        Verb::ReleaseRestart => release::restart(&a),
         Verb::ReleaseHelp => release::help(&a),
         Verb::RoleAdd => role::add(&a),
         Verb::RoleRemove => role::remove(&a),

@@ -97,6 +97,41 @@ pub(super) fn baselines(a: &Args) -> Result<Command, CommandError> {
     })
 }
 
+/// The most replicas `/release scale` sets (a typo's extra zero is refused, not run).
+pub const MAX_REPLICAS: i32 = 1000;
+
+pub(super) fn scale(a: &Args) -> Result<Command, CommandError> {
+    let (verb, rest) = (a.verb, &a.rest);
+    let application = rest
+        .first()
+        .ok_or_else(|| err(verb, Problem::MissingApplication))?
+        .to_string();
+    let (environment, count) = match rest.len() {
+        1 => return Err(err(verb, Problem::BadReplicas(String::new()))),
+        2 => (None, rest[1]),
+        3 => (Some(rest[1].to_string()), rest[2]),
+        _ => return Err(err(verb, Problem::Unexpected(rest[3].to_string()))),
+    };
+    let replicas = count
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (0..=MAX_REPLICAS).contains(n))
+        .ok_or_else(|| err(verb, Problem::BadReplicas(count.to_string())))?;
+    Ok(Command::ReleaseScale {
+        application,
+        environment,
+        replicas,
+    })
+}
+
+pub(super) fn restart(a: &Args) -> Result<Command, CommandError> {
+    let (application, environment) = a.app_and_env()?;
+    Ok(Command::ReleaseRestart {
+        application,
+        environment,
+    })
+}
+
 pub(super) fn help(a: &Args) -> Result<Command, CommandError> {
     Ok(Command::Help {
         command: a.command.clone(),

@@ -759,6 +759,7 @@ mod tests {
             route: None,
             backend: None,
             service: None,
+            action: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

@@ -278,6 +278,27 @@ async fn patch_deployment(
         return status(404, "NotFound", format!("deployments.apps \"{name}\" not found"));
     };
     let spec = patch["spec"].as_object().cloned().unwrap_or_default();
+    // Of the pod template, a container's image and the template's annotations (a
+    // restart's `kubectl.kubernetes.io/restartedAt`) are modelled; nothing else.
+    let template = &patch["spec"]["template"];
+    let modelled = template
+        .as_object()
+        .is_none_or(|t| t.keys().all(|k| k == "spec" || k == "metadata"))
+        && template["metadata"]
+            .as_object()
+            .is_none_or(|m| m.keys().all(|k| k == "annotations"))
+        && template["spec"]
+            .as_object()
+            .is_none_or(|s| s.keys().all(|k| k == "containers"));
+    if !modelled {
+        return status(400, "BadRequest", format!("fake: unsupported patch {patch}"));
+    }
+    let restarted = template["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].clone();
+    if let Some(a) = template["metadata"]["annotations"].as_object() {
+        for (k, v) in a {
+            d["spec"]["template"]["metadata"]["annotations"][k] = v.clone();
+        }
+    }
     let previous = image_of(d);
     if let Some(r) = spec.get("replicas") {
         d["spec"]["replicas"] = r.clone();
@@ -297,7 +318,14 @@ async fn patch_deployment(
     }
     let generation = d["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
     d["metadata"]["generation"] = json!(generation);
-    let change = (name.clone(), d["spec"]["replicas"].as_i64().unwrap_or(1), image_of(d));
+    let change = (
+        name.clone(),
+        d["spec"]["replicas"].as_i64().unwrap_or(1),
+        match restarted.as_str() {
+            Some(at) => format!("restartedAt {at}"),
+            None => image_of(d),
+        },
+    );
     let key = key.clone();
     d["metadata"]["annotations"] = json!({ "fake/previous-image": previous });
     d["status"]["conditions"] = json!([{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }]);

@@ -92,6 +92,11 @@ pub enum Provider {
         /// The Service a blue-green release switches.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         service: Option<String>,
+        /// A change instead of a new image: `{ kind = "scale", replicas = 5 }` or
+        /// `{ kind = "restart", at = "…" }` (a change record's one step, `/release scale`
+        /// and `/release restart`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<KubeAction>,
     },
     /// An Argo Rollout, for teams that run Argo Rollouts: DEPLOY sets the container's
     /// image and mirrors the Rollout's own steps, weights, pauses and analysis runs until it
@@ -114,6 +119,17 @@ pub enum Provider {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_env: Option<String>,
     },
+}
+
+/// A change made to a Deployment without a new version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum KubeAction {
+    /// Set the replicas (`/release scale`).
+    Scale { replicas: i32 },
+    /// Restart every pod as `kubectl rollout restart` does: the pod template's
+    /// `kubectl.kubernetes.io/restartedAt` annotation set to `at` (`/release restart`).
+    Restart { at: String },
 }
 
 /// How the `kubernetes` provider's DEPLOY releases.
@@ -163,6 +179,7 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "route",
             "backend",
             "service",
+            "action",
         ],
         // Each may come from the application's target instead (checked with it).
         &[],

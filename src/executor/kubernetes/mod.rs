@@ -18,6 +18,7 @@
 pub mod argo;
 mod blue_green;
 mod canary;
+pub mod change;
 mod routing;
 
 use super::providers::{done, summary, StepCtx, StepOutcome, Summary};
@@ -346,6 +347,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         backend,
         service,
         context,
+        action,
     } = &ctx.step.provider
     else {
         return done(
@@ -402,6 +404,9 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &t.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &t.namespace);
+    if let (Some(action), StepType::Deploy) = (action, ctx.step.kind) {
+        return change::run(ctx, &t, action, &deployments, &pods).await;
+    }
     match (ctx.step.kind, t.strategy) {
         (StepType::Deploy, KubeStrategy::Rolling) => deploy(ctx, &t, &deployments, &pods).await,
         (StepType::Deploy, KubeStrategy::Canary) => canary::start(ctx, &t, &deployments).await,
