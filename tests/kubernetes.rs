@@ -641,9 +641,8 @@ new_error_rate = 5.0
     bot.finish().await;
 }
 
-#[tokio::test]
-async fn gateway_api_weights_follow_the_shifts_and_return_to_the_old_backend() {
-    let (url, cluster) = cluster_with_payments().await;
+/// payments behind an HTTPRoute of Gateway `edge`, its canary through the route's weights.
+fn gateway(url: &str, cluster: &fake::Shared) -> String {
     cluster.lock().unwrap().routes.insert(
         ("payments".into(), "payments".into()),
         serde_json::json!({ "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
@@ -656,7 +655,7 @@ async fn gateway_api_weights_follow_the_shifts_and_return_to_the_old_backend() {
     let k8s = format!(
         "provider = \"kubernetes\", namespace = \"payments\", deployment = \"payments\", container = \"app\", route = \"payments\", backend = \"payments-canary\", api_url = \"{url}\", token_env = \"RELEASEBOT_TEST_KUBE_TOKEN\""
     );
-    let config = team_config().replace("plan = \"canary\"", "plan = \"gateway\"")
+    team_config().replace("plan = \"canary\"", "plan = \"gateway\"")
         + &format!(
             r#"
 [plans.gateway]
@@ -672,7 +671,42 @@ steps = [
 [sim]
 new_error_rate = 5.0
 "#
-        );
+        )
+}
+
+#[tokio::test]
+async fn a_route_whose_gateway_cannot_resolve_the_new_backend_fails_the_shift_saying_so() {
+    let (url, cluster) = cluster_with_payments().await;
+    let config = gateway(&url, &cluster);
+    cluster
+        .lock()
+        .unwrap()
+        .missing_backends
+        .insert("payments-canary".into());
+    let (bot, calls) = released(&config).await;
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @r#"
+    *📋 REL-1 · payments 2.1.0: release rolled back (simulated)*
+    *Plan*
+    Canary through the Gateway API
+    *Duration*
+    0s
+    *Traffic*
+    new 0% · old 100%
+    ❌ 10% (09:00–09:00) — gateway edge did not take route payments: ResolvedRefs is False (BackendNotFound: Service "payments-canary" not found)
+    ⚪ 50%
+    ⚪ Watch
+    ⚪ 100%
+    ↩️ Rollback — traffic: new 0% · old 100%
+    ⚠️ Simulated: these steps ran on releasebot's simulated fleet, not on your servers.
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    "#);
+    bot.finish().await;
+}
+
+#[tokio::test]
+async fn gateway_api_weights_follow_the_shifts_and_return_to_the_old_backend() {
+    let (url, cluster) = cluster_with_payments().await;
+    let config = gateway(&url, &cluster);
     let (bot, calls) = released(&config).await;
     let weights: Vec<String> = cluster
         .lock()
@@ -1264,4 +1298,67 @@ async fn scale_and_restart_are_change_records_run_at_once_and_a_lock_holds_them(
     );
     assert_allowed_by_the_role(&cluster);
     bot.finish().await;
+}
+
+// ------------------------------------------------------------------ releasebot on a cluster
+
+#[test]
+fn the_manifests_in_deploy_run_releasebot_as_the_service_account_its_role_binds() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/");
+    let text = std::fs::read_to_string(format!("{dir}releasebot.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let named = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    assert_eq!(
+        named("ServiceAccount", "releasebot")["metadata"]["namespace"],
+        "releasebot"
+    );
+    let d: Deployment = serde_json::from_value(named("Deployment", "releasebot")).unwrap();
+    let pod = d.spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("releasebot"));
+    // What the pod refers to exists beside it.
+    let c = &pod.containers[0];
+    for e in c.env_from.iter().flatten() {
+        named("Secret", &e.secret_ref.as_ref().unwrap().name);
+    }
+    for v in pod.volumes.iter().flatten() {
+        if let Some(p) = &v.persistent_volume_claim {
+            named("PersistentVolumeClaim", &p.claim_name);
+        }
+        if let Some(m) = &v.config_map {
+            named("ConfigMap", &m.name);
+        }
+    }
+    let env = |n: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == n)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env("RELEASEBOT_LISTEN").as_deref(),
+        Some("0.0.0.0:3000"),
+        "reachable in the pod"
+    );
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 3000);
+    let readiness = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+    // SQLite on a ReadWriteOnce volume: never two pods at once.
+    assert_eq!(d.spec.replicas, Some(1));
+    assert_eq!(d.spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+    let service = named("Service", "releasebot");
+    assert_eq!(service["spec"]["selector"], json!(d.spec.selector.match_labels));
+    // The Role's binding names this ServiceAccount.
+    let role = std::fs::read_to_string(format!("{dir}role.yaml")).unwrap();
+    let role: Vec<Value> = serde_saphyr::from_multiple(&role).unwrap();
+    assert_eq!(
+        role[1]["subjects"][0],
+        json!({ "kind": "ServiceAccount", "name": "releasebot", "namespace": "releasebot" })
+    );
 }

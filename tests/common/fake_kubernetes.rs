@@ -52,6 +52,8 @@ pub struct Cluster {
     pub analysis: String,
     /// Answer the next Rollout PATCH with 409, as if someone changed it meanwhile.
     pub conflict_next: bool,
+    /// Services the Gateway cannot find: a route giving one weight is not `ResolvedRefs`.
+    pub missing_backends: BTreeSet<String>,
 }
 
 pub type Shared = Arc<Mutex<Cluster>>;
@@ -457,14 +459,52 @@ async fn get_route(
         &q,
         &h,
     );
-    match c.routes.get(&(ns, name.clone())) {
-        Some(r) => Json(r.clone()).into_response(),
+    let missing = c.missing_backends.clone();
+    match c.routes.get_mut(&(ns, name.clone())) {
+        Some(r) => {
+            route_status(r, &missing);
+            Json(r.clone()).into_response()
+        }
         None => status(
             404,
             "NotFound",
             format!("httproutes.gateway.networking.k8s.io \"{name}\" not found"),
         ),
     }
+}
+
+/// The Gateway's controller: each parent reports, for the route's generation, whether it
+/// accepted the route and resolved its backends (`status.parents[].conditions`).
+fn route_status(r: &mut Value, missing: &BTreeSet<String>) {
+    let generation = r["metadata"]["generation"].as_i64().unwrap_or(1);
+    let lacking: Vec<String> = r["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["weight"].as_i64().unwrap_or(1) > 0)
+        .filter_map(|b| b["name"].as_str().map(str::to_string))
+        .filter(|n| missing.contains(n))
+        .collect();
+    let resolved = match lacking.first() {
+        None => {
+            json!({ "type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "observedGeneration": generation })
+        }
+        Some(n) => json!({ "type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound",
+                           "message": format!("Service \"{n}\" not found"), "observedGeneration": generation }),
+    };
+    let parents: Vec<Value> = r["spec"]["parentRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            json!({ "parentRef": p, "controllerName": "example.net/gateway-controller", "conditions": [
+                { "type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": generation },
+                resolved.clone()
+            ] })
+        })
+        .collect();
+    r["status"] = json!({ "parents": parents });
 }
 
 /// A custom resource: strategic merge is refused (415), and `spec.rules` is an atomic
@@ -495,7 +535,11 @@ async fn patch_route(
             format!("httproutes.gateway.networking.k8s.io \"{name}\" not found"),
         );
     };
-    route["spec"]["rules"] = patch["spec"]["rules"].clone();
+    if route["spec"]["rules"] != patch["spec"]["rules"] {
+        route["spec"]["rules"] = patch["spec"]["rules"].clone();
+        let generation = route["metadata"]["generation"].as_i64().unwrap_or(1);
+        route["metadata"]["generation"] = json!(generation + 1);
+    }
     let weights: Vec<String> = route["spec"]["rules"][0]["backendRefs"]
         .as_array()
         .into_iter()

@@ -98,14 +98,112 @@ pub(super) async fn route_weight(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match routes
+    if let Err(e) = routes
         .patch(route, &params, &Patch::Merge(json!({ "spec": { "rules": rules } })))
         .await
     {
-        Ok(_) => {
-            ctx.run.traffic = weight;
-            done(true, super::super::providers::traffic(weight))
+        return done(false, failure(&e, "patch", "httproutes", t));
+    }
+    ctx.run.traffic = weight;
+    // Back to the old backend needs no gateway's word (and a rollback does not wait).
+    if ctx.step.kind == StepType::Rollback {
+        return done(true, super::super::providers::traffic(weight));
+    }
+    // The weight holds once every Gateway the route attaches to has accepted this
+    // generation of it and resolved its backends.
+    let read = match routes.get(route).await {
+        Ok(r) => r,
+        Err(e) => return done(false, failure(&e, "get", "httproutes", t)),
+    };
+    match route_verdict(&read.data, read.metadata.generation.unwrap_or(0)) {
+        RouteVerdict::Programmed => done(true, super::super::providers::traffic(weight)),
+        RouteVerdict::Refused {
+            parent,
+            kind,
+            reason,
+            message,
+        } => done(
+            false,
+            summary(
+                "k8s_route_refused",
+                json!({ "route": route, "parent": parent, "condition": kind, "reason": reason, "message": message }),
+            ),
+        ),
+        RouteVerdict::Pending => StepOutcome::Continue {
+            next_at: next_look(ctx.started_at, ctx.now),
+        },
+    }
+}
+
+/// What the route's parents (its Gateways) say about a generation of it.
+#[derive(Debug, PartialEq, Eq)]
+enum RouteVerdict {
+    Programmed,
+    Refused {
+        parent: String,
+        kind: String,
+        reason: String,
+        message: String,
+    },
+    /// Not every parent has reported on this generation yet.
+    Pending,
+}
+
+fn route_verdict(route: &serde_json::Value, generation: i64) -> RouteVerdict {
+    let parents = route["status"]["parents"].as_array().cloned().unwrap_or_default();
+    let wanted = route["spec"]["parentRefs"].as_array().map_or(1, Vec::len);
+    if parents.len() < wanted {
+        return RouteVerdict::Pending;
+    }
+    for p in &parents {
+        for kind in ["Accepted", "ResolvedRefs"] {
+            let c = p["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == kind && c["observedGeneration"].as_i64().unwrap_or(0) >= generation);
+            match c {
+                None => return RouteVerdict::Pending,
+                Some(c) if c["status"] != "True" => {
+                    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                    return RouteVerdict::Refused {
+                        parent: p["parentRef"]["name"].as_str().unwrap_or_default().to_string(),
+                        kind: kind.to_string(),
+                        reason: text("reason"),
+                        message: text("message"),
+                    };
+                }
+                Some(_) => {}
+            }
         }
-        Err(e) => done(false, failure(&e, "patch", "httproutes", t)),
+    }
+    RouteVerdict::Programmed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(observed: i64, resolved: &str) -> serde_json::Value {
+        json!({ "spec": { "parentRefs": [{ "name": "edge" }] }, "status": { "parents": [{
+            "parentRef": { "name": "edge" },
+            "conditions": [
+                { "type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": observed },
+                { "type": "ResolvedRefs", "status": resolved, "reason": "BackendNotFound", "observedGeneration": observed }
+            ] }] } })
+    }
+
+    #[test]
+    fn a_weight_holds_once_every_gateway_took_this_generation_of_the_route() {
+        assert_eq!(route_verdict(&route(2, "True"), 2), RouteVerdict::Programmed);
+        assert_eq!(
+            route_verdict(&route(1, "True"), 2),
+            RouteVerdict::Pending,
+            "an older generation says nothing"
+        );
+        assert_eq!(route_verdict(&json!({ "spec": {} }), 2), RouteVerdict::Pending);
+        assert!(
+            matches!(route_verdict(&route(2, "False"), 2), RouteVerdict::Refused { kind, .. } if kind == "ResolvedRefs")
+        );
     }
 }
