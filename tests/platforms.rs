@@ -173,6 +173,8 @@ async fn dingtalk_text_commands_get_usage_and_help_in_the_conversation() {
     `release status REL-ID` — the release's progress: steps, traffic split, success rate and latency
     `release rollback REL-ID [--to BASELINE]` — roll a release back: during it, like the Rollback button; after it, to the baseline it started from (or --to a recorded baseline)
     `release baselines APPLICATION [ENVIRONMENT]` — the recorded baselines (version, replicas, config) of an application in an environment (default prod)
+    `release scale APPLICATION [ENVIRONMENT] REPLICAS` — scale an application's Kubernetes Deployment now (ops): recorded as a change, run as a one-step release — freezes and locks apply, a failure restores the replicas
+    `release restart APPLICATION [ENVIRONMENT]` — restart an application's pods on Kubernetes now, as kubectl rollout restart does (ops): recorded as a change, its rollout waited for
     `release help` — this help
     `release approve REL-ID [field=value …]` — approve the ticket's current stage by command, with the stage's inputs as field=value
     `release reject REL-ID reason` — reject the ticket's current stage by command, with the reason
