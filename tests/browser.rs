@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::local_chat::{app, post_with, session};
 use common::*;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -201,23 +202,6 @@ impl Driver {
             .send()
             .await;
     }
-}
-
-/// The app with the local chat on, served on a real port for the browser.
-async fn app(config: &str) -> (TestBot, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let public = base.clone();
-    let bot = TestBot::with_settings("en", config, move |s, _| {
-        s.local_chat = Some(true);
-        s.public_url = public;
-    })
-    .await;
-    let router = bot.router.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    (bot, base)
 }
 
 /// Switches person with the page's switcher (the page reloads as them).
@@ -482,38 +466,6 @@ async fn pages_without_their_token_show_nothing() {
         assert_eq!(r.status(), 404, "{bad}");
     }
     bot.finish().await;
-}
-
-/// Posts `body` to the local chat's `path` with this cookie and CSRF token.
-async fn post_with(http: &reqwest::Client, url: String, cookie: &str, csrf: &str, body: &Value) -> reqwest::Response {
-    http.post(url)
-        .header("cookie", cookie)
-        .header("x-csrf-token", csrf)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// A session of the local chat over HTTP: its cookie and CSRF token.
-async fn session(base: &str) -> (reqwest::Client, String, String, String) {
-    let http = reqwest::Client::new();
-    let page = http.get(format!("{base}/chat")).send().await.unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" content=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
-    (http, cookie, csrf, html)
 }
 
 #[tokio::test]

@@ -1362,3 +1362,98 @@ fn the_manifests_in_deploy_run_releasebot_as_the_service_account_its_role_binds(
         json!({ "kind": "ServiceAccount", "name": "releasebot", "namespace": "releasebot" })
     );
 }
+
+// ------------------------------------------------------------------ swimlanes
+
+#[tokio::test]
+async fn a_lanes_application_is_deployed_into_the_lanes_namespace_as_a_copy_of_its_own() {
+    let (url, cluster) = cluster_with_payments().await;
+    let bot = TestBot::with("en", &with_target(&url)).await;
+    bot.command(ALICE, "/swimlane create login-v2 payments").await;
+    bot.settle().await;
+    // Not one of the lane's applications.
+    bot.command(ALICE, "/swimlane deploy login-v2 orders 1.0.0").await;
+    let refused = ephemerals_to(&bot.settle().await, ALICE).pop().unwrap();
+    insta::assert_snapshot!(refused, @"*orders is not one of *login-v2*'s applications (payments): add it with `/swimlane apps login-v2 add orders` first.*");
+
+    // A day later, the deploy is the lane's activity: its deletion moves a day on.
+    bot.clock.set_ms(bot.clock.now_ms() + 86_400_000);
+    bot.command(ALICE, "/swimlane deploy login-v2 payments 2.3.0-rc1").await;
+    let calls = bot.settle_through_time().await;
+    insta::assert_snapshot!(text_with(&calls, "📋 REL-1"), @"
+    *📋 REL-1 · payments 2.3.0-rc1 released*
+    *Plan*
+    Change: deploy 2.3.0-rc1 into lane login-v2
+    *Duration*
+    2s
+    *Traffic*
+    new 100% · old 0%
+    ✅ deploy 2.3.0-rc1 into lane login-v2 (09:00–09:00) — deployment payments runs registry.example.com/payments:2.3.0-rc1 on every replica
+    <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
+    ");
+    {
+        let c = cluster.lock().unwrap();
+        // The lane's namespace: `[swimlanes] namespace`, "{lane}" by default.
+        let copy = &c.deployments[&("login-v2".to_string(), "payments".to_string())];
+        assert_eq!(copy["spec"]["replicas"], 1);
+        assert_eq!(
+            copy["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.example.com/payments:2.3.0-rc1"
+        );
+        assert_eq!(copy["metadata"]["labels"]["app.kubernetes.io/managed-by"], "releasebot");
+        let home = &c.deployments[&("payments".to_string(), "payments".to_string())];
+        assert_eq!(
+            home["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/payments:2.0.0",
+            "the application's own Deployment is untouched"
+        );
+    }
+    bot.command(ALICE, "/swimlane show login-v2").await;
+    let show = ephemerals_to(&bot.settle().await, ALICE).pop().unwrap();
+    insta::assert_snapshot!(without_token(&show), @"
+    *🏊 Swimlane *login-v2* · active*
+    *Owner*
+    <@UALICE>
+    *Namespace*
+    `login-v2`
+    *Branch*
+    `feature/login-v2`
+    *Applications*
+    payments
+    *Internal domains*
+    `payments.login-v2`
+    *Deleted*
+    2026-11-29 09:00 UTC unless renewed or used (idle period 6d)
+    ");
+    bot.finish().await;
+}
+
+// ------------------------------------------------------------------ on the local chat
+
+#[tokio::test]
+async fn on_the_local_chat_ops_scales_the_deployment_and_reads_the_outcome_there() {
+    use common::local_chat::{act_as, app, messages, post_with, session};
+    let (url, cluster) = cluster_with_payments().await;
+    let (bot, base) = app(&with_target(&url)).await;
+    let (http, cookie, csrf, _) = session(&base).await;
+    let cookie = act_as(&http, &base, &cookie, &csrf, "ops").await;
+    let r = post_with(
+        &http,
+        format!("{base}/chat/command"),
+        &cookie,
+        &csrf,
+        &json!({ "channel": "releases", "text": "/release scale payments 4", "nonce": "k8s-1" }),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    bot.settle_through_time().await;
+    assert_eq!(image(&cluster).1, 4);
+    let page = messages(&http, &base, &cookie, "releases").await;
+    for said in [
+        "REL-1 · payments unknown released",
+        "deployment payments scaled from 3 to 4 replica(s), 4 ready",
+    ] {
+        assert!(page.contains(said), "{said:?} in {page}");
+    }
+    assert_allowed_by_the_role(&cluster);
+    bot.finish().await;
+}

@@ -63,25 +63,65 @@ pub async fn change(
         bot.ephemeral(tx, ev, msg).await?;
         return Ok(Handled::Done);
     }
+    let action_name = match action {
+        KubeAction::Scale { .. } => "change_scale",
+        KubeAction::Restart { .. } => "change_restart",
+    };
+    let change = Change {
+        application,
+        environment: &environment,
+        what: &what,
+        provider: change_provider(&action),
+        audit: action_name,
+        version: None,
+    };
+    record_and_start(bot, tx, ev, change, data).await
+}
+
+/// A change record about to be made: where, what (as people read it), its one step.
+pub struct Change<'a> {
+    pub application: &'a str,
+    pub environment: &'a str,
+    pub what: &'a str,
+    pub provider: Provider,
+    /// The audit trail's action (`change_scale`).
+    pub audit: &'a str,
+    /// The version it deploys; none for a change to what runs (scale, restart).
+    pub version: Option<&'a str>,
+}
+
+/// Records the change as a ticket with no approval stages and starts its one-step
+/// release now (or queues it behind a release of the same target), audited; tells the
+/// person which, with `data` (application, environment, what).
+pub async fn record_and_start(
+    bot: &Bot,
+    tx: &mut Work,
+    ev: &Inbound,
+    c: Change<'_>,
+    mut data: serde_json::Value,
+) -> anyhow::Result<Handled> {
     let service = bot.config.default_service.clone();
     let Some((_, flow)) = bot.config.flow_of_service(&service) else {
         anyhow::bail!("the default service {service} has no flow");
     };
-    let version = crate::store::executions::last_completed(tx, application, &environment)
-        .await?
-        .map(|b| b.version)
-        .unwrap_or_else(|| crate::domain::execution::UNKNOWN.into());
+    let version = match c.version {
+        Some(v) => v.to_string(),
+        None => crate::store::executions::last_completed(tx, c.application, c.environment)
+            .await?
+            .map(|b| b.version)
+            .unwrap_or_else(|| crate::domain::execution::UNKNOWN.into()),
+    };
     let fields = BTreeMap::from([
-        ("environment".to_string(), environment.clone()),
+        ("environment".to_string(), c.environment.to_string()),
         ("version".to_string(), version),
-        ("change".to_string(), what.clone()),
+        ("change".to_string(), c.what.to_string()),
     ]);
     let ticket = crate::store::tickets::insert(
         tx,
         crate::store::tickets::NewTicket {
             flow_id: &flow.id,
             service: &service,
-            application,
+            application: c.application,
             // No approval stages: it ends when its release does.
             status: TicketStatus::Releasing(flow.stages.len()),
             submitter: &ev.actor,
@@ -94,7 +134,7 @@ pub async fn change(
     let step = StepDef {
         on_failure: FailurePolicy::Rollback,
         timeout_secs: Some(CHANGE_TIMEOUT_SECS),
-        ..StepDef::new("change", &what, StepType::Deploy, change_provider(&action))
+        ..StepDef::new("change", c.what, StepType::Deploy, c.provider)
     };
     let plan = Plan {
         id: "change".into(),
@@ -103,12 +143,8 @@ pub async fn change(
         steps: vec![step],
     };
     let started = crate::executor::start(&bot.exec_deps(), tx, &ticket, &plan).await?;
-    let action_name = match action {
-        KubeAction::Scale { .. } => "change_scale",
-        KubeAction::Restart { .. } => "change_restart",
-    };
-    let detail = json!({ "reason": format!("{environment}: {what}") });
-    bot.audit(tx, &ev.actor, Some(ticket.id), action_name, detail).await?;
+    let detail = json!({ "reason": format!("{}: {}", c.environment, c.what) });
+    bot.audit(tx, &ev.actor, Some(ticket.id), c.audit, detail).await?;
     data["ticket"] = json!(ticket.id.to_string());
     let key = match started {
         Started::Running(id) => {
@@ -137,8 +173,14 @@ pub async fn change(
 
 /// The change's one step: the application's target (filled in when it starts), `action`.
 fn change_provider(action: &KubeAction) -> Provider {
+    kubernetes_step(String::new(), Some(action.clone()), None)
+}
+
+/// A `kubernetes` step in `namespace` (empty: the target's) doing `action`, or deploying
+/// the version (creating the Deployment from `from_namespace`'s when it is missing).
+pub fn kubernetes_step(namespace: String, action: Option<KubeAction>, from_namespace: Option<String>) -> Provider {
     Provider::Kubernetes {
-        namespace: String::new(),
+        namespace,
         deployment: String::new(),
         container: String::new(),
         context: None,
@@ -150,6 +192,7 @@ fn change_provider(action: &KubeAction) -> Provider {
         route: None,
         backend: None,
         service: None,
-        action: Some(action.clone()),
+        action,
+        from_namespace,
     }
 }

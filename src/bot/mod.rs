@@ -418,6 +418,7 @@ impl Bot {
             C::SwimlaneRenew { name, days } => swimlanes::renew_by_command(self, tx, ev, &name, days).await,
             C::SwimlaneDelete { name, confirmed } => swimlanes::delete_by_command(self, tx, ev, &name, confirmed).await,
             C::SwimlaneApps { name, add, app } => swimlanes::apps(self, tx, ev, &name, add, &app).await,
+            C::SwimlaneDeploy { name, app, version } => swimlanes::deploy(self, tx, ev, &name, &app, &version).await,
             C::ReleaseOverride { id, reason } => releases::release_override(self, tx, ev, id, &reason).await,
             C::FreezeStart {
                 application,

@@ -43,6 +43,7 @@ pub enum Verb {
     SwimlaneRenew,
     SwimlaneDelete,
     SwimlaneApps,
+    SwimlaneDeploy,
     SwimlaneHelp,
     ReleaseOverride,
     FreezeStart,
@@ -60,7 +61,7 @@ pub const COMMANDS: [&str; 6] = ["release", "role", "swimlane", "freeze", "lock"
 const ONE_VERB: [(&str, Verb); 2] = [("lock", Verb::Lock), ("unlock", Verb::Unlock)];
 
 impl Verb {
-    pub const ALL: [Verb; 31] = [
+    pub const ALL: [Verb; 32] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -85,6 +86,7 @@ impl Verb {
         Verb::SwimlaneRenew,
         Verb::SwimlaneDelete,
         Verb::SwimlaneApps,
+        Verb::SwimlaneDeploy,
         Verb::SwimlaneHelp,
         Verb::ReleaseOverride,
         Verb::FreezeStart,
@@ -122,6 +124,7 @@ impl Verb {
             | Verb::SwimlaneRenew
             | Verb::SwimlaneDelete
             | Verb::SwimlaneApps
+            | Verb::SwimlaneDeploy
             | Verb::SwimlaneHelp => "swimlane",
         }
     }
@@ -152,6 +155,7 @@ impl Verb {
             Verb::SwimlaneRenew => "renew",
             Verb::SwimlaneDelete => "delete",
             Verb::SwimlaneApps => "apps",
+            Verb::SwimlaneDeploy => "deploy",
             Verb::SwimlaneHelp => "help",
             Verb::ReleaseOverride => "override",
             Verb::FreezeStart => "start",
@@ -188,6 +192,7 @@ impl Verb {
             Verb::SwimlaneRenew => "/swimlane renew NAME [days]",
             Verb::SwimlaneDelete => "/swimlane delete NAME [--confirm]",
             Verb::SwimlaneApps => "/swimlane apps NAME add|remove APP",
+            Verb::SwimlaneDeploy => "/swimlane deploy NAME APP VERSION",
             Verb::SwimlaneHelp => "/swimlane help",
             Verb::ReleaseOverride => "/release override REL-ID reason",
             Verb::FreezeStart => "/freeze start APP|all [--env ENV] [--for DURATION] reason",
@@ -225,6 +230,7 @@ impl Verb {
             Verb::SwimlaneRenew => "help_swimlane_renew",
             Verb::SwimlaneDelete => "help_swimlane_delete",
             Verb::SwimlaneApps => "help_swimlane_apps",
+            Verb::SwimlaneDeploy => "help_swimlane_deploy",
             Verb::SwimlaneHelp => "help_swimlane_help",
             Verb::ReleaseOverride => "help_release_override",
             Verb::FreezeStart => "help_freeze_start",
@@ -349,6 +355,12 @@ pub enum Command {
         add: bool,
         app: String,
     },
+    /// One of a lane's applications deployed into the lane's namespace.
+    SwimlaneDeploy {
+        name: String,
+        app: String,
+        version: String,
+    },
     /// Lets one release through the freezes and locks that block it.
     ReleaseOverride {
         id: TicketId,
@@ -405,6 +417,7 @@ impl Command {
             | Command::SwimlaneRenew { .. }
             | Command::SwimlaneDelete { .. }
             | Command::SwimlaneApps { .. }
+            | Command::SwimlaneDeploy { .. }
             | Command::FreezeStart { .. }
             | Command::FreezeEnd { .. }
             | Command::FreezeList
@@ -480,6 +493,8 @@ pub enum Problem {
     BadFreeze(String),
     /// `scale` without a number of replicas from 0 to 1000.
     BadReplicas(String),
+    /// A deploy without the version to deploy.
+    MissingVersion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,6 +526,7 @@ impl Problem {
             Problem::BadDuration(_) => "bad_duration",
             Problem::BadFreeze(_) => "bad_freeze",
             Problem::BadReplicas(_) => "bad_replicas",
+            Problem::MissingVersion => "missing_version",
         }
     }
 
@@ -536,7 +552,8 @@ impl Problem {
             | Problem::MissingApplication
             | Problem::MissingLane
             | Problem::MissingPurpose
-            | Problem::MissingReason => "",
+            | Problem::MissingReason
+            | Problem::MissingVersion => "",
         }
     }
 }
@@ -621,6 +638,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         Verb::SwimlaneRenew => swimlane::renew(&a),
         Verb::SwimlaneDelete => swimlane::delete(&a),
         Verb::SwimlaneApps => swimlane::apps(&a),
+        Verb::SwimlaneDeploy => swimlane::deploy(&a),
     }
 }
 

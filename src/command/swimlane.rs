@@ -105,3 +105,18 @@ pub(super) fn lane_days(word: Option<&str>) -> Result<u32, Problem> {
         _ => Err(Problem::BadDays(w.to_string())),
     }
 }
+
+pub(super) fn deploy(a: &Args) -> Result<Command, CommandError> {
+    let (verb, rest) = (a.verb, &a.rest);
+    let name = rest.first().ok_or_else(|| err(verb, Problem::MissingLane))?.to_string();
+    let app = rest
+        .get(1)
+        .ok_or_else(|| err(verb, Problem::MissingApplication))?
+        .to_string();
+    let version = rest
+        .get(2)
+        .ok_or_else(|| err(verb, Problem::MissingVersion))?
+        .to_string();
+    a.no_more(3)?;
+    Ok(Command::SwimlaneDeploy { name, app, version })
+}

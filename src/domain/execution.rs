@@ -760,6 +760,7 @@ mod tests {
             backend: None,
             service: None,
             action: None,
+            from_namespace: None,
         };
         assert_eq!(e.recover(&p), None);
         assert_eq!(e.next(0), Next::Run(0));

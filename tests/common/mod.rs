@@ -8,6 +8,7 @@ pub mod fake_dingtalk;
 pub mod fake_discord;
 pub mod fake_kubernetes;
 pub mod fake_slack;
+pub mod local_chat;
 pub mod platforms;
 
 use axum::body::Body;

@@ -24,6 +24,7 @@ mod cards;
 mod clock;
 mod create;
 mod delete;
+mod deploy;
 mod renew;
 mod show;
 
@@ -33,6 +34,7 @@ use cards::*;
 pub use clock::*;
 pub use create::*;
 pub use delete::*;
+pub use deploy::*;
 pub use renew::*;
 pub use show::*;
 

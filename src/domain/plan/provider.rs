@@ -97,6 +97,11 @@ pub enum Provider {
         /// and `/release restart`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action: Option<KubeAction>,
+        /// A Deployment missing in `namespace` is made from the one of the same name in
+        /// this namespace (the new image, one replica): a swimlane's copy of the
+        /// application (`/swimlane deploy`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_namespace: Option<String>,
     },
     /// An Argo Rollout, for teams that run Argo Rollouts: DEPLOY sets the container's
     /// image and mirrors the Rollout's own steps, weights, pauses and analysis runs until it
@@ -180,6 +185,7 @@ pub const PROVIDER_SETTINGS: &[(&str, &[&str], &[&str])] = &[
             "backend",
             "service",
             "action",
+            "from_namespace",
         ],
         // Each may come from the application's target instead (checked with it).
         &[],

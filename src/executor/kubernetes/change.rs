@@ -91,6 +91,52 @@ pub(super) async fn run(
     }
 }
 
+/// A swimlane's copy of the application: the Deployment of the same name in `from`, with
+/// the new image and one replica, made in the lane's namespace (labelled as releasebot's);
+/// the step then waits for it as for any rollout.
+pub(super) async fn copy_into(ctx: StepCtx<'_>, t: &Target, from: &str, deployments: &Api<Deployment>) -> StepOutcome {
+    let source: Api<Deployment> = Api::namespaced(deployments.clone().into_client(), from);
+    let src = match source.get(&t.deployment).await {
+        Ok(d) => d,
+        Err(e) => return done(false, super::failure_in(&e, "get", "deployments", from, &t.deployment)),
+    };
+    let Some(current) = super::container_image(&src, &t.container) else {
+        return done(
+            false,
+            summary(
+                "k8s_no_container",
+                json!({ "container": t.container, "deployment": t.deployment }),
+            ),
+        );
+    };
+    let wanted = t.wanted(&current, ctx.ticket);
+    let mut spec = src.spec.clone();
+    spec.replicas = Some(1);
+    for c in spec.template.spec.iter_mut().flat_map(|p| p.containers.iter_mut()) {
+        if c.name == t.container {
+            c.image = Some(wanted.clone());
+        }
+    }
+    let mut labels = src.metadata.labels.clone().unwrap_or_default();
+    labels.insert("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into());
+    let copy = Deployment {
+        metadata: kube::api::ObjectMeta {
+            name: Some(t.deployment.clone()),
+            namespace: Some(t.namespace.clone()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    };
+    if let Err(e) = super::create(deployments, &copy).await {
+        return done(false, failure(&e, "create", "deployments", t));
+    }
+    StepOutcome::Continue {
+        next_at: next_look(ctx.started_at, ctx.now),
+    }
+}
+
 fn restarted_at(d: &Deployment) -> Option<String> {
     d.spec
         .template

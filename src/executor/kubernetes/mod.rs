@@ -148,6 +148,8 @@ pub(super) struct Target {
     pub(super) route: Option<(String, String)>,
     /// The Service a blue-green release switches.
     pub(super) service: Option<String>,
+    /// Where a missing Deployment is copied from (a swimlane's).
+    pub(super) from_namespace: Option<String>,
 }
 
 impl Target {
@@ -214,6 +216,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         service,
         context,
         action,
+        from_namespace,
     } = &ctx.step.provider
     else {
         return done(
@@ -235,6 +238,7 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
             .as_deref()
             .map(|r| (fill(r, ctx.ticket), fill(backend.as_deref().unwrap_or(""), ctx.ticket))),
         service: service.as_deref().map(|s| fill(s, ctx.ticket)),
+        from_namespace: from_namespace.as_deref().map(|n| fill(n, ctx.ticket)),
     };
     let access = Access {
         api_url: api_url.as_deref(),
@@ -366,8 +370,20 @@ pub(super) fn rollout(d: &Deployment) -> Rollout {
 }
 
 async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pods: &Api<Pod>) -> StepOutcome {
-    let d = match deployments.get(&t.deployment).await {
-        Ok(d) => d,
+    let d = match deployments.get_opt(&t.deployment).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return match &t.from_namespace {
+                Some(from) => change::copy_into(ctx, t, from, deployments).await,
+                None => done(
+                    false,
+                    summary(
+                        "k8s_not_found",
+                        json!({ "resource": "deployments", "name": t.deployment, "namespace": t.namespace }),
+                    ),
+                ),
+            }
+        }
         Err(e) => return done(false, failure(&e, "get", "deployments", t)),
     };
     let Some(current) = container_image(&d, &t.container) else {
