@@ -361,6 +361,22 @@ async fn a_version_that_cannot_start_is_rolled_back_to_the_digest_that_ran() {
 }
 
 #[tokio::test]
+async fn an_unreachable_api_server_fails_the_deploy_by_its_policy_saying_so() {
+    std::env::set_var("RELEASEBOT_TEST_KUBE_TOKEN", "kube-token");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (bot, calls) = released(&rolling(&url)).await;
+    let alert = text_with(&calls, "🚨 REL-1");
+    assert!(
+        alert.contains("the Kubernetes API could not be reached") && alert.contains("Rolling back automatically"),
+        "{alert}"
+    );
+    bot.finish().await;
+}
+
+#[tokio::test]
 async fn a_missing_permission_is_named_in_the_channel() {
     let (url, cluster) = cluster_with_payments().await;
     cluster.lock().unwrap().forbid_patch = true;

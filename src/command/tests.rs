@@ -270,3 +270,54 @@ fn every_verb_has_usage_starting_with_its_command() {
         );
     }
 }
+
+#[test]
+fn scale_restart_and_a_lanes_deploy_take_an_environment_when_given_and_refuse_bad_counts() {
+    assert_eq!(
+        parse("release", "scale payments 5"),
+        Ok(Command::ReleaseScale {
+            application: "payments".into(),
+            environment: None,
+            replicas: 5
+        })
+    );
+    assert_eq!(
+        parse("release", "scale payments staging 0"),
+        Ok(Command::ReleaseScale {
+            application: "payments".into(),
+            environment: Some("staging".into()),
+            replicas: 0
+        })
+    );
+    for (line, word) in [
+        ("scale payments", ""),
+        ("scale payments -1", "-1"),
+        ("scale payments prod 1001", "1001"),
+        ("scale payments prod five", "five"),
+    ] {
+        assert_eq!(
+            parse("release", line).map_err(|e| e.problem),
+            Err(Problem::BadReplicas(word.into())),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        parse("release", "restart payments prod"),
+        Ok(Command::ReleaseRestart {
+            application: "payments".into(),
+            environment: Some("prod".into())
+        })
+    );
+    assert_eq!(
+        parse("swimlane", "deploy login-v2 payments 2.3.0"),
+        Ok(Command::SwimlaneDeploy {
+            name: "login-v2".into(),
+            app: "payments".into(),
+            version: "2.3.0".into()
+        })
+    );
+    assert_eq!(
+        parse("swimlane", "deploy login-v2 payments").map_err(|e| e.problem),
+        Err(Problem::MissingVersion)
+    );
+}

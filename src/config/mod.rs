@@ -289,7 +289,7 @@ fn fill_from(p: &mut crate::domain::plan::Provider, t: &KubeTarget) {
             v.clone_from(from);
         }
     };
-    match p {
+    let (settings, access) = match p {
         Provider::Kubernetes {
             namespace,
             deployment,
@@ -298,17 +298,14 @@ fn fill_from(p: &mut crate::domain::plan::Provider, t: &KubeTarget) {
             token_env,
             context,
             ..
-        } => {
-            fill(namespace, &t.namespace);
-            fill(deployment, &t.deployment);
-            fill(container, &t.container);
-            // A step that names its own API server keeps its own credentials.
-            if api_url.is_none() && context.is_none() {
-                fill_opt(api_url, &t.api_url);
-                fill_opt(token_env, &t.token_env);
-                fill_opt(context, &t.context);
-            }
-        }
+        } => (
+            [
+                (namespace, &t.namespace),
+                (deployment, &t.deployment),
+                (container, &t.container),
+            ],
+            (api_url, token_env, context),
+        ),
         Provider::ArgoRollouts {
             namespace,
             rollout,
@@ -317,17 +314,25 @@ fn fill_from(p: &mut crate::domain::plan::Provider, t: &KubeTarget) {
             token_env,
             context,
             ..
-        } => {
-            fill(namespace, &t.namespace);
-            fill(rollout, &t.rollout);
-            fill(container, &t.container);
-            if api_url.is_none() && context.is_none() {
-                fill_opt(api_url, &t.api_url);
-                fill_opt(token_env, &t.token_env);
-                fill_opt(context, &t.context);
-            }
-        }
-        _ => {}
+        } => (
+            [
+                (namespace, &t.namespace),
+                (rollout, &t.rollout),
+                (container, &t.container),
+            ],
+            (api_url, token_env, context),
+        ),
+        _ => return,
+    };
+    for (v, from) in settings {
+        fill(v, from);
+    }
+    // A step that names its own API server keeps its own credentials.
+    let (api_url, token_env, context) = access;
+    if api_url.is_none() && context.is_none() {
+        fill_opt(api_url, &t.api_url);
+        fill_opt(token_env, &t.token_env);
+        fill_opt(context, &t.context);
     }
 }
 

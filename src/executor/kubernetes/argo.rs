@@ -108,6 +108,16 @@ async fn set_image(
     }
 }
 
+fn no_container(t: &Target) -> StepOutcome {
+    done(
+        false,
+        summary(
+            "k8s_no_container",
+            json!({ "container": t.container, "deployment": t.rollout }),
+        ),
+    )
+}
+
 /// The settings of an `argo-rollouts` step, placeholders filled in.
 struct Target {
     namespace: String,
@@ -147,21 +157,15 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         token_env: token_env.as_deref(),
         context: context.as_deref(),
     };
-    if let Some(missing) = [
-        ("namespace", &t.namespace),
-        ("rollout", &t.rollout),
-        ("container", &t.container),
-    ]
-    .iter()
-    .find(|(_, v)| v.trim().is_empty())
-    {
-        return done(
-            false,
-            summary(
-                "k8s_no_target",
-                json!({ "setting": missing.0, "application": ctx.ticket.application, "environment": super::super::environment_of(ctx.ticket) }),
-            ),
-        );
+    if let Some(unsaid) = super::unsaid(
+        ctx.ticket,
+        [
+            ("namespace", &t.namespace),
+            ("rollout", &t.rollout),
+            ("container", &t.container),
+        ],
+    ) {
+        return unsaid;
     }
     let client = match super::client_for(access).await {
         Ok(c) => c,
@@ -185,13 +189,7 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -> 
         Err(e) => return fail(&e, "get"),
     };
     let Some(current) = container(&ro.data, &t.container) else {
-        return done(
-            false,
-            summary(
-                "k8s_no_container",
-                json!({ "container": t.container, "deployment": t.rollout }),
-            ),
-        );
+        return no_container(t);
     };
     let wanted = t.wanted(&current, ctx.ticket);
     if current != wanted {
@@ -388,13 +386,7 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -
             Err(e) => return fail(&e, "get"),
         };
         let Some(current) = container(&ro.data, &t.container) else {
-            return done(
-                false,
-                summary(
-                    "k8s_no_container",
-                    json!({ "container": t.container, "deployment": t.rollout }),
-                ),
-            );
+            return no_container(t);
         };
         if current != before.image {
             if let Err(e) = set_image(rollouts, &t.rollout, &t.container, &before.image).await {

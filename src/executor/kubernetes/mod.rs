@@ -171,6 +171,19 @@ pub(super) fn fill(template: &str, ticket: &Ticket) -> String {
         .replace("{version}", ticket.fields.get("version").map_or("", String::as_str))
 }
 
+/// A step whose target is not all said (on the step or in the application's target): it
+/// fails, naming the first setting missing.
+pub(super) fn unsaid(ticket: &Ticket, settings: [(&str, &String); 3]) -> Option<StepOutcome> {
+    let (setting, _) = settings.iter().find(|(_, v)| v.trim().is_empty())?;
+    Some(done(
+        false,
+        summary(
+            "k8s_no_target",
+            json!({ "setting": setting, "application": ticket.application, "environment": super::environment_of(ticket) }),
+        ),
+    ))
+}
+
 /// The error as a result a person can act on.
 pub(super) fn failure(e: &kube::Error, verb: &str, resource: &str, t: &Target) -> Summary {
     failure_in(e, verb, resource, &t.namespace, &t.deployment)
@@ -249,21 +262,15 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         Ok(c) => c,
         Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
     };
-    if let Some(missing) = [
-        ("namespace", &t.namespace),
-        ("deployment", &t.deployment),
-        ("container", &t.container),
-    ]
-    .iter()
-    .find(|(_, v)| v.trim().is_empty())
-    {
-        return done(
-            false,
-            summary(
-                "k8s_no_target",
-                json!({ "setting": missing.0, "application": ctx.ticket.application, "environment": super::environment_of(ctx.ticket) }),
-            ),
-        );
+    if let Some(unsaid) = unsaid(
+        ctx.ticket,
+        [
+            ("namespace", &t.namespace),
+            ("deployment", &t.deployment),
+            ("container", &t.container),
+        ],
+    ) {
+        return unsaid;
     }
     if let (Some(name), StepType::TrafficShift | StepType::Rollback) = (&t.ingress, ctx.step.kind) {
         let ingresses: Api<Ingress> = Api::namespaced(client, &t.namespace);
