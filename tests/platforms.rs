@@ -62,7 +62,7 @@ async fn discord_register_sends_commands_derived_from_the_grammar() {
         .collect();
     assert_eq!(
         lane_verbs,
-        ["create", "list", "show", "renew", "delete", "apps", "help"]
+        ["create", "list", "show", "renew", "delete", "apps", "deploy", "help"]
     );
     let subs: Vec<&str> = release["options"]
         .as_array()
