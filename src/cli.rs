@@ -1,4 +1,4 @@
-//! The command line: `releasebot serve | migrate | check | slack-manifest`.
+//! The command line: `releasebot serve | demo | migrate | check | slack-manifest | discord-register | token`.
 
 use crate::command::Verb;
 use crate::config::{Config, Settings};
@@ -34,6 +34,91 @@ pub enum Cmd {
     SlackManifest,
     /// Register the slash commands (`/release`, `/role`, `/swimlane`, `/freeze`, `/lock`, `/unlock`) with Discord.
     DiscordRegister,
+    /// API tokens for pipelines (`/api/v1`): create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Make a token for these applications and print it (it is shown only this once).
+    Create {
+        name: String,
+        /// The applications it may open releases of, comma-separated (`*`: all).
+        #[arg(long, value_delimiter = ',', required = true)]
+        applications: Vec<String>,
+    },
+    /// The live tokens: name, applications, creator, created, last used.
+    List,
+    /// Revoke a token: it is refused from now on.
+    Revoke { name: String },
+}
+
+/// `releasebot token …`: run by an operator on the database, audited as `cli`.
+async fn token(settings: &Settings, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
+    use crate::domain::token;
+    use crate::store::tokens;
+    let store = Store::open(&settings.database_url).await?;
+    let mut conn = store.pool.acquire().await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into()));
+    let audit = |action: &str, detail: serde_json::Value| crate::store::audit::AuditEntry {
+        ticket: None,
+        at: now,
+        platform: "cli".into(),
+        actor: by.clone(),
+        action: action.into(),
+        detail,
+    };
+    match cmd {
+        TokenCmd::Create { name, applications } => {
+            if !token::valid_name(&name) {
+                eprintln!("\"{name}\" is not a token name: lowercase letters, digits, '-' and '_', at most 64");
+                return Ok(ExitCode::from(2));
+            }
+            let secret = token::new_secret();
+            let Some(id) = tokens::create(&mut conn, &name, &applications, &token::hash(&secret), &by, now).await?
+            else {
+                eprintln!("a token named \"{name}\" exists already (revoke it first, or choose another name)");
+                return Ok(ExitCode::from(1));
+            };
+            let detail = serde_json::json!({ "name": name, "applications": applications });
+            crate::store::audit::append(&mut conn, &audit("token_created", detail)).await?;
+            println!("{}", token::format(id, &secret));
+            eprintln!(
+                "token {name} for {}: keep it now, it is not shown again",
+                applications.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCmd::List => {
+            for t in tokens::live(&mut conn).await? {
+                let when = |ms: Option<i64>| {
+                    ms.map(crate::domain::fields::format_ms)
+                        .unwrap_or_else(|| "never".into())
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated {}\tlast used {}",
+                    t.name,
+                    t.applications.join(","),
+                    t.created_by,
+                    crate::domain::fields::format_ms(t.created_at),
+                    when(t.last_used_at)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCmd::Revoke { name } => {
+            if !tokens::revoke(&mut conn, &name, &by, now).await? {
+                eprintln!("no live token named \"{name}\"");
+                return Ok(ExitCode::from(1));
+            }
+            crate::store::audit::append(&mut conn, &audit("token_revoked", serde_json::json!({ "name": name })))
+                .await?;
+            println!("token {name} revoked");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// The Discord slash commands, derived from the command grammar: each top-level command
@@ -132,6 +217,7 @@ pub fn main() -> ExitCode {
                 println!("registered {n} Discord commands (/release, /role)");
                 Ok(ExitCode::SUCCESS)
             }
+            Cmd::Token(cmd) => token(&cli.settings, cmd).await,
             Cmd::SlackManifest => {
                 use crate::chat::slack::manifest::{slack_manifest, slack_url_problem};
                 if let Some(w) = slack_url_problem(&cli.settings.public_url) {

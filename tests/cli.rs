@@ -473,3 +473,70 @@ async fn serve_without_platforms_opens_the_local_chat_and_prints_its_url() {
     let status = child.wait().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn token_create_shows_the_token_once_keeps_only_its_hash_and_revoke_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rb.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let env = [("DATABASE_URL", url.clone()), ("USER", "ops-oncall".to_string())];
+    let out = releasebot(
+        &[
+            "token",
+            "create",
+            "gitlab-payments",
+            "--applications",
+            "payments,orders",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (id, secret) = releasebot::domain::token::parse(&token).expect("a token");
+    assert_eq!(id, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it is not shown again"));
+
+    // Only the hash of its secret is in the database (its file and its write-ahead log).
+    let bytes: Vec<u8> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!has(secret), "the secret is not stored");
+    assert!(has(&releasebot::domain::token::hash(secret)), "its hash is");
+
+    let out = releasebot(
+        &["token", "create", "gitlab-payments", "--applications", "billing"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a token named \"gitlab-payments\" exists already"));
+    let out = releasebot(&["token", "create", "GitLab", "--applications", "billing"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let out = releasebot(&["token", "create", "jenkins"], &env);
+    assert!(!out.status.success(), "the applications are required");
+
+    let out = releasebot(&["token", "list"], &env);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.starts_with("gitlab-payments\tpayments,orders\tcli:ops-oncall\tcreated ")
+            && listed.contains("last used never"),
+        "{listed}"
+    );
+    assert!(!listed.contains(secret));
+
+    let out = releasebot(&["token", "revoke", "gitlab-payments"], &env);
+    assert!(out.status.success());
+    let out = releasebot(&["token", "list"], &env);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "revoked tokens are not live");
+    let out = releasebot(&["token", "revoke", "gitlab-payments"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    // The name is free again; the revoked token stays for the audit trail.
+    let out = releasebot(
+        &["token", "create", "gitlab-payments", "--applications", "payments"],
+        &env,
+    );
+    assert!(out.status.success());
+    let again = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_ne!(releasebot::domain::token::parse(&again).unwrap().0, id, "a new token");
+}

@@ -129,6 +129,8 @@ store_suite!(
     a_signature_is_accepted_once_until_it_is_forgotten,
     a_job_has_one_pending_firing_and_each_firing_fires_once,
     two_replicas_fire_each_firing_once,
+    api_tokens_are_unique_among_live_ones,
+    a_baseline_keeps_what_ran_on_kubernetes,
 );
 
 const T0: i64 = 1_795_251_600_000;
@@ -1319,4 +1321,86 @@ async fn every_outbox_row_reaches_a_final_state_under_random_interleavings(s: &S
             .await
             .unwrap();
     }
+}
+
+async fn api_tokens_are_unique_among_live_ones(s: &Store) {
+    use releasebot::store::tokens;
+    let mut conn = s.pool.acquire().await.unwrap();
+    let apps = vec!["payments".to_string()];
+    let first = tokens::create(&mut conn, "ci", &apps, "h1", "cli:ops", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tokens::create(&mut conn, "ci", &apps, "h2", "cli:ops", T0)
+            .await
+            .unwrap(),
+        None
+    );
+    tokens::used(&mut conn, first, T0 + 5).await.unwrap();
+    let t = tokens::get(&mut conn, first).await.unwrap().unwrap();
+    assert_eq!(
+        (t.applications.clone(), t.secret_hash.as_str(), t.last_used_at),
+        (apps.clone(), "h1", Some(T0 + 5))
+    );
+    assert!(tokens::revoke(&mut conn, "ci", "cli:ops", T0 + 9).await.unwrap());
+    assert!(!tokens::revoke(&mut conn, "ci", "cli:ops", T0 + 9).await.unwrap());
+    assert_eq!(
+        tokens::get(&mut conn, first).await.unwrap().unwrap().revoked_at,
+        Some(T0 + 9)
+    );
+    let second = tokens::create(&mut conn, "ci", &apps, "h3", "cli:ops", T0 + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        tokens::live(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        [second]
+    );
+}
+
+async fn a_baseline_keeps_what_ran_on_kubernetes(s: &Store) {
+    use releasebot::store::executions::{self as q, Baseline, Workload};
+    let mut conn = s.pool.acquire().await.unwrap();
+    let mut b = Baseline {
+        id: 0,
+        application: "payments".into(),
+        environment: "prod".into(),
+        execution: None,
+        kind: "before".into(),
+        version: "2.0.0".into(),
+        replicas: 0,
+        config_version: "-".into(),
+        recorded_at: T0,
+        simulated: false,
+        workload: Workload::default(),
+    };
+    b.id = q::record_baseline(&mut conn, &b).await.unwrap();
+    let w = Workload {
+        image: Some("reg/pay:2.0.0".into()),
+        digest: Some("reg/pay@sha256:ab".into()),
+        config_refs: vec!["configmap/pay".into(), "secret/pay-db".into()],
+    };
+    q::fill_workload(&mut conn, b.id, &w, 3).await.unwrap();
+    // Filled once: what was found first stays.
+    q::fill_workload(
+        &mut conn,
+        b.id,
+        &Workload {
+            image: Some("other".into()),
+            ..Workload::default()
+        },
+        9,
+    )
+    .await
+    .unwrap();
+    let read = q::baseline(&mut conn, b.id).await.unwrap().unwrap();
+    assert_eq!((read.workload, read.replicas), (w.clone(), 3));
+    assert_eq!(w.deployable(), Some("reg/pay@sha256:ab"));
 }

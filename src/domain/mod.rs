@@ -11,6 +11,7 @@ pub mod plan;
 pub mod schedule;
 pub mod swimlane;
 pub mod ticket;
+pub mod token;
 
 pub use actor::Actor;
 pub use flow::{FieldDef, FieldKind, Flow, RejectTarget, Stage};

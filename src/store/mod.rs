@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod signatures;
 pub mod swimlanes;
 pub mod tickets;
+pub mod tokens;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
