@@ -943,7 +943,7 @@ async fn an_argo_rollout_is_mirrored_paused_promoted_and_aborted_from_chat() {
     Promote
     Abort
     Cancel
-    The release stops where it is, without rolling back.
+    The Argo Rollout goes back to its stable version at once; the release then fails and its plan rolls it back.
     Abort REL-1?
     Abort
     Rollback

@@ -133,7 +133,17 @@ fn controls(texts: &Texts, run: &Run, plan: &Plan, ticket: &Ticket) -> anyhow::R
             (Command::Rollback, ButtonStyle::Danger),
         ]
         .iter()
-        .map(|(c, s)| button(texts, ticket, *c, *s))
+        .map(|(c, s)| {
+            let mut b = button(texts, ticket, *c, *s)?;
+            // Aborting a Rollout sends it back to its stable version; the plan then rolls back.
+            if let (Command::Abort, Some(confirm)) = (c, b.confirm.as_mut()) {
+                confirm.text = texts.render(
+                    "confirm_abort_rollout_text",
+                    &json!({ "ticket": ticket.id.to_string() }),
+                )?;
+            }
+            Ok(b)
+        })
         .collect();
     }
     if run.queued_behind.is_some() {
