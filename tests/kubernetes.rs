@@ -1473,3 +1473,26 @@ async fn on_the_local_chat_ops_scales_the_deployment_and_reads_the_outcome_there
     assert_allowed_by_the_role(&cluster);
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn a_scale_whose_new_pods_cannot_start_is_rolled_back_to_the_recorded_replicas() {
+    let (url, cluster) = cluster_with_payments().await;
+    // The image the Deployment runs can no longer be pulled: new pods never start.
+    cluster
+        .lock()
+        .unwrap()
+        .unpullable
+        .insert("registry.example.com/payments:2.0.0".into());
+    let bot = TestBot::with("en", &with_target(&url)).await;
+    bot.command(OSCAR, "/release scale payments 6").await;
+    let calls = bot.settle_through_time().await;
+    let alert = text_with(&calls, "🚨 REL-1");
+    assert!(
+        alert.contains("ImagePullBackOff") && alert.contains("Rolling back automatically"),
+        "{alert}"
+    );
+    assert_eq!(image(&cluster).1, 3, "the replicas it had");
+    let replicas: Vec<i64> = cluster.lock().unwrap().changes.iter().map(|c| c.1).collect();
+    assert_eq!(replicas, [6, 3], "scaled, then set back");
+    bot.finish().await;
+}
