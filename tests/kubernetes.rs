@@ -1496,3 +1496,42 @@ async fn a_scale_whose_new_pods_cannot_start_is_rolled_back_to_the_recorded_repl
     assert_eq!(replicas, [6, 3], "scaled, then set back");
     bot.finish().await;
 }
+
+#[tokio::test]
+async fn on_the_local_chat_a_ticket_goes_through_its_stages_and_rolls_out_on_kubernetes() {
+    use common::local_chat::{act_as, app, messages, post_with, session};
+    let (url, cluster) = cluster_with_payments().await;
+    let (bot, base) = app(&rolling(&url)).await;
+    let (http, cookie, csrf, _) = session(&base).await;
+    let say = |user: &'static str, line: &'static str, nonce: &'static str| {
+        let (http, base, cookie, csrf) = (http.clone(), base.clone(), cookie.clone(), csrf.clone());
+        async move {
+            let cookie = act_as(&http, &base, &cookie, &csrf, user).await;
+            let body = json!({ "channel": "releases", "text": line, "nonce": nonce });
+            let r = post_with(&http, format!("{base}/chat/command"), &cookie, &csrf, &body).await;
+            assert_eq!(r.status(), 202, "{line}");
+            cookie
+        }
+    };
+    say(
+        "product",
+        "/release new application=payments version=2.1.0 package_url=https://repo.example.com/payments-2.1.0.tgz md5=9e107d9d372bb6826bd81d3542a419d6 planned_at=\"2030-01-15 22:00\"",
+        "n1",
+    )
+    .await;
+    bot.settle().await;
+    say("test", "/release approve REL-1 evaluation=pass test_summary=ok", "n2").await;
+    bot.settle().await;
+    say("ops", "/release approve REL-1", "n3").await;
+    bot.settle().await;
+    let cookie = say("ops", "/release approve REL-1 release_summary=go", "n4").await;
+    bot.settle_through_time().await;
+    assert_eq!(image(&cluster), ("registry.example.com/payments:2.1.0".to_string(), 3));
+    let page = messages(&http, &base, &cookie, "releases").await;
+    assert!(
+        page.contains("deployment payments runs registry.example.com/payments:2.1.0 on every replica"),
+        "{page}"
+    );
+    assert_allowed_by_the_role(&cluster);
+    bot.finish().await;
+}
