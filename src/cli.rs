@@ -32,7 +32,7 @@ pub enum Cmd {
     Check,
     /// Print a Slack app manifest (JSON) for this deployment's public URL.
     SlackManifest,
-    /// Register the slash commands (`/release`, `/role`, `/swimlane`, `/freeze`, `/lock`, `/unlock`) with Discord.
+    /// Register the slash commands (`/release`, `/role`, `/swimlane`, `/freeze`, `/lock`, `/unlock`, `/token`) with Discord.
     DiscordRegister,
     /// API tokens for pipelines (`/api/v1`): create (shown once), list, revoke.
     #[command(subcommand)]

@@ -1,5 +1,6 @@
-//! The real binary: `check`, `migrate`, `slack-manifest`, and a smoke test of `serve`
-//! over a real TCP socket with a graceful SIGTERM stop.
+//! The real binary: `check`, `migrate`, `slack-manifest`, `token`, and a smoke test of
+//! `serve` over a real TCP socket with a graceful SIGTERM stop; and API tokens as chat
+//! manages them.
 
 mod common;
 
@@ -539,4 +540,44 @@ fn token_create_shows_the_token_once_keeps_only_its_hash_and_revoke_ends_it() {
     assert!(out.status.success());
     let again = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_ne!(releasebot::domain::token::parse(&again).unwrap().0, id, "a new token");
+}
+
+#[tokio::test]
+async fn in_chat_an_admin_lists_and_revokes_tokens_and_is_told_how_to_make_one() {
+    use common::{ephemerals_to, team_config, TestBot, ADA, OSCAR, START_MS};
+    let bot = TestBot::with("en", &team_config()).await;
+    let mut conn = bot.app.state.bot.store.pool.acquire().await.unwrap();
+    let secret = releasebot::domain::token::new_secret();
+    let hash = releasebot::domain::token::hash(&secret);
+    let apps = vec!["payments".to_string()];
+    releasebot::store::tokens::create(&mut conn, "gitlab-payments", &apps, &hash, "cli:ops", START_MS)
+        .await
+        .unwrap();
+    drop(conn);
+    bot.command(OSCAR, "/token list").await;
+    let refused = ephemerals_to(&bot.settle().await, OSCAR).pop().unwrap();
+    assert!(refused.contains("Only an admin may manage API tokens"), "{refused}");
+    bot.command(ADA, "/token list").await;
+    let listed = ephemerals_to(&bot.settle().await, ADA).pop().unwrap();
+    insta::assert_snapshot!(listed, @"
+    *API tokens*
+    `gitlab-payments` · payments · made by @ops (cli) at 2026-11-21 09:00 UTC · last used never
+    ");
+    bot.command(ADA, "/token create jenkins payments orders").await;
+    let told = ephemerals_to(&bot.settle().await, ADA).pop().unwrap();
+    insta::assert_snapshot!(told, @"*A token is shown only once, so it is made on the server rather than in chat (here it would stay in releasebot's outgoing messages): run `releasebot token create jenkins --applications payments,orders` where releasebot runs, and put what it prints in your pipeline's secret variables.*");
+    bot.command(ADA, "/token revoke gitlab-payments").await;
+    let revoked = ephemerals_to(&bot.settle().await, ADA).pop().unwrap();
+    assert!(revoked.contains("API token `gitlab-payments` is revoked"), "{revoked}");
+    bot.command(ADA, "/token list").await;
+    assert!(ephemerals_to(&bot.settle().await, ADA)
+        .pop()
+        .unwrap()
+        .contains("No live API tokens."));
+    bot.command(ADA, "/token revoke gitlab-payments").await;
+    assert!(ephemerals_to(&bot.settle().await, ADA)
+        .pop()
+        .unwrap()
+        .contains("There is no live API token named `gitlab-payments`"));
+    bot.finish().await;
 }

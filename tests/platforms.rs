@@ -47,7 +47,7 @@ async fn discord_register_sends_commands_derived_from_the_grammar() {
     )
     .await
     .unwrap();
-    assert_eq!(n, 6, "/release, /role, /swimlane, /freeze, /lock and /unlock");
+    assert_eq!(n, 7, "/release, /role, /swimlane, /freeze, /lock, /unlock and /token");
     let call = bot.discord.calls().into_iter().find(|c| c.route == "register").unwrap();
     assert_eq!(call.auth.as_deref(), Some("Bot discord-bot-token"));
     let release = &call.body[0];

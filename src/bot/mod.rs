@@ -15,6 +15,7 @@ pub mod roles;
 pub mod scheduled;
 pub mod swimlanes;
 pub mod tickets;
+pub mod tokens;
 
 pub use crate::chat::actions;
 use crate::chat::{Form, Inbound, InboundKind, Message, Outbound};
@@ -419,6 +420,9 @@ impl Bot {
             C::SwimlaneDelete { name, confirmed } => swimlanes::delete_by_command(self, tx, ev, &name, confirmed).await,
             C::SwimlaneApps { name, add, app } => swimlanes::apps(self, tx, ev, &name, add, &app).await,
             C::SwimlaneDeploy { name, app, version } => swimlanes::deploy(self, tx, ev, &name, &app, &version).await,
+            C::TokenList => tokens::list(self, tx, ev).await,
+            C::TokenRevoke { name } => tokens::revoke(self, tx, ev, &name).await,
+            C::TokenCreate { name, applications } => tokens::create(self, tx, ev, &name, &applications).await,
             C::ReleaseOverride { id, reason } => releases::release_override(self, tx, ev, id, &reason).await,
             C::FreezeStart {
                 application,

@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 
 mod calendar;
 mod lex;
+mod problem;
 mod release;
 mod role;
 mod swimlane;
+mod token;
 
 use lex::split_values;
 pub use lex::{parse_mention, words, PLATFORMS};
+pub use problem::{CommandError, Problem};
 
 /// Every command. Adding one without usage and help text does not compile:
 /// `usage` and `help_key` match exhaustively.
@@ -51,17 +54,20 @@ pub enum Verb {
     FreezeList,
     Lock,
     Unlock,
+    TokenCreate,
+    TokenList,
+    TokenRevoke,
 }
 
 /// The top-level commands, each a slash command on Slack and Discord and the first word
 /// of an @-mention on DingTalk.
-pub const COMMANDS: [&str; 6] = ["release", "role", "swimlane", "freeze", "lock", "unlock"];
+pub const COMMANDS: [&str; 7] = ["release", "role", "swimlane", "freeze", "lock", "unlock", "token"];
 
 /// Commands that are one verb (`/lock APP …`): the verb has no word of its own.
 const ONE_VERB: [(&str, Verb); 2] = [("lock", Verb::Lock), ("unlock", Verb::Unlock)];
 
 impl Verb {
-    pub const ALL: [Verb; 32] = [
+    pub const ALL: [Verb; 35] = [
         Verb::ReleaseNew,
         Verb::ReleaseShow,
         Verb::ReleaseList,
@@ -94,6 +100,9 @@ impl Verb {
         Verb::FreezeList,
         Verb::Lock,
         Verb::Unlock,
+        Verb::TokenCreate,
+        Verb::TokenList,
+        Verb::TokenRevoke,
     ];
 
     /// The top-level command (`/release`, `/role`).
@@ -117,6 +126,7 @@ impl Verb {
             Verb::FreezeStart | Verb::FreezeEnd | Verb::FreezeList => "freeze",
             Verb::Lock => "lock",
             Verb::Unlock => "unlock",
+            Verb::TokenCreate | Verb::TokenList | Verb::TokenRevoke => "token",
             Verb::RoleAdd | Verb::RoleRemove | Verb::RoleList | Verb::RoleLink => "role",
             Verb::SwimlaneCreate
             | Verb::SwimlaneList
@@ -162,6 +172,9 @@ impl Verb {
             Verb::FreezeEnd => "end",
             Verb::FreezeList => "list",
             Verb::Lock | Verb::Unlock => "",
+            Verb::TokenCreate => "create",
+            Verb::TokenList => "list",
+            Verb::TokenRevoke => "revoke",
         }
     }
 
@@ -200,6 +213,9 @@ impl Verb {
             Verb::FreezeList => "/freeze list",
             Verb::Lock => "/lock APP [ENV] reason",
             Verb::Unlock => "/unlock APP [ENV]",
+            Verb::TokenCreate => "/token create NAME APP …",
+            Verb::TokenList => "/token list",
+            Verb::TokenRevoke => "/token revoke NAME",
         }
     }
 
@@ -238,6 +254,9 @@ impl Verb {
             Verb::FreezeList => "help_freeze_list",
             Verb::Lock => "help_lock",
             Verb::Unlock => "help_unlock",
+            Verb::TokenCreate => "help_token_create",
+            Verb::TokenList => "help_token_list",
+            Verb::TokenRevoke => "help_token_revoke",
         }
     }
 
@@ -386,6 +405,15 @@ pub enum Command {
         application: String,
         environment: Option<String>,
     },
+    /// An API token for pipelines (created on the server: see `bot::tokens`).
+    TokenCreate {
+        name: String,
+        applications: Vec<String>,
+    },
+    TokenList,
+    TokenRevoke {
+        name: String,
+    },
 }
 
 impl Command {
@@ -422,7 +450,10 @@ impl Command {
             | Command::FreezeEnd { .. }
             | Command::FreezeList
             | Command::Lock { .. }
-            | Command::Unlock { .. } => None,
+            | Command::Unlock { .. }
+            | Command::TokenCreate { .. }
+            | Command::TokenList
+            | Command::TokenRevoke { .. } => None,
         }
     }
 
@@ -453,108 +484,6 @@ impl Command {
             self,
             Command::RoleAdd { .. } | Command::RoleRemove { .. } | Command::RoleLink { .. }
         )
-    }
-}
-
-/// What is wrong with a command line; each has a template `usage_<code>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    UnknownCommand(String),
-    UnknownVerb {
-        command: String,
-        word: String,
-    },
-    MissingTicket,
-    BadTicket(String),
-    BadScope(String),
-    MissingRole,
-    MissingUser,
-    /// A word that should have been a mention (`@bob` typed as plain text).
-    NotAMention(String),
-    /// `platform:user-id` whose id is not one that platform issues.
-    BadUserId(String),
-    /// `--to` without a baseline number, or not a number.
-    BadBaseline(String),
-    MissingApplication,
-    Unexpected(String),
-    /// A swimlane command without the lane's name.
-    MissingLane,
-    /// `--days` or a renewal's days: not a whole number from 1 to 365.
-    BadDays(String),
-    /// `--for` without what the lane is for.
-    MissingPurpose,
-    /// `apps NAME` without `add`/`remove` and an application.
-    BadAppsChange(String),
-    /// A command that needs a reason was given none.
-    MissingReason,
-    /// `--for` of a freeze: not a duration.
-    BadDuration(String),
-    /// Not a freeze's number.
-    BadFreeze(String),
-    /// `scale` without a number of replicas from 0 to 1000.
-    BadReplicas(String),
-    /// A deploy without the version to deploy.
-    MissingVersion,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandError {
-    pub verb: Option<Verb>,
-    pub problem: Problem,
-}
-
-impl Problem {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Problem::UnknownCommand(_) => "unknown_command",
-            Problem::UnknownVerb { .. } => "unknown_verb",
-            Problem::MissingTicket => "missing_ticket",
-            Problem::BadTicket(_) => "bad_ticket",
-            Problem::BadScope(_) => "bad_scope",
-            Problem::MissingRole => "missing_role",
-            Problem::MissingUser => "missing_user",
-            Problem::NotAMention(_) => "not_a_mention",
-            Problem::BadUserId(_) => "bad_user_id",
-            Problem::BadBaseline(_) => "bad_baseline",
-            Problem::MissingApplication => "missing_application",
-            Problem::Unexpected(_) => "unexpected",
-            Problem::MissingLane => "missing_lane",
-            Problem::BadDays(_) => "bad_days",
-            Problem::MissingPurpose => "missing_purpose",
-            Problem::BadAppsChange(_) => "bad_apps_change",
-            Problem::MissingReason => "missing_reason",
-            Problem::BadDuration(_) => "bad_duration",
-            Problem::BadFreeze(_) => "bad_freeze",
-            Problem::BadReplicas(_) => "bad_replicas",
-            Problem::MissingVersion => "missing_version",
-        }
-    }
-
-    /// The word at fault, for the template.
-    pub fn word(&self) -> &str {
-        match self {
-            Problem::UnknownCommand(w)
-            | Problem::BadTicket(w)
-            | Problem::BadScope(w)
-            | Problem::NotAMention(w)
-            | Problem::BadUserId(w)
-            | Problem::BadBaseline(w)
-            | Problem::BadDays(w)
-            | Problem::BadAppsChange(w)
-            | Problem::BadDuration(w)
-            | Problem::BadReplicas(w)
-            | Problem::BadFreeze(w)
-            | Problem::Unexpected(w) => w,
-            Problem::UnknownVerb { word, .. } => word,
-            Problem::MissingTicket
-            | Problem::MissingRole
-            | Problem::MissingUser
-            | Problem::MissingApplication
-            | Problem::MissingLane
-            | Problem::MissingPurpose
-            | Problem::MissingReason
-            | Problem::MissingVersion => "",
-        }
     }
 }
 
@@ -622,6 +551,9 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         Verb::ReleaseScale => release::scale(&a),
         Verb::ReleaseRestart => release::restart(&a),
         Verb::ReleaseHelp => release::help(&a),
+        Verb::TokenCreate => token::create(&a),
+        Verb::TokenList => a.no_more(0).map(|_| Command::TokenList),
+        Verb::TokenRevoke => token::revoke(&a),
         Verb::RoleAdd => role::add(&a),
         Verb::RoleRemove => role::remove(&a),
         Verb::RoleList => role::list(&a),

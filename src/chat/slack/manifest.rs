@@ -20,6 +20,7 @@ pub fn slack_manifest(public_url: &str) -> anyhow::Result<slack_morphism::prelud
                 "swimlane" => "Expiring feature environments (swimlanes)",
                 "freeze" => "Release freezes",
                 "lock" => "Lock an application's releases",
+                "token" => "API tokens for pipelines",
                 _ => "Unlock an application's releases",
             }
             .to_string(),
