@@ -1016,7 +1016,7 @@ async fn an_argo_rollout_is_mirrored_paused_promoted_and_aborted_from_chat() {
     payments: step 4/4 · Healthy · last command: abort — <@UOSCAR>
     *Elapsed*
     7s
-    ❌ Roll out (09:00–09:00) — rollout payments was aborted or degraded: aborted (analysis: payments-987845c4e2-3: Running)
+    ❌ Roll out (09:00–09:00) — rollout payments was aborted or degraded (analysis: payments-987845c4e2-3: Running)
     ↩️ Rollback — rollout payments back on its stable version registry.example.com/payments:2.0.0
     <http://127.0.0.1:3000/executions/1?t=[token]|Release page>
     ");

@@ -4,7 +4,7 @@
 //! messages; `/token create` says how, with the command to run.
 
 use super::{roles, Bot, Handled};
-use crate::chat::{mention, Inbound, Message};
+use crate::chat::{Inbound, Message};
 use crate::store::tokens as q;
 use crate::work::Work;
 use serde_json::json;
@@ -23,9 +23,7 @@ pub async fn list(bot: &Bot, tx: &mut Work, ev: &Inbound) -> anyhow::Result<Hand
     }
     let mut lines = Vec::new();
     for t in q::live(tx).await? {
-        let by = crate::domain::Actor::parse(&t.created_by)
-            .map(|a| mention(&a))
-            .unwrap_or_else(|| t.created_by.clone());
+        let by = crate::chat::mention_stored(&t.created_by);
         lines.push(bot.texts.render(
             "token_line",
             &json!({

@@ -231,6 +231,14 @@ pub struct Inbound {
     pub kind: InboundKind,
 }
 
+/// The mention of a stored actor (`platform:user`), or the stored text escaped when it
+/// names no actor.
+pub fn mention_stored(actor: &str) -> String {
+    Actor::parse(actor)
+        .map(|a| mention(&a))
+        .unwrap_or_else(|| texts::escape(actor))
+}
+
 /// The mention token of a user, rendered by each platform.
 /// The neutral mention of `actor` (platforms render it as a real mention). An id that is
 /// not of its platform's shape (stored before ids were checked) is never spliced into a

@@ -288,9 +288,7 @@ pub fn show(
     });
     let mut lines = Vec::new();
     for e in audit {
-        let actor = crate::domain::Actor::parse(&e.actor)
-            .map(|a| mention(&a))
-            .unwrap_or_else(|| escape(&e.actor));
+        let actor = crate::chat::mention_stored(&e.actor);
         let d = json!({
             "at": format_ms(e.at), "actor": actor, "platform": e.platform,
             "stage": e.detail.get("stage_name"), "comment": e.detail.get("comment"),

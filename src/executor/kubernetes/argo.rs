@@ -191,7 +191,7 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -> 
     let Some(current) = container(&ro.data, &t.container) else {
         return no_container(t);
     };
-    let wanted = t.wanted(&current, ctx.ticket);
+    let wanted = super::wanted_image(t.image.as_deref(), &current, ctx.ticket);
     if current != wanted {
         if ctx.run.kube.is_none() {
             ctx.run.kube = Some(Before {
@@ -233,11 +233,10 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -> 
         status["observedGeneration"].as_str().map(str::to_string) == ro.metadata.generation.map(|g| g.to_string());
     let on_new = !status["stableRS"].is_null() && status["stableRS"] == status["currentPodHash"];
     let outcome = if status["abort"] == true || m.phase == "Degraded" {
-        let why = match (m.message.is_empty(), status["abort"] == true) {
-            (false, _) => m.message.clone(),
-            (true, true) => "aborted".to_string(),
-            (true, false) => m.phase.clone(),
-        };
+        // The Rollout's own words, else its phase; an abort not yet reconciled has none.
+        let why = Some(&m.message)
+            .filter(|w| !w.is_empty())
+            .or(Some(&m.phase).filter(|_| status["abort"] != true));
         done(
             false,
             summary(
@@ -262,13 +261,6 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -> 
     };
     ctx.run.argo = Some(m);
     outcome
-}
-
-impl Target {
-    fn wanted(&self, current: &str, ticket: &crate::domain::ticket::Ticket) -> String {
-        let version = ticket.fields.get("version").map_or("", String::as_str);
-        self.image.clone().unwrap_or_else(|| super::with_tag(current, version))
-    }
 }
 
 /// Passes a person's command on to the Rollout, as `kubectl argo rollouts` does; the
@@ -413,10 +405,8 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, rollouts: &Api<DynamicObject>) -
                 summary("argo_restored", json!({ "rollout": t.rollout, "image": before.image })),
             );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = ctx.stop.cancelled() => return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() }))),
+        if let Some(stopped) = super::look_again_after(&ctx, &mut wait).await {
+            return stopped;
         }
-        wait = (wait * 2).min(std::time::Duration::from_secs(15));
     }
 }

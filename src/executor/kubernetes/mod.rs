@@ -159,8 +159,7 @@ impl Target {
 
     /// The new version's image, given what the stable Deployment runs.
     pub(super) fn wanted(&self, current: &str, ticket: &Ticket) -> String {
-        let version = ticket.fields.get("version").map_or("", String::as_str);
-        self.image.clone().unwrap_or_else(|| with_tag(current, version))
+        wanted_image(self.image.as_deref(), current, ticket)
     }
 }
 
@@ -253,15 +252,6 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
         service: service.as_deref().map(|s| fill(s, ctx.ticket)),
         from_namespace: from_namespace.as_deref().map(|n| fill(n, ctx.ticket)),
     };
-    let access = Access {
-        api_url: api_url.as_deref(),
-        token_env: token_env.as_deref(),
-        context: context.as_deref(),
-    };
-    let client = match client_for(access).await {
-        Ok(c) => c,
-        Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
-    };
     if let Some(unsaid) = unsaid(
         ctx.ticket,
         [
@@ -272,6 +262,15 @@ pub async fn run(ctx: StepCtx<'_>) -> StepOutcome {
     ) {
         return unsaid;
     }
+    let access = Access {
+        api_url: api_url.as_deref(),
+        token_env: token_env.as_deref(),
+        context: context.as_deref(),
+    };
+    let client = match client_for(access).await {
+        Ok(c) => c,
+        Err(e) => return done(false, summary("k8s_unreachable", json!({ "error": e }))),
+    };
     if let (Some(name), StepType::TrafficShift | StepType::Rollback) = (&t.ingress, ctx.step.kind) {
         let ingresses: Api<Ingress> = Api::namespaced(client, &t.namespace);
         return routing::ingress_weight(ctx, &t, name, &ingresses).await;
@@ -311,6 +310,24 @@ pub(super) fn container_image(d: &Deployment, container: &str) -> Option<String>
         .find(|c| c.name == container)?
         .image
         .clone()
+}
+
+/// The new version's image: the step's `image`, else what runs now with the ticket's
+/// version as its tag.
+pub(super) fn wanted_image(image: Option<&str>, current: &str, ticket: &Ticket) -> String {
+    let version = ticket.fields.get("version").map_or("", String::as_str);
+    image.map_or_else(|| with_tag(current, version), str::to_string)
+}
+
+/// Waits before the next look (then twice as long, up to 15 s); the step's result if a
+/// person asked to stop it meanwhile.
+pub(super) async fn look_again_after(ctx: &StepCtx<'_>, wait: &mut std::time::Duration) -> Option<StepOutcome> {
+    tokio::select! {
+        _ = tokio::time::sleep(*wait) => {}
+        _ = ctx.stop.cancelled() => return Some(done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() })))),
+    }
+    *wait = (*wait * 2).min(std::time::Duration::from_secs(15));
+    None
 }
 
 /// `repo:tag` (or `repo@digest`) with `version` as its tag.
@@ -402,8 +419,7 @@ async fn deploy(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>, pod
             ),
         );
     };
-    let version = ctx.ticket.fields.get("version").cloned().unwrap_or_default();
-    let wanted = t.image.clone().unwrap_or_else(|| with_tag(&current, &version));
+    let wanted = t.wanted(&current, ctx.ticket);
     let d = if current == wanted {
         // Set already (this step resumed after a restart, or the image was there).
         d
@@ -613,11 +629,9 @@ async fn rollback(ctx: StepCtx<'_>, t: &Target, deployments: &Api<Deployment>) -
             }
             Rollout::Waiting => {}
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = ctx.stop.cancelled() => return done(false, summary("terminated", json!({ "grace": ctx.grace.as_secs() }))),
+        if let Some(stopped) = look_again_after(&ctx, &mut wait).await {
+            return stopped;
         }
-        wait = (wait * 2).min(std::time::Duration::from_secs(15));
     }
 }
 
